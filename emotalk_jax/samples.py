@@ -1,0 +1,12 @@
+"""Paths of the small redistributable media bundled with the package (see assets/LICENSES.md)."""
+
+import pathlib
+
+ASSETS_DIR = pathlib.Path(__file__).resolve().parent / "assets"
+
+# A GRID corpus clip: 360x288, 25 fps, one speaker, 44.1 kHz audio, 3 s. CC BY 4.0.
+GRID_CLIP = ASSETS_DIR / "bbaf2n.mpg"
+# NASA portrait of Eileen Collins, 512x512 RGB. Public domain.
+ASTRONAUT_PHOTO = ASSETS_DIR / "skimage_astronaut.png"
+# CMU ARCTIC a0007, 16 kHz mono speech, 4 s.
+ARCTIC_SPEECH = ASSETS_DIR / "pysptk_arctic_a0007.wav"
