@@ -1,0 +1,124 @@
+"""The `emotalk` command line.
+
+Every subcommand is a thin wrapper over library functions a notebook can call directly. Bad input raises
+`InputError`, which is printed as `emotalk: error: <file>: <problem>` with exit status 2 and no traceback.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import warnings
+
+from emotalk_jax import errors
+from emotalk_jax import samples
+
+VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".flv", ".webm", ".mkv", ".avi", ".m4v"}
+
+
+def _default_out(path: pathlib.Path, suffix: str) -> pathlib.Path:
+  return pathlib.Path("emotalk_out") / f"{path.stem}{suffix}"
+
+
+def cmd_landmarks(args) -> dict:
+  """Draws the aligned crop with its landmarks and face-graph edges (PNG for a photo, MP4 for a video)."""
+  from emotalk_jax import preprocess  # pylint: disable=g-import-not-at-top  (keeps `--help` fast)
+  src = pathlib.Path(args.input)
+  is_video = src.suffix.lower() in VIDEO_SUFFIXES
+  out = pathlib.Path(args.out) if args.out else _default_out(src, "_landmarks.mp4" if is_video else "_landmarks.png")
+  if is_video:
+    summary = preprocess.draw_video_landmarks(src, out, size=args.size, face_index=args.face_index)
+  else:
+    summary = preprocess.draw_image_landmarks(src, out, size=args.size, face_index=args.face_index)
+  return {"output": str(out), **summary}
+
+
+def cmd_preprocess(args) -> dict:
+  """Full preprocessing of a clip: track, smooth, align, crop, log-mel; writes an .npz and an aligned MP4."""
+  from emotalk_jax import preprocess  # pylint: disable=g-import-not-at-top
+  src = pathlib.Path(args.input)
+  out_dir = pathlib.Path(args.out)
+  clip = preprocess.preprocess_video(src, size=args.size, fps=args.fps, face_index=args.face_index,
+                                     audio_path=args.audio, progress=not args.quiet)
+  npz = out_dir / f"{src.stem}.npz"
+  mp4 = out_dir / f"{src.stem}_aligned.mp4"
+  preprocess.save_clip(clip, npz)
+  preprocess.write_clip_video(clip, mp4)
+  return {"npz": str(npz), "video": str(mp4), **clip.summary()}
+
+
+def cmd_emotion(args) -> dict:
+  """Parses emotion text (e.g. `happy:0.6+surprised:0.4`) and prints the model's emotion vector."""
+  from emotalk_jax import emotions  # pylint: disable=g-import-not-at-top
+  parsed = [emotions.parse_emotion(text) for text in args.text]
+  return {"order": list(emotions.EMOTIONS) + ["intensity"],
+          "emotions": [{"text": t, "canonical": str(e), "vector": [round(float(v), 6) for v in e.vector()]}
+                       for t, e in zip(args.text, parsed)]}
+
+
+def cmd_bench(args) -> dict:
+  """Benchmarks; prints JSON."""
+  from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
+  return bench.preprocess_benchmark(args.clips or None, num_frames=args.frames)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="emotalk",
+      description="Emotion-controllable one-shot talking-face generation in JAX (research reimplementation).")
+  sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+  def add_face_args(p):
+    p.add_argument("--size", type=int, default=256, choices=(128, 256), help="aligned crop size in pixels (default 256)")
+    p.add_argument("--face-index", type=int, default=0,
+                   help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
+
+  p = sub.add_parser("landmarks", help="draw the aligned face crop with its 68 landmarks and graph edges",
+                     description=cmd_landmarks.__doc__)
+  p.add_argument("input", nargs="?", default=str(samples.GRID_CLIP),
+                 help="photo or video (default: the bundled GRID clip)")
+  p.add_argument("--out", help="output .png (photo) or .mp4 (video); default emotalk_out/<name>_landmarks.*")
+  add_face_args(p)
+  p.set_defaults(func=cmd_landmarks)
+
+  p = sub.add_parser("preprocess", help="align, crop and extract landmarks + log-mel from a video",
+                     description=cmd_preprocess.__doc__)
+  p.add_argument("input", nargs="?", default=str(samples.GRID_CLIP),
+                 help="video file (default: the bundled GRID clip)")
+  p.add_argument("--out", default="emotalk_out", help="output folder (default emotalk_out)")
+  p.add_argument("--audio", help="separate audio file to use instead of the video's own track")
+  p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25)")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_face_args(p)
+  p.set_defaults(func=cmd_preprocess)
+
+  p = sub.add_parser("emotion", help="parse emotion text and print the emotion vector",
+                     description=cmd_emotion.__doc__)
+  p.add_argument("text", nargs="+", help="e.g. happy, happy:0.7, happy:0.6+surprised:0.4")
+  p.set_defaults(func=cmd_emotion)
+
+  p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
+  p.add_argument("what", choices=("preprocess",), help="what to benchmark")
+  p.add_argument("--clips", nargs="*", help="video files (default: a 256x256 and a 512x512 clip)")
+  p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
+  p.set_defaults(func=cmd_bench)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  # TensorFlow (pulled in by TFDS) must never take an accelerator from JAX.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  warnings.formatwarning = lambda msg, cat, *_: f"emotalk: warning: {msg}\n"
+  try:
+    result = args.func(args)
+  except errors.InputError as e:
+    print(f"emotalk: error: {e}", file=sys.stderr)
+    return 2
+  print(json.dumps(result, indent=2))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,57 @@
+"""emotalk-jax: emotion-controllable one-shot talking-face generation in JAX (research reimplementation)."""
+
+import pathlib
+
+import setuptools
+
+ROOT = pathlib.Path(__file__).resolve().parent
+VERSION = {}
+exec((ROOT / "emotalk_jax" / "__init__.py").read_text(), VERSION)  # pylint: disable=exec-used
+
+# Lower bounds are the versions this project is tested with (Python 3.11, 2026-11).
+INSTALL_REQUIRES = [
+    "numpy>=1.26",
+    "scipy>=1.11",
+    "jax>=0.10.2",
+    "flax>=0.12.8",
+    "optax>=0.2.8",
+    "jraph>=0.0.6.dev0",
+    "orbax-checkpoint>=0.12.8",
+    "ml-collections>=1.1.0",
+    "absl-py>=2.1",
+    # TensorFlow only feeds tf.data / TFDS and must never take an accelerator: the CPU build where it exists.
+    "tensorflow-cpu>=2.21; platform_system != 'Darwin'",
+    "tensorflow>=2.21; platform_system == 'Darwin'",
+    "tensorflow-datasets>=4.9.10",
+    "librosa>=0.11",
+    "soundfile>=0.12",
+    "opencv-python>=4.10",
+    # dlib-bin is the prebuilt wheel of dlib (the `dlib` sdist compiles for a long time).
+    "dlib-bin>=20.0.1",
+    "face_recognition_models>=0.3.0",
+    "av>=14.0",
+    "tqdm>=4.66",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+    "colab": ["ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10"],
+    "cuda": ["jax[cuda12]>=0.10.2"],
+    "tpu": ["jax[tpu]>=0.10.2"],
+    "beam": ["apache-beam>=2.60"],
+}
+
+setuptools.setup(
+    name="emotalk-jax",
+    version=VERSION["__version__"],
+    description=__doc__,
+    long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else __doc__,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["emotalk_jax", "emotalk_jax.*", "data_pipelines", "data_pipelines.*", "configs"]),
+    package_data={"emotalk_jax": ["assets/*"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["emotalk = emotalk_jax.cli:main"]},
+)
