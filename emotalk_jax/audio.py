@@ -1,0 +1,260 @@
+"""Speech loading and the log-mel features that drive the generator.
+
+The contract (every number below is a module constant):
+
+* Waveforms are mono float32 in [-1, 1] at `SAMPLE_RATE` = 16000 Hz. `load_audio` decodes any
+  container PyAV or libsndfile reads, averages the channels and resamples with soxr.
+* `log_mel`: an STFT with `N_FFT` = 512, a 25 ms Hann window (`WIN_LENGTH` = 400 samples) and a 10 ms hop
+  (`HOP_LENGTH` = 160 samples, so 100 mel frames per second), `N_MELS` = 80 Slaney mel bands over
+  `FMIN`..`FMAX` = 55..7600 Hz, power 2, natural log with a floor: log(max(power, `LOG_FLOOR`)).
+  Frames are centred (the signal is zero-padded by N_FFT / 2 on both sides), so N samples give
+  F = 1 + N // 160 mel frames, and mel frame j describes the audio around time j * 10 ms.
+* `num_video_frames`: N samples last N / 16000 s and get T = ceil(N * fps / 16000) video frames, so the
+  last, partial frame period still gets a frame and no speech is dropped.
+* `mel_windows`: video frame i shows time t_i = i / fps. Its window is centred on mel frame
+  c_i = floor(i * 100 / fps + 0.5) and covers the `MEL_WINDOW` = 16 mel frames c_i - 8 .. c_i + 7
+  (160 ms; window row 8 is frame c_i itself). Mel frames outside 0 .. F - 1 read as `LOG_MEL_FLOOR` =
+  log(LOG_FLOOR) = -11.51, the value of digital silence, so the output has exactly the requested number
+  of video frames even when the audio is a little shorter or longer than the video.
+
+Example: 3.0 s of speech -> 48000 samples -> F = 301 mel frames -> T = 75 video frames at 25 fps ->
+`audio_features` returns [75, 16, 80]; window 0 covers mel frames -8 .. 7 (rows 0..7 are padding) and
+window 74 covers mel frames 288 .. 303 (rows 13..15 are padding).
+"""
+
+import math
+import os
+import pathlib
+
+import av
+import librosa
+import numpy as np
+import soundfile
+
+from emotalk_jax.errors import InputError
+
+SAMPLE_RATE = 16000  # Hz.
+N_FFT = 512  # Samples (32 ms); the next power of two above WIN_LENGTH.
+WIN_LENGTH = 400  # Samples (25 ms).
+HOP_LENGTH = 160  # Samples (10 ms): 100 mel frames per second.
+N_MELS = 80
+# 55 Hz sits below the lowest male F0; 7600 Hz stays under Nyquist (8 kHz) where resampling filters roll off.
+FMIN = 55.0
+FMAX = 7600.0
+LOG_FLOOR = 1e-5  # Floor on mel power before the log.
+LOG_MEL_FLOOR = np.float32(np.log(LOG_FLOOR))  # -11.51: log-mel of silence, and the padding value.
+FPS = 25  # Video frames per second the model is trained at.
+MEL_WINDOW = 16  # Mel frames per video frame window (160 ms).
+MEL_FPS = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second.
+MIN_SAMPLES = SAMPLE_RATE // FPS  # 640: one video frame of audio; anything shorter is not speech.
+# Peak |x| below this (-80 dBFS, about 3 LSB of 16-bit audio) is digital silence, not quiet speech.
+SILENCE_PEAK = 1e-4
+
+_SOUNDFILE_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError)
+
+
+def check_file(path) -> pathlib.Path:
+  """Checks that `path` names a non-empty, readable regular file; raises InputError otherwise."""
+  p = pathlib.Path(os.fspath(path)).expanduser()
+  if not p.exists():
+    raise InputError(path, "no such file")
+  if p.is_dir():
+    raise InputError(path, "is a directory, not a file")
+  if not p.is_file():
+    raise InputError(path, "is not a regular file")
+  try:
+    size = p.stat().st_size
+    with open(p, "rb"):
+      pass
+  except OSError as e:
+    raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+  if size == 0:
+    raise InputError(path, "is empty (0 bytes)")
+  return p
+
+
+def _read_with_soundfile(p: pathlib.Path):
+  """-> ([N] float32 mono, rate) or None when libsndfile does not know the format."""
+  try:
+    data, rate = soundfile.read(str(p), dtype="float32", always_2d=True)
+  except _SOUNDFILE_ERRORS:
+    return None
+  return data.mean(axis=1, dtype=np.float32), int(rate)
+
+
+def _read_with_av(path, p: pathlib.Path):
+  """-> ([N] float32 mono, rate) from the first audio stream, or None when the file has no audio stream."""
+  try:
+    container = av.open(str(p))
+  except (av.error.InvalidDataError, av.error.EOFError):
+    raise InputError(
+        path, "is not a readable audio or video file (unknown format, or corrupt/truncated data)"
+    ) from None
+  except (av.FFmpegError, OSError) as e:
+    raise InputError(path, f"cannot be opened as media ({e.strerror or e})") from None
+  with container:
+    if not container.streams.audio:
+      return None
+    stream = container.streams.audio[0]
+    chunks = []
+    rate = stream.codec_context.sample_rate or None
+    resampler = None
+    try:
+      for packet in container.demux(stream):
+        try:
+          frames = packet.decode()
+        except av.error.InvalidDataError:
+          continue  # A damaged packet: skip it, as the ffmpeg tool does.
+        for frame in frames:
+          if resampler is None:
+            # Planar float keeps the native rate and channels; mixing down and resampling are done below
+            # so every input goes through the same soxr path.
+            rate = frame.sample_rate
+            resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=rate)
+          for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray())
+      if resampler is not None:
+        for out in resampler.resample(None):
+          chunks.append(out.to_ndarray())
+    except av.FFmpegError as e:
+      problem = f"audio stream cannot be read (corrupt or truncated file?): {e.strerror or e}"
+      raise InputError(path, problem) from None
+  if not chunks:
+    return np.zeros([0], np.float32), int(rate or SAMPLE_RATE)
+  data = np.concatenate(chunks, axis=1)  # [channels, N]
+  return data.mean(axis=0, dtype=np.float32), int(rate)
+
+
+def decode_audio(path) -> np.ndarray | None:
+  """Decodes the first audio track of any media file to [N] float32 mono at 16 kHz, without content checks.
+
+  wav/flac/ogg (recognised by content, whatever the extension) go through libsndfile; everything else
+  (mp3, m4a/aac, a video's audio track) through PyAV. Returns None when the file decodes but has no audio
+  stream (a silent video). Raises InputError for a missing, empty or undecodable file.
+  """
+  p = check_file(path)
+  decoded = _read_with_soundfile(p)
+  if decoded is None:
+    decoded = _read_with_av(path, p)
+    if decoded is None:
+      return None
+  wave, rate = decoded
+  if rate != SAMPLE_RATE and wave.size:
+    wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+  return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def load_audio(path, allow_silent: bool = False) -> np.ndarray:
+  """Loads speech as [N] float32 mono at 16 kHz from any audio or video file.
+
+  Args:
+    path: wav, flac, ogg, mp3, m4a, mov, mp4, ... (format detected from the content).
+    allow_silent: accept digital silence (peak below -80 dBFS) instead of raising.
+
+  Raises:
+    InputError: missing, empty or undecodable file; no audio stream; shorter than one video frame
+      (40 ms); silent (unless allow_silent).
+  """
+  wave = decode_audio(path)
+  if wave is None:
+    raise InputError(path, "has no audio stream (a silent video?); give a file with speech")
+  if wave.size < MIN_SAMPLES:
+    raise InputError(
+        path,
+        f"is too short: {wave.size / SAMPLE_RATE * 1000:.1f} ms of audio, need at least "
+        f"{MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms (one video frame at {FPS} fps)",
+    )
+  if not allow_silent:
+    peak = float(np.max(np.abs(wave)))
+    if not peak >= SILENCE_PEAK:  # Also catches NaN.
+      level = f"{20 * math.log10(peak):.1f} dBFS" if peak > 0 else "-inf dBFS (all zeros)"
+      threshold = 20 * math.log10(SILENCE_PEAK)
+      raise InputError(path, f"is silent (peak level {level}, below {threshold:.0f} dBFS); give a file with speech")
+  return wave
+
+
+def _as_wave(wave) -> np.ndarray:
+  wave = np.asarray(wave, np.float32)
+  if wave.ndim != 1:
+    raise ValueError(f"expected a mono waveform of shape [N], got shape {wave.shape}")
+  return wave
+
+
+def num_mel_frames(num_samples: int) -> int:
+  """F = 1 + N // HOP_LENGTH: the number of (centred) mel frames `log_mel` gives for N samples."""
+  return 1 + int(num_samples) // HOP_LENGTH
+
+
+def log_mel(wave) -> np.ndarray:
+  """[N] float32 at 16 kHz -> [F, 80] float32 natural-log mel power, F = 1 + N // 160."""
+  wave = _as_wave(wave)
+  power = librosa.feature.melspectrogram(
+      y=wave,
+      sr=SAMPLE_RATE,
+      n_fft=N_FFT,
+      hop_length=HOP_LENGTH,
+      win_length=WIN_LENGTH,
+      window="hann",
+      center=True,
+      pad_mode="constant",  # Zero padding: the edges read as silence, not as mirrored speech.
+      power=2.0,
+      n_mels=N_MELS,
+      fmin=FMIN,
+      fmax=FMAX,
+  )  # [80, F]
+  return np.log(np.maximum(power, LOG_FLOOR)).T.astype(np.float32)
+
+
+def num_video_frames(num_samples: int, fps: float = FPS) -> int:
+  """T = ceil(N * fps / 16000): video frames covering N samples, the last partial frame period included."""
+  if not fps > 0:
+    raise ValueError(f"fps must be positive, got {fps}")
+  # Rounding first keeps float noise (e.g. 29.97 fps) from adding a frame to an exact multiple.
+  return int(math.ceil(round(int(num_samples) * float(fps) / SAMPLE_RATE, 6)))
+
+
+def window_centres(num_frames: int, fps: float = FPS) -> np.ndarray:
+  """[T] int: c_i = floor(i * 100 / fps + 0.5), the mel frame at video frame i's time i / fps."""
+  if not fps > 0:
+    raise ValueError(f"fps must be positive, got {fps}")
+  return np.floor(np.arange(int(num_frames)) * (MEL_FPS / float(fps)) + 0.5).astype(np.int64)
+
+
+def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW) -> np.ndarray:
+  """Cuts one mel window per video frame.
+
+  Args:
+    mel: [F, M] log-mel frames at 100 per second (from `log_mel`).
+    num_frames: T, the number of video frames to cover (the output has exactly T windows).
+    fps: video frame rate.
+    window: W, mel frames per window.
+
+  Returns:
+    [T, W, M] float32; window i holds mel frames c_i - W // 2 .. c_i + W - W // 2 - 1 with
+    c_i = floor(i * 100 / fps + 0.5); frames outside the clip read as LOG_MEL_FLOOR = log(1e-5).
+  """
+  mel = np.asarray(mel, np.float32)
+  if mel.ndim != 2:
+    raise ValueError(f"expected mel of shape [F, n_mels], got shape {mel.shape}")
+  if window <= 0 or num_frames < 0:
+    raise ValueError(f"window must be positive and num_frames non-negative, got {window}, {num_frames}")
+  num_mel = mel.shape[0]
+  # One extra row of silence at index F: every out-of-range index is sent there.
+  padded = np.concatenate([mel, np.full([1, mel.shape[1]], LOG_MEL_FLOOR, np.float32)])
+  idx = window_centres(num_frames, fps)[:, None] + np.arange(-(window // 2), window - window // 2)[None, :]
+  idx = np.where((idx >= 0) & (idx < num_mel), idx, num_mel)
+  return padded[idx]
+
+
+def audio_features(path_or_wave, num_frames: int | None = None, fps: float = FPS) -> np.ndarray:
+  """A speech file or [N] 16 kHz waveform -> [T, MEL_WINDOW, N_MELS] float32 mel windows.
+
+  T is `num_frames` when given (e.g. the length of a driving video), else `num_video_frames(N, fps)`.
+  """
+  if isinstance(path_or_wave, (str, os.PathLike)):
+    wave = load_audio(path_or_wave)
+  else:
+    wave = _as_wave(path_or_wave)
+  if num_frames is None:
+    num_frames = num_video_frames(wave.size, fps)
+  return mel_windows(log_mel(wave), num_frames, fps)
