@@ -256,6 +256,22 @@ def read_image(path) -> np.ndarray:
   raise InputError(path, f"has {channels} colour channels; expected gray, RGB or RGBA")
 
 
+def write_image(path, image) -> pathlib.Path:
+  """Writes [H, W, 3] uint8 RGB as PNG or JPEG (by suffix), via a temporary name renamed when complete."""
+  path = pathlib.Path(path)
+  ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR))
+  if not ok:
+    raise InputError(path, "cannot be written: use a .png or .jpg name")
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+  try:
+    tmp.write_bytes(data.tobytes())
+    tmp.replace(path)
+  finally:
+    tmp.unlink(missing_ok=True)
+  return path
+
+
 def _check_frame(path, frame, index: int, shape) -> np.ndarray:
   frame = np.asarray(frame)
   if frame.dtype != np.uint8:
