@@ -6,7 +6,6 @@ Every subcommand is a thin wrapper over library functions a notebook can call di
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 import warnings
@@ -108,14 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  # TensorFlow (pulled in by TFDS) must never take an accelerator from JAX.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  warnings.formatwarning = lambda msg, cat, *_: f"emotalk: warning: {msg}\n"
+  format_warning, warnings.formatwarning = warnings.formatwarning, lambda msg, *_: f"emotalk: warning: {msg}\n"
   try:
     result = args.func(args)
   except errors.InputError as e:
     print(f"emotalk: error: {e}", file=sys.stderr)
     return 2
+  except KeyboardInterrupt:
+    print("emotalk: interrupted", file=sys.stderr)
+    return 130
+  finally:
+    warnings.formatwarning = format_warning
   print(json.dumps(result, indent=2))
   return 0
 
