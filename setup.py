@@ -34,8 +34,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
-    "colab": ["ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10"],
+    "test": ["pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10"],
+    "colab": ["ipykernel>=6.29", "matplotlib>=3.8"],
     "cuda": ["jax[cuda12]>=0.10.2"],
     "tpu": ["jax[tpu]>=0.10.2"],
     "beam": ["apache-beam>=2.60"],
