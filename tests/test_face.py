@@ -10,18 +10,7 @@ import pytest
 from emotalk_jax import errors
 from emotalk_jax import face
 from emotalk_jax import samples
-
-
-def _read_image(path) -> np.ndarray:
-  image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-  assert image is not None, path
-  return np.ascontiguousarray(image[..., ::-1])
-
-
-def _first_frame(path) -> np.ndarray:
-  import av  # pylint: disable=g-import-not-at-top
-  with av.open(str(path)) as container:
-    return next(container.decode(video=0)).to_ndarray(format="rgb24")
+from emotalk_jax import video_io
 
 
 def _eye_centres(points):
@@ -38,7 +27,7 @@ def _similarity_warp(image, angle_deg, scale, out_size):
 
 @pytest.fixture(scope="module")
 def astronaut():
-  return _read_image(samples.ASTRONAUT_PHOTO)
+  return video_io.read_image(samples.ASTRONAUT_PHOTO)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +61,7 @@ def test_astronaut_landmarks(astronaut, astronaut_landmarks):
 def _two_faces(astronaut):
   """The astronaut's face (large) beside the GRID speaker (smaller), as one photo."""
   big = cv2.resize(astronaut[30:250, 110:330], (288, 288), interpolation=cv2.INTER_AREA)
-  small = _first_frame(samples.GRID_CLIP)  # 288x360, face about 100 px wide.
+  small = video_io.read_video(samples.GRID_CLIP, max_frames=1, with_audio=False).frames[0]  # 288x360, face about 100 px wide.
   return np.ascontiguousarray(np.concatenate([big, small], axis=1))
 
 
@@ -246,7 +235,7 @@ def test_align_face(astronaut):
 
 def test_cremad_photos_align_near_template(shared_data):
   for path in sorted((shared_data / "faces" / "cremad_emotalkingface").glob("*.png")):
-    points = face.face_landmarks(_read_image(path), source=path.name)
+    points = face.face_landmarks(video_io.read_image(path), source=path.name)
     in_crop = face.transform_points(points, face.align_transform(points, 256))
     err = np.linalg.norm(in_crop[face.STABLE_POINTS] - face.template(256)[face.STABLE_POINTS], axis=-1)
     assert err.mean() < 6, (path.name, err.mean())
@@ -258,7 +247,7 @@ def test_hard_photos_have_a_face(shared_data):
   names = ["makeittalk/neo.jpg", "makeittalk/audrey.jpg", "liveportrait/s11.jpg", "liveportrait/d8.jpg",
            "edtalk/uncrop_face.jpg", "makeittalk/harry.jpg"]
   for name in names:
-    image = _read_image(shared_data / "faces" / name)
+    image = video_io.read_image(shared_data / "faces" / name)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       points = face.face_landmarks(image, source=name)
@@ -267,7 +256,8 @@ def test_hard_photos_have_a_face(shared_data):
 
 
 def test_full_hd_frame(shared_data):
-  frame = _first_frame(shared_data / "video" / "mead_eamm" / "M030_sad_3_001.mp4")
+  frame = video_io.read_video(shared_data / "video" / "mead_eamm" / "M030_sad_3_001.mp4", max_frames=1,
+                             with_audio=False).frames[0]
   assert frame.shape == (1080, 1920, 3)
   points = face.face_landmarks(frame, source="M030_sad_3_001.mp4")
   crop = face.crop(frame, face.align_transform(points, 256), 256)

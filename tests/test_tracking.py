@@ -10,25 +10,19 @@ from emotalk_jax import errors
 from emotalk_jax import face
 from emotalk_jax import samples
 from emotalk_jax import tracking
+from emotalk_jax import video_io
 
 RIGID = np.setdiff1d(np.arange(68), face.MOUTH)
 
 
-def _read_frames(path, max_frames=None) -> np.ndarray:
-  """[T, H, W, 3] uint8 RGB, every decoded frame (PyAV directly: no dependency on the video module)."""
-  import av  # pylint: disable=g-import-not-at-top
-  frames = []
-  with av.open(str(path)) as container:
-    for frame in container.decode(video=0):
-      frames.append(frame.to_ndarray(format="rgb24"))
-      if max_frames and len(frames) >= max_frames:
-        break
-  return np.stack(frames)
+def _frames(path, max_frames=None):
+  """[T, H, W, 3] uint8 RGB at the native frame rate."""
+  return video_io.read_video(path, fps=None, max_frames=max_frames, with_audio=False).frames
 
 
 @pytest.fixture(scope="module")
 def grid_frames():
-  return _read_frames(samples.GRID_CLIP)
+  return _frames(samples.GRID_CLIP)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +170,7 @@ def test_align_video_on_grid(grid_frames, grid_track):
 
 
 def test_smoothing_lowers_jitter_on_mead_crops(shared_data):
-  frames = _read_frames(shared_data / "video" / "mead_dreamtalk" / "M030_front_neutral_level1_001.mp4")
+  frames = _frames(shared_data / "video" / "mead_dreamtalk" / "M030_front_neutral_level1_001.mp4")
   track = tracking.track_landmarks(frames, source="M030_front_neutral_level1_001.mp4")
   assert track.num_filled == 0
   raw = face.transform_points(track.landmarks, face.align_transform(track.landmarks, 256))
@@ -192,7 +186,7 @@ def test_smoothing_lowers_jitter_on_mead_crops(shared_data):
 
 
 def test_moving_speaker_in_hdtf_clip(shared_data):
-  frames = _read_frames(shared_data / "video" / "hdtf_sadtalker" / "RD_Radio2_000.mp4", max_frames=150)
+  frames = _frames(shared_data / "video" / "hdtf_sadtalker" / "RD_Radio2_000.mp4", max_frames=150)
   assert frames.shape[1:] == (512, 512, 3)
   aligned = tracking.align_video(frames, source="RD_Radio2_000.mp4", size=256)
   track = aligned.track
