@@ -1,0 +1,410 @@
+"""The tf.data input pipeline on a small real TFDS dataset built here from the bundled GRID clip.
+
+The dataset (built once per session): pseudo-clips cut from the preprocessed GRID clip (64x64), with
+different lengths, labels and speakers, one without audio and one shorter than the window, plus a
+synthetic clip whose frames, landmarks and mel encode the frame index.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from data_pipelines import features
+from data_pipelines import input_pipeline as ip
+from emotalk_jax import audio
+from emotalk_jax import emotions
+from emotalk_jax import preprocess
+from emotalk_jax import samples
+
+import tensorflow as tf  # pylint: disable=g-bad-import-order
+import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIZE = 64
+K = 8
+# clip_id, first and end frame in the GRID clip, emotion, intensity, speaker, has_audio.
+CUTS = [
+    ("c0_angry", 0, 20, "angry", 1.0, "grid/s1", True),
+    ("c1_happy", 20, 45, "happy", 2 / 3, "grid/s2", True),
+    ("c2_sad_silent", 45, 75, "sad", 1 / 3, "grid/s1", False),
+    ("c3_short", 10, 16, "fear", 1.0, "grid/s3", True),
+    ("c4_neutral", 30, 70, "neutral", 2 / 3, "grid/s2", True),
+    ("c5_surprised", 5, 55, "surprised", 1.0, "grid/s3", True),
+    ("c6_contempt", 60, 75, "contempt", 1 / 3, "grid/s1", True),
+]
+INDEX_CLIP, INDEX_LEN = "c7_index", 40
+SHORT = {"c3_short"}
+
+
+def _sources():
+  """clip_id -> the example dict the builder writes (numpy, frames not yet JPEG-encoded)."""
+  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=SIZE)
+  out = {}
+  for clip_id, a, b, emotion, intensity, speaker, has_audio in CUTS:
+    mel = grid.mel[a:b] if has_audio else np.full((b - a, audio.MEL_WINDOW, audio.N_MELS),
+                                                    audio.LOG_MEL_FLOOR, np.float32)
+    out[clip_id] = dict(frames=grid.frames[a:b], landmarks=grid.landmarks[a:b], mel=mel.astype(np.float32),
+                        detected=grid.detected[a:b], emotion=emotion, intensity=intensity, speaker=speaker,
+                        has_audio=has_audio)
+  t = np.arange(INDEX_LEN)
+  out[INDEX_CLIP] = dict(
+      frames=np.broadcast_to((5 * t).astype(np.uint8)[:, None, None, None], (INDEX_LEN, SIZE, SIZE, 3)).copy(),
+      landmarks=np.broadcast_to(t.astype(np.float32)[:, None, None], (INDEX_LEN, 68, 2)).copy(),
+      mel=np.broadcast_to(t.astype(np.float32)[:, None, None], (INDEX_LEN, audio.MEL_WINDOW, audio.N_MELS)).copy(),
+      detected=(t % 3 != 0), emotion="disgusted", intensity=0.5, speaker="synthetic/s9", has_audio=True)
+  for clip_id, src in out.items():
+    src.update(clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=clip_id != "c6_contempt",
+               neutral_frame=src["frames"][0], neutral_landmarks=src["landmarks"][0], neutral_source="first_frame")
+  return out
+
+
+with tfds.core.registered.skip_registration():
+
+  class PipelineTestClips(tfds.core.GeneratorBasedBuilder):
+    """Pseudo-clips of the bundled GRID clip in the emotalk example format."""
+    VERSION = tfds.core.Version("1.0.0")
+    SOURCES = None
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=features.features(frame_size=SIZE))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+      for clip_id, src in self.SOURCES.items():
+        yield clip_id, dict(src)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+  """(builder, sources): the prepared test dataset and the arrays it was made from."""
+  sources = _sources()
+  PipelineTestClips.SOURCES = sources
+  builder = PipelineTestClips(data_dir=str(tmp_path_factory.mktemp("tfds")))
+  builder.download_and_prepare()
+  return builder, sources
+
+
+def _take(it, n):
+  return [next(it) for _ in range(n)]
+
+
+def _assert_batches_equal(a, b):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def _ids(batches):
+  return [(c.decode(), int(s)) for b in batches for c, s in zip(b["clip_id"], b["start"])]
+
+
+def test_tensorflow_sees_no_gpu():
+  assert tf.config.get_visible_devices("GPU") == []
+
+
+def test_batch_shapes_and_dtypes(dataset):
+  builder, sources = dataset
+  batch = next(iter(ip.make_dataset(builder, "train", batch_size=4, window=K, seed=0).as_numpy_iterator()))
+  expected = {
+      "frames": ((4, K, SIZE, SIZE, 3), np.uint8), "landmarks": ((4, K, 68, 2), np.float32),
+      "mel": ((4, K, audio.MEL_WINDOW, audio.N_MELS), np.float32), "detected": ((4, K), np.bool_),
+      "frame_mask": ((4, K), np.bool_), "neutral_frame": ((4, SIZE, SIZE, 3), np.uint8),
+      "neutral_landmarks": ((4, 68, 2), np.float32), "neutral_source": ((4,), np.int32),
+      "emotion": ((4, emotions.NUM_EMOTIONS + 1), np.float32), "emotion_index": ((4,), np.int32),
+      "intensity": ((4,), np.float32), "emotion_exact": ((4,), np.bool_), "has_audio": ((4,), np.bool_),
+      "speaker_id": ((4,), np.int32), "start": ((4,), np.int32), "num_frames": ((4,), np.int32),
+      "clip_id": ((4,), object), "speaker": ((4,), object), "epoch": ((4,), np.int64),
+      "position": ((4,), np.int64),
+  }
+  assert set(batch) == set(expected)
+  for key, (shape, dtype) in expected.items():
+    assert batch[key].shape == shape and batch[key].dtype == dtype, key
+  assert batch["frame_mask"].all()
+  for i, clip_id in enumerate(batch["clip_id"]):
+    src = sources[clip_id.decode()]
+    want = emotions.Emotion.of(src["emotion"], src["intensity"]).vector()
+    np.testing.assert_allclose(batch["emotion"][i], want, rtol=1e-6)
+    assert emotions.EMOTIONS[batch["emotion_index"][i]] == src["emotion"]
+    assert batch["has_audio"][i] == src["has_audio"]
+    assert batch["emotion_exact"][i] == src["emotion_exact"]
+    assert batch["num_frames"][i] == len(src["landmarks"])
+    assert batch["neutral_source"][i] == features.NEUTRAL_SOURCES.index("first_frame")
+    np.testing.assert_array_equal(batch["neutral_landmarks"][i], src["neutral_landmarks"])
+    assert np.abs(batch["neutral_frame"][i].astype(int) - src["neutral_frame"]).mean() < 6  # JPEG
+  # Speaker ids: one per speaker text, equal across clips of the same speaker.
+  speaker_ids = {}
+  for s, sid in zip(batch["speaker"], batch["speaker_id"]):
+    assert speaker_ids.setdefault(s, sid) == sid
+
+
+def test_windows_align_with_source_clips(dataset):
+  builder, sources = dataset
+  it = ip.InputIterator(builder, "train", batch_size=7, window=K, seed=3)
+  seen = set()
+  for batch in _take(it, 3):
+    for i, clip_id in enumerate(batch["clip_id"]):
+      clip_id = clip_id.decode()
+      seen.add(clip_id)
+      src, start = sources[clip_id], int(batch["start"][i])
+      assert 0 <= start <= len(src["landmarks"]) - K
+      window = slice(start, start + K)
+      np.testing.assert_array_equal(batch["landmarks"][i], src["landmarks"][window])
+      np.testing.assert_array_equal(batch["mel"][i], src["mel"][window])
+      np.testing.assert_array_equal(batch["detected"][i], src["detected"][window])
+      frame_err = np.abs(batch["frames"][i].astype(int) - src["frames"][window]).mean(axis=(1, 2, 3))
+      assert frame_err.max() < 6, (clip_id, frame_err)  # JPEG; a neighbouring frame differs by more
+      if clip_id == INDEX_CLIP:
+        t = start + np.arange(K)
+        np.testing.assert_array_equal(batch["landmarks"][i][:, 0, 0], t)
+        np.testing.assert_array_equal(batch["mel"][i][:, 0, 0], t)
+        np.testing.assert_allclose(batch["frames"][i].mean(axis=(1, 2, 3)), 5 * t, atol=2)
+  assert seen == set(sources) - SHORT
+
+
+def test_short_clips_dropped_counted_or_padded(dataset):
+  builder, sources = dataset
+  stats = ip.clip_length_stats(builder, "train", window=K)
+  assert stats["num_clips"] == len(sources) and stats["num_short"] == len(SHORT)
+  assert stats["min_frames"] == 6 and stats["max_frames"] == 50
+  dropped = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=0), 2)
+  assert not SHORT & {c for c, _ in _ids(dropped)}
+  # Padded: the short clip comes with a mask, its last frame repeated in the padding.
+  padded = next(ip.InputIterator(builder, "train", batch_size=8, window=K, seed=0, short_clips="pad"))
+  assert sorted(c.decode() for c in padded["clip_id"]) == sorted(sources)
+  i = [c.decode() for c in padded["clip_id"]].index("c3_short")
+  np.testing.assert_array_equal(padded["frame_mask"][i], np.arange(K) < 6)
+  assert not padded["detected"][i][6:].any()
+  np.testing.assert_array_equal(padded["landmarks"][i][6:], np.repeat(sources["c3_short"]["landmarks"][-1:], 2, 0))
+  assert padded["start"][i] == 0
+
+
+def test_same_seed_same_batches_and_epochs_are_permutations(dataset):
+  builder, sources = dataset
+  a = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=11), 3)
+  b = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=11), 3)
+  _assert_batches_equal(a, b)
+  c = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=12), 3)
+  assert _ids(a) != _ids(c)
+  usable = sorted(set(sources) - SHORT)
+  epochs = [[clip for clip, _ in _ids([batch])] for batch in a]  # 7 usable clips: one batch = one epoch.
+  for epoch in epochs:
+    assert sorted(epoch) == usable
+  assert len({tuple(e) for e in epochs}) > 1  # reshuffled each epoch
+  # Unshuffled: the split's order, the same every epoch, windows still drawn per epoch.
+  d = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=11, shuffle=False), 2)
+  assert [c for c, _ in _ids(d[:1])] == [c for c, _ in _ids(d[1:])]
+
+
+def test_resume_is_exact(dataset):
+  builder, _ = dataset
+  it = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5)
+  _take(it, 3)  # 12 windows: past the first epoch of 7.
+  state = json.loads(json.dumps(it.get_state()))
+  assert state["positions"] == {"0": {"epoch": 1, "position": 5}}
+  expected = _take(it, 3)
+  fresh = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5)
+  fresh.set_state(state)
+  _assert_batches_equal(_take(fresh, 3), expected)
+  # The state counts examples, not batches: another batch size continues the same stream.
+  other = ip.InputIterator(builder, "train", batch_size=2, window=K, seed=5, state=state)
+  assert _ids(_take(other, 6)) == _ids(expected)
+
+
+def test_state_saved_with_orbax_next_to_the_train_state(dataset, tmp_path):
+  """The recipe of InputIterator's docstring."""
+  ocp = pytest.importorskip("orbax.checkpoint")
+  builder, _ = dataset
+  it = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=1)
+  _take(it, 2)
+  train_state = {"w": np.arange(3, dtype=np.float32)}
+  with ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+    mngr.save(2, args=ocp.args.Composite(state=ocp.args.StandardSave(train_state),
+                                         data=ocp.args.JsonSave(it.get_state())))
+    mngr.wait_until_finished()
+    expected = _take(it, 2)
+    restored = mngr.restore(2, args=ocp.args.Composite(state=ocp.args.StandardRestore(train_state),
+                                                       data=ocp.args.JsonRestore()))
+  fresh = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=1)
+  fresh.set_state(restored["data"])
+  _assert_batches_equal(_take(fresh, 2), expected)
+
+
+def test_state_from_other_settings_is_rejected(dataset):
+  builder, _ = dataset
+  state = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5).get_state()
+  with pytest.raises(ValueError, match="seed"):
+    ip.InputIterator(builder, "train", batch_size=4, window=K, seed=6, state=state)
+  with pytest.raises(ValueError, match="window"):
+    ip.InputIterator(builder, "train", batch_size=4, window=K + 1, seed=5, state=state)
+  with pytest.raises(ValueError, match="not an input pipeline state"):
+    ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5, state={"step": 3})
+
+
+def test_process_split_is_disjoint_and_complete(dataset):
+  builder, sources = dataset
+  halves = []
+  for index in range(2):
+    ds = ip.make_dataset(builder, "train", batch_size=2, window=K, seed=0, shuffle=False, repeat=False,
+                         process_index=index, process_count=2)
+    batches = list(ds.as_numpy_iterator())
+    assert all(len(b["clip_id"]) == 1 for b in batches)  # batch_size // process_count
+    halves.append({c for c, _ in _ids(batches)})
+  assert not halves[0] & halves[1]
+  assert halves[0] | halves[1] == set(sources) - SHORT
+  # Each process's iterator state holds its own position.
+  it = ip.InputIterator(builder, "train", batch_size=2, window=K, seed=0, process_index=1, process_count=2)
+  next(it)
+  assert set(it.get_state()["positions"]) == {"1"}
+
+
+def test_bad_arguments(dataset):
+  builder, _ = dataset
+  with pytest.raises(ValueError, match="not divisible by the 2 processes"):
+    ip.make_dataset(builder, "train", batch_size=3, window=K, seed=0, process_index=0, process_count=2)
+  with pytest.raises(ValueError, match="window"):
+    ip.make_dataset(builder, "train", batch_size=4, window=0, seed=0)
+  with pytest.raises(ValueError, match="short_clips"):
+    ip.make_dataset(builder, "train", batch_size=4, window=K, seed=0, short_clips="crop")
+  with pytest.raises(ValueError, match="no clip of at least 100 frames"):
+    ip.make_dataset(builder, "train", batch_size=4, window=100, seed=0)
+
+
+def test_project_builders_resolve_by_name(tmp_path):
+  pytest.importorskip("data_pipelines.mead")
+  builder = ip.get_builder("mead", data_dir=str(tmp_path))
+  assert builder.name == "mead"
+  ip._check_features(builder)  # pylint: disable=protected-access
+
+
+def test_global_batch_on_one_device(dataset):
+  builder, _ = dataset
+  mesh = ip.make_mesh()
+  batch = next(ip.InputIterator(builder, "train", batch_size=4, window=K, seed=0, mesh=mesh))
+  assert "clip_id" not in batch and "epoch" not in batch
+  assert batch["frames"].shape == (4, K, SIZE, SIZE, 3) and str(batch["frames"].dtype) == "uint8"
+  assert batch["mel"].sharding.spec == ip.P("data")
+
+
+_EIGHT_DEVICES = textwrap.dedent("""
+    import json, sys
+    import jax
+    from data_pipelines import input_pipeline as ip
+    path, window = sys.argv[1], int(sys.argv[2])
+    mesh = ip.make_mesh()
+    it = ip.InputIterator(path, "train", batch_size=8, window=window, seed=5, mesh=mesh)
+    batch = next(it)
+    out = {"devices": jax.device_count(), "state": it.get_state()}
+    out["shapes"] = {k: list(v.shape) for k, v in batch.items()}
+    out["shard_shapes"] = {k: sorted({tuple(s.data.shape) for s in v.addressable_shards}) for k, v in batch.items()}
+    out["num_shards"] = len(batch["frames"].addressable_shards)
+    out["shard_devices"] = len({s.device for s in batch["frames"].addressable_shards})
+    out["spec"] = str(batch["frames"].sharding.spec)
+    local = next(ip.InputIterator(path, "train", batch_size=8, window=window, seed=5))
+    out["ids"] = [[c.decode(), int(s)] for c, s in zip(local["clip_id"], local["start"])]
+    for attempt in ("iterator", "to_global_batch"):
+      try:
+        if attempt == "iterator":
+          ip.InputIterator(path, "train", batch_size=4, window=window, seed=5, mesh=mesh)
+        else:
+          ip.to_global_batch({"x": local["mel"][:4]}, mesh)
+        out[attempt] = "no error"
+      except ValueError as e:
+        out[attempt] = str(e)
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def test_global_batch_sharded_over_eight_simulated_devices(dataset):
+  builder, _ = dataset
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+  proc = subprocess.run([sys.executable, "-c", _EIGHT_DEVICES, builder.data_dir, str(K)], env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.split("RESULT", 1)[1])
+  assert out["devices"] == 8
+  assert out["shapes"]["frames"] == [8, K, SIZE, SIZE, 3]
+  assert out["shard_shapes"]["frames"] == [[1, K, SIZE, SIZE, 3]]
+  assert out["shard_shapes"]["mel"] == [[1, K, audio.MEL_WINDOW, audio.N_MELS]]
+  assert out["shard_shapes"]["emotion"] == [[1, emotions.NUM_EMOTIONS + 1]]
+  assert out["num_shards"] == 8 and out["shard_devices"] == 8
+  assert "data" in out["spec"]
+  assert "not divisible by the 8 devices" in out["iterator"]
+  assert "not divisible by the 8 devices" in out["to_global_batch"]
+  # Same seed in another process (and another device count): the same batch.
+  here = next(ip.InputIterator(builder, "train", batch_size=8, window=K, seed=5))
+  assert [list(x) for x in _ids([here])] == out["ids"]
+  assert out["state"] == ip.InputIterator(builder, "train", batch_size=8, window=K, seed=5,
+                                          state=out["state"]).get_state()
+
+
+_TWO_PROCESSES = textwrap.dedent("""
+    import json, sys
+    import jax
+    process_id, port, path, window = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2, process_id=process_id)
+    from jax.experimental import multihost_utils
+    from data_pipelines import input_pipeline as ip
+    mesh = ip.make_mesh()
+    def starts(batch):  # The global batch's window starts, gathered to every process.
+      return [int(x) for x in multihost_utils.process_allgather(batch["start"], tiled=True)]
+    it = ip.InputIterator(path, "train", batch_size=8, window=window, seed=5, mesh=mesh)
+    first, second = next(it), next(it)
+    state = it.get_state()  # A collective: gathers both processes' positions.
+    expected = starts(next(it))
+    resumed = ip.InputIterator(path, "train", batch_size=8, window=window, seed=5, mesh=mesh,
+                               state=json.loads(json.dumps(state)))
+    out = {"process": jax.process_index(), "devices": jax.device_count(), "local_devices": jax.local_device_count(),
+           "shape": list(second["frames"].shape),
+           "local_shards": sorted({tuple(s.data.shape) for s in second["frames"].addressable_shards}),
+           "state": state, "expected": expected, "resumed": starts(next(resumed))}
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_of_four_devices(dataset):
+  """Real multi-process JAX on CPU (gloo): per-process splits -> one global batch over 8 devices,
+  one state for both processes, exact resumption on each."""
+  builder, _ = dataset
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+  port = str(_free_port())
+  procs = [subprocess.Popen([sys.executable, "-c", _TWO_PROCESSES, str(i), port, builder.data_dir, str(K)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = []
+  for proc in procs:
+    try:
+      stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+      for p in procs:
+        p.kill()
+      raise
+    assert proc.returncode == 0, stderr[-3000:]
+    outs.append(json.loads(stdout.split("RESULT", 1)[1]))
+  assert [o["process"] for o in outs] == [0, 1]
+  for out in outs:
+    assert out["devices"] == 8 and out["local_devices"] == 4
+    assert out["shape"] == [8, K, SIZE, SIZE, 3]
+    assert out["local_shards"] == [[1, K, SIZE, SIZE, 3]]
+    assert set(out["state"]["positions"]) == {"0", "1"}
+    assert out["resumed"] == out["expected"]
+  assert outs[0]["state"] == outs[1]["state"]
