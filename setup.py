@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu>=2.21; platform_system != 'Darwin'",
     "tensorflow>=2.21; platform_system == 'Darwin'",
     "tensorflow-datasets>=4.9.10",
+    "importlib_resources>=6.0",  # imported by TFDS 4.9 when it locates a builder, but not declared by it
     "librosa>=0.11",
     "soundfile>=0.12",
     "opencv-python>=4.10",
@@ -33,12 +34,16 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66",
 ]
 
+# Apache Beam runs large dataset builds; TFDS's `tfds build` command also imports it and mlcroissant at start-up.
+BEAM = ["apache-beam>=2.60", "mlcroissant>=1.0"]
+
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10"],
+    # Beam is in the test extra so the DirectRunner build is tested.
+    "test": ["pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10"] + BEAM,
     "colab": ["ipykernel>=6.29", "matplotlib>=3.8"],
     "cuda": ["jax[cuda12]>=0.10.2"],
     "tpu": ["jax[tpu]>=0.10.2"],
-    "beam": ["apache-beam>=2.60"],
+    "beam": BEAM,
 }
 
 setuptools.setup(

@@ -96,12 +96,13 @@ def preprocess_video(path, *, size: int = 256, fps: float = 25.0, face_index: in
   Raises:
     InputError: the file cannot be read, has no frames, no face in any frame, or bad audio.
   """
-  return _preprocess(video_io.read_video(path, fps=fps), size=size, face_index=face_index,
-                     audio_path=audio_path, detect_every=detect_every, progress=progress)
+  return preprocess_decoded(video_io.read_video(path, fps=fps), size=size, face_index=face_index,
+                            audio_path=audio_path, detect_every=detect_every, progress=progress)
 
 
-def _preprocess(video: video_io.Video, *, size, face_index, audio_path=None, detect_every=tracking.DETECT_EVERY,
-                progress=False) -> Clip:
+def preprocess_decoded(video: video_io.Video, *, size: int = 256, face_index: int = 0, audio_path=None,
+                       detect_every: int = tracking.DETECT_EVERY, progress: bool = False) -> Clip:
+  """`preprocess_video` on an already decoded `video_io.Video` (e.g. one cut with `max_frames`)."""
   frames = tqdm.tqdm(video.frames, desc=f"tracking {pathlib.Path(video.path).name}", unit="frame",
                      disable=not progress, leave=False)
   track = tracking.track_landmarks(frames, source=video.path, detect_every=detect_every, face_index=face_index)
@@ -169,7 +170,7 @@ def draw_image_landmarks(path, out, *, size: int = 256, face_index: int = 0) -> 
 def draw_video_landmarks(path, out, *, size: int = 256, face_index: int = 0) -> dict:
   """Writes an MP4 (25 fps, with the input's sound) of the same three panels for every frame."""
   video = video_io.read_video(path)
-  clip = _preprocess(video, size=size, face_index=face_index, progress=True)
+  clip = preprocess_decoded(video, size=size, face_index=face_index, progress=True)
   edges = _edge_panels(clip.landmarks, size)
   pictures = (_panels(f, p, c, l, e) for f, p, c, l, e in
               zip(video.frames, clip.image_landmarks, clip.frames, clip.landmarks, edges))

@@ -79,7 +79,7 @@ def test_silent_video_has_no_mel(grid_clip, tmp_path):
 def test_real_clips(shared_data, name, size):
   video = video_io.read_video(shared_data / name, max_frames=50)
   assert video.frames.shape[1:3] == (size, size)
-  clip = preprocess._preprocess(video, size=256, face_index=0)  # pylint: disable=protected-access
+  clip = preprocess.preprocess_decoded(video, size=256)
   assert clip.detected.mean() > 0.9
   assert np.all(np.abs(clip.landmarks) < 1)
   assert clip.jitter_smoothed_px < clip.jitter_raw_px
