@@ -57,7 +57,11 @@ def cmd_emotion(args) -> dict:
 
 
 def cmd_bench(args) -> dict:
-  """Benchmarks; prints JSON."""
+  """Benchmarks that print JSON: `preprocess` (frames/s per clip), `data` (dataset build clips/min and
+  input-pipeline examples/s)."""
+  if args.what == "data":
+    from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
+    return data_bench.data_benchmark(max_frames=args.frames)
   from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
   return bench.preprocess_benchmark(args.clips or None, num_frames=args.frames)
 
@@ -98,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_emotion)
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
-  p.add_argument("what", choices=("preprocess",), help="what to benchmark")
-  p.add_argument("--clips", nargs="*", help="video files (default: a 256x256 and a 512x512 clip)")
+  p.add_argument("what", choices=("preprocess", "data"), help="what to benchmark")
+  p.add_argument("--clips", nargs="*", help="preprocess: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
   p.set_defaults(func=cmd_bench)
   return parser
