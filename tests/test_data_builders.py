@@ -21,6 +21,7 @@ from data_pipelines import mead
 from data_pipelines import ravdess
 from data_pipelines import talking_face_folder as folder
 from emotalk_jax import audio
+from emotalk_jax import emotions
 from emotalk_jax import samples
 from emotalk_jax import video_io
 
@@ -240,6 +241,26 @@ def test_sample_config_labels_and_speaker_disjoint_split(shared_data):
   unlabelled = by_id["video/hdtf_sadtalker/RD_Radio2_000"].label
   assert unlabelled.emotion == "neutral" and not unlabelled.exact
   assert not any("expression_source" in i or "pose_source1" in i for i in by_id)  # Silent EDTalk clips.
+
+
+
+def test_sample_dataset_build(shared_data, tmp_path):
+  """The whole sample dataset, built for real (10 frames per clip, 128 px): splits, labels, audio, references."""
+  config = folder.sample_config("sample_small", folder=str(shared_data), frame_size=SIZE, max_frames=10)
+  builder = folder.Builder(config=config, data_dir=str(tmp_path))
+  builder.download_and_prepare()
+  assert common.read_skip_report(builder)["num_skipped"] == 0
+  examples = {split: list(tfds.as_numpy(builder.as_dataset(split=split))) for split in ("train", "test")}
+  speakers = {k: {ex["speaker"].decode() for ex in v} for k, v in examples.items()}
+  assert speakers["test"] == set(folder.SAMPLE_TEST_SPEAKERS) and not speakers["train"] & speakers["test"]
+  by_id = {ex["clip_id"].decode(): ex for v in examples.values() for ex in v}
+  angry = by_id["video/mead_dreamtalk/M030_front_angry_level3_001"]
+  assert emotions.EMOTIONS[angry["emotion"]] == "angry" and angry["intensity"] == 1.0 and angry["emotion_exact"]
+  assert angry["neutral_source"] == 0 and not angry["has_audio"]  # M030's neutral clip; MEAD clips are silent
+  radio = by_id["video/hdtf_sadtalker/RD_Radio2_000"]
+  assert radio["has_audio"] and not radio["emotion_exact"] and radio["neutral_source"] == 1
+  assert radio["frames"].shape == (10, SIZE, SIZE, 3) and radio["mel"].shape == (10, 16, 80)
+  assert np.abs(radio["landmarks"]).max() < 1
 
 
 # ----------------------------------------------------------------------------------------------
