@@ -1,0 +1,192 @@
+"""Tests for the stage-1 landmark GCN: graph conv, shapes, identity geometry and surgery."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from emotalk_jax import audio
+from emotalk_jax import emotions
+from emotalk_jax import face_graph
+from emotalk_jax import landmark_model as lm
+from emotalk_jax import losses
+
+MODULES = {"audio_encoder", "emotion_encoder", "graph_encoder", "temporal", "graph_decoder",
+           "emotion_head"}
+
+
+def _inputs(batch, frames, seed=0, per_frame_emotion=False):
+  rng = np.random.default_rng(seed)
+  mel = rng.normal(-4.0, 3.0, (batch, frames, lm.MEL_WINDOW, lm.N_MELS)).astype(np.float32)
+  weights = rng.dirichlet(np.ones(emotions.NUM_EMOTIONS), (batch, frames) if per_frame_emotion else batch)
+  intensity = rng.uniform(0.3, 1.0, weights.shape[:-1] + (1,))
+  emotion = np.concatenate([weights, intensity], axis=-1).astype(np.float32)
+  neutral = face_graph.schematic_face() + rng.normal(0, 0.03, (batch, 68, 2)).astype(np.float32)
+  return jnp.asarray(mel), jnp.asarray(emotion), jnp.asarray(neutral)
+
+
+@pytest.fixture(scope="module")
+def model():
+  return lm.LandmarkNet()
+
+
+@pytest.fixture(scope="module")
+def params(model):
+  return lm.init_params(model, jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="module")
+def apply(model):
+  return jax.jit(lambda p, mel, emo, neutral: model.apply(
+      {"params": p}, mel, emo, neutral, mutable=["intermediates"]))
+
+
+def test_constants_match_the_data_modules():
+  assert (lm.MEL_WINDOW, lm.N_MELS) == (audio.MEL_WINDOW, audio.N_MELS)
+  assert lm.EMOTION_VECTOR_SIZE == emotions.NUM_EMOTIONS + 1
+
+
+def test_graph_conv_equals_dense_normalized_adjacency():
+  rng = np.random.default_rng(0)
+  h = jnp.asarray(rng.normal(size=(2, 3, 68, 5)), jnp.float32)  # [B, T, 68, F]
+  conv = lm.GraphConv(7)
+  variables = conv.init(jax.random.PRNGKey(1), face_graph.batched_graph(h))
+  variables = jax.tree_util.tree_map(lambda x: x + 0.5, variables)  # a non-zero bias
+  got = face_graph.unbatch_nodes(conv.apply(variables, face_graph.batched_graph(h)), (2, 3))
+  a_norm = face_graph.normalized_adjacency()
+  kernel = variables["params"]["dense"]["kernel"]
+  want = jnp.einsum("ij,btjf->btif", a_norm, h @ kernel) + variables["params"]["bias"]
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_param_names(params):
+  assert set(params) == MODULES
+  assert "kernel" in params["graph_decoder"]["out"]
+  assert set(params["graph_encoder"]) >= {"conv_0", "conv_1", "conv_2"}
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs():
+  model = lm.LandmarkNet(dtype=jnp.bfloat16)
+  variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), *lm.dummy_inputs())
+  assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(variables))
+  out = jax.eval_shape(model.apply, variables, *lm.dummy_inputs(2, 3))
+  assert all(v.dtype == jnp.float32 for v in out.values())
+
+
+def test_no_emotion_head():
+  model = lm.LandmarkNet(emotion_head=False)
+  # Shapes only (no compilation): enough to check names and outputs.
+  variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), *lm.dummy_inputs())
+  assert set(variables["params"]) == MODULES - {"emotion_head"}
+  out = jax.eval_shape(model.apply, variables, *lm.dummy_inputs(2, 3))
+  assert set(out) == {"landmarks", "displacement"}
+
+
+@pytest.mark.parametrize("batch,frames,per_frame", [(1, 1, False), (3, 2, False), (2, 5, True)])
+def test_shapes_and_residual(params, apply, batch, frames, per_frame):
+  mel, emotion, neutral = _inputs(batch, frames, per_frame_emotion=per_frame)
+  out, _ = apply(params, mel, emotion, neutral)
+  assert out["landmarks"].shape == out["displacement"].shape == (batch, frames, 68, 2)
+  assert out["emotion_logits"].shape == (batch, emotions.NUM_EMOTIONS)
+  assert all(v.dtype == jnp.float32 for v in out.values())
+  assert np.all(np.isfinite(out["landmarks"]))
+  np.testing.assert_array_equal(out["landmarks"], neutral[:, None] + out["displacement"])
+  assert 0 < np.abs(out["displacement"]).max() < 1.0
+
+
+def test_clip_emotion_equals_constant_per_frame_emotion(params, apply):
+  mel, emotion, neutral = _inputs(2, 5)
+  clip, _ = apply(params, mel, emotion, neutral)
+  frames, _ = apply(params, mel, jnp.repeat(emotion[:, None], 5, axis=1), neutral)
+  for key in clip:
+    np.testing.assert_allclose(clip[key], frames[key], rtol=1e-5, atol=1e-6)
+
+
+def test_zero_output_layer_returns_the_neutral_face(params, apply):
+  out_layer = jax.tree_util.tree_map(jnp.zeros_like, params["graph_decoder"]["out"])
+  zeroed = dict(params, graph_decoder=dict(params["graph_decoder"], out=out_layer))
+  mel, emotion, neutral = _inputs(2, 3)
+  out, _ = apply(zeroed, mel, emotion, neutral)
+  np.testing.assert_array_equal(out["landmarks"], jnp.broadcast_to(neutral[:, None], (2, 3, 68, 2)))
+
+
+def test_landmarks_follow_neutral_through_the_residual(model, params):
+  # d landmarks / d neutral = I + d displacement / d neutral, checked along a random direction.
+  mel, emotion, neutral = _inputs(1, 2)
+  tangent = jnp.asarray(np.random.default_rng(1).normal(size=neutral.shape), jnp.float32)
+
+  @jax.jit
+  def directional(n, v):
+    return jax.jvp(lambda x: model.apply({"params": params}, mel, emotion, x), (n,), (v,))[1]
+
+  d = directional(neutral, tangent)
+  assert np.abs(d["displacement"]).max() > 1e-4  # The encoder path does respond to the face.
+  np.testing.assert_allclose(d["landmarks"] - d["displacement"],
+                             jnp.broadcast_to(tangent[:, None], d["landmarks"].shape), atol=1e-6)
+
+
+def test_swapping_emotion_encoder_changes_only_the_emotion_path(params, apply):
+  other = lm.EmotionEncoder(64).init(jax.random.PRNGKey(7), jnp.zeros((1, 9)))["params"]
+  swapped = dict(params, emotion_encoder=other)
+  mel, emotion, neutral = _inputs(2, 3)
+  out_a, state_a = apply(params, mel, emotion, neutral)
+  out_b, state_b = apply(swapped, mel, emotion, neutral)
+  inter_a, inter_b = state_a["intermediates"], state_b["intermediates"]
+  np.testing.assert_array_equal(inter_a["audio"][0], inter_b["audio"][0])
+  np.testing.assert_array_equal(inter_a["graph"][0], inter_b["graph"][0])
+  assert not np.allclose(inter_a["emotion"][0], inter_b["emotion"][0])
+  assert not np.allclose(out_a["landmarks"], out_b["landmarks"])
+
+
+def test_frozen_audio_encoder_is_bit_identical_after_a_step(model, params):
+  mel, emotion, neutral = _inputs(2, 3)
+  target = neutral[:, None] + 0.05
+  labels = {name: ("frozen" if name == "audio_encoder" else "train") for name in params}
+  tx = optax.multi_transform({"train": optax.adam(1e-3), "frozen": optax.set_to_zero()}, labels)
+
+  def loss_fn(p):
+    out = model.apply({"params": p}, mel, emotion, neutral)
+    total, _ = losses.landmark_loss(out["landmarks"], jnp.broadcast_to(target, out["landmarks"].shape))
+    return total + losses.emotion_loss(out["emotion_logits"], emotion)
+
+  @jax.jit
+  def step(p):
+    grads = jax.grad(loss_fn)(p)
+    updates, _ = tx.update(grads, tx.init(p), p)
+    return optax.apply_updates(p, updates), grads
+
+  new, grads = step(params)
+  # The audio encoder does get gradients; the optimizer is what keeps it fixed.
+  assert any(np.any(g != 0) for g in jax.tree_util.tree_leaves(grads["audio_encoder"]))
+  for a, b in zip(jax.tree_util.tree_leaves(params["audio_encoder"]),
+                  jax.tree_util.tree_leaves(new["audio_encoder"])):
+    np.testing.assert_array_equal(a, b)
+  for name in MODULES - {"audio_encoder"}:
+    changed = [np.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(params[name]),
+                                              jax.tree_util.tree_leaves(new[name]))]
+    assert any(changed), name
+
+
+def test_gru_temporal_swapped_in_under_jit(params):
+  # Surgery again: a GRU temporal module, initialised alone, replaces the conv one.
+  width = lm.LandmarkNet.audio_dim + lm.LandmarkNet.emotion_dim
+  gru = lm.TemporalModule("gru", layers=2)
+  gru_params = jax.jit(gru.init)(jax.random.PRNGKey(3), jnp.zeros((1, 2, width)))["params"]
+  assert "GRUCell_0" in str(jax.tree_util.tree_structure(gru_params))
+  model = lm.LandmarkNet(temporal="gru")
+  apply = jax.jit(model.apply)
+  for batch, frames in [(1, 3), (2, 6)]:
+    out = apply({"params": dict(params, temporal=gru_params)}, *_inputs(batch, frames))
+    assert out["landmarks"].shape == (batch, frames, 68, 2)
+    assert np.all(np.isfinite(out["landmarks"]))
+
+
+def test_bad_shapes_raise(model, params):
+  mel, emotion, neutral = _inputs(1, 2)
+  with pytest.raises(ValueError, match="mel"):
+    model.apply({"params": params}, mel[:, :, :8], emotion, neutral)
+  with pytest.raises(ValueError, match="emotion"):
+    model.apply({"params": params}, mel, emotion[:, :8], neutral)
+  with pytest.raises(ValueError, match="temporal"):
+    lm.init_params(lm.LandmarkNet(temporal="lstm"), jax.random.PRNGKey(0))

@@ -1,0 +1,122 @@
+"""Tests for the stage-1 losses and the landmark metrics (M-LMD, F-LMD)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from emotalk_jax import face_graph
+from emotalk_jax import losses
+from emotalk_jax import metrics
+
+MOUTH = face_graph.MOUTH
+NOT_MOUTH = np.arange(20)  # Jaw and right brow: 20 nodes, as many as the mouth.
+
+
+def _face(batch=2, frames=4, seed=0):
+  rng = np.random.default_rng(seed)
+  return (face_graph.schematic_face() + rng.normal(0, 0.02, (batch, frames, 68, 2))).astype(np.float32)
+
+
+def test_mouth_errors_cost_mouth_weight_times_more():
+  target = _face()
+  on_mouth, off_mouth = target.copy(), target.copy()
+  on_mouth[..., MOUTH, 0] += 0.1
+  off_mouth[..., NOT_MOUTH, 0] += 0.1
+  for weight in (1.0, 3.0, 5.0):
+    mouth_loss, _ = losses.landmark_loss(on_mouth, target, mouth_weight=weight)
+    other_loss, parts = losses.landmark_loss(off_mouth, target, mouth_weight=weight)
+    np.testing.assert_allclose(mouth_loss / other_loss, weight, rtol=1e-5)
+    # A constant error: mean over 68 nodes of 0.1^2 on 20 of them.
+    np.testing.assert_allclose(parts["position"], 20 * 0.01 / 68, rtol=1e-5)
+
+
+def test_velocity_ignores_a_constant_offset_but_sees_jitter():
+  target = _face()
+  offset = np.random.default_rng(1).normal(0, 0.05, (2, 1, 68, 2)).astype(np.float32)
+  total, parts = losses.landmark_loss(target + offset, target)
+  assert parts["position"] > 1e-4
+  assert parts["velocity"] < 1e-12  # Zero but for the rounding of (target + offset) - target.
+  np.testing.assert_allclose(total, parts["position"])
+  jitter = target.copy()
+  jitter[:, 1::2] += 0.01
+  _, parts = losses.landmark_loss(jitter, target)
+  assert parts["velocity"] > parts["position"] > 0
+
+
+def test_single_frame_has_no_velocity():
+  target = _face(frames=1)
+  _, parts = losses.landmark_loss(target + 0.1, target)
+  assert parts["velocity"] == 0.0 and np.isfinite(parts["position"])
+
+
+def test_audio_mask_excludes_examples():
+  target = _face(batch=3)
+  pred = target + 0.01
+  pred[1] += 5.0  # No audio: its error must not count.
+  target_bad = target.copy()
+  target_bad[1] = np.nan
+  mask = np.array([True, False, True])
+  want, want_parts = losses.landmark_loss(pred[[0, 2]], target[[0, 2]])
+  for tgt in (target, target_bad):
+    got, parts = losses.landmark_loss(pred, tgt, audio_mask=mask)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(parts["velocity"], want_parts["velocity"], rtol=1e-6, atol=1e-12)
+
+
+def test_all_masked_is_zero_without_nan():
+  target = _face()
+  target[0] = np.nan
+  mask = np.zeros(2, bool)
+
+  def loss(pred):
+    total, parts = losses.landmark_loss(pred, target, audio_mask=mask)
+    emotion = np.full((2, 9), np.nan, np.float32)
+    return total + parts["velocity"] + losses.emotion_loss(pred[:, 0, :8, 0], emotion, mask)
+
+  value, grad = jax.jit(jax.value_and_grad(loss))(jnp.asarray(_face(seed=2)))
+  assert value == 0.0
+  assert np.all(grad == 0)
+
+
+def test_emotion_loss_one_hot_and_mixture():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(3, 8)).astype(np.float32)
+  one_hot = np.zeros((3, 9), np.float32)
+  one_hot[np.arange(3), [0, 4, 7]] = 1.0
+  one_hot[:, 8] = [0.3, 0.7, 1.0]  # Intensity is not a class.
+  want = optax.softmax_cross_entropy(logits, one_hot[:, :8]).mean()
+  np.testing.assert_allclose(losses.emotion_loss(logits, one_hot), want, rtol=1e-6)
+  mixture = np.zeros((1, 9), np.float32)
+  mixture[0, [4, 7, 8]] = [0.6, 0.4, 0.8]
+  log_p = jax.nn.log_softmax(logits[:1])
+  np.testing.assert_allclose(losses.emotion_loss(logits[:1], mixture),
+                             -(0.6 * log_p[0, 4] + 0.4 * log_p[0, 7]), rtol=1e-6)
+  masked = losses.emotion_loss(logits, one_hot, np.array([False, True, False]))
+  np.testing.assert_allclose(masked, optax.softmax_cross_entropy(logits[1], one_hot[1, :8]), rtol=1e-6)
+
+
+def test_losses_reject_mismatched_shapes():
+  with pytest.raises(ValueError):
+    losses.landmark_loss(np.zeros((2, 3, 68, 2)), np.zeros((2, 4, 68, 2)))
+
+
+def test_lmd_identical_and_translated_are_zero():
+  target = _face()
+  assert metrics.f_lmd(target, target) == 0.0
+  shift = np.random.default_rng(3).normal(0, 0.2, (2, 4, 1, 2)).astype(np.float32)  # Per frame.
+  np.testing.assert_allclose(metrics.f_lmd(target + shift, target), 0.0, atol=1e-4)
+  np.testing.assert_allclose(metrics.m_lmd(target + shift, target), 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [256, 128])
+def test_lmd_one_pixel_mouth_shift(size):
+  target = _face()
+  pred = target.copy()
+  pred[..., MOUTH, 0] += 2.0 / size  # One pixel right in a `size` crop.
+  # Centring on all 68 points moves the centre by 20/68 px: the mouth is then off by 48/68 px,
+  # the other 48 points by 20/68 px.
+  np.testing.assert_allclose(metrics.m_lmd(pred, target, size), 48 / 68, rtol=1e-4)
+  np.testing.assert_allclose(metrics.f_lmd(pred, target, size), 2 * 20 * 48 / 68**2, rtol=1e-4)
+  np.testing.assert_allclose(metrics.lmd(pred, target, points=[0, 1], size=size), 20 / 68, rtol=1e-4)
