@@ -66,6 +66,17 @@ def cmd_bench(args) -> dict:
   return bench.preprocess_benchmark(args.clips or None, num_frames=args.frames)
 
 
+def cmd_train(args) -> dict:
+  """Trains a stage: `emotalk train landmark --config configs/landmark.py --workdir DIR [--config.x=y ...]`
+  (absl / ml_collections flags; see emotalk_jax/train_main.py)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from emotalk_jax import train_main  # pylint: disable=g-import-not-at-top
+  try:
+    return train_main.main([args.stage] + list(args.flags))
+  except flags.Error as e:  # Bad or missing flag, unreadable config file.
+    raise errors.InputError(f"train {args.stage}", str(e)) from e
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="emotalk",
@@ -106,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--clips", nargs="*", help="preprocess: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
   p.set_defaults(func=cmd_bench)
+
+  p = sub.add_parser("train", help="train a stage (absl flags: --config FILE --workdir DIR --config.x=y)",
+                     description=cmd_train.__doc__)
+  p.add_argument("stage", choices=("landmark",), help="which network to train")
+  p.add_argument("flags", nargs=argparse.REMAINDER, help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
+  p.set_defaults(func=cmd_train)
   return parser
 
 

@@ -1,0 +1,59 @@
+"""Stage 1 (landmark graph network) on MEAD, at the paper's scale.
+
+Build the dataset first (see data_pipelines/mead/README.md), then:
+
+  emotalk train landmark --config configs/landmark.py --workdir ~/runs/landmark_mead
+
+Override any field on the command line, e.g. `--config.learning_rate=3e-4 --config.batch_size=64`.
+Multi-host (TPU pod, SLURM): run the same command on every host with `--config.distributed=True`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # Data: a TFDS name (+ builder config), or the directory of a prepared dataset version.
+  config.dataset = "mead"
+  config.dataset_config = ""
+  config.data_dir = ""          # TFDS data_dir; "" = the TFDS default (~/tensorflow_datasets).
+  config.train_split = "train"
+  config.test_split = "test"
+  config.window = 8             # K consecutive frames per example.
+  config.batch_size = 32        # Global; must be divisible by the number of devices.
+  config.eval_batch_size = 32
+  config.num_eval_batches = 20
+  config.shuffle_buffer = 1024
+  config.seed = 0
+
+  config.model = ml_collections.ConfigDict(dict(
+      audio_dim=128, emotion_dim=64, graph_features=(32, 64, 64), graph_dim=128, decoder_features=(64, 64),
+      temporal="conv", temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
+      dtype="float32"))
+
+  # Loss.
+  config.mouth_weight = 3.0
+  config.velocity_weight = 1.0
+  config.emotion_weight = 0.1
+
+  # Optimizer.
+  config.optimizer = "adam"     # adam | adamw | sgd
+  config.learning_rate = 1e-3
+  config.lr_schedule = "cosine"  # cosine | constant
+  config.warmup_steps = 1000
+  config.end_lr_factor = 0.01
+  config.weight_decay = 1e-4    # adamw only.
+  config.grad_clip_norm = 1.0   # 0: no clipping.
+  config.num_train_steps = 100_000
+
+  # Bookkeeping.
+  config.log_every_steps = 100
+  config.eval_every_steps = 2000
+  config.checkpoint_every_steps = 2000
+  config.max_checkpoints_to_keep = 3  # Plus the best by eval M-LMD (ranked where eval and checkpoint steps meet).
+  config.num_plots = 1                # 0: no landmark plots.
+  config.distributed = False          # True: jax.distributed.initialize() (multi-host).
+  # Test hooks (-1: off): poison the batch of this step with NaN / send SIGTERM after this step.
+  config.debug_nan_step = -1
+  config.debug_sigterm_step = -1
+  return config

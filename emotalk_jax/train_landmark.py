@@ -1,0 +1,230 @@
+"""Stage 1 training: the landmark graph network (speech + emotion + neutral face -> landmarks per frame).
+
+A library in the style of the google/flax examples: `train_and_evaluate(config, workdir)` does the
+whole run; `emotalk train landmark --config configs/landmark.py --workdir DIR` calls it.
+
+What it writes in `workdir`:
+  checkpoints/<step>/   Orbax: params, opt_state, step, rng + the input iterator's position
+                        (the last `max_checkpoints_to_keep` and the best by eval M-LMD).
+  metrics.jsonl         one JSON line per log/eval write ('train/...' and 'eval/...' keys).
+  events.out.tfevents.* TensorBoard scalars (same values).
+  plots/step_<N>.png    predicted vs true landmarks for a few frames of the first eval example.
+
+Running it again with the same workdir resumes from the latest checkpoint exactly: same params,
+optimizer state, step, rng and next batch. SIGTERM makes it save a checkpoint and return.
+
+Loss: `losses.landmark_loss` (per-landmark L1 with the mouth weighted, plus velocity; clips without
+audio masked out) + `config.emotion_weight` x `losses.emotion_loss` of the emotion head.
+Eval: M-LMD and F-LMD in pixels of a 256 crop on `config.num_eval_batches` batches of the test split
+(fixed windows, not shuffled, so the numbers are comparable across evals).
+"""
+
+import logging
+import os
+import pathlib
+import signal
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
+from emotalk_jax import landmark_model
+from emotalk_jax import losses
+from emotalk_jax import metrics as metrics_lib
+from emotalk_jax import train_lib
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def dataset_name(config) -> str:
+  """The TFDS name to read: `config.dataset` (a name or a prepared dataset directory), with
+  `/<config.dataset_config>` appended when set."""
+  name = str(config.dataset)
+  if config.get("dataset_config"):
+    name = f"{name}/{config.dataset_config}"
+  return name
+
+
+def create_model(config) -> landmark_model.LandmarkNet:
+  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
+  for key in ("graph_features", "decoder_features"):
+    if key in kwargs:
+      kwargs[key] = tuple(kwargs[key])
+  if isinstance(kwargs.get("dtype"), str):
+    kwargs["dtype"] = _DTYPES[kwargs["dtype"]]
+  return landmark_model.LandmarkNet(**kwargs)
+
+
+def init_params(model, config, rng):
+  params = landmark_model.init_params(model, rng, batch_size=1, num_frames=config.window)
+  if isinstance(params, dict) and set(params) == {"params"}:  # Accept the full variables dict too.
+    params = params["params"]
+  return params
+
+
+def make_loss_fn(model, config):
+  """loss_fn(params, batch, rng) -> (loss, metrics) for `train_lib.make_train_step`."""
+
+  def loss_fn(params, batch, rng):
+    out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=True,
+                      rngs={"dropout": rng})
+    loss, aux = losses.landmark_loss(out["landmarks"], batch["landmarks"], batch["has_audio"],
+                                     mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight)
+    aux = {f"landmark_{k}": v for k, v in aux.items()}
+    aux["landmark_loss"] = loss
+    if "emotion_logits" in out and config.emotion_weight > 0:
+      emo = losses.emotion_loss(out["emotion_logits"], batch["emotion"])
+      aux["emotion_loss"] = emo
+      loss = loss + config.emotion_weight * emo
+    return loss, aux
+
+  return loss_fn
+
+
+def make_eval_step(model, mesh):
+  """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2])."""
+
+  def eval_step(params, batch):
+    out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=False)
+    pred = out["landmarks"].astype(jnp.float32)
+    return {"m_lmd": metrics_lib.m_lmd(pred, batch["landmarks"], size=256),
+            "f_lmd": metrics_lib.f_lmd(pred, batch["landmarks"], size=256)}, pred
+
+  repl = train_lib.replicated_sharding(mesh)
+  return jax.jit(eval_step, in_shardings=(repl, train_lib.data_sharding(mesh)),
+                 out_shardings=(repl, train_lib.data_sharding(mesh)))
+
+
+def plot_landmarks(path, pred, target, frames=None, title: str = "") -> None:
+  """PNG of predicted (red) vs true (green) landmarks [K, 68, 2] in [-1, 1], for frames `frames`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  k = pred.shape[0]
+  frames = sorted(set(frames if frames is not None else (0, k // 2, k - 1)))
+  fig, axes = plt.subplots(1, len(frames), figsize=(3 * len(frames), 3.2), squeeze=False)
+  for ax, j in zip(axes[0], frames):
+    ax.scatter(target[j, :, 0], target[j, :, 1], s=6, c="tab:green", label="true")
+    ax.scatter(pred[j, :, 0], pred[j, :, 1], s=6, c="tab:red", marker="x", label="predicted")
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(1, -1)  # Image coordinates: y down.
+    ax.set_aspect("equal")
+    ax.set_title(f"frame {j}", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+  axes[0][0].legend(loc="lower left", fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.stem + ".tmp.png")
+  fig.savefig(tmp, dpi=80)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dict:
+  """Mean M-LMD / F-LMD over `config.num_eval_batches` batches of the test split (fixed windows)."""
+  it = input_pipeline.InputIterator(builder, config.test_split, batch_size=config.eval_batch_size,
+                                    window=config.window, seed=config.seed, mesh=mesh, shuffle=False)
+  sums, n = {}, 0
+  for i in range(config.num_eval_batches):
+    batch = next(it)
+    metrics, pred = eval_step(params, batch)
+    for k, v in jax.device_get(metrics).items():
+      sums[k] = sums.get(k, 0.0) + float(v)
+    n += 1
+    if i == 0 and plot_path is not None:
+      pred0, target0 = train_lib.to_host(pred)[0], train_lib.to_host(batch["landmarks"])[0]
+      if jax.process_index() == 0:
+        plot_landmarks(plot_path, pred0, target0, title=pathlib.Path(plot_path).stem)
+  return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+  """Trains the landmark network, evaluating and checkpointing periodically; resumes from `workdir`.
+
+  Returns the final metrics: {'step', 'preempted', 'train/<m>' (mean over the last log interval),
+  'eval/m_lmd', 'eval/f_lmd' (last eval)}.
+
+  Raises:
+    FloatingPointError: the loss or gradient norm became NaN/Inf (message: the step and the last
+      checkpoint to resume from).
+  """
+  train_lib.maybe_initialize_distributed(config)
+  workdir = pathlib.Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  mesh = input_pipeline.make_mesh()
+  builder = input_pipeline.get_builder(dataset_name(config), config.get("data_dir") or None)
+  logging.info("training on %s with %d device(s) over %d process(es)", builder.info.full_name,
+               jax.device_count(), jax.process_count())
+
+  train_iter = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size,
+                                            window=config.window, seed=config.seed, mesh=mesh,
+                                            shuffle_buffer=config.shuffle_buffer)
+  model = create_model(config)
+  tx, schedule = train_lib.make_optimizer(config)
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  params = init_params(model, config, init_rng)
+  state = train_lib.TrainState.create(params, tx, train_rng)
+  ckpt = train_lib.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
+                                     best_metric="m_lmd", best_mode="min")
+  if ckpt.latest_step() is not None:
+    state, data_state = ckpt.restore(state)
+    train_iter.set_state(data_state)
+    logging.info("resumed from checkpoint step %d", int(state.step))
+  state = train_lib.replicate(state, mesh)
+  train_step = train_lib.make_train_step(make_loss_fn(model, config), tx, mesh, schedule)
+  eval_step = make_eval_step(model, mesh)
+  writer = train_lib.MetricWriter(workdir)
+
+  step = int(state.step)
+  total = int(config.num_train_steps)
+  history, final, eval_metrics = [], {}, {}
+  preempted = False
+  bar = train_lib.progress_bar(total, initial=step)
+  try:
+    with train_lib.PreemptionHandler() as preempt:
+      while step < total:
+        batch = next(train_iter)
+        if step + 1 == config.get("debug_nan_step", -1):  # Test hook: a poisoned batch.
+          batch = dict(batch, landmarks=batch["landmarks"] * jnp.nan)
+        state, metrics = train_step(state, batch)
+        step += 1
+        metrics = jax.device_get(metrics)
+        train_lib.check_finite(metrics, step, ckpt)
+        history.append(metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", refresh=False)
+        if step == config.get("debug_sigterm_step", -1):  # Test hook: a real SIGTERM to this process.
+          os.kill(os.getpid(), signal.SIGTERM)
+
+        is_last = step == total
+        if step % config.log_every_steps == 0 or is_last:
+          final = {f"train/{k}": v for k, v in train_lib.mean_metrics(history).items()}
+          writer.write_scalars(step, final)
+          history = []
+        evaluated = False
+        if (config.eval_every_steps and step % config.eval_every_steps == 0) or is_last:
+          plot = workdir / "plots" / f"step_{step:06d}.png" if config.num_plots else None
+          eval_metrics = evaluate(eval_step, state.params, config, builder, mesh, plot_path=plot)
+          writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+          evaluated = True
+        stop = preempt.should_stop()
+        if step % config.checkpoint_every_steps == 0 or is_last or stop:
+          ckpt.save(step, state, train_iter.get_state(), metrics=eval_metrics if evaluated else None)
+        if stop:
+          logging.warning("stopping at step %d on request (SIGTERM); checkpoint saved", step)
+          preempted = True
+          break
+  finally:
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+  out = {"step": step, "preempted": preempted}
+  out.update(final)
+  out.update({f"eval/{k}": v for k, v in eval_metrics.items()})
+  return out

@@ -1,0 +1,283 @@
+"""Stage 1 training end to end on a tiny real TFDS dataset (pseudo-clips of the bundled GRID clip, 64x64).
+
+Covers: 1 device == 8 simulated CPU devices for a train step, exact resume after SIGTERM, NaN stop,
+checkpoints kept (last N + best), metrics.jsonl / TensorBoard / plots, and the `emotalk train` CLI.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from data_pipelines import features
+from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
+from emotalk_jax import preprocess
+from emotalk_jax import samples
+from emotalk_jax import train_landmark
+from emotalk_jax import train_lib
+
+import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIZE = 64
+# clip_id, first and end frame in the GRID clip, emotion, intensity, speaker, has_audio, split.
+CUTS = [
+    ("t0_angry", 0, 20, "angry", 1.0, "grid/s1", True, "train"),
+    ("t1_happy", 15, 40, "happy", 2 / 3, "grid/s2", True, "train"),
+    ("t2_sad", 30, 55, "sad", 1 / 3, "grid/s1", False, "train"),
+    ("t3_neutral", 40, 75, "neutral", 1.0, "grid/s2", True, "train"),
+    ("t4_surprised", 5, 35, "surprised", 1.0, "grid/s3", True, "train"),
+    ("e0_fear", 50, 75, "fear", 1.0, "grid/s4", True, "test"),
+    ("e1_disgusted", 0, 30, "disgusted", 0.5, "grid/s4", True, "test"),
+]
+
+
+def _sources():
+  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=SIZE)
+  out = {"train": {}, "test": {}}
+  for clip_id, a, b, emotion, intensity, speaker, has_audio, split in CUTS:
+    out[split][clip_id] = dict(
+        clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=True, frames=grid.frames[a:b],
+        landmarks=grid.landmarks[a:b], mel=grid.mel[a:b].astype(np.float32), detected=grid.detected[a:b],
+        emotion=emotion, intensity=intensity, speaker=speaker, has_audio=has_audio,
+        neutral_frame=grid.frames[a], neutral_landmarks=grid.landmarks[a], neutral_source="first_frame")
+  return out
+
+
+with tfds.core.registered.skip_registration():
+
+  class TrainTestClips(tfds.core.GeneratorBasedBuilder):
+    """Pseudo-clips of the bundled GRID clip, train and test splits."""
+    VERSION = tfds.core.Version("1.0.0")
+    SOURCES = None
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=features.features(frame_size=SIZE))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {split: self._generate_examples(split) for split in ("train", "test")}
+
+    def _generate_examples(self, split):
+      for clip_id, src in self.SOURCES[split].items():
+        yield clip_id, dict(src)
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory) -> str:
+  """The prepared dataset's version directory (readable by path, also from subprocesses)."""
+  TrainTestClips.SOURCES = _sources()
+  builder = TrainTestClips(data_dir=str(tmp_path_factory.mktemp("tfds")))
+  builder.download_and_prepare()
+  return builder.data_dir
+
+
+def _config(dataset_dir, **overrides):
+  from configs import landmark_test  # pylint: disable=g-import-not-at-top
+  config = landmark_test.get_config()
+  config.dataset = dataset_dir
+  config.dataset_config = ""
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """A persistent XLA cache for this module: the runs below compile the same steps again and again."""
+  import jax  # pylint: disable=g-import-not-at-top
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
+  old = {n: getattr(jax.config, n) for n in names}
+  values = (str(tmp_path_factory.mktemp("xla_cache")), 0.0, 0)
+  for n, v in zip(names, values):
+    jax.config.update(n, v)
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+
+
+@pytest.fixture(scope="module")
+def reference_run(dataset_dir, tmp_path_factory):
+  """(workdir, result) of an uninterrupted run of the test config (4 steps, eval + checkpoint every 2)."""
+  workdir = tmp_path_factory.mktemp("reference")
+  result = train_landmark.train_and_evaluate(_config(dataset_dir), workdir)
+  return workdir, result
+
+
+def _params(workdir, step=None):
+  ckpt = train_lib.CheckpointManager(pathlib.Path(workdir) / "checkpoints")
+  try:
+    return ckpt.restore_params(step)
+  finally:
+    ckpt.close()
+
+
+def _assert_trees_close(a, b, **kw):
+  import jax  # pylint: disable=g-import-not-at-top
+  la, ta = jax.tree.flatten(a)
+  lb, tb = jax.tree.flatten(b)
+  assert ta == tb
+  for x, y in zip(la, lb):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw)
+
+
+def test_run_writes_metrics_tensorboard_plots_and_checkpoints(reference_run):
+  workdir, result = reference_run
+  assert result["step"] == 4 and not result["preempted"]
+  assert np.isfinite(result["train/loss"]) and result["eval/m_lmd"] > 0 and result["eval/f_lmd"] > 0
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3, 4]
+  assert [r["step"] for r in records if "eval/m_lmd" in r] == [2, 4]
+  assert all("train/learning_rate" in r and "train/grad_norm" in r for r in records if "train/loss" in r)
+  assert list(workdir.glob("events.out.tfevents.*"))
+  plots = sorted(p.name for p in (workdir / "plots").glob("*.png"))
+  assert plots == ["step_000002.png", "step_000004.png"]
+  assert (workdir / "plots" / plots[-1]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  ckpt = train_lib.CheckpointManager(workdir / "checkpoints", best_metric="m_lmd")
+  try:
+    assert ckpt.latest_step() == 4
+    assert set(ckpt.all_steps()) == {4, ckpt.best_step()}  # max_to_keep=1, plus the best.
+  finally:
+    ckpt.close()
+
+
+def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
+  ref_dir, ref = reference_run
+  config = _config(dataset_dir, debug_sigterm_step=1)
+  first = train_landmark.train_and_evaluate(config, tmp_path)
+  assert first["preempted"] and first["step"] == 1
+  ckpt = train_lib.CheckpointManager(tmp_path / "checkpoints")
+  assert ckpt.latest_step() == 1  # Saved on SIGTERM although checkpoint_every_steps is 2.
+  ckpt.close()
+  second = train_landmark.train_and_evaluate(_config(dataset_dir), tmp_path)
+  assert second["step"] == 4 and not second["preempted"]
+  _assert_trees_close(_params(tmp_path), _params(ref_dir), rtol=1e-6, atol=1e-7)
+  assert second["train/loss"] == pytest.approx(ref["train/loss"], rel=1e-5)
+  assert second["eval/m_lmd"] == pytest.approx(ref["eval/m_lmd"], rel=1e-5)
+  # The whole loss curve matches the uninterrupted one (same batches and rng after resuming).
+  def losses(workdir):
+    records = map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())
+    return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
+
+  assert losses(tmp_path).keys() == losses(ref_dir).keys()
+  np.testing.assert_allclose(list(losses(tmp_path).values()), list(losses(ref_dir).values()), rtol=1e-5)
+
+
+def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
+  with pytest.raises(FloatingPointError, match=r"at step 3; last good checkpoint: step 2 in .*checkpoints"):
+    train_landmark.train_and_evaluate(_config(dataset_dir, debug_nan_step=3), tmp_path)
+  ckpt = train_lib.CheckpointManager(tmp_path / "checkpoints")
+  assert ckpt.all_steps() == [2]  # Nothing written after the bad step.
+  ckpt.close()
+
+
+def test_cli_train_landmark(dataset_dir, tmp_path, capsys):
+  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "run"
+  rc = cli.main(["train", "landmark", "--config", str(REPO_ROOT / "configs" / "landmark_test.py"),
+                 "--workdir", str(workdir), "--config.num_train_steps=3", f"--config.dataset={dataset_dir}",
+                 "--config.dataset_config="])
+  assert rc == 0
+  summary = json.loads(capsys.readouterr().out)
+  assert summary["step"] == 3 and np.isfinite(summary["train/loss"])
+  ckpt = train_lib.CheckpointManager(workdir / "checkpoints")
+  assert ckpt.latest_step() == 3
+  ckpt.close()
+
+
+def test_train_flags_override_config_fields():
+  from emotalk_jax import train_main  # pylint: disable=g-import-not-at-top
+  config, workdir = train_main.parse(["emotalk train landmark", "--config", str(REPO_ROOT / "configs" / "landmark.py"),
+                                      "--workdir=/tmp/w", "--config.learning_rate=2e-3",
+                                      "--config.model.dtype=bfloat16", "--config.num_train_steps=3"])
+  assert (config.learning_rate, config.model.dtype, config.num_train_steps, workdir) == (2e-3, "bfloat16", 3, "/tmp/w")
+  assert config.dataset == "mead" and config.batch_size == 32 and config.window == 8
+  with pytest.raises(Exception, match="workdir"):
+    train_main.parse(["emotalk", "--config", str(REPO_ROOT / "configs" / "landmark.py")])
+  with pytest.raises(Exception, match=r"bad --config override: .*no_such_field"):
+    train_main.parse(["emotalk", "--config", str(REPO_ROOT / "configs" / "landmark.py"), "--workdir=w",
+                      "--config.no_such_field=1"])
+  with pytest.raises(Exception, match=r"cannot load the config file nope\.py: .*No such file"):
+    train_main.parse(["emotalk", "--config", "nope.py", "--workdir=w"])
+  with pytest.raises(ValueError, match="unknown training stage"):
+    train_main.main(["texture", "--config", "x", "--workdir", "y"])
+
+
+@pytest.mark.parametrize("name", ["landmark", "landmark_test", "landmark_sample", "landmark_sweep"])
+def test_configs_build_a_model_and_optimizer(name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(f"configs.{name}").get_config()
+  train_landmark.create_model(config)
+  train_lib.make_optimizer(config)
+  assert config.batch_size % 8 == 0 and config.eval_batch_size % 8 == 0
+  if name == "landmark_sample":
+    assert train_landmark.dataset_name(config) == "talking_face_folder/sample"
+
+
+def test_sweep_is_a_product_of_learning_rates_and_mouth_weights():
+  from configs import landmark_sweep  # pylint: disable=g-import-not-at-top
+  points = landmark_sweep.sweep_overrides()
+  assert len(points) == len(landmark_sweep.LEARNING_RATES) * len(landmark_sweep.MOUTH_WEIGHTS)
+  assert {(p["config.learning_rate"], p["config.mouth_weight"]) for p in points} == {
+      (lr, w) for lr in landmark_sweep.LEARNING_RATES for w in landmark_sweep.MOUTH_WEIGHTS}
+  assert all(c.startswith("emotalk train landmark --config configs/landmark_sweep.py --workdir runs/")
+             for c in landmark_sweep.sweep_commands("runs"))
+
+
+def one_step(dataset_dir, init_npz, out_npz):
+  """One jitted, sharded train step from the params in `init_npz` on all visible devices; writes the
+  new params (+ metrics) as .npz.
+
+  SGD, not Adam: Adam's first update is about lr * sign(g), which turns float reduction-order
+  noise in near-zero gradients into visible differences; SGD keeps the comparison meaningful.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  config = _config(dataset_dir, optimizer="sgd", lr_schedule="constant", warmup_steps=0, learning_rate=0.1)
+  mesh = input_pipeline.make_mesh()
+  it = input_pipeline.InputIterator(dataset_dir, config.train_split, batch_size=config.batch_size,
+                                    window=config.window, seed=config.seed, mesh=mesh,
+                                    shuffle_buffer=config.shuffle_buffer)
+  model = train_landmark.create_model(config)
+  tx, schedule = train_lib.make_optimizer(config)
+  rng = jax.random.split(jax.random.PRNGKey(config.seed))[1]
+  state = train_lib.TrainState.create(train_lib.load_params_npz(init_npz), tx, rng)
+  state = train_lib.replicate(state, mesh)
+  step = train_lib.make_train_step(train_landmark.make_loss_fn(model, config), tx, mesh, schedule)
+  state, metrics = step(state, next(it))
+  train_lib.save_params_npz(state.params, out_npz)
+  np.savez(str(out_npz) + ".metrics.npz", **{k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
+  return jax.device_count()
+
+
+def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
+  script = textwrap.dedent(f"""
+      import sys
+      sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
+      import jax
+      assert jax.device_count() == 8, jax.devices()
+      import test_train_landmark
+      test_train_landmark.one_step({dataset_dir!r}, {str(tmp_path / "init.npz")!r}, {str(tmp_path / "eight.npz")!r})
+      """)
+  import jax  # pylint: disable=g-import-not-at-top
+  config = _config(dataset_dir)
+  init = train_landmark.init_params(train_landmark.create_model(config), config, jax.random.PRNGKey(0))
+  train_lib.save_params_npz(init, tmp_path / "init.npz")  # Initialised once, here.
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  # Meanwhile, the same step in this process on one device.
+  assert one_step(dataset_dir, tmp_path / "init.npz", tmp_path / "one.npz") == jax.device_count() == 1
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out[-4000:]
+  one, eight = train_lib.load_params_npz(tmp_path / "one.npz"), train_lib.load_params_npz(tmp_path / "eight.npz")
+  _assert_trees_close(one, eight, rtol=1e-4, atol=1e-6)
+  with np.load(tmp_path / "one.npz.metrics.npz") as m1, np.load(tmp_path / "eight.npz.metrics.npz") as m8:
+    assert set(m1.files) == set(m8.files) >= {"loss", "grad_norm", "emotion_loss", "landmark_loss"}
+    for k in m1.files:
+      np.testing.assert_allclose(m1[k], m8[k], rtol=1e-4, atol=1e-6, err_msg=k)
+  assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(one)))  # It moved.
