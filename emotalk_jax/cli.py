@@ -77,6 +77,18 @@ def cmd_train(args) -> dict:
     raise errors.InputError(f"train {args.stage}", str(e)) from e
 
 
+def cmd_evaluate(args) -> dict:
+  """Evaluates a trained stage against its baselines on the same test windows:
+  `emotalk evaluate landmark --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]
+  [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y ...]` (see emotalk_jax/landmark_baselines.py)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from emotalk_jax import landmark_baselines  # pylint: disable=g-import-not-at-top
+  try:
+    return landmark_baselines.main([args.stage] + list(args.flags))
+  except flags.Error as e:  # Bad or missing flag, unreadable config file, no checkpoint.
+    raise errors.InputError(f"evaluate {args.stage}", str(e)) from e
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="emotalk",
@@ -123,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("stage", choices=("landmark",), help="which network to train")
   p.add_argument("flags", nargs=argparse.REMAINDER, help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
   p.set_defaults(func=cmd_train)
+
+  p = sub.add_parser("evaluate", help="evaluate a trained stage against its baselines (JSON)",
+                     description=cmd_evaluate.__doc__)
+  p.add_argument("stage", choices=("landmark",), help="which network to evaluate")
+  p.add_argument("flags", nargs=argparse.REMAINDER,
+                 help="--config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP] [--config.field=value ...]")
+  p.set_defaults(func=cmd_evaluate)
   return parser
 
 

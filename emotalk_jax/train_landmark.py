@@ -82,18 +82,33 @@ def make_loss_fn(model, config):
   return loss_fn
 
 
-def make_eval_step(model, mesh):
-  """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2])."""
+def landmark_metrics(pred, target) -> dict:
+  """The eval metrics of predicted vs true landmarks [B, K, 68, 2]: M-LMD and F-LMD, pixels of a 256 crop."""
+  return {"m_lmd": metrics_lib.m_lmd(pred, target, size=256), "f_lmd": metrics_lib.f_lmd(pred, target, size=256)}
+
+
+def jit_eval_step(predict_fn, mesh):
+  """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2]) for any
+  `predict_fn(params, batch) -> landmarks [B, K, 68, 2]` (the model, or a baseline: see
+  `emotalk_jax.landmark_baselines`); `evaluate` runs it over the test split."""
 
   def eval_step(params, batch):
-    out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=False)
-    pred = out["landmarks"].astype(jnp.float32)
-    return {"m_lmd": metrics_lib.m_lmd(pred, batch["landmarks"], size=256),
-            "f_lmd": metrics_lib.f_lmd(pred, batch["landmarks"], size=256)}, pred
+    pred = predict_fn(params, batch).astype(jnp.float32)
+    return landmark_metrics(pred, batch["landmarks"]), pred
 
   repl = train_lib.replicated_sharding(mesh)
   return jax.jit(eval_step, in_shardings=(repl, train_lib.data_sharding(mesh)),
                  out_shardings=(repl, train_lib.data_sharding(mesh)))
+
+
+def make_eval_step(model, mesh):
+  """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2]) of the model."""
+
+  def predict(params, batch):
+    out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=False)
+    return out["landmarks"]
+
+  return jit_eval_step(predict, mesh)
 
 
 def plot_landmarks(path, pred, target, frames=None, title: str = "") -> None:

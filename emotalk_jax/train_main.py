@@ -25,10 +25,19 @@ def _trainer(stage: str):
 
 def parse(argv):
   """(config, workdir) from absl-style arguments (argv[0] is the program name)."""
+  fv = parse_flags(argv)
+  return fv.config, fv.workdir
+
+
+def parse_flags(argv, define_extra=None) -> flags.FlagValues:
+  """The parsed `--config`, `--workdir` (+ `--config.x=y`) flags; `define_extra(flag_values)` may define
+  more flags (e.g. `emotalk evaluate`'s `--checkpoint`)."""
   fv = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "training configuration file (get_config()).", flag_values=fv,
                                   lock_config=True, sys_argv=list(argv))
   flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and plots.", flag_values=fv)
+  if define_extra is not None:
+    define_extra(fv)
   try:
     rest = fv(list(argv))
   except (AttributeError, KeyError, TypeError, ValueError) as e:  # e.g. --config.no_such_field=1
@@ -45,7 +54,7 @@ def parse(argv):
     except Exception as e:  # pylint: disable=broad-except
       raise flags.Error(f"cannot load the config file {fv['config'].config_filename}: "
                         f"{str(e).strip().splitlines()[-1].strip()}") from e
-  return config, fv.workdir
+  return fv
 
 
 def main(argv) -> dict:
