@@ -281,3 +281,34 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
     for k in m1.files:
       np.testing.assert_allclose(m1[k], m8[k], rtol=1e-4, atol=1e-6, err_msg=k)
   assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(one)))  # It moved.
+
+
+with tfds.core.registered.skip_registration():
+
+  class OneRealClip(TrainTestClips):
+    """One real clip (in both splits), for overfitting."""
+
+
+def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
+  """Overfits one clip from ../shared/data (50 frames, 64x64, with speech): the landmark loss at the
+  last steps is at most a tenth of the first step's (emotion loss off: it alone would fall ~100x)."""
+  from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top
+  clip = preprocess.preprocess_decoded(
+      video_io.read_video(shared_data / "video" / "hdtf_sadtalker" / "WDA_BobMenendez_000.mp4", max_frames=50),
+      size=SIZE)
+  assert clip.mel is not None and len(clip.landmarks) == 50
+  src = dict(clip_id="real", dataset="test", fps=25.0, emotion_exact=True, frames=clip.frames,
+             landmarks=clip.landmarks, mel=clip.mel.astype(np.float32), detected=clip.detected, emotion="neutral",
+             intensity=1.0, speaker="hdtf/bob", has_audio=True, neutral_frame=clip.frames[0],
+             neutral_landmarks=clip.landmarks[0], neutral_source="first_frame")
+  OneRealClip.SOURCES = {"train": {"real": src}, "test": {"real": dict(src)}}
+  builder = OneRealClip(data_dir=str(tmp_path / "tfds"))
+  builder.download_and_prepare()
+  config = _config(builder.data_dir, num_train_steps=300, learning_rate=3e-3, warmup_steps=0, emotion_weight=0.0,
+                   log_every_steps=1, eval_every_steps=0, checkpoint_every_steps=1000, num_plots=0)
+  train_landmark.train_and_evaluate(config, tmp_path / "run")
+  records = map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+  loss = {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
+  assert sorted(loss) == list(range(1, 301))
+  final = np.mean([loss[s] for s in range(291, 301)])  # Last 10 steps: one batch's loss is noisy.
+  assert final <= loss[1] / 10, (loss[1], final)

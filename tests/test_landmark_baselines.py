@@ -1,0 +1,96 @@
+"""Stage 1 baselines (static, mean motion) on the tiny test dataset of test_train_landmark, and `compare`."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from data_pipelines import input_pipeline
+from emotalk_jax import landmark_baselines
+from emotalk_jax import metrics as metrics_lib
+from emotalk_jax import train_landmark
+
+import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+import test_train_landmark as ttl  # The tiny dataset's builder (tests/ is on sys.path under pytest).
+from test_train_landmark import dataset_dir  # pylint: disable=unused-import  (the fixture)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# One constant displacement [68, 2] shared by every frame of every clip of `shifted_dataset_dir`.
+SHIFT = (np.random.default_rng(0).normal(size=(68, 2)) * 0.02).astype(np.float32)
+
+with tfds.core.registered.skip_registration():
+
+  class ShiftedClips(ttl.TrainTestClips):
+    """The same clips, but every frame's landmarks are its clip's neutral landmarks + SHIFT."""
+
+
+@pytest.fixture(scope="module")
+def shifted_dataset_dir(tmp_path_factory) -> str:
+  sources = ttl._sources()  # pylint: disable=protected-access
+  for split in sources.values():
+    for src in split.values():
+      src["landmarks"] = np.broadcast_to(src["neutral_landmarks"] + SHIFT, src["landmarks"].shape).astype(np.float32)
+  ShiftedClips.SOURCES = sources
+  builder = ShiftedClips(data_dir=str(tmp_path_factory.mktemp("tfds_shifted")))
+  builder.download_and_prepare()
+  return builder.data_dir
+
+
+def test_static_baseline_equals_a_direct_computation(dataset_dir):
+  config = ttl._config(dataset_dir, num_eval_batches=2)  # pylint: disable=protected-access
+  result = landmark_baselines.evaluate_baselines(config, num_train_batches=2)
+  assert set(result) == {"static", "mean_motion"}
+  assert all(set(r) == {"m_lmd", "f_lmd"} for r in result.values())
+  # The same test windows as train_landmark.evaluate: unshuffled, the config's seed, window, eval batch size.
+  it = input_pipeline.InputIterator(dataset_dir, config.test_split, batch_size=config.eval_batch_size,
+                                    window=config.window, seed=config.seed, shuffle=False)
+  m, f = [], []
+  for _ in range(2):
+    batch = next(it)
+    pred = np.broadcast_to(batch["neutral_landmarks"][:, None], batch["landmarks"].shape)
+    m.append(float(metrics_lib.m_lmd(pred, batch["landmarks"])))
+    f.append(float(metrics_lib.f_lmd(pred, batch["landmarks"])))
+  assert result["static"]["m_lmd"] == pytest.approx(np.mean(m), rel=1e-5)
+  assert result["static"]["f_lmd"] == pytest.approx(np.mean(f), rel=1e-5)
+  assert result["static"]["m_lmd"] > 0.5  # The GRID speaker's mouth moves: the static face is wrong.
+  # Its mean displacement is the mean over the train windows' frames.
+  it = input_pipeline.InputIterator(dataset_dir, config.train_split, batch_size=config.batch_size,
+                                    window=config.window, seed=config.seed, shuffle=False)
+  shifts = [b["landmarks"] - b["neutral_landmarks"][:, None] for b in (next(it), next(it))]
+  np.testing.assert_allclose(landmark_baselines.mean_displacement(config, num_train_batches=2),
+                             np.concatenate(shifts).mean(axis=(0, 1)), atol=1e-6)
+
+
+def test_mean_motion_is_exact_when_every_clip_moves_the_same(shifted_dataset_dir):
+  config = ttl._config(shifted_dataset_dir)  # pylint: disable=protected-access
+  np.testing.assert_allclose(landmark_baselines.mean_displacement(config), SHIFT, atol=1e-6)  # One pass.
+  result = landmark_baselines.evaluate_baselines(config)
+  assert result["mean_motion"]["m_lmd"] < 1e-3 and result["mean_motion"]["f_lmd"] < 1e-3
+  assert result["static"]["f_lmd"] > 1.0
+
+
+def test_compare_a_trained_workdir_and_the_cli(dataset_dir, tmp_path, capsys):
+  config = ttl._config(dataset_dir, num_train_steps=2)  # pylint: disable=protected-access
+  train_landmark.train_and_evaluate(config, tmp_path)
+  result = landmark_baselines.compare(config, tmp_path, num_train_batches=1)
+  assert {"model", "static", "mean_motion", "improvement_pct"} <= set(result)
+  assert result["checkpoint_step"] == 2
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert result["model"]["m_lmd"] == pytest.approx([r for r in records if "eval/m_lmd" in r][-1]["eval/m_lmd"],
+                                                    rel=1e-5)  # The training run's own eval.
+  for name in ("static", "mean_motion"):
+    base, pct = result[name], result["improvement_pct"][name]
+    assert pct["m_lmd"] == pytest.approx(100 * (base["m_lmd"] - result["model"]["m_lmd"]) / base["m_lmd"])
+
+  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  rc = cli.main(["evaluate", "landmark", "--config", str(REPO_ROOT / "configs" / "landmark_test.py"),
+                 "--workdir", str(tmp_path), "--checkpoint=latest", "--num_train_batches=1",
+                 f"--config.dataset={dataset_dir}", "--config.dataset_config="])
+  assert rc == 0
+  printed = json.loads(capsys.readouterr().out)
+  assert printed["checkpoint_step"] == 2
+  assert printed["static"]["m_lmd"] == pytest.approx(result["static"]["m_lmd"], rel=1e-5)
+  rc = cli.main(["evaluate", "landmark", "--config", str(REPO_ROOT / "configs" / "landmark_test.py"),
+                 "--workdir", str(tmp_path / "nothing"), f"--config.dataset={dataset_dir}", "--config.dataset_config="])
+  assert rc == 2 and "no checkpoints directory" in capsys.readouterr().err
