@@ -24,7 +24,7 @@ from emotalk_jax import preprocess
 from emotalk_jax import samples
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
-import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+import clip_datasets  # tests/ is on sys.path under pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -65,33 +65,11 @@ def _sources():
   return out
 
 
-with tfds.core.registered.skip_registration():
-
-  class PipelineTestClips(tfds.core.GeneratorBasedBuilder):
-    """Pseudo-clips of the bundled GRID clip in the emotalk example format."""
-    VERSION = tfds.core.Version("1.0.0")
-    SOURCES = None
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=features.features(frame_size=SIZE))
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-      for clip_id, src in self.SOURCES.items():
-        yield clip_id, dict(src)
-
-
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory):
   """(builder, sources): the prepared test dataset and the arrays it was made from."""
   sources = _sources()
-  PipelineTestClips.SOURCES = sources
-  builder = PipelineTestClips(data_dir=str(tmp_path_factory.mktemp("tfds")))
-  builder.download_and_prepare()
-  return builder, sources
+  return clip_datasets.build({"train": sources}, tmp_path_factory.mktemp("tfds"), SIZE), sources
 
 
 def _take(it, n):

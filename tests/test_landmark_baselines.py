@@ -11,7 +11,7 @@ from emotalk_jax import landmark_baselines
 from emotalk_jax import metrics as metrics_lib
 from emotalk_jax import train_landmark
 
-import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+import clip_datasets  # pylint: disable=g-bad-import-order  (tests/ is on sys.path under pytest)
 import test_train_landmark as ttl  # The tiny dataset's builder (tests/ is on sys.path under pytest).
 from test_train_landmark import dataset_dir  # pylint: disable=unused-import  (the fixture)
 
@@ -19,22 +19,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One constant displacement [68, 2] shared by every frame of every clip of `shifted_dataset_dir`.
 SHIFT = (np.random.default_rng(0).normal(size=(68, 2)) * 0.02).astype(np.float32)
 
-with tfds.core.registered.skip_registration():
-
-  class ShiftedClips(ttl.TrainTestClips):
-    """The same clips, but every frame's landmarks are its clip's neutral landmarks + SHIFT."""
-
-
 @pytest.fixture(scope="module")
 def shifted_dataset_dir(tmp_path_factory) -> str:
+  """The same clips, but every frame's landmarks are its clip's neutral landmarks + SHIFT."""
   sources = ttl._sources()  # pylint: disable=protected-access
   for split in sources.values():
     for src in split.values():
       src["landmarks"] = np.broadcast_to(src["neutral_landmarks"] + SHIFT, src["landmarks"].shape).astype(np.float32)
-  ShiftedClips.SOURCES = sources
-  builder = ShiftedClips(data_dir=str(tmp_path_factory.mktemp("tfds_shifted")))
-  builder.download_and_prepare()
-  return builder.data_dir
+  return clip_datasets.build(sources, tmp_path_factory.mktemp("tfds_shifted"), ttl.SIZE).data_dir
 
 
 def test_static_baseline_equals_a_direct_computation(dataset_dir):

@@ -14,14 +14,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from data_pipelines import features
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
 from emotalk_jax import preprocess
 from emotalk_jax import samples
 from emotalk_jax import train_landmark
 from emotalk_jax import train_lib
 
-import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+import clip_datasets  # tests/ is on sys.path under pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -49,32 +48,10 @@ def _sources():
   return out
 
 
-with tfds.core.registered.skip_registration():
-
-  class TrainTestClips(tfds.core.GeneratorBasedBuilder):
-    """Pseudo-clips of the bundled GRID clip, train and test splits."""
-    VERSION = tfds.core.Version("1.0.0")
-    SOURCES = None
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=features.features(frame_size=SIZE))
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {split: self._generate_examples(split) for split in ("train", "test")}
-
-    def _generate_examples(self, split):
-      for clip_id, src in self.SOURCES[split].items():
-        yield clip_id, dict(src)
-
-
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory) -> str:
   """The prepared dataset's version directory (readable by path, also from subprocesses)."""
-  TrainTestClips.SOURCES = _sources()
-  builder = TrainTestClips(data_dir=str(tmp_path_factory.mktemp("tfds")))
-  builder.download_and_prepare()
-  return builder.data_dir
+  return clip_datasets.build(_sources(), tmp_path_factory.mktemp("tfds"), SIZE).data_dir
 
 
 def _config(dataset_dir, **overrides):
@@ -283,12 +260,6 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(one)))  # It moved.
 
 
-with tfds.core.registered.skip_registration():
-
-  class OneRealClip(TrainTestClips):
-    """One real clip (in both splits), for overfitting."""
-
-
 def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   """Overfits one clip from ../shared/data (50 frames, 64x64, with speech): the landmark loss at the
   last steps is at most a tenth of the first step's (emotion loss off: it alone would fall ~100x)."""
@@ -301,9 +272,7 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
              landmarks=clip.landmarks, mel=clip.mel.astype(np.float32), detected=clip.detected, emotion="neutral",
              intensity=1.0, speaker="hdtf/bob", has_audio=True, neutral_frame=clip.frames[0],
              neutral_landmarks=clip.landmarks[0], neutral_source="first_frame")
-  OneRealClip.SOURCES = {"train": {"real": src}, "test": {"real": dict(src)}}
-  builder = OneRealClip(data_dir=str(tmp_path / "tfds"))
-  builder.download_and_prepare()
+  builder = clip_datasets.build({"train": {"real": src}, "test": {"real": dict(src)}}, tmp_path / "tfds", SIZE)
   config = _config(builder.data_dir, num_train_steps=300, learning_rate=3e-3, warmup_steps=0, emotion_weight=0.0,
                    log_every_steps=1, eval_every_steps=0, checkpoint_every_steps=1000, num_plots=0)
   train_landmark.train_and_evaluate(config, tmp_path / "run")
