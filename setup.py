@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu>=2.21; platform_system != 'Darwin'",
     "tensorflow>=2.21; platform_system == 'Darwin'",
     "tensorflow-datasets>=4.9.10",
+    "tensorboard>=2.21",  # tf.summary's writer (training metrics); not pulled in by tensorflow-cpu 2.21
     "importlib_resources>=6.0",  # imported by TFDS 4.9 when it locates a builder, but not declared by it
     "librosa>=0.11",
     "soundfile>=0.12",
