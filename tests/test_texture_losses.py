@@ -1,0 +1,44 @@
+"""Stage-2 losses: values on hand-made inputs and their signs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emotalk_jax import texture_losses as tl
+
+
+def _outputs(values):
+  """Discriminator-like outputs: one scale per value, features = [logits * 2]."""
+  return [([jnp.full((2, 4, 4, 3), 2.0 * v)], jnp.full((2, 4, 4, 1), v)) for v in values]
+
+
+def test_hinge_and_lsgan_values():
+  real, fake = _outputs([2.0, 0.5]), _outputs([-2.0, 0.0])
+  # hinge: scale 0: relu(1-2)+relu(1-2) = 0; scale 1: relu(0.5)+relu(1) = 1.5 -> mean 0.75.
+  assert float(tl.discriminator_loss(real, fake, "hinge")) == pytest.approx(0.75)
+  # lsgan: scale 0: 1 + 4 = 5; scale 1: 0.25 + 0 -> mean 2.625.
+  assert float(tl.discriminator_loss(real, fake, "lsgan")) == pytest.approx(2.625)
+  assert float(tl.generator_adversarial_loss(fake, "hinge")) == pytest.approx(1.0)
+  assert float(tl.generator_adversarial_loss(fake, "lsgan")) == pytest.approx((9.0 + 1.0) / 2)
+  with pytest.raises(ValueError, match="gan_loss"):
+    tl.discriminator_loss(real, fake, "wgan")
+
+
+def test_feature_matching_is_l1_of_features_and_stops_the_real_gradient():
+  real, fake = _outputs([1.0, 1.0]), _outputs([0.0, 0.5])
+  assert float(tl.feature_matching_loss(real, fake)) == pytest.approx((2.0 + 1.0) / 2)
+  assert float(tl.feature_matching_loss(real, real)) == 0.0
+  g = jax.grad(lambda r: tl.feature_matching_loss([([r], r)], [([jnp.zeros_like(r)], r)]))(jnp.ones((1, 2, 2, 1)))
+  np.testing.assert_array_equal(g, 0.0)
+
+
+def test_flow_smoothness_in_pixels_and_edge_aware():
+  flow = jnp.zeros((1, 8, 8, 2))
+  assert float(tl.flow_smoothness(flow)) == 0.0
+  assert float(tl.flow_smoothness(flow + 0.3)) == 0.0  # Constant motion is free.
+  ramp = jnp.broadcast_to((jnp.arange(8.0) * 0.25)[None, None, :, None], (1, 8, 8, 2))  # 1 px per px in x.
+  # dx: |d flow_x| = |d flow_y| = 1 px (x); dy: 0 -> 0.5 * (1 + 0).
+  assert float(tl.flow_smoothness(ramp)) == pytest.approx(0.5)
+  edges = jnp.broadcast_to((jnp.arange(8.0) % 2)[None, None, :, None], (1, 8, 8, 3))
+  assert float(tl.flow_smoothness(ramp, edges)) < 0.01  # Image edges everywhere along x: motion may change.
