@@ -29,12 +29,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(
       audio_dim=128, emotion_dim=64, graph_features=(32, 64, 64), graph_dim=128, decoder_features=(64, 64),
       temporal="conv", temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
-      dtype="float32"))
+      dropout_rate=0.1, dtype="float32"))
 
   # Loss.
   config.mouth_weight = 3.0
   config.velocity_weight = 1.0
   config.emotion_weight = 0.1
+  config.silent_weight = 0.5    # Clips without audio: emotion geometry (see losses.landmark_loss).
+  config.flip_prob = 0.5        # Left-right mirroring of the landmarks.
+  # Start from the training set's mean displacement (the mean-motion baseline) and keep it fixed:
+  # the network learns what audio and emotion add to it.
+  config.init_mean_displacement = True
 
   # Optimizer.
   config.optimizer = "adam"     # adam | adamw | sgd
@@ -44,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.end_lr_factor = 0.01
   config.weight_decay = 1e-4    # adamw only.
   config.grad_clip_norm = 1.0   # 0: no clipping.
+  config.frozen_params = ("mean_displacement",)  # Top-level param names never updated.
   config.num_train_steps = 100_000
 
   # Bookkeeping.

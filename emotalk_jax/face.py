@@ -37,15 +37,6 @@ INNER_LIPS = np.arange(60, 68)
 # Points that follow the skull rather than speech or expression: alignment is fitted on these.
 STABLE_POINTS = np.arange(17, 48)
 
-# Index of each point's mirror image under a left-right flip.
-MIRROR = np.array(
-    list(range(16, -1, -1))                              # jaw
-    + list(range(26, 16, -1))                            # brows
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]               # nose bridge, nostrils
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]   # eyes
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]   # outer lips
-    + [64, 63, 62, 61, 60, 67, 66, 65])                  # inner lips
-
 # Detection runs on a copy whose longest side is this many pixels. Measured on the 58 photos in
 # shared/data/faces: 320, 400 and 480 find the same faces, and 320 costs 8 ms on a 512x512 frame against
 # 13 and 17 ms. A face needs about 80 px in the detector's image, so one pass finds faces wider than a

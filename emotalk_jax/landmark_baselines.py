@@ -33,43 +33,7 @@ from emotalk_jax import train_landmark
 from emotalk_jax import train_lib
 
 BASELINES = ("static", "mean_motion")
-METRICS = ("m_lmd", "f_lmd")
-
-
-def get_builder(config):
-  """The TFDS builder of `config` (as `train_landmark.train_and_evaluate` opens it)."""
-  return input_pipeline.get_builder(train_landmark.dataset_name(config), config.get("data_dir") or None)
-
-
-def mean_displacement(config, builder=None, num_train_batches: Optional[int] = None) -> np.ndarray:
-  """The mean of (landmarks - neutral landmarks) per node over all real frames of train-split windows.
-
-  Args:
-    config: a landmark training config (dataset, train_split, window, batch_size, seed).
-    builder: the dataset's builder (default: `get_builder(config)`).
-    num_train_batches: None: one window of every train clip (one pass over the split); N: N batches of
-      `config.batch_size` windows (the training stream's windows, unshuffled, over as many epochs as needed).
-
-  Returns:
-    float32 [68, 2], in the [-1, 1] landmark coordinates.
-  """
-  builder = get_builder(config) if builder is None else builder
-  one_pass = num_train_batches is None
-  it = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size, window=config.window,
-                                    seed=config.seed, mesh=None, shuffle=False, repeat=not one_pass,
-                                    drop_remainder=not one_pass)
-  total = np.zeros((face_graph.NUM_NODES, 2), np.float64)
-  count = 0
-  for i, batch in enumerate(it):
-    if not one_pass and i >= num_train_batches:
-      break
-    shift = batch["landmarks"].astype(np.float64) - batch["neutral_landmarks"][:, None].astype(np.float64)
-    mask = batch["frame_mask"].astype(np.float64)[..., None, None]  # [B, K, 1, 1]
-    total += (shift * mask).sum(axis=(0, 1))
-    count += int(batch["frame_mask"].sum())
-  if count == 0:
-    raise ValueError(f"no train windows in {builder.info.full_name} {config.train_split}")
-  return (total / count).astype(np.float32)
+METRICS = ("m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd")
 
 
 def predict(displacement, batch):
@@ -92,19 +56,19 @@ def evaluate_baselines(config, num_train_batches: Optional[int] = None,
 
   Args:
     config: the landmark training config (its dataset, data_dir, splits, window, batch sizes, seed).
-    num_train_batches: train windows for the mean displacement (see `mean_displacement`).
+    num_train_batches: train windows for the mean displacement (see `train_landmark.mean_displacement`).
     num_eval_batches: test batches (default `config.num_eval_batches`, as in training).
     builder, mesh: reuse these (default: from the config / all devices).
 
   Returns:
     {'static': {'m_lmd', 'f_lmd'}, 'mean_motion': {'m_lmd', 'f_lmd'}} (pixels of a 256 crop).
   """
-  builder = get_builder(config) if builder is None else builder
+  builder = train_landmark.get_builder(config) if builder is None else builder
   mesh = input_pipeline.make_mesh() if mesh is None else mesh
   eval_config = _eval_config(config, num_eval_batches)
   step = train_landmark.jit_eval_step(predict, mesh)
   displacements = {"static": np.zeros((face_graph.NUM_NODES, 2), np.float32),
-                   "mean_motion": mean_displacement(config, builder, num_train_batches)}
+                   "mean_motion": train_landmark.mean_displacement(config, builder, num_train_batches)}
   return {name: train_landmark.evaluate(step, train_lib.replicate(jnp.asarray(d), mesh), eval_config, builder, mesh)
           for name, d in displacements.items()}
 
@@ -154,7 +118,7 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", num_train_bat
     params = ckpt.restore_params(step)
   finally:
     ckpt.close()
-  builder = get_builder(config)
+  builder = train_landmark.get_builder(config)
   mesh = input_pipeline.make_mesh()
   eval_config = _eval_config(config, num_eval_batches)
   eval_step = train_landmark.make_eval_step(train_landmark.create_model(config), mesh)

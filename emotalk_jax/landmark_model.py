@@ -294,6 +294,8 @@ class LandmarkNet(nn.Module):
     displacement_scale: multiplies the decoder's last layer (folded into its
       weights, see `ScaledDense`), so that at initialisation the predicted
       motion is small against the face (coordinates are in [-1, 1]).
+    dropout_rate: dropout on the speech embedding and the temporal module's
+      output while training (small datasets overfit within a few hundred steps).
     dtype: computation dtype (params stay float32; outputs are float32).
   """
   audio_dim: int = 128
@@ -306,6 +308,7 @@ class LandmarkNet(nn.Module):
   temporal_layers: int = 2
   emotion_head: bool = True
   displacement_scale: float = 0.1
+  dropout_rate: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -317,15 +320,14 @@ class LandmarkNet(nn.Module):
       emotion: [B, 9] for the whole clip or [B, T, 9] per frame (8 class
         weights, mixtures allowed, then intensity).
       neutral_landmarks: [B, 68, 2] the person's neutral face, in [-1, 1].
-      train: accepted for a uniform interface; the model has no layers that
-        behave differently in training (no dropout, no batch norm).
+      train: apply dropout (needs a 'dropout' rng); no other layer depends on it.
 
     Returns:
       Dict with `landmarks` [B, T, 68, 2] = neutral + displacement,
-      `displacement` [B, T, 68, 2] (already scaled, in landmark units; float32),
+      `displacement` [B, T, 68, 2] (the decoder's scaled output + the `mean_displacement` param, in
+      landmark units; float32),
       and `emotion_logits` [B, 8] when `emotion_head`.
     """
-    del train
     if mel.ndim != 4 or mel.shape[-2:] != (MEL_WINDOW, N_MELS):
       raise ValueError(f"mel must be [B, T, {MEL_WINDOW}, {N_MELS}], got {mel.shape}")
     if emotion.ndim not in (2, 3) or emotion.shape[-1] != EMOTION_VECTOR_SIZE:
@@ -343,6 +345,7 @@ class LandmarkNet(nn.Module):
     graph_decoder = GraphDecoder(tuple(self.decoder_features), self.displacement_scale, dtype=self.dtype,
                                  name="graph_decoder")
 
+    dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
     audio = audio_encoder(mel)  # [B, T, A]
     emotion_embedding = emotion_encoder(emotion)  # [B, E] or [B, T, E]
     if emotion_embedding.ndim == 2:
@@ -354,8 +357,12 @@ class LandmarkNet(nn.Module):
     self.sow("intermediates", "emotion", emotion_embedding)
     self.sow("intermediates", "graph", graph_embedding)
 
-    motion = temporal(jnp.concatenate([audio, emotion_embedding.astype(audio.dtype)], axis=-1))
-    displacement = graph_decoder(motion, graph_embedding, nodes, neutral_landmarks).astype(jnp.float32)
+    motion = temporal(jnp.concatenate([dropout(audio), emotion_embedding.astype(audio.dtype)], axis=-1))
+    motion = dropout(motion)
+    # A fixed per-node offset the network predicts around: the training set's mean displacement
+    # (set by the trainer, see train_landmark.mean_displacement; zeros until then).
+    prior = self.param("mean_displacement", nn.initializers.zeros, (face_graph.NUM_NODES, 2), jnp.float32)
+    displacement = graph_decoder(motion, graph_embedding, nodes, neutral_landmarks).astype(jnp.float32) + prior
     outputs = {
         "landmarks": neutral_landmarks.astype(jnp.float32)[:, None] + displacement,
         "displacement": displacement,

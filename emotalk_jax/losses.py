@@ -13,15 +13,25 @@ Conventions:
 * Per-example losses are averaged over the examples a mask selects; with none
   selected the loss is 0 (not NaN) and so is its gradient, even if the excluded
   examples hold NaN targets.
+* Clips without audio (silent labelled video, e.g. MEAD's) still show what an
+  emotion does to a face. With `silent_weight` > 0 they train what can be known
+  without the speech: every frame of the nodes speech does not move, and only
+  the window's mean shape of the `SPEECH_NODES` (lips and lower jaw), whose
+  frame-to-frame motion follows words the model does not hear.
 """
 
 from typing import Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from emotalk_jax import emotions
 from emotalk_jax import face_graph
+
+
+# Lips and the lower jaw (chin and jaw line below the mouth corners): the nodes speech moves.
+SPEECH_NODES = np.concatenate([np.arange(4, 13), face_graph.MOUTH])
 
 
 def node_weights(mouth_weight: float = 3.0) -> jax.Array:
@@ -45,21 +55,33 @@ def masked_mean(per_example: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
   return total / jnp.maximum(jnp.sum(mask), 1).astype(per_example.dtype)
 
 
-def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0,
-                  velocity_weight: float = 1.0) -> Tuple[jax.Array, Dict[str, jax.Array]]:
-  """Mouth-weighted landmark L2 plus a velocity term.
+def _position_velocity(diff: jax.Array, weights: jax.Array, mask) -> Tuple[jax.Array, jax.Array]:
+  """Masked mean position and velocity errors of diff [B, T, 68, 2] (velocity 0 when T = 1)."""
+  position = masked_mean(_weighted_node_error(diff, weights), mask)
+  if diff.shape[1] > 1:
+    velocity = masked_mean(_weighted_node_error(jnp.diff(diff, axis=1), weights), mask)
+  else:
+    velocity = jnp.zeros((), jnp.float32)
+  return position, velocity
+
+
+def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velocity_weight: float = 1.0,
+                  silent_weight: float = 0.0) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+  """Mouth-weighted landmark L2 plus a velocity term; optionally what silent clips can teach.
 
   Args:
     pred: [B, T, 68, 2] predicted landmarks.
     target: [B, T, 68, 2] ground-truth landmarks.
-    audio_mask: [B] bool, True for examples that have audio; the others (whose
-      motion the model cannot know) contribute nothing. None: all count.
+    audio_mask: [B] bool, True for examples that have audio. The others contribute only through
+      `silent_weight`. None: all examples have audio.
     mouth_weight: weight of the 20 mouth nodes (others 1).
-    velocity_weight: weight of the velocity term in the total.
+    velocity_weight: weight of the velocity terms.
+    silent_weight: weight of the silent examples' loss: position + velocity of the nodes outside
+      `SPEECH_NODES` in every frame, plus position of the window-mean shape of `SPEECH_NODES`.
 
   Returns:
-    (total, {"position": ..., "velocity": ...}), all float32 scalars;
-    total = position + velocity_weight * velocity. With T = 1 velocity is 0.
+    (total, {"position", "velocity", "silent"}), all float32 scalars;
+    total = position + velocity_weight * velocity + silent_weight * silent.
   """
   pred = jnp.asarray(pred, jnp.float32)
   target = jnp.asarray(target, jnp.float32)
@@ -67,17 +89,27 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0,
     raise ValueError(f"pred and target must both be [B, T, 68, 2], got {pred.shape} and {target.shape}")
   weights = node_weights(mouth_weight)
   diff = pred - target
-  if audio_mask is not None:
-    # Zero excluded examples before squaring: a NaN there would otherwise reach the gradient
-    # (0 * NaN) even though `masked_mean` drops its value.
-    diff = jnp.where(jnp.asarray(audio_mask, bool)[:, None, None, None], diff, 0.0)
-  position = masked_mean(_weighted_node_error(diff, weights), audio_mask)
-  if pred.shape[1] > 1:
-    velocity = masked_mean(_weighted_node_error(jnp.diff(diff, axis=1), weights), audio_mask)
-  else:
-    velocity = jnp.zeros((), jnp.float32)
+  if audio_mask is None:
+    position, velocity = _position_velocity(diff, weights, None)
+    return position + velocity_weight * velocity, {"position": position, "velocity": velocity,
+                                                   "silent": jnp.zeros((), jnp.float32)}
+  audio_mask = jnp.asarray(audio_mask, bool)
+  # Zero excluded examples before squaring: a NaN there would otherwise reach the gradient
+  # (0 * NaN) even though `masked_mean` drops its value.
+  position, velocity = _position_velocity(jnp.where(audio_mask[:, None, None, None], diff, 0.0), weights,
+                                          audio_mask)
   total = position + velocity_weight * velocity
-  return total, {"position": position, "velocity": velocity}
+  silent = jnp.zeros((), jnp.float32)
+  if silent_weight:
+    silent_mask = ~audio_mask
+    silent_diff = jnp.where(silent_mask[:, None, None, None], diff, 0.0)
+    speech = jnp.zeros_like(weights).at[SPEECH_NODES].set(1.0)
+    still_position, still_velocity = _position_velocity(silent_diff, weights * (1.0 - speech), silent_mask)
+    mean_shape = masked_mean(_weighted_node_error(silent_diff.mean(axis=1, keepdims=True), weights * speech),
+                             silent_mask)
+    silent = still_position + velocity_weight * still_velocity + mean_shape
+    total = total + silent_weight * silent
+  return total, {"position": position, "velocity": velocity, "silent": silent}
 
 
 def emotion_loss(logits, emotion, mask=None) -> jax.Array:

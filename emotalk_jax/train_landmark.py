@@ -13,23 +13,30 @@ What it writes in `workdir`:
 Running it again with the same workdir resumes from the latest checkpoint exactly: same params,
 optimizer state, step, rng and next batch. SIGTERM makes it save a checkpoint and return.
 
-Loss: `losses.landmark_loss` (per-landmark L1 with the mouth weighted, plus velocity; clips without
-audio masked out) + `config.emotion_weight` x `losses.emotion_loss` of the emotion head.
+Loss: `losses.landmark_loss` (mouth-weighted landmark L2 plus velocity; clips without audio count
+`config.silent_weight` through what they can teach) + `config.emotion_weight` x `losses.emotion_loss` of the
+emotion head; each example is mirrored left-right with probability `config.flip_prob`.
 Eval: M-LMD and F-LMD in pixels of a 256 crop on `config.num_eval_batches` batches of the test split
-(fixed windows, not shuffled, so the numbers are comparable across evals).
+(fixed windows, not shuffled, so the numbers are comparable across evals), over all windows and over
+the windows of clips with audio (`audio_m_lmd`, `audio_f_lmd`).
 """
 
 import logging
 import os
 import pathlib
 import signal
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
+from emotalk_jax import face_graph
 from emotalk_jax import landmark_model
+from emotalk_jax import landmarks
 from emotalk_jax import losses
 from emotalk_jax import metrics as metrics_lib
 from emotalk_jax import train_lib
@@ -44,6 +51,42 @@ def dataset_name(config) -> str:
   if config.get("dataset_config"):
     name = f"{name}/{config.dataset_config}"
   return name
+
+
+def get_builder(config):
+  """The TFDS builder of `config.dataset` (/`dataset_config`) in `config.data_dir`."""
+  return input_pipeline.get_builder(dataset_name(config), config.get("data_dir") or None)
+
+
+def mean_displacement(config, builder=None, num_train_batches: Optional[int] = None) -> np.ndarray:
+  """The mean of (landmarks - neutral landmarks) per node over all real frames of train-split windows.
+
+  Args:
+    config: a landmark training config (dataset, train_split, window, batch_size, seed).
+    builder: the dataset's builder (default: the config's).
+    num_train_batches: None: one window of every train clip (one pass over the split); N: N batches of
+      `config.batch_size` windows (the training stream's windows, unshuffled, over as many epochs as needed).
+
+  Returns:
+    float32 [68, 2], in the [-1, 1] landmark coordinates.
+  """
+  builder = get_builder(config) if builder is None else builder
+  one_pass = num_train_batches is None
+  it = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size, window=config.window,
+                                    seed=config.seed, mesh=None, shuffle=False, repeat=not one_pass,
+                                    drop_remainder=not one_pass)
+  total = np.zeros((face_graph.NUM_NODES, 2), np.float64)
+  count = 0
+  for i, batch in enumerate(it):
+    if not one_pass and i >= num_train_batches:
+      break
+    shift = batch["landmarks"].astype(np.float64) - batch["neutral_landmarks"][:, None].astype(np.float64)
+    mask = batch["frame_mask"].astype(np.float64)[..., None, None]  # [B, K, 1, 1]
+    total += (shift * mask).sum(axis=(0, 1))
+    count += int(batch["frame_mask"].sum())
+  if count == 0:
+    raise ValueError(f"no train windows in {builder.info.full_name} {config.train_split}")
+  return (total / count).astype(np.float32)
 
 
 def create_model(config) -> landmark_model.LandmarkNet:
@@ -63,14 +106,33 @@ def init_params(model, config, rng):
   return params
 
 
+def augment(batch, rng, flip_prob: float) -> dict:
+  """Mirrors each example's landmarks (targets and neutral) left-right with probability `flip_prob`.
+
+  A mirrored face is as plausible as the original and says the same words with the same emotion, so this
+  doubles the faces a small dataset shows the model; mel and emotion are unchanged.
+  """
+  if not flip_prob:
+    return batch
+  flip = jax.random.bernoulli(rng, flip_prob, (batch["landmarks"].shape[0],))
+  return dict(batch,
+              landmarks=jnp.where(flip[:, None, None, None], landmarks.mirror(batch["landmarks"], jnp),
+                                  batch["landmarks"]),
+              neutral_landmarks=jnp.where(flip[:, None, None], landmarks.mirror(batch["neutral_landmarks"], jnp),
+                                          batch["neutral_landmarks"]))
+
+
 def make_loss_fn(model, config):
   """loss_fn(params, batch, rng) -> (loss, metrics) for `train_lib.make_train_step`."""
 
   def loss_fn(params, batch, rng):
+    flip_rng, dropout_rng = jax.random.split(rng)
+    batch = augment(batch, flip_rng, config.get("flip_prob", 0.0))
     out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=True,
-                      rngs={"dropout": rng})
+                      rngs={"dropout": dropout_rng})
     loss, aux = losses.landmark_loss(out["landmarks"], batch["landmarks"], batch["has_audio"],
-                                     mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight)
+                                     mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight,
+                                     silent_weight=config.get("silent_weight", 0.0))
     aux = {f"landmark_{k}": v for k, v in aux.items()}
     aux["landmark_loss"] = loss
     if "emotion_logits" in out and config.emotion_weight > 0:
@@ -83,8 +145,9 @@ def make_loss_fn(model, config):
 
 
 def landmark_metrics(pred, target) -> dict:
-  """The eval metrics of predicted vs true landmarks [B, K, 68, 2]: M-LMD and F-LMD, pixels of a 256 crop."""
-  return {"m_lmd": metrics_lib.m_lmd(pred, target, size=256), "f_lmd": metrics_lib.f_lmd(pred, target, size=256)}
+  """Per-example M-LMD and F-LMD ([B] each, pixels of a 256 crop) of predicted vs true landmarks [B, K, 68, 2]."""
+  return {"m_lmd": jax.vmap(lambda p, t: metrics_lib.m_lmd(p, t, size=256))(pred, target),
+          "f_lmd": jax.vmap(lambda p, t: metrics_lib.f_lmd(p, t, size=256))(pred, target)}
 
 
 def jit_eval_step(predict_fn, mesh):
@@ -141,21 +204,34 @@ def plot_landmarks(path, pred, target, frames=None, title: str = "") -> None:
 
 
 def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dict:
-  """Mean M-LMD / F-LMD over `config.num_eval_batches` batches of the test split (fixed windows)."""
+  """M-LMD / F-LMD over `config.num_eval_batches` batches of the test split (fixed windows).
+
+  Returns {'m_lmd', 'f_lmd'} averaged over all windows, and {'audio_m_lmd', 'audio_f_lmd'} over the windows
+  of clips with audio (the only ones whose mouth motion can be predicted; absent when there are none),
+  plus 'num_windows' and 'num_audio_windows'.
+  """
   it = input_pipeline.InputIterator(builder, config.test_split, batch_size=config.eval_batch_size,
                                     window=config.window, seed=config.seed, mesh=mesh, shuffle=False)
-  sums, n = {}, 0
+  sums, audio_sums, n, n_audio = {}, {}, 0, 0
   for i in range(config.num_eval_batches):
     batch = next(it)
     metrics, pred = eval_step(params, batch)
+    has_audio = train_lib.to_host(batch["has_audio"]).astype(bool)
     for k, v in jax.device_get(metrics).items():
-      sums[k] = sums.get(k, 0.0) + float(v)
-    n += 1
+      v = np.asarray(v, np.float64)
+      sums[k] = sums.get(k, 0.0) + v.sum()
+      audio_sums[k] = audio_sums.get(k, 0.0) + v[has_audio].sum()
+    n += has_audio.size
+    n_audio += int(has_audio.sum())
     if i == 0 and plot_path is not None:
       pred0, target0 = train_lib.to_host(pred)[0], train_lib.to_host(batch["landmarks"])[0]
       if jax.process_index() == 0:
         plot_landmarks(plot_path, pred0, target0, title=pathlib.Path(plot_path).stem)
-  return {k: v / max(n, 1) for k, v in sums.items()}
+  out = {k: float(v / max(n, 1)) for k, v in sums.items()}
+  if n_audio:
+    out.update({f"audio_{k}": float(v / n_audio) for k, v in audio_sums.items()})
+  out.update(num_windows=n, num_audio_windows=n_audio)
+  return out
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
@@ -172,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   workdir = pathlib.Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = input_pipeline.make_mesh()
-  builder = input_pipeline.get_builder(dataset_name(config), config.get("data_dir") or None)
+  builder = get_builder(config)
   logging.info("training on %s with %d device(s) over %d process(es)", builder.info.full_name,
                jax.device_count(), jax.process_count())
 
@@ -183,6 +259,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   tx, schedule = train_lib.make_optimizer(config)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   params = init_params(model, config, init_rng)
+  if config.get("init_mean_displacement", False):
+    mean = mean_displacement(config, builder)
+    if jax.process_count() > 1:  # Each process saw its own shard: all take process 0's.
+      mean = multihost_utils.broadcast_one_to_all(mean)
+    params = dict(params, mean_displacement=jnp.asarray(mean))
   state = train_lib.TrainState.create(params, tx, train_rng)
   ckpt = train_lib.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
                                      best_metric="m_lmd", best_mode="min")

@@ -112,7 +112,8 @@ def make_optimizer(config):
 
   Fields: `optimizer` ('adam', 'adamw' or 'sgd'), `learning_rate`, `lr_schedule`, `warmup_steps`,
   `num_train_steps`, optional `weight_decay` (adamw), `b1`, `b2`, `eps`, `momentum` (sgd) and
-  `grad_clip_norm` (clip by global norm before the update; 0 or None: no clipping).
+  `grad_clip_norm` (clip by global norm before the update; 0 or None: no clipping) and `frozen_params`
+  (top-level param names that never change, e.g. ('audio_encoder',)).
   """
   schedule = make_schedule(config)
   name = config.get("optimizer", "adam")
@@ -128,6 +129,10 @@ def make_optimizer(config):
   clip = config.get("grad_clip_norm", None)
   if clip:
     opt = optax.chain(optax.clip_by_global_norm(float(clip)), opt)
+  frozen = set(config.get("frozen_params", ()) or ())
+  if frozen:
+    labels = lambda params: {k: "frozen" if k in frozen else "train" for k in params}
+    opt = optax.multi_transform({"train": opt, "frozen": optax.set_to_zero()}, labels)
   return opt, schedule
 
 
@@ -166,18 +171,20 @@ def to_host(x) -> np.ndarray:
 
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, mesh,
-                    schedule: Optional[optax.Schedule] = None) -> Callable:
+                    schedule: Optional[optax.Schedule] = None, with_extra: bool = False) -> Callable:
   """Jitted `step(state, batch) -> (state, metrics)`; the state's buffers are donated.
 
   loss_fn(params, batch, rng) -> (scalar loss, dict of scalar metrics). The step splits the state's
   rng, takes the gradient, applies `tx`, and returns metrics with 'loss', 'grad_norm' (before
   clipping), 'param_norm' and 'learning_rate' added. State in and out is replicated, the batch
-  sharded along 'data'.
+  sharded along 'data'. With `with_extra`, the step is `step(state, batch, extra)` and the loss
+  `loss_fn(params, batch, rng, extra)`: `extra` is a replicated pytree the loss reads but nothing
+  trains (e.g. frozen VGG weights), passed as an argument so that it is not baked into the program.
   """
 
-  def step(state: TrainState, batch):
+  def step(state: TrainState, batch, *extra):
     rng, step_rng = jax.random.split(state.rng)
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, step_rng)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, step_rng, *extra)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(aux, loss=loss, grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))

@@ -33,7 +33,8 @@ def test_static_baseline_equals_a_direct_computation(dataset_dir):
   config = ttl._config(dataset_dir, num_eval_batches=2)  # pylint: disable=protected-access
   result = landmark_baselines.evaluate_baselines(config, num_train_batches=2)
   assert set(result) == {"static", "mean_motion"}
-  assert all(set(r) == {"m_lmd", "f_lmd"} for r in result.values())
+  assert all(set(r) == {"m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd", "num_windows", "num_audio_windows"}
+             for r in result.values())
   # The same test windows as train_landmark.evaluate: unshuffled, the config's seed, window, eval batch size.
   it = input_pipeline.InputIterator(dataset_dir, config.test_split, batch_size=config.eval_batch_size,
                                     window=config.window, seed=config.seed, shuffle=False)
@@ -46,17 +47,20 @@ def test_static_baseline_equals_a_direct_computation(dataset_dir):
   assert result["static"]["m_lmd"] == pytest.approx(np.mean(m), rel=1e-5)
   assert result["static"]["f_lmd"] == pytest.approx(np.mean(f), rel=1e-5)
   assert result["static"]["m_lmd"] > 0.5  # The GRID speaker's mouth moves: the static face is wrong.
+  # Every clip of this dataset has audio: the audio-only figures are the same windows.
+  assert result["static"]["num_audio_windows"] == result["static"]["num_windows"] == 2 * config.eval_batch_size
+  assert result["static"]["audio_m_lmd"] == pytest.approx(result["static"]["m_lmd"])
   # Its mean displacement is the mean over the train windows' frames.
   it = input_pipeline.InputIterator(dataset_dir, config.train_split, batch_size=config.batch_size,
                                     window=config.window, seed=config.seed, shuffle=False)
   shifts = [b["landmarks"] - b["neutral_landmarks"][:, None] for b in (next(it), next(it))]
-  np.testing.assert_allclose(landmark_baselines.mean_displacement(config, num_train_batches=2),
+  np.testing.assert_allclose(train_landmark.mean_displacement(config, num_train_batches=2),
                              np.concatenate(shifts).mean(axis=(0, 1)), atol=1e-6)
 
 
 def test_mean_motion_is_exact_when_every_clip_moves_the_same(shifted_dataset_dir):
   config = ttl._config(shifted_dataset_dir)  # pylint: disable=protected-access
-  np.testing.assert_allclose(landmark_baselines.mean_displacement(config), SHIFT, atol=1e-6)  # One pass.
+  np.testing.assert_allclose(train_landmark.mean_displacement(config), SHIFT, atol=1e-6)  # One pass.
   result = landmark_baselines.evaluate_baselines(config)
   assert result["mean_motion"]["m_lmd"] < 1e-3 and result["mean_motion"]["f_lmd"] < 1e-3
   assert result["static"]["f_lmd"] > 1.0

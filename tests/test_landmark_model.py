@@ -61,9 +61,28 @@ def test_graph_conv_equals_dense_normalized_adjacency():
 
 
 def test_param_names(params):
-  assert set(params) == MODULES
+  assert set(params) == MODULES | {"mean_displacement"}
   assert "kernel" in params["graph_decoder"]["out"]
   assert set(params["graph_encoder"]) >= {"conv_0", "conv_1", "conv_2"}
+
+
+def test_mean_displacement_param_shifts_every_frame(model, params):
+  inputs = lm.dummy_inputs(2, 3)
+  shift = np.random.default_rng(0).normal(0, 0.01, (68, 2)).astype(np.float32)
+  base = model.apply({"params": params}, *inputs)["landmarks"]
+  moved = model.apply({"params": dict(params, mean_displacement=jnp.asarray(shift))}, *inputs)["landmarks"]
+  np.testing.assert_allclose(moved - base, np.broadcast_to(shift, base.shape), atol=1e-6)
+
+
+def test_dropout_only_in_training(params):
+  model = lm.LandmarkNet(dropout_rate=0.5)
+  inputs = lm.dummy_inputs(2, 3)
+  rngs = {"dropout": jax.random.PRNGKey(1)}
+  a = model.apply({"params": params}, *inputs, train=True, rngs=rngs)["landmarks"]
+  b = model.apply({"params": params}, *inputs, train=True, rngs={"dropout": jax.random.PRNGKey(2)})["landmarks"]
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(model.apply({"params": params}, *inputs)["landmarks"],
+                                lm.LandmarkNet().apply({"params": params}, *inputs)["landmarks"])
 
 
 def test_bfloat16_compute_keeps_float32_params_and_outputs():
@@ -78,7 +97,7 @@ def test_no_emotion_head():
   model = lm.LandmarkNet(emotion_head=False)
   # Shapes only (no compilation): enough to check names and outputs.
   variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), *lm.dummy_inputs())
-  assert set(variables["params"]) == MODULES - {"emotion_head"}
+  assert set(variables["params"]) == MODULES - {"emotion_head"} | {"mean_displacement"}
   out = jax.eval_shape(model.apply, variables, *lm.dummy_inputs(2, 3))
   assert set(out) == {"landmarks", "displacement"}
 

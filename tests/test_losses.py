@@ -65,6 +65,30 @@ def test_audio_mask_excludes_examples():
     np.testing.assert_allclose(parts["velocity"], want_parts["velocity"], rtol=1e-6, atol=1e-12)
 
 
+def test_silent_clips_train_emotion_geometry_not_speech_motion():
+  target = _face(batch=2, frames=6)
+  silent = np.array([False, True])
+  speech = losses.SPEECH_NODES
+
+  def silent_part(pred):
+    _, parts = losses.landmark_loss(pred, target, audio_mask=~silent, silent_weight=0.5)
+    return float(parts["silent"])
+
+  # Lips and jaw moving frame to frame around the right mean shape: words the model cannot hear, free.
+  talking = target.copy()
+  talking[1][:, speech, 1] += np.array([0.05, -0.05, 0.03, -0.03, 0.02, -0.02])[:, None]
+  assert silent_part(talking) == pytest.approx(0.0, abs=1e-9)
+  # A wrong mean mouth shape (a smile the emotion calls for) and wrong brows both cost.
+  mouth_off, brows_off = target.copy(), target.copy()
+  mouth_off[1][:, face_graph.MOUTH, 1] += 0.05
+  brows_off[1][:, 17:27, 1] += 0.05
+  assert silent_part(mouth_off) > 1e-4 and silent_part(brows_off) > 1e-4
+  # The silent term is weighted into the total; examples with audio keep their full per-frame loss.
+  total, parts = losses.landmark_loss(brows_off, target, audio_mask=~silent, silent_weight=0.5)
+  np.testing.assert_allclose(total, parts["position"] + parts["velocity"] + 0.5 * parts["silent"], rtol=1e-6)
+  assert parts["position"] == 0.0
+
+
 def test_all_masked_is_zero_without_nan():
   target = _face()
   target[0] = np.nan

@@ -49,6 +49,16 @@ def test_optimizers_and_clipping(name):
     train_lib.make_optimizer(_config(optimizer="lion"))
 
 
+def test_frozen_params_never_change():
+  params = {"encoder": {"w": jnp.ones(4)}, "prior": jnp.ones(2)}
+  grads = {"encoder": {"w": jnp.ones(4)}, "prior": jnp.ones(2)}
+  tx, _ = train_lib.make_optimizer(_config(optimizer="adamw", lr_schedule="constant", warmup_steps=0,
+                                           learning_rate=0.1, frozen_params=("prior",)))
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_array_equal(updates["prior"], 0.0)  # Not even weight decay moves it.
+  assert np.all(np.asarray(updates["encoder"]["w"]) < 0)
+
+
 def _loss_fn(params, batch, rng):
   del rng
   pred = batch["x"] @ params["w"] + params["b"]

@@ -38,6 +38,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from emotalk_jax import face  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emotalk_jax import landmarks  # pylint: disable=g-import-not-at-top,wrong-import-position
 from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NEUTRAL_VIDEOS = ["video/mead_dreamtalk/M030_front_neutral_level1_001.mp4",
@@ -114,9 +115,8 @@ def main(argv=None):
 
   # 2-3. Procrustes mean, then symmetrised.
   mean = procrustes_mean(np.stack(people))
-  mirrored = mean[face.MIRROR] * np.array([-1.0, 1.0])
-  mean = normalise(0.5 * (mean + align_to(mirrored[None], mean)[0]))
-  mean = 0.5 * (mean + mean[face.MIRROR] * np.array([-1.0, 1.0]))  # exact symmetry about x = 0
+  mean = normalise(0.5 * (mean + align_to(landmarks.mirror(mean)[None], mean)[0]))
+  mean = 0.5 * (mean + landmarks.mirror(mean))  # exact symmetry about x = 0
 
   # 4. Framing measured on the MEAD crops: template units -> 256 crop pixels.
   scales, offsets_y, offsets_x = [], [], []
