@@ -33,14 +33,19 @@ INSTALL_REQUIRES = [
     "face_recognition_models>=0.3.0",
     "av>=14.0",
     "tqdm>=4.66",
+    # The evaluation harness: its plots, and the MFCC that SyncNet's LSE-C / LSE-D are defined on.
+    "matplotlib>=3.8",
+    "python_speech_features>=0.6",
 ]
 
 # Apache Beam runs large dataset builds; TFDS's `tfds build` command also imports it and mlcroissant at start-up.
 BEAM = ["apache-beam>=2.60", "mlcroissant>=1.0"]
 
 EXTRAS_REQUIRE = {
-    # Beam is in the test extra so the DirectRunner build is tested.
-    "test": ["pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10"] + BEAM,
+    # Beam is in the test extra so the DirectRunner build is tested. scikit-image and cpbd are reference
+    # implementations the harness's SSIM and CPBD are checked against.
+    "test": ["pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10",
+             "scikit-image>=0.22", "cpbd>=1.0.7"] + BEAM,
     "colab": ["ipykernel>=6.29", "matplotlib>=3.8"],
     "cuda": ["jax[cuda12]>=0.10.2"],
     "tpu": ["jax[tpu]>=0.10.2"],

@@ -11,9 +11,12 @@ import sys
 import warnings
 
 from emotalk_jax import errors
+from emotalk_jax import eval_cli
 from emotalk_jax import samples
 
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".flv", ".webm", ".mkv", ".avi", ".m4v"}
+# Trained stages `emotalk evaluate STAGE` knows; without a stage it runs the evaluation harness (eval_cli).
+EVALUATE_STAGES = ("landmark",)
 
 
 def _default_out(path: pathlib.Path, suffix: str) -> pathlib.Path:
@@ -58,7 +61,13 @@ def cmd_emotion(args) -> dict:
 
 def cmd_bench(args) -> dict:
   """Benchmarks that print JSON: `preprocess` (frames/s per clip), `data` (dataset build clips/min and
-  input-pipeline examples/s)."""
+  input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the expression
+  classifier's accuracy on the real labelled MEAD clips of ../shared/data)."""
+  if args.what in ("evaluate", "emotion-ceiling"):
+    from emotalk_jax import eval_bench  # pylint: disable=g-import-not-at-top
+    if args.what == "evaluate":
+      return eval_bench.evaluate_benchmark(args.clips or None, num_frames=args.frames)
+    return eval_bench.emotion_ceiling()
   if args.what == "data":
     from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
     return data_bench.data_benchmark(max_frames=args.frames)
@@ -78,9 +87,19 @@ def cmd_train(args) -> dict:
 
 
 def cmd_evaluate(args) -> dict:
-  """Evaluates a trained stage against its baselines on the same test windows:
+  """Scores generated videos with the evaluation harness (PSNR, SSIM, CPBD, M-LMD, F-LMD, CSIM, emotion
+  accuracy, lip sync; emotalk_jax/evaluate.py):
+  `emotalk evaluate --generated GEN.mp4 [--reference REF.mp4] [--source PHOTO] [--emotion EMOTION]
+  [--json OUT.json]` or `emotalk evaluate --manifest EVAL.csv --out-dir DIR`.
+  Or evaluates a trained stage against its baselines on the same test windows:
   `emotalk evaluate landmark --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]
   [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y ...]` (see emotalk_jax/landmark_baselines.py)."""
+  from emotalk_jax import eval_cli  # pylint: disable=g-import-not-at-top
+  if args.stage is None:
+    return eval_cli.run(args)
+  if eval_cli.uses_harness(args):
+    raise errors.InputError(f"evaluate {args.stage}", "harness options (--generated, --manifest, ...) cannot be "
+                                                      "combined with a stage; put the stage's flags after it")
   from absl import flags  # pylint: disable=g-import-not-at-top
   from emotalk_jax import landmark_baselines  # pylint: disable=g-import-not-at-top
   try:
@@ -125,22 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_emotion)
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
-  p.add_argument("what", choices=("preprocess", "data"), help="what to benchmark")
-  p.add_argument("--clips", nargs="*", help="preprocess: video files (default: a 256x256 and a 512x512 clip)")
+  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling"), help="what to benchmark")
+  p.add_argument("--clips", nargs="*",
+                 help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
   p.set_defaults(func=cmd_bench)
 
   p = sub.add_parser("train", help="train a stage (absl flags: --config FILE --workdir DIR --config.x=y)",
                      description=cmd_train.__doc__)
-  p.add_argument("stage", choices=("landmark",), help="which network to train")
+  p.add_argument("stage", choices=("landmark", "texture"), help="which network to train")
   p.add_argument("flags", nargs=argparse.REMAINDER, help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
   p.set_defaults(func=cmd_train)
 
-  p = sub.add_parser("evaluate", help="evaluate a trained stage against its baselines (JSON)",
+  p = sub.add_parser("evaluate", help="score generated videos (harness), or a trained stage against its baselines",
                      description=cmd_evaluate.__doc__)
-  p.add_argument("stage", choices=("landmark",), help="which network to evaluate")
+  p.add_argument("stage", nargs="?", choices=EVALUATE_STAGES,
+                 help="a trained stage to evaluate against its baselines (omit for the harness)")
   p.add_argument("flags", nargs=argparse.REMAINDER,
-                 help="--config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP] [--config.field=value ...]")
+                 help="stage flags: --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP] "
+                      "[--config.field=value ...]")
+  eval_cli.add_arguments(p)
   p.set_defaults(func=cmd_evaluate)
   return parser
 
