@@ -213,14 +213,16 @@ def num_video_frames(num_samples: int, fps: float = FPS) -> int:
   return int(math.ceil(round(int(num_samples) * float(fps) / SAMPLE_RATE, 6)))
 
 
-def window_centres(num_frames: int, fps: float = FPS) -> np.ndarray:
-  """[T] int: c_i = floor(i * 100 / fps + 0.5), the mel frame at video frame i's time i / fps."""
+def window_centres(num_frames: int, fps: float = FPS, first_frame: int = 0) -> np.ndarray:
+  """[T] int: c_i = floor(i * 100 / fps + 0.5), the mel frame at video frame i's time i / fps, for
+  i = first_frame .. first_frame + T - 1 (negative frames lie before the audio starts)."""
   if not fps > 0:
     raise ValueError(f"fps must be positive, got {fps}")
-  return np.floor(np.arange(int(num_frames)) * (MEL_FPS / float(fps)) + 0.5).astype(np.int64)
+  frames = np.arange(int(first_frame), int(first_frame) + int(num_frames))
+  return np.floor(frames * (MEL_FPS / float(fps)) + 0.5).astype(np.int64)
 
 
-def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW) -> np.ndarray:
+def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW, first_frame: int = 0) -> np.ndarray:
   """Cuts one mel window per video frame.
 
   Args:
@@ -228,6 +230,8 @@ def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW
     num_frames: T, the number of video frames to cover (the output has exactly T windows).
     fps: video frame rate.
     window: W, mel frames per window.
+    first_frame: the video frame of the first window (windows of frames before 0 or past the audio read
+      as silence), so a long clip can be cut a piece at a time.
 
   Returns:
     [T, W, M] float32; window i holds mel frames c_i - W // 2 .. c_i + W - W // 2 - 1 with
@@ -241,7 +245,7 @@ def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW
   num_mel = mel.shape[0]
   # One extra row of silence at index F: every out-of-range index is sent there.
   padded = np.concatenate([mel, np.full([1, mel.shape[1]], LOG_MEL_FLOOR, np.float32)])
-  idx = window_centres(num_frames, fps)[:, None] + np.arange(-(window // 2), window - window // 2)[None, :]
+  idx = window_centres(num_frames, fps, first_frame)[:, None] + np.arange(-(window // 2), window - window // 2)[None, :]
   idx = np.where((idx >= 0) & (idx < num_mel), idx, num_mel)
   return padded[idx]
 

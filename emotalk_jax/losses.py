@@ -14,10 +14,10 @@ Conventions:
   selected the loss is 0 (not NaN) and so is its gradient, even if the excluded
   examples hold NaN targets.
 * Clips without audio (silent labelled video, e.g. MEAD's) still show what an
-  emotion does to a face. With `silent_weight` > 0 they train what can be known
-  without the speech: every frame of the nodes speech does not move, and only
-  the window's mean shape of the `SPEECH_NODES` (lips and lower jaw), whose
-  frame-to-frame motion follows words the model does not hear.
+  emotion does to a face: with `silent_weight` > 0 they train everything but the
+  frame-to-frame motion of the `SPEECH_NODES` (lips and lower jaw), which follows
+  words the model does not hear. `head_motion_weight` < 1 likewise discounts the
+  within-window motion of the other nodes, mostly head motion (see `landmark_loss`).
 """
 
 from typing import Dict, Optional, Tuple
@@ -55,61 +55,61 @@ def masked_mean(per_example: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
   return total / jnp.maximum(jnp.sum(mask), 1).astype(per_example.dtype)
 
 
-def _position_velocity(diff: jax.Array, weights: jax.Array, mask) -> Tuple[jax.Array, jax.Array]:
-  """Masked mean position and velocity errors of diff [B, T, 68, 2] (velocity 0 when T = 1)."""
-  position = masked_mean(_weighted_node_error(diff, weights), mask)
-  if diff.shape[1] > 1:
-    velocity = masked_mean(_weighted_node_error(jnp.diff(diff, axis=1), weights), mask)
-  else:
-    velocity = jnp.zeros((), jnp.float32)
-  return position, velocity
-
-
 def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velocity_weight: float = 1.0,
-                  silent_weight: float = 0.0) -> Tuple[jax.Array, Dict[str, jax.Array]]:
-  """Mouth-weighted landmark L2 plus a velocity term; optionally what silent clips can teach.
+                  silent_weight: float = 0.0, head_motion_weight: float = 1.0
+                  ) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+  """Mouth-weighted landmark L2 plus velocity, split by what the inputs can explain.
+
+  The nodes speech moves (`SPEECH_NODES`) are compared frame by frame in clips with audio and by their
+  window mean in silent clips (whose words the model does not hear). The other nodes are compared by
+  their window mean (the emotion's geometry) plus `head_motion_weight` x their frame-to-frame deviation
+  from it and their velocity: mostly head motion, which neither the speech nor the emotion determines.
+  With head_motion_weight = 1 and all clips voiced, this is the plain per-frame loss (mean over frames of
+  |d|^2 = |mean d|^2 + mean |d - mean d|^2).
 
   Args:
     pred: [B, T, 68, 2] predicted landmarks.
     target: [B, T, 68, 2] ground-truth landmarks.
-    audio_mask: [B] bool, True for examples that have audio. The others contribute only through
-      `silent_weight`. None: all examples have audio.
+    audio_mask: [B] bool, True for examples that have audio; None: all have.
     mouth_weight: weight of the 20 mouth nodes (others 1).
     velocity_weight: weight of the velocity terms.
-    silent_weight: weight of the silent examples' loss: position + velocity of the nodes outside
-      `SPEECH_NODES` in every frame, plus position of the window-mean shape of `SPEECH_NODES`.
+    silent_weight: weight of the silent examples' loss (0: they are left out).
+    head_motion_weight: weight of the non-speech nodes' motion within a window.
 
   Returns:
-    (total, {"position", "velocity", "silent"}), all float32 scalars;
-    total = position + velocity_weight * velocity + silent_weight * silent.
+    (total, {"voiced", "silent", "velocity"}): total = voiced + silent_weight * silent, each the mean over
+    its examples (0 when there are none); "velocity" is the speech nodes' velocity error of voiced clips.
   """
   pred = jnp.asarray(pred, jnp.float32)
   target = jnp.asarray(target, jnp.float32)
   if pred.shape != target.shape or pred.ndim != 4:
     raise ValueError(f"pred and target must both be [B, T, 68, 2], got {pred.shape} and {target.shape}")
+  voiced = jnp.ones(pred.shape[:1], bool) if audio_mask is None else jnp.asarray(audio_mask, bool)
+  silent = ~voiced
   weights = node_weights(mouth_weight)
-  diff = pred - target
-  if audio_mask is None:
-    position, velocity = _position_velocity(diff, weights, None)
-    return position + velocity_weight * velocity, {"position": position, "velocity": velocity,
-                                                   "silent": jnp.zeros((), jnp.float32)}
-  audio_mask = jnp.asarray(audio_mask, bool)
-  # Zero excluded examples before squaring: a NaN there would otherwise reach the gradient
+  speech = jnp.zeros_like(weights).at[SPEECH_NODES].set(1.0)
+  still = 1.0 - speech
+
+  def error(d, node_mask):  # [B]
+    return _weighted_node_error(d, weights * node_mask)
+
+  def velocity(d, node_mask):  # [B]
+    if d.shape[1] < 2:
+      return jnp.zeros(d.shape[:1], jnp.float32)
+    return _weighted_node_error(jnp.diff(d, axis=1), weights * node_mask)
+
+  # Zero the examples a term leaves out before squaring: a NaN there would otherwise reach the gradient
   # (0 * NaN) even though `masked_mean` drops its value.
-  position, velocity = _position_velocity(jnp.where(audio_mask[:, None, None, None], diff, 0.0), weights,
-                                          audio_mask)
-  total = position + velocity_weight * velocity
-  silent = jnp.zeros((), jnp.float32)
-  if silent_weight:
-    silent_mask = ~audio_mask
-    silent_diff = jnp.where(silent_mask[:, None, None, None], diff, 0.0)
-    speech = jnp.zeros_like(weights).at[SPEECH_NODES].set(1.0)
-    still_position, still_velocity = _position_velocity(silent_diff, weights * (1.0 - speech), silent_mask)
-    mean_shape = masked_mean(_weighted_node_error(silent_diff.mean(axis=1, keepdims=True), weights * speech),
-                             silent_mask)
-    silent = still_position + velocity_weight * still_velocity + mean_shape
-    total = total + silent_weight * silent
-  return total, {"position": position, "velocity": velocity, "silent": silent}
+  needed = voiced | (silent if silent_weight else jnp.zeros_like(silent))
+  diff = jnp.where(needed[:, None, None, None], pred - target, 0.0)
+  mean = diff.mean(axis=1, keepdims=True)
+  still_part = error(mean, still) + head_motion_weight * (error(diff - mean, still)
+                                                          + velocity_weight * velocity(diff, still))
+  speech_velocity = velocity(diff, speech)
+  voiced_loss = masked_mean(error(diff, speech) + velocity_weight * speech_velocity + still_part, voiced)
+  silent_loss = masked_mean(error(mean, speech) + still_part, silent)
+  total = voiced_loss + (silent_weight * silent_loss if silent_weight else 0.0)
+  return total, {"voiced": voiced_loss, "silent": silent_loss, "velocity": masked_mean(speech_velocity, voiced)}
 
 
 def emotion_loss(logits, emotion, mask=None) -> jax.Array:

@@ -8,6 +8,7 @@ What it writes in `workdir`:
                         (the last `max_checkpoints_to_keep` and the best by eval M-LMD).
   metrics.jsonl         one JSON line per log/eval write ('train/...' and 'eval/...' keys).
   events.out.tfevents.* TensorBoard scalars (same values).
+  config.json           the run's config (`emotalk_jax.checkpoints` rebuilds the model from it).
   plots/step_<N>.png    predicted vs true landmarks for a few frames of the first eval example.
 
 Running it again with the same workdir resumes from the latest checkpoint exactly: same params,
@@ -34,6 +35,7 @@ import ml_collections
 import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
+from emotalk_jax import checkpoints
 from emotalk_jax import face_graph
 from emotalk_jax import landmark_model
 from emotalk_jax import landmarks
@@ -99,6 +101,11 @@ def create_model(config) -> landmark_model.LandmarkNet:
   return landmark_model.LandmarkNet(**kwargs)
 
 
+def param_shapes(config) -> dict:
+  """The model's params as ShapeDtypeStructs (nothing is computed): what a checkpoint must match."""
+  return jax.eval_shape(lambda: init_params(create_model(config), config, jax.random.PRNGKey(0)))
+
+
 def init_params(model, config, rng):
   params = landmark_model.init_params(model, rng, batch_size=1, num_frames=config.window)
   if isinstance(params, dict) and set(params) == {"params"}:  # Accept the full variables dict too.
@@ -132,7 +139,8 @@ def make_loss_fn(model, config):
                       rngs={"dropout": dropout_rng})
     loss, aux = losses.landmark_loss(out["landmarks"], batch["landmarks"], batch["has_audio"],
                                      mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight,
-                                     silent_weight=config.get("silent_weight", 0.0))
+                                     silent_weight=config.get("silent_weight", 0.0),
+                                     head_motion_weight=config.get("head_motion_weight", 1.0))
     aux = {f"landmark_{k}": v for k, v in aux.items()}
     aux["landmark_loss"] = loss
     if "emotion_logits" in out and config.emotion_weight > 0:
@@ -247,6 +255,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   train_lib.maybe_initialize_distributed(config)
   workdir = pathlib.Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    checkpoints.save_config(config, workdir / checkpoints.CONFIG_FILE)
   mesh = input_pipeline.make_mesh()
   builder = get_builder(config)
   logging.info("training on %s with %d device(s) over %d process(es)", builder.info.full_name,

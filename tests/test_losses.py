@@ -29,26 +29,47 @@ def test_mouth_errors_cost_mouth_weight_times_more():
     other_loss, parts = losses.landmark_loss(off_mouth, target, mouth_weight=weight)
     np.testing.assert_allclose(mouth_loss / other_loss, weight, rtol=1e-5)
     # A constant error: mean over 68 nodes of 0.1^2 on 20 of them.
-    np.testing.assert_allclose(parts["position"], 20 * 0.01 / 68, rtol=1e-5)
+    np.testing.assert_allclose(parts["voiced"], 20 * 0.01 / 68, rtol=1e-5)
 
 
 def test_velocity_ignores_a_constant_offset_but_sees_jitter():
   target = _face()
   offset = np.random.default_rng(1).normal(0, 0.05, (2, 1, 68, 2)).astype(np.float32)
   total, parts = losses.landmark_loss(target + offset, target)
-  assert parts["position"] > 1e-4
+  assert parts["voiced"] > 1e-4
   assert parts["velocity"] < 1e-12  # Zero but for the rounding of (target + offset) - target.
-  np.testing.assert_allclose(total, parts["position"])
+  np.testing.assert_allclose(total, losses.landmark_loss(target + offset, target, velocity_weight=0.0)[0], rtol=1e-5)
   jitter = target.copy()
   jitter[:, 1::2] += 0.01
-  _, parts = losses.landmark_loss(jitter, target)
-  assert parts["velocity"] > parts["position"] > 0
+  with_velocity, parts = losses.landmark_loss(jitter, target)
+  assert parts["velocity"] > 0
+  assert with_velocity > losses.landmark_loss(jitter, target, velocity_weight=0.0)[0]
+
+
+def test_is_the_plain_per_frame_loss_for_voiced_clips():
+  target, pred = _face(seed=0), _face(seed=3)
+  weights = np.asarray(losses.node_weights(3.0))
+  d = pred - target
+  want = (np.sum(d**2, -1) * weights).mean() + (np.sum(np.diff(d, axis=1)**2, -1) * weights).mean()
+  total, _ = losses.landmark_loss(pred, target, mouth_weight=3.0)
+  np.testing.assert_allclose(total, want, rtol=1e-5)
+
+
+def test_head_motion_weight_discounts_motion_of_the_other_nodes():
+  target = _face(batch=1, frames=6)
+  nodding = target.copy()
+  nodding[0][:, 17:48, 1] += np.array([0.04, -0.04, 0.02, -0.02, 0.01, -0.01])[:, None]  # Zero window mean.
+  assert losses.landmark_loss(nodding, target, head_motion_weight=0.0)[0] == pytest.approx(0.0, abs=1e-9)
+  assert losses.landmark_loss(nodding, target, head_motion_weight=1.0)[0] > 1e-4
+  raised = target.copy()
+  raised[0][:, 17:27, 1] -= 0.03  # Brows raised for the whole window: the emotion's geometry, always counted.
+  assert losses.landmark_loss(raised, target, head_motion_weight=0.0)[0] > 1e-4
 
 
 def test_single_frame_has_no_velocity():
   target = _face(frames=1)
   _, parts = losses.landmark_loss(target + 0.1, target)
-  assert parts["velocity"] == 0.0 and np.isfinite(parts["position"])
+  assert parts["velocity"] == 0.0 and np.isfinite(parts["voiced"])
 
 
 def test_audio_mask_excludes_examples():
@@ -85,8 +106,8 @@ def test_silent_clips_train_emotion_geometry_not_speech_motion():
   assert silent_part(mouth_off) > 1e-4 and silent_part(brows_off) > 1e-4
   # The silent term is weighted into the total; examples with audio keep their full per-frame loss.
   total, parts = losses.landmark_loss(brows_off, target, audio_mask=~silent, silent_weight=0.5)
-  np.testing.assert_allclose(total, parts["position"] + parts["velocity"] + 0.5 * parts["silent"], rtol=1e-6)
-  assert parts["position"] == 0.0
+  np.testing.assert_allclose(total, parts["voiced"] + 0.5 * parts["silent"], rtol=1e-6)
+  assert parts["voiced"] == 0.0
 
 
 def test_all_masked_is_zero_without_nan():
