@@ -235,7 +235,7 @@ def face_crops(frames, landmarks_px) -> np.ndarray:
   return out
 
 
-def lse(variables, frames, landmarks_px, wave, config: SyncNetConfig = SyncNetConfig()) -> dict:
+def lse(variables, frames, landmarks_px, wave, config: SyncNetConfig = SyncNetConfig(), batch: int = BATCH) -> dict:
   """LSE-D, LSE-C and the AV offset of a video (see the module docstring).
 
   Args:
@@ -244,6 +244,7 @@ def lse(variables, frames, landmarks_px, wave, config: SyncNetConfig = SyncNetCo
     landmarks_px: [T, 68, 2] landmarks in frame pixels.
     wave: [N] float speech at 16 kHz, sample 0 at frame 0.
     config: the architecture the variables belong to.
+    batch: windows per compiled call (the last batch is padded to it).
 
   Returns:
     {'lse_d', 'lse_c', 'offset_frames', 'num_windows'}; raises InputError for under 6 frames of video
@@ -258,8 +259,8 @@ def lse(variables, frames, landmarks_px, wave, config: SyncNetConfig = SyncNetCo
   model = SyncNet(config)
   embed = jax.jit(lambda v, m, f: model.apply(v, m, f))
   lip_feats, audio_feats = [], []
-  for start in range(0, last, BATCH):
-    idx = np.arange(start, start + BATCH)
+  for start in range(0, last, batch):
+    idx = np.arange(start, start + batch)
     valid = idx < last
     idx = np.minimum(idx, last - 1)  # Pad the last batch so one compiled shape serves every batch.
     clips = np.stack([crops[i:i + WINDOW] for i in idx])
