@@ -95,7 +95,6 @@ def run(args) -> dict:
   if args.out_dir:
     raise errors.InputError("evaluate", "--out-dir is for --manifest; a single video's result goes to --json")
   options = _options(args)
-  evaluate.check_models(**options)
   out = pathlib.Path(args.json) if args.json else (pathlib.Path("emotalk_out") /
                                                     f"{pathlib.Path(args.generated).stem}_eval.json")
   result = evaluate.evaluate_files(args.generated, args.reference, args.source, args.emotion, args.audio, **options)

@@ -177,10 +177,13 @@ def _syncnet_variables(path, config):
 
 
 def check_models(emotion_model="auto", emotion_classes=None, syncnet_weights=None,
-                 syncnet_config: syncnet.SyncNetConfig = syncnet.SyncNetConfig(), **_) -> None:
-  """Loads (and caches) the classifier and SyncNet weights now, so a bad file fails before any video runs."""
-  _classifier(emotion_model, emotion_classes)
-  if syncnet_weights is not None:
+                 syncnet_config: syncnet.SyncNetConfig = syncnet.SyncNetConfig(), metrics=None, **_) -> None:
+  """Loads (and caches) the classifier and SyncNet weights the chosen metric groups need, so that a bad
+  file fails before any video runs."""
+  wanted = METRICS if metrics is None else tuple(metrics)
+  if "emotion" in wanted:
+    _classifier(emotion_model, emotion_classes)
+  if "syncnet" in wanted and syncnet_weights is not None:
     _syncnet_variables(str(syncnet_weights), syncnet_config)
 
 
