@@ -1,0 +1,176 @@
+"""Tests for end-to-end generation with tiny untrained networks (fast; the bundled photo and speech).
+
+What trained networks must show (a moving mouth, emotions that differ) is tested on the shipped sample
+checkpoints in tests/test_demo.py.
+"""
+
+import math
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import landmark_test
+from configs import texture_test
+from emotalk_jax import audio
+from emotalk_jax import checkpoints
+from emotalk_jax import face
+from emotalk_jax import generate
+from emotalk_jax import landmarks
+from emotalk_jax import samples
+from emotalk_jax import texture_model
+from emotalk_jax import train_landmark
+from emotalk_jax import train_texture
+from emotalk_jax import video_io
+from emotalk_jax.errors import InputError
+
+SIZE = 32  # texture_test's crop: generation runs in seconds.
+
+
+def _texture_config():
+  config = texture_test.get_config()
+  config.image_size = SIZE
+  return config
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+  out = tmp_path_factory.mktemp("checkpoints")
+  lm_config = landmark_test.get_config()
+  lm_params = train_landmark.init_params(train_landmark.create_model(lm_config), lm_config, jax.random.PRNGKey(0))
+  checkpoints.export(lm_params, lm_config, out / "landmark.npz")
+  tx_config = _texture_config()
+  tx_params = texture_model.init_params(train_texture.create_model(tx_config), jax.random.PRNGKey(1), SIZE)
+  checkpoints.export(tx_params, tx_config, out / "texture.npz")
+  return out
+
+
+@pytest.fixture(scope="module")
+def models(checkpoint_dir):
+  return generate.load_models(checkpoint_dir)
+
+
+def test_chunked_landmarks_equal_one_pass(models):
+  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  mel = audio.log_mel(wave)
+  frames = audio.num_video_frames(wave.size)
+  track = np.tile(np.eye(9, dtype=np.float32)[5], (frames, 1))
+  track[:, 8] = np.linspace(0, 1, frames)  # A changing emotion: chunks must take their own slice.
+  neutral = landmarks.normalize(face.template(), 256)
+  chunked = generate.predict_landmarks(models, mel, track, neutral, chunk=7)
+  whole = generate.predict_landmarks(models, mel, track, neutral, chunk=frames)
+  assert chunked.shape == (frames, 68, 2)
+  np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def _check_video(path, num_samples, size=None):
+  video = video_io.read_video(path, fps=None)
+  expected = math.ceil(num_samples * 25 / audio.SAMPLE_RATE)
+  assert video.frames.shape[0] == expected
+  assert video.fps == pytest.approx(25.0)
+  if size is not None:
+    assert video.frames.shape[1:3] == size
+  heard = audio.decode_audio(path)
+  assert heard is not None and abs(heard.size - num_samples) < 0.05 * audio.SAMPLE_RATE  # AAC priming.
+  return video
+
+
+def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
+  out = tmp_path / "out.mp4"
+  summary = generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, "happy:0.7", out, models=models,
+                              progress=False)
+  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  photo = video_io.read_image(samples.ASTRONAUT_PHOTO)
+  video = _check_video(out, wave.size, photo.shape[:2])
+  assert summary["frames"] == video.frames.shape[0] and summary["size"] == SIZE
+  # Far from the face the photo is untouched (up to H.264).
+  corner = np.abs(video.frames[:, :40, -40:].astype(int) - photo[None, :40, -40:].astype(int)).mean()
+  assert corner < 4
+
+
+def test_crop_only_and_schedule(models, tmp_path):
+  out = tmp_path / "crop.mp4"
+  generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=out, models=models, crop_only=True,
+                    emotion_schedule="0:neutral,1.5:happy:0.8,3:sad:0.5", progress=False)
+  _check_video(out, audio.load_audio(samples.ARCTIC_SPEECH).size, (SIZE, SIZE))
+
+
+def test_speech_from_a_video_file(models, tmp_path):
+  out = tmp_path / "grid.mp4"
+  generate.generate(samples.ASTRONAUT_PHOTO, samples.GRID_CLIP, out=out, models=models, crop_only=True,
+                    progress=False)
+  _check_video(out, audio.load_audio(samples.GRID_CLIP).size)
+
+
+@pytest.mark.parametrize("kind", ["no_face", "silent", "emotion", "schedule", "size"])
+def test_bad_input_is_a_clear_error_and_keeps_the_old_output(models, tmp_path, kind):
+  out = tmp_path / "out.mp4"
+  out.write_bytes(b"previous result")
+  image, speech, kwargs = samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, {}
+  if kind == "no_face":
+    image = tmp_path / "wall.png"
+    video_io.write_image(image, np.full((200, 200, 3), 128, np.uint8))
+    match = "no face"
+  elif kind == "silent":
+    import soundfile  # pylint: disable=g-import-not-at-top
+    speech = tmp_path / "silence.wav"
+    soundfile.write(speech, np.zeros(16000, np.float32), 16000)
+    match = "silent"
+  elif kind == "emotion":
+    kwargs = {"emotion": "hapy"}
+    match = "unknown"
+  elif kind == "schedule":
+    kwargs = {"emotion_schedule": "0:neutral,2:happy,1:sad"}
+    match = "increase"
+  else:
+    kwargs = {"size": 256}
+    match = "renders 32x32"
+  with pytest.raises(InputError, match=match):
+    generate.generate(image, speech, out=out, models=models, progress=False, **kwargs)
+  assert out.read_bytes() == b"previous result"
+  assert [p.name for p in tmp_path.iterdir() if p.suffix == ".mp4"] == ["out.mp4"]
+
+
+def test_unwritable_output(models, tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(InputError):
+    generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=blocker / "out.mp4", models=models,
+                      progress=False)
+
+
+def test_checkpoint_of_another_config_names_the_params(checkpoint_dir, tmp_path):
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  for name in ("texture.npz", "texture.json", "landmark.npz"):
+    (bad / name).write_bytes((checkpoint_dir / name).read_bytes())
+  config = ml_collections.ConfigDict(checkpoints.load_config(checkpoint_dir / "landmark.npz"))
+  config.model.audio_dim = 16  # The params were trained with 8.
+  checkpoints.save_config(config, bad / "landmark.json")
+  with pytest.raises(InputError, match=r"landmark\.npz.*audio_encoder.*shape"):
+    generate.load_models(bad)
+  with pytest.raises(InputError, match="landmark.npz: no config"):
+    generate.load_models(tmp_path)  # Nothing there.
+
+
+def test_manifest_skips_failing_rows(models, tmp_path):
+  photo = tmp_path / "photo.png"
+  photo.write_bytes(pathlib.Path(samples.ASTRONAUT_PHOTO).read_bytes())
+  manifest = tmp_path / "jobs.csv"
+  manifest.write_text("image,audio,emotion,out\n"
+                      f"photo.png,{samples.ARCTIC_SPEECH},sad,a/one.mp4\n"
+                      "missing.png,speech.wav,happy,two.mp4\n"
+                      f"photo.png,{samples.ARCTIC_SPEECH},happy,../escape.mp4\n")
+  result = generate.generate_manifest(manifest, tmp_path / "videos", models=models, crop_only=True, progress=False)
+  assert result["total"] == 3
+  assert [r["row"] for r in result["succeeded"]] == [2]
+  assert (tmp_path / "videos" / "a" / "one.mp4").is_file()
+  reasons = {r["row"]: r["reason"] for r in result["failed"]}
+  assert "missing.png" in reasons[3] and "leaves the output folder" in reasons[4]
+  assert not (tmp_path / "escape.mp4").exists()
+  bad = tmp_path / "bad.csv"
+  bad.write_text("image,audio\nphoto.png,x.wav\n")
+  with pytest.raises(InputError, match="missing column"):
+    generate.generate_manifest(bad, tmp_path / "videos", models=models)
