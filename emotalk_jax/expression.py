@@ -37,6 +37,7 @@ from emotalk_jax.errors import InputError
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 CROP_MARGIN = 0.1  # Fraction of the face box's side added on each side.
+ALIGN_SIZE = 256  # The aligned crop the face box is measured in (any size gives the same crop).
 BATCH = 256
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 TFLITE_SUFFIXES = (".tflite",)
@@ -51,30 +52,20 @@ def default_model_path() -> pathlib.Path | None:
   return path if path.is_file() else None
 
 
-def crop_transform(size: int) -> np.ndarray:
-  """[2, 3] transform from template units ([-1, 1] aligned-crop coordinates) to a `size` px face crop.
-
-  The face crop is the template's dlib detector box grown by `CROP_MARGIN` on each side; see
-  `face_crop_transforms` for the transform from image pixels.
-  """
-  cx, cy, side = face._template_asset()["predictor_box"]  # pylint: disable=protected-access
-  side = side * (1.0 + 2.0 * CROP_MARGIN)
-  k = size / side
-  # Template x maps to pixel-edge coordinates k * (x - (cx - side / 2)); pixel centre j sits at edge j + 0.5.
-  return np.array([[k, 0.0, -k * (cx - side / 2) - 0.5], [0.0, k, -k * (cy - side / 2) - 0.5]])
-
-
 def face_crop_transforms(landmarks_px, size: int) -> np.ndarray:
   """[..., 2, 3] transforms from image pixels to the classifier's `size` face crop, from [..., 68, 2] landmarks.
 
-  Uses the same similarity alignment as preprocessing (`face.align_transform`), so the crop sits the same
-  on every face and frame.
+  The face is aligned as in preprocessing (`face.align_transform` into a 256 crop), so the crop sits the same
+  on every face and frame; the crop is the template face's detector box (`face.predictor_box`) grown by
+  `CROP_MARGIN` on each side.
   """
-  # align_transform(size=2) gives crop pixels of a 2-px crop, i.e. template units + 0.5 (pixel centres at
-  # -0.5 and 0.5 of [-1, 1]); shift back to template units, then to the face crop.
-  to_template = face.compose(np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5]]),
-                             face.align_transform(landmarks_px, size=2))
-  return face.compose(crop_transform(size), to_template)
+  box = face.predictor_box(face.template(ALIGN_SIZE))
+  side = box.width * (1.0 + 2.0 * CROP_MARGIN)
+  cx, cy = box.centre
+  k = size / side
+  # Box edges are in pixel-centre coordinates, so crop pixel u = k (x - left) - 0.5.
+  to_crop = np.array([[k, 0.0, -k * (cx - side / 2) - 0.5], [0.0, k, -k * (cy - side / 2) - 0.5]])
+  return face.compose(to_crop, face.align_transform(landmarks_px, size=ALIGN_SIZE))
 
 
 class ExpressionClassifier:

@@ -14,8 +14,6 @@ import threading
 
 import numpy as np
 
-from emotalk_jax import face
-
 CHIP_SIZE = 150  # Pixels: the input size of dlib's recognition network.
 CHIP_PADDING = 0.25  # dlib's default context around the face in the chip.
 EMBEDDING_DIM = 128

@@ -25,7 +25,8 @@ def test_single_video(tmp_path, capsys):
   assert printed["json"] == str(out) and printed["psnr"] == 100.0 and "per_frame" not in printed
   saved = json.loads(out.read_text())
   assert saved["m_lmd"] == 0.0 and len(saved["per_frame"]["psnr"]) == 6
-  assert printed["plots"] == [str(tmp_path / "res" / "grid_curves.png")] and (tmp_path / "res" / "grid_curves.png").exists()
+  curves = tmp_path / "res" / "grid_curves.png"
+  assert printed["plots"] == [str(curves)] and curves.exists()
   rc, stdout, _ = _run(capsys, "--generated", GRID, "--json", str(tmp_path / "b.json"), "--metrics", "cpbd",
                        "--max-frames", "3", "--no-plots")
   assert rc == 0 and "plots" not in json.loads(stdout) and not (tmp_path / "b_curves.png").exists()

@@ -61,7 +61,8 @@ def test_shape_mismatch_names_the_tensor(tiny_file, tmp_path):
   state = dict(state, **{"netcnnlip.4.weight": np.zeros((4, 4, 1, 3, 3), np.float32)})
   path = tmp_path / "bad_shape.npz"
   np.savez(path, **state)
-  with pytest.raises(InputError, match=r"'netcnnlip.4.weight' has shape \[4, 4, 1, 3, 3\].*needs \[4, 4, 1, 5, 5\]"):
+  expected = r"'netcnnlip.4.weight' has shape \[4, 4, 1, 3, 3\].*needs \[4, 4, 1, 5, 5\]"
+  with pytest.raises(InputError, match=expected):
     syncnet.load_params(path, TINY)
   # The standard architecture refuses the tiny file, naming the first tensor that differs.
   with pytest.raises(InputError, match="has shape .* but this SyncNet needs"):
