@@ -39,10 +39,18 @@ def node_weights(mouth_weight: float = 3.0) -> jax.Array:
   return jnp.ones((face_graph.NUM_NODES,), jnp.float32).at[face_graph.MOUTH].set(mouth_weight)
 
 
-def _weighted_node_error(diff: jax.Array, weights: jax.Array) -> jax.Array:
-  """diff [B, T, 68, 2] -> [B]: mean over frames and nodes of weight * |diff|^2."""
+def _weighted_node_error(diff: jax.Array, weights: jax.Array, distance: str = "squared") -> jax.Array:
+  """diff [B, T, 68, 2] -> [B]: mean over frames and nodes of weight * |diff|^2 ('squared') or
+  weight * |diff| ('euclidean': what M-LMD / F-LMD measure, and less swayed by a few far-off frames)."""
   squared = jnp.sum(jnp.square(diff), axis=-1)  # [B, T, 68]
-  return jnp.mean(squared * weights, axis=(-2, -1))
+  if distance == "euclidean":
+    # The epsilon keeps the gradient finite at 0 (exact zeros occur: masked examples, still nodes).
+    per_node = jnp.sqrt(squared + 1e-12)
+  elif distance == "squared":
+    per_node = squared
+  else:
+    raise ValueError(f"unknown distance {distance!r}; expected 'squared' or 'euclidean'")
+  return jnp.mean(per_node * weights, axis=(-2, -1))
 
 
 def masked_mean(per_example: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
@@ -56,7 +64,7 @@ def masked_mean(per_example: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
 
 
 def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velocity_weight: float = 1.0,
-                  silent_weight: float = 0.0, head_motion_weight: float = 1.0
+                  silent_weight: float = 0.0, head_motion_weight: float = 1.0, distance: str = "squared"
                   ) -> Tuple[jax.Array, Dict[str, jax.Array]]:
   """Mouth-weighted landmark L2 plus velocity, split by what the inputs can explain.
 
@@ -75,6 +83,8 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velo
     velocity_weight: weight of the velocity terms.
     silent_weight: weight of the silent examples' loss (0: they are left out).
     head_motion_weight: weight of the non-speech nodes' motion within a window.
+    distance: 'squared' (L2) or 'euclidean' per node (see `_weighted_node_error`); the decomposition
+      above is exact for 'squared' only.
 
   Returns:
     (total, {"voiced", "silent", "velocity"}): total = voiced + silent_weight * silent, each the mean over
@@ -91,12 +101,12 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velo
   still = 1.0 - speech
 
   def error(d, node_mask):  # [B]
-    return _weighted_node_error(d, weights * node_mask)
+    return _weighted_node_error(d, weights * node_mask, distance)
 
   def velocity(d, node_mask):  # [B]
     if d.shape[1] < 2:
       return jnp.zeros(d.shape[:1], jnp.float32)
-    return _weighted_node_error(jnp.diff(d, axis=1), weights * node_mask)
+    return _weighted_node_error(jnp.diff(d, axis=1), weights * node_mask, distance)
 
   # Zero the examples a term leaves out before squaring: a NaN there would otherwise reach the gradient
   # (0 * NaN) even though `masked_mean` drops its value.

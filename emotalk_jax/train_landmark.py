@@ -140,7 +140,8 @@ def make_loss_fn(model, config):
     loss, aux = losses.landmark_loss(out["landmarks"], batch["landmarks"], batch["has_audio"],
                                      mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight,
                                      silent_weight=config.get("silent_weight", 0.0),
-                                     head_motion_weight=config.get("head_motion_weight", 1.0))
+                                     head_motion_weight=config.get("head_motion_weight", 1.0),
+                                     distance=config.get("landmark_distance", "squared"))
     aux = {f"landmark_{k}": v for k, v in aux.items()}
     aux["landmark_loss"] = loss
     if "emotion_logits" in out and config.emotion_weight > 0:

@@ -32,6 +32,18 @@ def test_mouth_errors_cost_mouth_weight_times_more():
     np.testing.assert_allclose(parts["voiced"], 20 * 0.01 / 68, rtol=1e-5)
 
 
+def test_euclidean_distance_is_what_lmd_measures():
+  target = _face()
+  pred = target.copy()
+  pred[..., MOUTH, 0] += 0.1
+  total, _ = losses.landmark_loss(pred, target, mouth_weight=1.0, distance="euclidean")
+  np.testing.assert_allclose(total, 20 * 0.1 / 68, rtol=1e-4)
+  grad = jax.grad(lambda p: losses.landmark_loss(p, target, distance="euclidean")[0])(jnp.asarray(target))
+  assert np.all(np.isfinite(grad))  # Finite at a perfect prediction.
+  with pytest.raises(ValueError, match="distance"):
+    losses.landmark_loss(pred, target, distance="l3")
+
+
 def test_velocity_ignores_a_constant_offset_but_sees_jitter():
   target = _face()
   offset = np.random.default_rng(1).normal(0, 0.05, (2, 1, 68, 2)).astype(np.float32)
