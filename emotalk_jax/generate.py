@@ -23,6 +23,7 @@ never more than one batch of frames.
 
 import csv
 import dataclasses
+import os
 import pathlib
 import time
 from typing import Iterator, Optional
@@ -214,8 +215,9 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
     InputError: no face / bad photo, bad or silent speech, unknown emotion, bad schedule, a checkpoint
       that does not fit, an unwritable output. Nothing is written then.
   """
-  t0 = time.perf_counter()
+  clock = _Clock()
   keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
+  _check_output(out)
   models = load_models(checkpoint) if models is None else models
   if size is not None and int(size) != models.size:
     raise InputError(checkpoint or samples.CHECKPOINTS_DIR,
@@ -225,33 +227,84 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
   photo = video_io.read_image(image) if isinstance(image, (str, pathlib.Path)) else np.asarray(image)
   aligned = face.align_face(photo, source, size=models.size, face_index=face_index)
   wave = audio.load_audio(speech)
+  clock.lap("inputs")
   neutral = landmarks_lib.normalize(aligned.landmarks, models.size)
   landmark_track, emotion_track = drive(models, neutral, wave, keyframes, seed)
+  clock.lap("landmarks")
 
   params, finetune_report = models.texture_params, None
   if finetune_steps > 0:
     from emotalk_jax import finetune  # pylint: disable=g-import-not-at-top
     params, finetune_report = finetune.finetune(params, models.texture_config, aligned.crop, steps=finetune_steps,
                                                 seed=seed, progress=progress)
-  t_render = time.perf_counter()
+    clock.lap("finetune")
 
-  crops = render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track)
+  frames = clock.timed(render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
   if not crop_only:
-    crops = (face.paste_back(photo, match_edge_colour(c, aligned.crop), aligned.transform) for c in crops)
+    frames = clock.timed((face.paste_back(photo, match_edge_colour(c, aligned.crop), aligned.transform)
+                          for c in frames), "paste")
   from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
   num_frames = landmark_track.shape[0]
-  bar = tqdm.tqdm(crops, total=num_frames, desc="generate", unit="frame", disable=not progress,
+  bar = tqdm.tqdm(frames, total=num_frames, desc="generate", unit="frame", disable=not progress,
                   dynamic_ncols=True, mininterval=0.5)
   video_io.write_video(out, bar, fps=FPS, audio=wave)
   bar.close()
-  done = time.perf_counter()
+  clock.lap("encode")  # What the streamed stages did not take.
+  total = clock.total()
   summary = {"output": str(out), "frames": int(num_frames), "seconds": round(wave.size / audio.SAMPLE_RATE, 3),
-             "size": models.size, "wall_seconds": round(done - t0, 2),
-             "fps": round(num_frames / (done - t0), 2), "render_fps": round(num_frames / (done - t_render), 2),
-             "crop_only": bool(crop_only)}
+             "size": models.size, "wall_seconds": round(total, 2), "fps": round(num_frames / total, 2),
+             "crop_only": bool(crop_only), "seconds_by_stage": clock.laps()}
   if finetune_report is not None:
     summary["finetune"] = finetune_report
   return summary
+
+
+class _Clock:
+  """Wall time per stage. `timed` wraps a generator so the time spent producing its items is booked to
+  `name` (the streamed stages interleave); `lap` books the rest since the last lap to `name`."""
+
+  def __init__(self):
+    self._start = self._last = time.perf_counter()
+    self._streamed = 0.0
+    self._laps = {}
+
+  def lap(self, name: str) -> None:
+    now = time.perf_counter()
+    self._laps[name] = self._laps.get(name, 0.0) + (now - self._last) - self._streamed
+    self._last, self._streamed = now, 0.0
+
+  def timed(self, items, name: str):
+    iterator = iter(items)
+    while True:
+      t, nested = time.perf_counter(), self._streamed
+      try:
+        item = next(iterator)
+      except StopIteration:
+        return
+      spent = time.perf_counter() - t - (self._streamed - nested)  # Minus what inner timed stages booked.
+      self._laps[name] = self._laps.get(name, 0.0) + spent
+      self._streamed += spent
+      yield item
+
+  def total(self) -> float:
+    return time.perf_counter() - self._start
+
+  def laps(self) -> dict:
+    return {k: round(v, 3) for k, v in self._laps.items()}
+
+
+def _check_output(out) -> None:
+  """Fails before any work when `out` cannot be written (a folder, or a parent that cannot be made)."""
+  out = pathlib.Path(out)
+  if out.suffix.lower() != ".mp4":
+    raise InputError(out, "the output must be an .mp4 file")
+  if out.is_dir():
+    raise InputError(out, "is a directory; give a file name such as out.mp4")
+  parent = out.parent
+  while not parent.exists():
+    parent = parent.parent
+  if not parent.is_dir() or not os.access(parent, os.W_OK):
+    raise InputError(out, f"cannot be written: {parent} is not a writable folder")
 
 
 MANIFEST_COLUMNS = ("image", "audio", "emotion", "out")
