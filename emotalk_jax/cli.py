@@ -16,7 +16,7 @@ from emotalk_jax import samples
 
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".flv", ".webm", ".mkv", ".avi", ".m4v"}
 # Trained stages `emotalk evaluate STAGE` knows; without a stage it runs the evaluation harness (eval_cli).
-EVALUATE_STAGES = ("landmark",)
+EVALUATE_STAGES = ("landmark", "texture")
 
 
 def _default_out(path: pathlib.Path, suffix: str) -> pathlib.Path:
@@ -68,6 +68,9 @@ def cmd_bench(args) -> dict:
     if args.what == "evaluate":
       return eval_bench.evaluate_benchmark(args.clips or None, num_frames=args.frames)
     return eval_bench.emotion_ceiling()
+  if args.what == "texture":
+    from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
+    return bench.texture_benchmark()
   if args.what == "data":
     from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
     return data_bench.data_benchmark(max_frames=args.frames)
@@ -101,11 +104,25 @@ def cmd_evaluate(args) -> dict:
     raise errors.InputError(f"evaluate {args.stage}", "harness options (--generated, --manifest, ...) cannot be "
                                                       "combined with a stage; put the stage's flags after it")
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from emotalk_jax import landmark_baselines  # pylint: disable=g-import-not-at-top
+  if args.stage == "texture":
+    from emotalk_jax import texture_baselines as baselines  # pylint: disable=g-import-not-at-top
+  else:
+    from emotalk_jax import landmark_baselines as baselines  # pylint: disable=g-import-not-at-top
   try:
-    return landmark_baselines.main([args.stage] + list(args.flags))
+    return baselines.main([args.stage] + list(args.flags))
   except flags.Error as e:  # Bad or missing flag, unreadable config file, no checkpoint.
     raise errors.InputError(f"evaluate {args.stage}", str(e)) from e
+
+
+def cmd_finetune(args) -> dict:
+  """Adapts the texture network to one neutral photo (self-reconstruction under augmentation) and reports
+  the photo's reconstruction PSNR / SSIM before and after: `emotalk finetune --image PHOTO --checkpoint
+  RUN_DIR_OR_NPZ --out DIR [--steps N]` (see emotalk_jax/finetune.py)."""
+  from emotalk_jax import finetune  # pylint: disable=g-import-not-at-top
+  try:
+    return finetune.main(args.image, args.checkpoint, args.out, steps=args.steps, learning_rate=args.learning_rate)
+  except (FileNotFoundError, ValueError) as e:  # No checkpoint / config, params of another model.
+    raise errors.InputError(args.checkpoint, str(e)) from e
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_emotion)
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
-  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling"), help="what to benchmark")
+  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "texture"), help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
@@ -155,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("stage", choices=("landmark", "texture"), help="which network to train")
   p.add_argument("flags", nargs=argparse.REMAINDER, help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
   p.set_defaults(func=cmd_train)
+
+  p = sub.add_parser("finetune", help="adapt the texture network to one neutral photo",
+                     description=cmd_finetune.__doc__)
+  p.add_argument("--image", required=True, help="a neutral photo of the new face")
+  p.add_argument("--checkpoint", required=True, help="a texture training workdir or an exported .npz")
+  p.add_argument("--out", required=True, help="output folder (adapted params, report.json, reconstruction.png)")
+  p.add_argument("--steps", type=int, default=150, help="fine-tuning steps (default 150)")
+  p.add_argument("--learning-rate", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+  p.set_defaults(func=cmd_finetune)
 
   p = sub.add_parser("evaluate", help="score generated videos (harness), or a trained stage against its baselines",
                      description=cmd_evaluate.__doc__)

@@ -193,7 +193,8 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, mesh,
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=rng), metrics
 
   repl = replicated_sharding(mesh)
-  return jax.jit(step, in_shardings=(repl, data_sharding(mesh)), out_shardings=(repl, repl), donate_argnums=(0,))
+  in_shardings = (repl, data_sharding(mesh)) + ((repl,) if with_extra else ())
+  return jax.jit(step, in_shardings=in_shardings, out_shardings=(repl, repl), donate_argnums=(0,))
 
 
 def check_finite(metrics: Mapping[str, Any], step: int, checkpoints: Optional["CheckpointManager"] = None,
@@ -257,6 +258,22 @@ class CheckpointManager:
       return None
     return (min(scored) if self.best_mode == "min" else max(scored))[1]
 
+  def resolve_step(self, checkpoint="latest") -> int:
+    """The step of `checkpoint`: 'latest', 'best' (the latest when none was ranked) or a step number.
+
+    Raises FileNotFoundError when there is no such checkpoint."""
+    latest = self.latest_step()
+    if latest is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    if checkpoint == "latest":
+      return latest
+    if checkpoint == "best":
+      best = self.best_step()
+      return latest if best is None else best
+    if int(checkpoint) not in self.all_steps():
+      raise FileNotFoundError(f"no checkpoint of step {checkpoint} in {self.directory} (have {self.all_steps()})")
+    return int(checkpoint)
+
   def save(self, step: int, state: TrainState, data_state: Optional[Mapping[str, Any]] = None,
            metrics: Optional[Mapping[str, float]] = None, force: bool = True) -> bool:
     """Saves the state and the iterator position at `step`; `metrics` (host floats) rank it for 'best'."""
@@ -299,6 +316,20 @@ def save_params_npz(params, path) -> None:
 def load_params_npz(path) -> dict:
   with np.load(path, allow_pickle=False) as data:
     return flax.traverse_util.unflatten_dict({k: data[k] for k in data.files}, sep="/")
+
+
+def check_params_match(params, reference, source: str = "params") -> None:
+  """Raises ValueError naming every param of `params` that is missing, unexpected, or shaped unlike
+  `reference` (a params pytree or its `jax.eval_shape`), e.g. a checkpoint of another model size."""
+  flat = flax.traverse_util.flatten_dict(params, sep="/")
+  ref = flax.traverse_util.flatten_dict(reference, sep="/")
+  problems = [f"{k}: missing" for k in sorted(ref.keys() - flat.keys())]
+  problems += [f"{k}: not in the model" for k in sorted(flat.keys() - ref.keys())]
+  problems += [f"{k}: shape {tuple(np.shape(flat[k]))}, the model expects {tuple(ref[k].shape)}"
+               for k in sorted(ref.keys() & flat.keys()) if tuple(np.shape(flat[k])) != tuple(ref[k].shape)]
+  if problems:
+    shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+    raise ValueError(f"{source} do not fit the model ({len(problems)} differ): {shown}")
 
 
 # Preemption -------------------------------------------------------------------------------------------
@@ -392,3 +423,70 @@ def mean_metrics(history) -> dict:
   if not history:
     return {}
   return {k: float(np.mean([float(h[k]) for h in history])) for k in history[0]}
+
+
+# The training loop ----------------------------------------------------------------------------------------
+
+def train_loop(config, workdir, *, state: TrainState, train_step: Callable, train_iter, checkpoints: CheckpointManager,
+               evaluate_fn: Callable, step_args=(), poison_fn: Optional[Callable] = None) -> dict:
+  """The loop a trainer runs once it has its state, step and data: log, evaluate, checkpoint, stop.
+
+  Per step: next batch, `train_step(state, batch, *step_args)`, NaN/Inf check (`check_finite`), progress
+  bar; every `config.log_every_steps` the mean train metrics go to the `MetricWriter` of `workdir`; every
+  `config.eval_every_steps` (and at the last step) `evaluate_fn(state, step) -> dict` of eval scalars
+  (it may write plots); every `config.checkpoint_every_steps`, at the last step and on SIGTERM a
+  checkpoint (state + `train_iter.get_state()`, ranked by the eval metrics of that step if any).
+  Test hooks: `config.debug_nan_step` passes that step's batch through `poison_fn`;
+  `config.debug_sigterm_step` sends this process a SIGTERM after that step. Closes `checkpoints`.
+
+  Returns:
+    {'step', 'preempted', 'train/<m>' (mean over the last log interval), 'eval/<m>' (last eval)}.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  writer = MetricWriter(workdir)
+  step = int(state.step)
+  total = int(config.num_train_steps)
+  history, final, eval_metrics = [], {}, {}
+  preempted = False
+  bar = progress_bar(total, initial=step)
+  try:
+    with PreemptionHandler() as preempt:
+      while step < total:
+        batch = next(train_iter)
+        if step + 1 == config.get("debug_nan_step", -1) and poison_fn is not None:
+          batch = poison_fn(batch)
+        state, metrics = train_step(state, batch, *step_args)
+        step += 1
+        metrics = jax.device_get(metrics)
+        check_finite(metrics, step, checkpoints)
+        history.append(metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", refresh=False)
+        if step == config.get("debug_sigterm_step", -1):
+          os.kill(os.getpid(), signal.SIGTERM)
+        is_last = step == total
+        if step % config.log_every_steps == 0 or is_last:
+          final = {f"train/{k}": v for k, v in mean_metrics(history).items()}
+          writer.write_scalars(step, final)
+          history = []
+        evaluated = False
+        if (config.eval_every_steps and step % config.eval_every_steps == 0) or is_last:
+          eval_metrics = evaluate_fn(state, step)
+          writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+          evaluated = True
+        stop = preempt.should_stop()
+        if step % config.checkpoint_every_steps == 0 or is_last or stop:
+          checkpoints.save(step, state, train_iter.get_state(), metrics=eval_metrics if evaluated else None)
+        if stop:
+          logging.warning("stopping at step %d on request (SIGTERM); checkpoint saved", step)
+          preempted = True
+          break
+  finally:
+    bar.close()
+    checkpoints.wait()
+    checkpoints.close()
+    writer.close()
+  out = {"step": step, "preempted": preempted}
+  out.update(final)
+  out.update({f"eval/{k}": v for k, v in eval_metrics.items()})
+  return out

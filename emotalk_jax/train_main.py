@@ -13,13 +13,16 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-STAGES = ("landmark",)
+STAGES = ("landmark", "texture")
 
 
 def _trainer(stage: str):
   if stage == "landmark":
     from emotalk_jax import train_landmark  # pylint: disable=g-import-not-at-top
     return train_landmark.train_and_evaluate
+  if stage == "texture":
+    from emotalk_jax import train_texture  # pylint: disable=g-import-not-at-top
+    return train_texture.train_and_evaluate
   raise ValueError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 

@@ -182,7 +182,7 @@ def test_train_flags_override_config_fields():
   with pytest.raises(Exception, match=r"cannot load the config file nope\.py: .*No such file"):
     train_main.parse(["emotalk", "--config", "nope.py", "--workdir=w"])
   with pytest.raises(ValueError, match="unknown training stage"):
-    train_main.main(["texture", "--config", "x", "--workdir", "y"])
+    train_main.main(["nope", "--config", "x", "--workdir", "y"])
 
 
 @pytest.mark.parametrize("name", ["landmark", "landmark_test", "landmark_sample", "landmark_sweep"])
