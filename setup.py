@@ -61,7 +61,7 @@ setuptools.setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["emotalk_jax", "emotalk_jax.*", "data_pipelines", "data_pipelines.*", "configs"]),
-    package_data={"emotalk_jax": ["assets/*"]},
+    package_data={"emotalk_jax": ["assets/*", "assets/checkpoints/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["emotalk = emotalk_jax.cli:main"]},

@@ -87,3 +87,26 @@ def export(params, config: ml_collections.ConfigDict, out_npz) -> pathlib.Path:
   train_lib.save_params_npz(params, out_npz)
   save_config(config, sidecar(out_npz))
   return out_npz
+
+
+def stage_loader(stage: str) -> dict:
+  """How to load a stage's inference params: {'shapes': config -> ShapeDtypeStructs, 'best_metric',
+  'best_mode', 'subtree'} (the trainers are imported here, not at module level: they pull TensorFlow)."""
+  if stage == "landmark":
+    from emotalk_jax import train_landmark  # pylint: disable=g-import-not-at-top
+    return dict(shapes=train_landmark.param_shapes, best_metric="m_lmd", best_mode="min", subtree=None)
+  if stage == "texture":
+    from emotalk_jax import train_texture  # pylint: disable=g-import-not-at-top
+    return dict(shapes=train_texture.generator_shapes, best_metric=train_texture.BEST_METRIC, best_mode="max",
+                subtree="generator")
+  raise ValueError(f"unknown stage {stage!r}; expected landmark or texture")
+
+
+def export_run(stage: str, workdir, out_npz, checkpoint: Union[str, int] = "best",
+               config: Optional[ml_collections.ConfigDict] = None) -> dict:
+  """Exports a training run's params (+ config) for inference; returns {'stage', 'output', 'config'}."""
+  loader = stage_loader(stage)
+  params, config = load_params(workdir, loader["shapes"], config=config, subtree=loader["subtree"],
+                               checkpoint=checkpoint, best_metric=loader["best_metric"],
+                               best_mode=loader["best_mode"])
+  return {"stage": stage, "output": str(export(params, config, out_npz))}

@@ -14,6 +14,7 @@ from emotalk_jax import errors
 from emotalk_jax import eval_cli
 from emotalk_jax import samples
 
+DEMO_SCHEDULE = "0:neutral,1.2:happy:0.9,2.6:sad:0.8"
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".flv", ".webm", ".mkv", ".avi", ".m4v"}
 # Trained stages `emotalk evaluate STAGE` knows; without a stage it runs the evaluation harness (eval_cli).
 EVALUATE_STAGES = ("landmark", "texture")
@@ -125,6 +126,58 @@ def cmd_finetune(args) -> dict:
     raise errors.InputError(args.checkpoint, str(e)) from e
 
 
+def _generate_options(args) -> dict:
+  return dict(finetune_steps=args.finetune_steps, crop_only=args.crop_only, seed=args.seed,
+              emotion_schedule=args.emotion_schedule, face_index=args.face_index, size=args.size,
+              progress=not args.quiet)
+
+
+def cmd_generate(args) -> dict:
+  """Photo + speech + emotion -> an H.264/AAC video at 25 fps (see emotalk_jax/generate.py):
+  `emotalk generate --image PHOTO --audio SPEECH --emotion EMOTION --out OUT.mp4`, or many videos from a
+  CSV with columns image,audio,emotion,out: `emotalk generate --manifest JOBS.csv --out-dir DIR`."""
+  from emotalk_jax import generate  # pylint: disable=g-import-not-at-top
+  if args.manifest:
+    if args.image or args.audio:
+      raise errors.InputError(args.manifest, "--manifest replaces --image/--audio; give one or the other")
+    models = generate.load_models(args.checkpoint)
+    result = generate.generate_manifest(args.manifest, args.out_dir or "emotalk_out", models=models,
+                                        **_generate_options(args))
+    for failure in result["failed"]:
+      print(f"emotalk: warning: skipped row {failure['row']}: {failure['reason']}", file=sys.stderr)
+    return result
+  missing = [flag for flag, value in (("--image", args.image), ("--audio", args.audio)) if not value]
+  if missing:
+    raise errors.InputError("generate", f"{' and '.join(missing)} required (or --manifest JOBS.csv)")
+  return generate.generate(args.image, args.audio, args.emotion, args.out or "emotalk_out/generated.mp4",
+                           checkpoint=args.checkpoint, **_generate_options(args))
+
+
+def cmd_export(args) -> dict:
+  """Exports a training run's inference params as NAME.npz + NAME.json (what `--checkpoint` folders hold:
+  landmark.npz and texture.npz): `emotalk export landmark --workdir RUN --out DIR/landmark.npz
+  [--checkpoint best|latest|STEP] [--config CONFIG.py]` (the config only for runs without config.json)."""
+  from emotalk_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  config = None
+  if args.config:
+    from emotalk_jax import train_main  # pylint: disable=g-import-not-at-top
+    config = train_main.load_config_file(args.config)
+  checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+  try:
+    return checkpoints.export_run(args.stage, args.workdir, args.out, checkpoint, config)
+  except (FileNotFoundError, ValueError) as e:
+    raise errors.InputError(args.workdir, str(e)) from e
+
+
+def cmd_demo(args) -> dict:
+  """The bundled photo (public-domain astronaut portrait) says the bundled CMU ARCTIC sentence, neutral,
+  then happy, then sad, with the shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
+  from emotalk_jax import generate  # pylint: disable=g-import-not-at-top
+  return generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=args.out,
+                           emotion_schedule=DEMO_SCHEDULE, finetune_steps=args.finetune_steps,
+                           progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="emotalk",
@@ -181,6 +234,44 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--steps", type=int, default=150, help="fine-tuning steps (default 150)")
   p.add_argument("--learning-rate", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
   p.set_defaults(func=cmd_finetune)
+
+  p = sub.add_parser("generate", help="photo + speech + emotion -> talking-face video with sound",
+                     description=cmd_generate.__doc__)
+  p.add_argument("--image", help="photo with one (or the --face-index'th largest) face")
+  p.add_argument("--audio", help="speech: any audio file, or a video whose audio track is used")
+  p.add_argument("--emotion", default="neutral",
+                 help="e.g. happy, happy:0.7, happy:0.6+surprised:0.4 (default neutral)")
+  p.add_argument("--out", help="output .mp4 (default emotalk_out/generated.mp4)")
+  p.add_argument("--manifest", help="CSV with columns image,audio,emotion,out: one video per row")
+  p.add_argument("--out-dir", help="--manifest: folder the rows' `out` paths are relative to (default emotalk_out)")
+  p.add_argument("--checkpoint", help="folder with landmark.npz and texture.npz (default: the shipped samples)")
+  p.add_argument("--finetune-steps", type=int, default=0,
+                 help="adapt the texture network to the photo first, this many steps (default 0)")
+  p.add_argument("--size", type=int, choices=(128, 256), help="crop size; must match the texture checkpoint")
+  p.add_argument("--crop-only", action="store_true", help="write the aligned face crop, not the whole photo")
+  p.add_argument("--seed", type=int, default=0, help="blinks and fine-tuning augmentation (default 0)")
+  p.add_argument("--emotion-schedule", help='emotion over time, e.g. "0:neutral,2.0:happy:0.8,4.5:sad:0.5" '
+                                            "(seconds:emotion; overrides --emotion)")
+  p.add_argument("--face-index", type=int, default=0,
+                 help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  p.set_defaults(func=cmd_generate)
+
+  p = sub.add_parser("export", help="export a training run's params for `generate --checkpoint`",
+                     description=cmd_export.__doc__)
+  p.add_argument("stage", choices=("landmark", "texture"), help="which network")
+  p.add_argument("--workdir", required=True, help="the training workdir")
+  p.add_argument("--out", required=True, help="output .npz (its config goes beside it as .json)")
+  p.add_argument("--checkpoint", default="best", help="best (default), latest or a step")
+  p.add_argument("--config", help="the run's config file, for runs that did not save config.json")
+  p.set_defaults(func=cmd_export)
+
+  p = sub.add_parser("demo", help="generate a video from the bundled photo and speech (no arguments needed)",
+                     description=cmd_demo.__doc__)
+  p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
+  p.add_argument("--finetune-steps", type=int, default=0, help="adapt to the photo first (default 0)")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  p.set_defaults(func=cmd_demo)
 
   p = sub.add_parser("evaluate", help="score generated videos (harness), or a trained stage against its baselines",
                      description=cmd_evaluate.__doc__)

@@ -78,10 +78,11 @@ def load_models(checkpoint_dir=None) -> Models:
   from emotalk_jax import train_texture  # pylint: disable=g-import-not-at-top
   directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else samples.CHECKPOINTS_DIR
   loaded = {}
-  for stage, shapes in (("landmark", train_landmark.param_shapes), ("texture", train_texture.generator_shapes)):
+  for stage in ("landmark", "texture"):
     npz = directory / f"{stage}.npz"
+    loader = checkpoints.stage_loader(stage)
     try:
-      loaded[stage] = checkpoints.load_params(npz, shapes, subtree="generator")
+      loaded[stage] = checkpoints.load_params(npz, loader["shapes"], subtree=loader["subtree"])
     except (FileNotFoundError, ValueError) as e:
       raise InputError(npz, str(e)) from None
   (lm_params, lm_config), (tx_params, tx_config) = loaded["landmark"], loaded["texture"]

@@ -60,6 +60,12 @@ def parse_flags(argv, define_extra=None) -> flags.FlagValues:
   return fv
 
 
+def load_config_file(path) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file, e.g. configs/landmark_sample.py."""
+  fv = parse_flags(["emotalk", f"--config={path}", "--workdir=."])
+  return fv.config
+
+
 def main(argv) -> dict:
   """argv: [stage, --config=..., --workdir=..., --config.x=y, ...]. Returns the final metrics."""
   if not argv or argv[0].startswith("-"):
