@@ -236,8 +236,9 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
   params, finetune_report = models.texture_params, None
   if finetune_steps > 0:
     from emotalk_jax import finetune  # pylint: disable=g-import-not-at-top
-    params, finetune_report = finetune.finetune(params, models.texture_config, aligned.crop, steps=finetune_steps,
-                                                seed=seed, progress=progress)
+    params, report = finetune.finetune(params, models.texture_config, aligned.crop, landmarks=neutral,
+                                       steps=finetune_steps, seed=seed, progress=progress)
+    finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}  # "_": images for plots.
     clock.lap("finetune")
 
   frames = clock.timed(render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")

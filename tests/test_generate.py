@@ -97,6 +97,15 @@ def test_crop_only_and_schedule(models, tmp_path):
   _check_video(out, audio.load_audio(samples.ARCTIC_SPEECH).size, (SIZE, SIZE))
 
 
+def test_finetune_first(models, tmp_path):
+  summary = generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=tmp_path / "ft.mp4", models=models,
+                              crop_only=True, finetune_steps=3, progress=False)
+  report = summary["finetune"]
+  assert report["steps"] == 3 and report["size"] == SIZE
+  assert np.isfinite(report["psnr_before"]) and np.isfinite(report["psnr_after"])
+  assert "finetune" in summary["seconds_by_stage"]
+
+
 def test_speech_from_a_video_file(models, tmp_path):
   out = tmp_path / "grid.mp4"
   generate.generate(samples.ASTRONAUT_PHOTO, samples.GRID_CLIP, out=out, models=models, crop_only=True,
