@@ -15,9 +15,11 @@ fusion decoder  from the texture bottleneck up to S, concatenating texture and w
                 level -> RGB (tanh); the output is occlusion * warp(neutral RGB) + (1 - occlusion) * RGB
 ```
 
-The flow heads start at zero and the occlusion near 1, so an untrained network returns (almost) the
-neutral image: training starts from the copy-the-first-frame baseline and learns motion and texture on
-top of it. Everything is convolutional: the same params run at 128 and 256 (the configs train one size).
+With `tps_prior` (the default) the flow starts from the thin-plate spline that carries the neutral
+landmarks onto the target landmarks (`warp.tps_flow`; the motion branch predicts a residual on it, and both
+branches also see the neutral image warped by it). The residual heads start at zero and the occlusion near
+1, so an untrained network returns (almost) the TPS-warped neutral image, the landmark-displacement
+baseline: training starts there and learns what geometry alone cannot (occlusions, teeth, wrinkles, eyes). Everything is convolutional: the same params run at 128 and 256 (the configs train one size).
 Widths scale with `width` (the S/2 level; x2 at S/4, x4 below), the main speed knob.
 
 Shapes and units (S = 128 or 256):
@@ -102,7 +104,8 @@ class MotionBranch(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, prior=None):
+    """x: [B, S, S, C] input; prior: an optional flow [B, s, s, 2] the residuals are added to."""
     w = self.width
     e1, e2, e3, e4 = Encoder((w, 2 * w, 4 * w, 4 * w), dtype=self.dtype, name="encoder")(x)
     h = e4
@@ -116,6 +119,8 @@ class MotionBranch(nn.Module):
       flow = residual if flow is None else _upsample_flow(flow, skip.shape[1]) + residual
       occlusions.append(nn.sigmoid(head[..., 2:] + self.occlusion_bias))
       flows.append(flow)
+    if prior is not None:
+      flows = [f + warp_lib.resize_flow(prior, f.shape[1], f.shape[2]) for f in flows]
     return flows, occlusions
 
 
@@ -184,11 +189,17 @@ class TextureNet(nn.Module):
     width: channels at S/2 (x2 at S/4, x4 at S/8 and S/16).
     emotion_dim: size of the texture branch's emotion embedding.
     max_flow: bound of each level's flow residual, normalised units.
+    tps_prior: start the flow from the thin-plate spline that moves the neutral landmarks onto the target
+      landmarks (`warp.tps_flow`, computed at `tps_size`); the motion branch then learns a residual on it,
+      and both branches also see the neutral image warped by it. An untrained net is then the TPS baseline.
+    tps_size: resolution of the spline flow (it is smooth: resized bilinearly to each scale).
     dtype: compute dtype (bfloat16 for mixed precision; params, warping and outputs stay float32).
   """
   width: int = 16
   emotion_dim: int = 64
   max_flow: float = 0.5
+  tps_prior: bool = True
+  tps_size: int = 64
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -204,8 +215,14 @@ class TextureNet(nn.Module):
     neutral_map = jax.lax.stop_gradient(landmark_map(neutral_landmarks, s))
     target_map = jax.lax.stop_gradient(landmark_map(target_landmarks, s))
 
+    motion_in, texture_in, prior = [image, neutral_map, target_map], [image, target_map], None
+    if self.tps_prior:
+      prior = jax.lax.stop_gradient(warp_lib.tps_flow(neutral_landmarks, target_landmarks, min(s, self.tps_size)))
+      prior_warped = warp_lib.warp(image, prior, padding="border")
+      motion_in.append(prior_warped)
+      texture_in.append(prior_warped)
     flows, occlusions = MotionBranch(self.width, self.max_flow, dtype=self.dtype, name="motion")(
-        jnp.concatenate([image, neutral_map, target_map], -1).astype(self.dtype))
+        jnp.concatenate(motion_in, -1).astype(self.dtype), prior)
     appearance = Encoder((self.width, 2 * self.width, 4 * self.width), dtype=self.dtype, name="appearance")(
         image.astype(self.dtype))
     # Features at S/2, S/4, S/8 (appearance order) warped by the flow of the same scale (flows: S/8 -> S/2).
@@ -215,7 +232,7 @@ class TextureNet(nn.Module):
 
     embedding = EmotionEncoder(self.emotion_dim, name="emotion")(emotion)
     texture = TextureBranch(self.width, dtype=self.dtype, name="texture")(
-        jnp.concatenate([image, target_map], -1).astype(self.dtype), embedding)
+        jnp.concatenate(texture_in, -1).astype(self.dtype), embedding)
     rgb = FusionDecoder(self.width, dtype=self.dtype, name="decoder")(texture, warped)
 
     flow = _upsample_flow(flows[-1], s)

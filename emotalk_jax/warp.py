@@ -102,3 +102,51 @@ def resize_flow(flow, height: int, width: int) -> jax.Array:
   units are resolution-free)."""
   b = flow.shape[0]
   return jax.image.resize(flow, (b, height, width, 2), method="linear")
+
+
+# Thin-plate spline flows ------------------------------------------------------------------------------------
+
+# 8 fixed points on the image border (corners and edge midpoints), normalised (x, y): a landmark-driven
+# spline moves the face and leaves the frame's edges where they are.
+BORDER_ANCHORS = ((-1.0, -1.0), (-1.0, 0.0), (-1.0, 1.0), (0.0, -1.0), (0.0, 1.0), (1.0, -1.0), (1.0, 0.0),
+                  (1.0, 1.0))
+
+
+def _tps_kernel(d2):
+  """U = r^2 log r^2 from squared distances (0 at r = 0, with a finite gradient)."""
+  safe = jnp.maximum(d2, 1e-12)
+  return jnp.where(d2 > 1e-12, safe * jnp.log(safe), 0.0)
+
+
+def tps_flow(source_points, target_points, size: int, regularization: float = 1e-3,
+             anchors=BORDER_ANCHORS) -> jax.Array:
+  """The backward flow of a thin-plate spline that carries `target_points` onto `source_points`.
+
+  Warping the source image by it (`warp(source, flow)`) moves the source's points to the target points
+  (up to the smoothing `regularization`, which also keeps coincident points, e.g. a closed mouth's inner
+  lips, solvable); `anchors` are fixed points kept in place.
+
+  Args:
+    source_points, target_points: [B, N, 2] normalised (x, y) (e.g. neutral and target landmarks).
+    size: output height = width.
+
+  Returns:
+    [B, size, size, 2] flow in normalised units.
+  """
+  source_points = jnp.asarray(source_points, jnp.float32)
+  target_points = jnp.asarray(target_points, jnp.float32)
+  b = source_points.shape[0]
+  fixed = jnp.broadcast_to(jnp.asarray(anchors, jnp.float32), (b, len(anchors), 2))
+  dst = jnp.concatenate([target_points, fixed], 1)  # [B, N, 2]: where the spline is evaluated from.
+  src = jnp.concatenate([source_points, fixed], 1)
+  n = dst.shape[1]
+  kernel = _tps_kernel(jnp.sum(jnp.square(dst[:, :, None] - dst[:, None]), -1)) + regularization * jnp.eye(n)
+  affine = jnp.concatenate([jnp.ones((b, n, 1)), dst], -1)  # [B, N, 3]
+  system = jnp.concatenate([jnp.concatenate([kernel, affine], -1),
+                            jnp.concatenate([jnp.swapaxes(affine, 1, 2), jnp.zeros((b, 3, 3))], -1)], 1)
+  rhs = jnp.concatenate([src, jnp.zeros((b, 3, 2))], 1)
+  coef = jnp.linalg.solve(system, rhs)  # [B, N + 3, 2]
+  grid = identity_grid(size, size).reshape(1, -1, 2)
+  u = _tps_kernel(jnp.sum(jnp.square(grid[:, :, None] - dst[:, None]), -1))  # [B, Q, N]
+  mapped = u @ coef[:, :n] + jnp.concatenate([jnp.ones((1, size * size, 1)), grid], -1) @ coef[:, n:]
+  return (mapped - grid).reshape(b, size, size, 2)

@@ -37,15 +37,16 @@ def params():
   return tm.init_params(tm.TextureNet(width=8), jax.random.PRNGKey(0), 32)
 
 
-def test_untrained_net_starts_close_to_the_neutral_image_and_params_are_size_free(params):
-  model = tm.TextureNet(width=8)
+def test_untrained_net_without_prior_starts_close_to_the_neutral_image_and_params_are_size_free():
+  model = tm.TextureNet(width=8, tps_prior=False)
+  params = tm.init_params(model, jax.random.PRNGKey(0), 32)
   inputs = _inputs()
   out = jax.jit(model.apply)({"params": params}, *inputs)
   np.testing.assert_array_equal(out["flow"], 0.0)  # Zero-initialised flow heads.
   np.testing.assert_array_equal(out["warped"], inputs[0])
   assert float(out["occlusion"].min()) > 0.9
   assert float(jnp.mean(jnp.abs(out["image"] - inputs[0]))) < 0.1
-  out64 = jax.eval_shape(model.apply, {"params": params}, *_inputs(size=64))  # The same params at another size.
+  out64 = jax.eval_shape(model.apply, {"params": params}, *_inputs(size=64))  # pylint: disable=not-callable  # The same params at another size.
   assert out64["image"].shape == (2, 64, 64, 3)
 
 
@@ -87,3 +88,14 @@ def test_input_shape_errors():
     model.init(jax.random.PRNGKey(0), image[:, :30, :30], neutral, target, emotion)
   with pytest.raises(ValueError, match=r"target_landmarks must be \[2, 68, 2\]"):
     model.init(jax.random.PRNGKey(0), image, neutral, target[:, :60], emotion)
+
+
+def test_untrained_net_with_tps_prior_starts_at_the_tps_warp(params):
+  model = tm.TextureNet(width=8)
+  image, neutral, target, emotion = _inputs()
+  out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
+  # The output flow is the S/2 level's (the prior resampled there) upsampled to S.
+  prior = warp.resize_flow(warp.resize_flow(warp.tps_flow(neutral, target, 32), 16, 16), 32, 32)
+  np.testing.assert_allclose(out["flow"], prior, atol=1e-5)
+  np.testing.assert_allclose(out["warped"], warp.warp(image, prior, padding="border"), atol=1e-5)
+  assert float(jnp.abs(out["flow"]).max()) > 0.01  # The landmarks moved, so does the prior.

@@ -65,3 +65,17 @@ def test_gradients_flow_to_image_and_flow():
   eps = 1e-3
   numeric = (loss(image, flow + eps * direction) - loss(image, flow - eps * direction)) / (2 * eps)
   np.testing.assert_allclose(float(jnp.sum(g_flow * direction)), float(numeric), rtol=2e-2)
+
+
+def test_tps_flow_carries_target_points_onto_source_points():
+  rng = np.random.default_rng(0)
+  source = jnp.asarray(rng.uniform(-0.6, 0.6, (2, 20, 2)), jnp.float32)
+  target = source + jnp.asarray([0.05, -0.03]) + 0.01 * jnp.asarray(rng.normal(size=(2, 20, 2)), jnp.float32)
+  flow = warp.tps_flow(source, target, 64)
+  px = ((np.asarray(target) + 1) * 64 - 1) / 2
+  at_target = warp.sample_pixels(flow, jnp.asarray(px[..., 0]), jnp.asarray(px[..., 1]), "border")
+  np.testing.assert_allclose(np.asarray(target + at_target), np.asarray(source), atol=1e-2)  # Smoothing spline.
+  corners = np.asarray(flow)[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+  assert np.abs(corners).max() < 0.02  # The border anchors stay (nearly) in place.
+  same = warp.tps_flow(source, source, 32)  # No motion: zero flow.
+  np.testing.assert_allclose(same, 0.0, atol=1e-4)
