@@ -13,7 +13,7 @@ from emotalk_jax import landmark_model as lm
 from emotalk_jax import losses
 
 MODULES = {"audio_encoder", "emotion_encoder", "graph_encoder", "temporal", "graph_decoder",
-           "emotion_head"}
+           "emotion_head", "motion_readout"}
 
 
 def _inputs(batch, frames, seed=0, per_frame_emotion=False):
@@ -122,9 +122,10 @@ def test_clip_emotion_equals_constant_per_frame_emotion(params, apply):
     np.testing.assert_allclose(clip[key], frames[key], rtol=1e-5, atol=1e-6)
 
 
-def test_zero_output_layer_returns_the_neutral_face(params, apply):
+def test_zero_output_layers_return_the_neutral_face(params, apply):
   out_layer = jax.tree_util.tree_map(jnp.zeros_like, params["graph_decoder"]["out"])
-  zeroed = dict(params, graph_decoder=dict(params["graph_decoder"], out=out_layer))
+  zeroed = dict(params, graph_decoder=dict(params["graph_decoder"], out=out_layer),
+                motion_readout=jax.tree_util.tree_map(jnp.zeros_like, params["motion_readout"]))
   mel, emotion, neutral = _inputs(2, 3)
   out, _ = apply(zeroed, mel, emotion, neutral)
   np.testing.assert_array_equal(out["landmarks"], jnp.broadcast_to(neutral[:, None], (2, 3, 68, 2)))
