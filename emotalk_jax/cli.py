@@ -63,7 +63,8 @@ def cmd_emotion(args) -> dict:
 def cmd_bench(args) -> dict:
   """Benchmarks that print JSON: `preprocess` (frames/s per clip), `data` (dataset build clips/min and
   input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the expression
-  classifier's accuracy on the real labelled MEAD clips of ../shared/data)."""
+  classifier's accuracy on the real labelled MEAD clips of ../shared/data), `texture` (stage-2 steps/s and
+  frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning, peak memory for 10/60/300 s)."""
   if args.what in ("evaluate", "emotion-ceiling"):
     from emotalk_jax import eval_bench  # pylint: disable=g-import-not-at-top
     if args.what == "evaluate":
@@ -72,6 +73,9 @@ def cmd_bench(args) -> dict:
   if args.what == "texture":
     from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
     return bench.texture_benchmark()
+  if args.what == "generate":
+    from emotalk_jax import bench_generate  # pylint: disable=g-import-not-at-top
+    return bench_generate.generate_benchmark()
   if args.what == "data":
     from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
     return data_bench.data_benchmark(max_frames=args.frames)
@@ -214,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_emotion)
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
-  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "texture"), help="what to benchmark")
+  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "texture", "generate"),
+                 help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
