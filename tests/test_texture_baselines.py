@@ -1,0 +1,70 @@
+"""Stage 2 evaluation: the thin-plate-spline baseline, and model vs baselines on held-out clips (+ CLI)."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
+from emotalk_jax import preprocess
+from emotalk_jax import samples
+from emotalk_jax import texture_baselines
+from emotalk_jax import texture_model
+from emotalk_jax import train_texture
+
+import clip_datasets  # tests/ is on sys.path under pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_tps_warp_moves_a_landmark_dot_to_its_target():
+  size = 64
+  from emotalk_jax import face, landmarks  # pylint: disable=g-import-not-at-top
+  source = landmarks.normalize(face.template(size), size)
+  target = source.copy()
+  lower_lip = [6, 7, 8, 9, 10, 55, 56, 57, 58, 59, 65, 66, 67]
+  target[lower_lip] += [0.03, 0.15]  # The jaw and lower lip drop ~5 px (mouth opens), 1 px right.
+  image = np.zeros((size, size, 3), np.uint8)
+  x, y = np.rint(((source[57] + 1) * size - 1) / 2).astype(int)
+  image[y - 1:y + 2, x - 1:x + 2] = 255
+  warped = texture_baselines.tps_warp(image, source, target)
+  ty, tx = np.unravel_index(np.argmax(warped.sum(-1)), warped.shape[:2])
+  expected = ((target[57] + 1) * size - 1) / 2
+  assert abs(tx - expected[0]) <= 1 and abs(ty - expected[1]) <= 1
+  np.testing.assert_array_equal(texture_baselines.tps_warp(image, source, source), image)
+
+
+def test_improvement_signs():
+  better = texture_baselines.improvement({"psnr": 22.0, "ssim": 0.8, "f_lmd": 1.0},
+                                         {"psnr": 20.0, "ssim": 0.5, "f_lmd": 2.0})
+  assert better == pytest.approx({"psnr": 10.0, "ssim": 60.0, "f_lmd": 50.0})
+
+
+def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
+  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=64)
+  clip = dict(clip_id="e0", dataset="test", fps=25.0, emotion_exact=True, frames=grid.frames[:30],
+              landmarks=grid.landmarks[:30], mel=np.zeros((30, 16, 80), np.float32), detected=grid.detected[:30],
+              emotion="happy", intensity=0.5, speaker="s", has_audio=False, neutral_frame=grid.frames[0],
+              neutral_landmarks=grid.landmarks[0], neutral_source="first_frame")
+  data_dir = clip_datasets.build({"train": {"e0": clip}, "test": {"e0": dict(clip)}}, tmp_path / "tfds", 64).data_dir
+  from configs import texture_test  # pylint: disable=g-import-not-at-top
+  config = texture_test.get_config()
+  config.dataset, config.dataset_config = data_dir, ""
+  params = texture_model.init_params(train_texture.create_model(config), jax.random.PRNGKey(0), config.image_size)
+  npz = train_texture.save_generator(params, config, tmp_path / "texture.npz")
+  result = texture_baselines.compare(config, npz, frame_stride=6, max_frames=4)
+  assert result["num_clips"] == 1 and result["num_frames"] == 4 and result["image_size"] == 32
+  for method in texture_baselines.METHODS:
+    assert 10 < result[method]["psnr"] < 60 and 0 < result[method]["ssim"] <= 1 and result[method]["f_lmd"] >= 0
+  # The untrained net is the TPS warp plus a little synthesis (occlusion ~0.95): close to the TPS baseline.
+  assert abs(result["model"]["psnr"] - result["tps"]["psnr"]) < 3
+  assert set(result["improvement_pct"]) == {"copy", "tps"}
+  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  assert cli.main(["evaluate", "texture", "--config", str(REPO_ROOT / "configs" / "texture_test.py"),
+                   "--workdir", str(npz), f"--config.dataset={data_dir}", "--config.dataset_config=",
+                   "--max_frames=2", "--frame_stride=10"]) == 0
+  out = capsys.readouterr().out
+  printed = json.loads(out[out.index("{\n"):])  # After any progress text.
+  assert printed["num_frames"] == 2 and set(printed["per_clip"]) == {"e0"}
