@@ -29,6 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.shuffle_buffer = 1024
   config.seed = 0
   config.image_size = 256       # 128 or 256 (frames are resized in the step).
+  config.source_frame_prob = 0.5  # Source = the window's first frame (else the identity reference).
+  config.init_from = ""         # A run directory to take the initial params from (fresh optimizer, step 0).
 
   config.model = ml_collections.ConfigDict(dict(width=32, emotion_dim=64, max_flow=0.5, dtype="float32"))
   config.discriminator = ml_collections.ConfigDict(dict(width=64, num_scales=2, num_layers=3))

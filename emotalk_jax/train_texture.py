@@ -121,19 +121,28 @@ def resize_images(images, size: int) -> jax.Array:
   return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), method="linear", antialias=True)
 
 
-def make_pairs(batch, size: int) -> dict:
+def make_pairs(batch, size: int, rng=None, source_frame_prob: float = 0.0) -> dict:
   """An input-pipeline batch -> N = B * K (neutral, target) pairs at `size`.
+
+  The source of an example's K targets is its identity reference (`neutral_frame`), or, with probability
+  `source_frame_prob` (drawn per example with `rng`), the first frame of its own window: the evaluation's
+  "drive a clip from its first frame" case, with the small motions of nearby frames.
 
   Returns {'neutral' [N, s, s, 3] in [-1, 1], 'neutral_landmarks' [N, 68, 2], 'target' [N, s, s, 3],
   'target_landmarks' [N, 68, 2], 'emotion' [N, 9]}.
   """
   frames = batch["frames"]
   b, k = frames.shape[:2]
+  neutral, neutral_landmarks = batch["neutral_frame"], batch["neutral_landmarks"]
+  if source_frame_prob > 0:
+    first = jax.random.bernoulli(rng, source_frame_prob, (b,))
+    neutral = jnp.where(first[:, None, None, None], frames[:, 0], neutral)
+    neutral_landmarks = jnp.where(first[:, None, None], batch["landmarks"][:, 0], neutral_landmarks)
   def per_frame(x):  # [B, ...] -> [B * K, ...]: the clip's reference for each of its K frames.
     return jnp.repeat(x, k, axis=0)
   return {
-      "neutral": resize_images(to_float_image(per_frame(batch["neutral_frame"])), size),
-      "neutral_landmarks": per_frame(batch["neutral_landmarks"]).astype(jnp.float32),
+      "neutral": resize_images(to_float_image(per_frame(neutral)), size),
+      "neutral_landmarks": per_frame(neutral_landmarks).astype(jnp.float32),
       "target": resize_images(to_float_image(frames.reshape((b * k,) + frames.shape[2:])), size),
       "target_landmarks": batch["landmarks"].reshape(b * k, -1, 2).astype(jnp.float32),
       "emotion": per_frame(batch["emotion"]).astype(jnp.float32),
@@ -166,8 +175,7 @@ def make_loss_fn(model, disc, config):
   adversarial = config.adversarial_weight > 0 or config.feature_matching_weight > 0
 
   def loss_fn(params, batch, rng, vgg):
-    del rng  # Deterministic networks, no augmentation in the step.
-    pairs = make_pairs(batch, config.image_size)
+    pairs = make_pairs(batch, config.image_size, rng, config.get("source_frame_prob", 0.0))
     out = generate(model, params["generator"], pairs)
     terms = generator_reconstruction_losses(out, pairs, config, vgg)
     g_loss = (config.l1_weight * terms["l1"] + config.flow_smoothness_weight * terms["flow_smoothness"]
@@ -296,6 +304,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     state, data_state = ckpt.restore(state)
     train_iter.set_state(data_state)
     logging.info("resumed from checkpoint step %d", int(state.step))
+  elif config.get("init_from"):  # Warm start: another run's latest params, a fresh optimizer and step 0.
+    init = train_lib.CheckpointManager(pathlib.Path(config.init_from) / "checkpoints")
+    try:
+      params = init.restore_params()
+    finally:
+      init.close()
+    train_lib.check_params_match(params, state.params, f"init_from params of {config.init_from}")
+    state = train_lib.TrainState.create(jax.tree.map(jnp.asarray, params), tx, train_rng)
+    logging.info("initialised from %s", config.init_from)
   state = train_lib.replicate(state, mesh)
   train_step = train_lib.make_train_step(make_loss_fn(model, disc, config), tx, mesh, schedule, with_extra=True)
   eval_step = make_eval_step(model, mesh, config.image_size)

@@ -229,20 +229,21 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
 
 
 def test_training_on_real_frame_pairs_lowers_l1_substantially(shared_data, tmp_path):
-  """Real frames of a MEAD clip from ../shared/data (64x64 crops, trained at 64): the L1 of the last steps
-  is well under that of the first (an untrained net copies the neutral frame)."""
+  """Real frames of a MEAD clip from ../shared/data (64x64 crops, trained at 32), driven from the clip's first
+  frame: the L1 of the last steps is well under that of the first (an untrained net is the TPS warp)."""
   from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top
   clip = preprocess.preprocess_decoded(video_io.read_video(
       shared_data / "video" / "mead_dreamtalk" / "W009_front_surprised_level3_001.mp4", max_frames=40), size=SIZE)
   src = _example(clip, 0, 40, "real")
   builder = clip_datasets.build({"train": {"real": src}, "test": {"real": dict(src)}}, tmp_path / "tfds", SIZE)
-  config = _config(builder.data_dir, image_size=64, num_train_steps=150, learning_rate=2e-3, window=4,
+  config = _config(builder.data_dir, image_size=32, num_train_steps=100, learning_rate=2e-3, window=4,
                    adversarial_weight=0.0, feature_matching_weight=0.0, log_every_steps=1, eval_every_steps=0,
-                   checkpoint_every_steps=1000, num_grid_rows=0, batch_size=2)
+                   checkpoint_every_steps=1000, num_grid_rows=0, batch_size=2, source_frame_prob=0.0)
   config.model.width = 8
   result = train_texture.train_and_evaluate(config, tmp_path / "run")
   records = map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
   l1 = {r["step"]: r["train/l1"] for r in records if "train/l1" in r}
-  first, final = np.mean([l1[s] for s in range(1, 6)]), np.mean([l1[s] for s in range(141, 151)])
+  first, final = np.mean([l1[s] for s in range(1, 6)]), np.mean([l1[s] for s in range(91, 101)])
+  print(f"real-frame L1: first 5 steps {first:.4f}, last 10 steps {final:.4f} ({final / first:.2f}x)")
   assert final <= 0.6 * first, (first, final)
   assert result["eval/psnr"] > 20
