@@ -91,6 +91,12 @@ def analyse_video(frames, source="<video>", detect_every: int = tracking.DETECT_
                    crop_landmarks=crop_landmarks)
 
 
+def _as_face_video(frames_or_video, source) -> FaceVideo:
+  if isinstance(frames_or_video, FaceVideo):
+    return frames_or_video
+  return analyse_video(frames_or_video, source)
+
+
 def _mean(values) -> float | None:
   values = np.asarray(values, np.float64)
   values = values[np.isfinite(values)]
@@ -194,8 +200,9 @@ def evaluate_frames(generated, reference=None, source=None, emotion=None, audio=
   """Scores a generated video against a reference, a source photo, a target emotion and the speech.
 
   Args:
-    generated: [T, H, W, 3] uint8 RGB frames at `fps`.
-    reference: [T', H', W', 3] uint8 ground-truth frames at `fps`, or None.
+    generated: [T, H, W, 3] uint8 RGB frames at `fps`, or their `analyse_video` result.
+    reference: [T', H', W', 3] uint8 ground-truth frames at `fps`, their `analyse_video` result (to score
+      several generated videos against one reference without tracking it each time), or None.
     source: [H, W, 3] uint8 photo of the person (for CSIM), or None.
     emotion: target emotion (text such as 'happy' or 'happy:0.7', or an `emotions.Emotion`; its dominant
       class is the target), or None.
@@ -236,8 +243,8 @@ def evaluate_frames(generated, reference=None, source=None, emotion=None, audio=
     seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
     return value
 
-  gen = timed("faces", analyse_video, generated, names["generated"])
-  ref = timed("faces", analyse_video, reference, names["reference"]) if reference is not None else None
+  gen = timed("faces", _as_face_video, generated, names["generated"])
+  ref = timed("faces", _as_face_video, reference, names["reference"]) if reference is not None else None
   n = len(gen.frames) if ref is None else min(len(gen.frames), len(ref.frames))
   result = {"harness_version": HARNESS_VERSION, "fps": float(fps),
             "frames": {"generated": len(gen.frames), "reference": None if ref is None else len(ref.frames),

@@ -113,13 +113,51 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
     [T, 68, 2] float32 landmarks in [-1, 1]; equal (to float rounding) to one call on the whole clip
     with `margin` frames of silence on each side.
   """
+  def windows_at(first, length):
+    return audio.mel_windows(mel, length, FPS, first_frame=first)
+
+  return _predict_chunks(models, windows_at, emotion_track, neutral, chunk, margin)
+
+
+def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, neutral,
+                                   chunk: int = LANDMARK_CHUNK, margin: int = LANDMARK_MARGIN) -> np.ndarray:
+  """`predict_landmarks` from mel windows already cut per frame (e.g. a dataset example's `mel`).
+
+  Args:
+    models: the networks.
+    mel_windows: [T, 16, 80] log-mel window per video frame (`audio.mel_windows`).
+    emotion_track: [T, 9] emotion vector per frame.
+    neutral: [68, 2] landmarks in [-1, 1].
+    chunk, margin: as in `predict_landmarks`; windows of frames outside 0 .. T - 1 are all silence
+      (`audio.LOG_MEL_FLOOR`).
+
+  Returns:
+    [T, 68, 2] float32 landmarks in [-1, 1]; equal to `predict_landmarks` on the mel the windows were
+    cut from whenever that mel is silent at both ends.
+  """
+  mel_windows = np.asarray(mel_windows, np.float32)
+  num_frames = mel_windows.shape[0]
+  if emotion_track.shape[0] != num_frames:
+    raise ValueError(f"{num_frames} mel windows but {emotion_track.shape[0]} emotion vectors")
+  padded = np.concatenate([mel_windows, np.full((1,) + mel_windows.shape[1:], audio.LOG_MEL_FLOOR, np.float32)])
+
+  def windows_at(first, length):
+    idx = np.arange(first, first + length)
+    return padded[np.where((idx >= 0) & (idx < num_frames), idx, num_frames)]
+
+  return _predict_chunks(models, windows_at, emotion_track, neutral, chunk, margin)
+
+
+def _predict_chunks(models: Models, windows_at, emotion_track, neutral, chunk: int, margin: int) -> np.ndarray:
+  """The chunk loop of `predict_landmarks`; `windows_at(first, length)` -> [length, 16, 80] mel windows of
+  frames first .. first + length - 1 (silence outside the clip)."""
   num_frames = emotion_track.shape[0]
   fn = _landmark_fn(models.landmark_model)
   length = chunk + 2 * margin
   out = np.empty((num_frames, 68, 2), np.float32)
   for start in range(0, num_frames, chunk):
     first = start - margin  # Frames first .. first + length - 1; those outside the clip are silence.
-    mel_chunk = audio.mel_windows(mel, length, FPS, first_frame=first)
+    mel_chunk = windows_at(first, length)
     emotion_chunk = emotion_track[np.clip(np.arange(first, first + length), 0, num_frames - 1)]
     pred = fn(models.landmark_params, mel_chunk[None], emotion_chunk[None], neutral[None].astype(np.float32))
     keep = min(chunk, num_frames - start)

@@ -32,6 +32,15 @@ def test_identical_videos_score_perfectly(clip):
   json.dumps(result, allow_nan=False)  # Strict JSON: no NaN or Infinity anywhere.
 
 
+def test_an_analysed_reference_scores_like_its_frames(clip):
+  generated = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in clip.frames[:12]])
+  reference = evaluate.analyse_video(clip.frames[:12])
+  analysed = evaluate.evaluate_frames(generated, reference, metrics=PIXEL_AND_SHAPE)
+  raw = evaluate.evaluate_frames(generated, clip.frames[:12], metrics=PIXEL_AND_SHAPE)
+  for key in ("psnr", "ssim", "cpbd", "cpbd_reference", "m_lmd", "f_lmd", "frames"):
+    assert analysed[key] == raw[key]
+
+
 def test_shifted_and_blurred_copies_score_worse(clip):
   frames = clip.frames
   shifted = evaluate.evaluate_frames(frames[4:], frames[:-4], metrics=PIXEL_AND_SHAPE)  # 4 frames (160 ms) late.

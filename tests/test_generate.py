@@ -16,6 +16,7 @@ from configs import landmark_test
 from configs import texture_test
 from emotalk_jax import audio
 from emotalk_jax import checkpoints
+from emotalk_jax import emotions
 from emotalk_jax import face
 from emotalk_jax import generate
 from emotalk_jax import landmarks
@@ -63,6 +64,20 @@ def test_chunked_landmarks_equal_one_pass(models):
   whole = generate.predict_landmarks(models, mel, track, neutral, chunk=frames)
   assert chunked.shape == (frames, 68, 2)
   np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_landmarks_from_dataset_windows(models):
+  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  mel = audio.log_mel(wave)
+  mel[:8] = mel[-16:] = audio.LOG_MEL_FLOOR  # Silent ends: the windows variant reads silence beyond them.
+  frames = audio.num_video_frames(wave.size)
+  track = np.tile(emotions.Emotion.of("happy", 0.5).vector(), (frames, 1))
+  neutral = landmarks.normalize(face.template(), 256)
+  windows = audio.mel_windows(mel, frames)
+  from_windows = generate.predict_landmarks_from_windows(models, windows, track, neutral, chunk=9)
+  np.testing.assert_allclose(from_windows, generate.predict_landmarks(models, mel, track, neutral), atol=1e-5)
+  with pytest.raises(ValueError, match="emotion vectors"):
+    generate.predict_landmarks_from_windows(models, windows[:-1], track, neutral)
 
 
 def _check_video(path, num_samples, size=None):
