@@ -1,0 +1,80 @@
+"""The shipped sample checkpoints end to end: `emotalk demo`, real photos and speech, emotions that show."""
+
+import math
+
+import numpy as np
+import pytest
+
+from emotalk_jax import audio
+from emotalk_jax import cli
+from emotalk_jax import emotions
+from emotalk_jax import face
+from emotalk_jax import generate
+from emotalk_jax import landmarks
+from emotalk_jax import motion
+from emotalk_jax import samples
+from emotalk_jax import video_io
+
+INNER_TOP, INNER_BOTTOM = 62, 66  # Middle of the inner lips (iBUG 68).
+
+
+@pytest.fixture(scope="module")
+def models():
+  return generate.load_models()  # The shipped checkpoints: no ../shared needed.
+
+
+def _drive(models, photo, wave, emotion):
+  aligned = face.align_face(video_io.read_image(photo), str(photo), size=models.size)
+  neutral = landmarks.normalize(aligned.landmarks, models.size)
+  keys = [motion.Keyframe(0.0, emotions.parse_emotion(emotion))]
+  return generate.drive(models, neutral, wave, keys, blinks=False)[0]
+
+
+def test_happy_and_sad_move_mouth_corners_and_brows_differently(models):
+  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  happy = _drive(models, samples.ASTRONAUT_PHOTO, wave, "happy")
+  sad = _drive(models, samples.ASTRONAUT_PHOTO, wave, "sad")
+  px = lambda x: np.linalg.norm(x, axis=-1).mean() * 128  # [-1, 1] -> pixels of a 256 crop.
+  corners = px(happy[:, [48, 54]] - sad[:, [48, 54]])
+  brows = px(happy[:, 17:27] - sad[:, 17:27])
+  print(f"happy vs sad: mouth corners {corners:.2f} px, brows {brows:.2f} px (256 crop)")
+  assert corners > 0.3 and brows > 0.3
+
+
+def _mouth_opening(frames):
+  """Inner-lip gap per frame [T] in pixels of each frame's own face (dlib on the decoded video)."""
+  out = []
+  for frame in frames:
+    points = face.face_landmarks(frame, "generated")
+    scale = np.linalg.norm(points[45] - points[36])  # Outer eye corners: normalise by face size.
+    out.append(np.linalg.norm(points[INNER_BOTTOM] - points[INNER_TOP]) / scale)
+  return np.array(out)
+
+
+def test_demo_writes_a_playable_video_whose_mouth_follows_the_speech(tmp_path, models):
+  out = tmp_path / "demo.mp4"
+  assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
+  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  video = video_io.read_video(out, fps=None)
+  assert video.frames.shape[0] == math.ceil(wave.size * 25 / audio.SAMPLE_RATE)
+  assert video.fps == pytest.approx(25.0)
+  heard = audio.decode_audio(out)
+  assert abs(heard.size - wave.size) < 0.05 * audio.SAMPLE_RATE
+
+
+def test_real_photo_and_speech_mouth_moves_more_during_speech(shared_data, models, tmp_path):
+  speech = audio.load_audio(shared_data / "speech" / "misc" / "emotalkingface_speech01.wav")[:3 * 16000]
+  silence = np.zeros(16000, np.float32)
+  wave = np.concatenate([silence, speech, silence])  # 1 s silence | 3 s speech | 1 s silence.
+  wav = tmp_path / "speech.wav"
+  import soundfile  # pylint: disable=g-import-not-at-top
+  soundfile.write(wav, wave, 16000)
+  out = tmp_path / "real.mp4"
+  summary = generate.generate(shared_data / "faces" / "makeittalk" / "audrey.jpg", wav, "neutral", out,
+                              models=models, progress=False)
+  video = video_io.read_video(out, fps=None)
+  assert video.frames.shape[0] == summary["frames"] == math.ceil(wave.size * 25 / 16000)
+  opening = _mouth_opening(video.frames)
+  speaking, quiet = opening[30:100], np.concatenate([opening[5:20], opening[110:]])
+  print(f"mouth opening std: speech {speaking.std():.4f}, silence {quiet.std():.4f}")
+  assert speaking.std() > 1.5 * quiet.std()
