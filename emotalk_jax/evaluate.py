@@ -74,6 +74,11 @@ class FaceVideo:
   crops: np.ndarray
   crop_landmarks: np.ndarray
 
+  @functools.cached_property
+  def cpbd(self) -> np.ndarray:
+    """[T] float64 CPBD of each crop (computed once per analysed video)."""
+    return cpbd_lib.cpbd_frames(self.crops)
+
 
 def analyse_video(frames, source="<video>", detect_every: int = tracking.DETECT_EVERY) -> FaceVideo:
   """Tracks, aligns and crops the face of [T, H, W, 3] uint8 frames (InputError when there is no face)."""
@@ -265,10 +270,10 @@ def evaluate_frames(generated, reference=None, source=None, emotion=None, audio=
     result.update(summary)
     per_frame.update(curves)
   if need("cpbd", True, ""):
-    per_frame["cpbd"] = timed("cpbd", cpbd_lib.cpbd_frames, gen.crops)
+    per_frame["cpbd"] = timed("cpbd", lambda: gen.cpbd)
     result["cpbd"] = _mean(per_frame["cpbd"])
     if ref is not None:
-      per_frame["cpbd_reference"] = timed("cpbd", cpbd_lib.cpbd_frames, ref.crops)
+      per_frame["cpbd_reference"] = timed("cpbd", lambda: ref.cpbd)
       result["cpbd_reference"] = _mean(per_frame["cpbd_reference"])
   if need("lmd", ref is not None, "no reference video"):
     summary, curves = timed("lmd", _lmd, gen, ref, n)

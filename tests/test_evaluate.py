@@ -39,6 +39,7 @@ def test_an_analysed_reference_scores_like_its_frames(clip):
   raw = evaluate.evaluate_frames(generated, clip.frames[:12], metrics=PIXEL_AND_SHAPE)
   for key in ("psnr", "ssim", "cpbd", "cpbd_reference", "m_lmd", "f_lmd", "frames"):
     assert analysed[key] == raw[key]
+  assert "cpbd" in vars(reference)  # Computed once, then reused by the next video scored against it.
 
 
 def test_shifted_and_blurred_copies_score_worse(clip):

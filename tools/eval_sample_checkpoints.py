@@ -55,7 +55,7 @@ METRIC_GROUPS = ("image", "cpbd", "lmd", "csim", "emotion", "lipsync")
 COLUMNS = (("psnr", "PSNR (dB)", True), ("ssim", "SSIM", True), ("cpbd", "CPBD", None),
            ("m_lmd", "M-LMD (px)", False), ("f_lmd", "F-LMD (px)", False), ("csim", "CSIM", True),
            ("emotion_accuracy", "emotion acc.", True), ("emotion_frame_accuracy", "emotion frame acc.", True),
-           ("lipsync_r", "lip sync r (audio clips)", None))
+           ("lipsync_r", "lip sync r", None))
 
 
 def sha256_prefix(path, n: int = 12) -> str:
@@ -133,13 +133,20 @@ def markdown_table(means: dict) -> str:
     if value is None:
       return "-"
     text = f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    if key == "emotion_accuracy":
+      clips = means[method][key + "_clips"]
+      text += f" ({round(value * clips)}/{clips})"
     ranked = [means[m][key] for m in METHODS if means[m][key] is not None]
     best = (max(ranked) if better else min(ranked)) if ranked and better is not None else None
-    return f"**{text}**" if method in METHODS and best is not None and value == best else text
+    if method in METHODS and best is not None and value == best:
+      return f"**{text.split(' ')[0]}**" + text[len(text.split(' ')[0]):]
+    return text
 
   names = {"ours": "ours (both networks)", "static": "static neutral frame", "warp": "warping only (TPS)",
            "real": "real clip (ceiling)"}
-  lines = ["| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+  counts = {"emotion_accuracy": f" ({means['ours']['emotion_accuracy_clips']} clips)",
+            "lipsync_r": f" ({means['ours']['lipsync_r_clips']} clips)"}
+  lines = ["| method | " + " | ".join(title + counts.get(key, "") for key, title, _ in COLUMNS) + " |",
            "|---|" + "---|" * len(COLUMNS)]
   for method in METHODS + ("real",):
     lines.append(f"| {names[method]} | " + " | ".join(cell(method, k, b) for k, _, b in COLUMNS) + " |")
