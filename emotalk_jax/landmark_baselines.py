@@ -73,21 +73,6 @@ def evaluate_baselines(config, num_train_batches: Optional[int] = None,
           for name, d in displacements.items()}
 
 
-def _checkpoint_step(ckpt: train_lib.CheckpointManager, checkpoint: Union[str, int]) -> int:
-  latest = ckpt.latest_step()
-  if latest is None:
-    raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
-  if checkpoint == "latest":
-    return latest
-  if checkpoint == "best":
-    best = ckpt.best_step()
-    return latest if best is None else best
-  step = int(checkpoint)
-  if step not in ckpt.all_steps():
-    raise FileNotFoundError(f"no checkpoint of step {step} in {ckpt.directory} (have {ckpt.all_steps()})")
-  return step
-
-
 def improvement(model: dict, baseline: dict) -> dict:
   """Relative improvement of the model over a baseline, in %, per metric: 100 (baseline - model) / baseline."""
   return {k: 100.0 * (baseline[k] - model[k]) / baseline[k] if baseline[k] else float("nan")
@@ -114,7 +99,7 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", num_train_bat
     raise FileNotFoundError(f"no checkpoints directory in {pathlib.Path(workdir).absolute()}")
   ckpt = train_lib.CheckpointManager(directory, best_metric="m_lmd", best_mode="min")
   try:
-    step = _checkpoint_step(ckpt, checkpoint)
+    step = ckpt.resolve_step(checkpoint)
     params = ckpt.restore_params(step)
   finally:
     ckpt.close()

@@ -25,7 +25,6 @@ the windows of clips with audio (`audio_m_lmd`, `audio_f_lmd`).
 import logging
 import os
 import pathlib
-import signal
 from typing import Optional
 
 import jax
@@ -285,53 +284,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   state = train_lib.replicate(state, mesh)
   train_step = train_lib.make_train_step(make_loss_fn(model, config), tx, mesh, schedule)
   eval_step = make_eval_step(model, mesh)
-  writer = train_lib.MetricWriter(workdir)
 
-  step = int(state.step)
-  total = int(config.num_train_steps)
-  history, final, eval_metrics = [], {}, {}
-  preempted = False
-  bar = train_lib.progress_bar(total, initial=step)
-  try:
-    with train_lib.PreemptionHandler() as preempt:
-      while step < total:
-        batch = next(train_iter)
-        if step + 1 == config.get("debug_nan_step", -1):  # Test hook: a poisoned batch.
-          batch = dict(batch, landmarks=batch["landmarks"] * jnp.nan)
-        state, metrics = train_step(state, batch)
-        step += 1
-        metrics = jax.device_get(metrics)
-        train_lib.check_finite(metrics, step, ckpt)
-        history.append(metrics)
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", refresh=False)
-        if step == config.get("debug_sigterm_step", -1):  # Test hook: a real SIGTERM to this process.
-          os.kill(os.getpid(), signal.SIGTERM)
+  def evaluate_fn(state, step):
+    plot = workdir / "plots" / f"step_{step:06d}.png" if config.num_plots else None
+    return evaluate(eval_step, state.params, config, builder, mesh, plot_path=plot)
 
-        is_last = step == total
-        if step % config.log_every_steps == 0 or is_last:
-          final = {f"train/{k}": v for k, v in train_lib.mean_metrics(history).items()}
-          writer.write_scalars(step, final)
-          history = []
-        evaluated = False
-        if (config.eval_every_steps and step % config.eval_every_steps == 0) or is_last:
-          plot = workdir / "plots" / f"step_{step:06d}.png" if config.num_plots else None
-          eval_metrics = evaluate(eval_step, state.params, config, builder, mesh, plot_path=plot)
-          writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-          evaluated = True
-        stop = preempt.should_stop()
-        if step % config.checkpoint_every_steps == 0 or is_last or stop:
-          ckpt.save(step, state, train_iter.get_state(), metrics=eval_metrics if evaluated else None)
-        if stop:
-          logging.warning("stopping at step %d on request (SIGTERM); checkpoint saved", step)
-          preempted = True
-          break
-  finally:
-    bar.close()
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
-  out = {"step": step, "preempted": preempted}
-  out.update(final)
-  out.update({f"eval/{k}": v for k, v in eval_metrics.items()})
-  return out
+  def poison(batch):  # The debug_nan_step test hook.
+    return dict(batch, landmarks=batch["landmarks"] * jnp.nan)
+
+  return train_lib.train_loop(config, workdir, state=state, train_step=train_step, train_iter=train_iter,
+                              checkpoints=ckpt, evaluate_fn=evaluate_fn, poison_fn=poison)
