@@ -19,7 +19,7 @@ can be traced under `jax.jit`.
 
 import collections
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import jax
 import jax.numpy as jnp

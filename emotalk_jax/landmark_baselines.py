@@ -22,7 +22,6 @@ import pathlib
 import sys
 from typing import Optional, Union
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np

@@ -11,8 +11,6 @@ the mouth's position relative to the face in the measure: a mouth that drifts
 against the rest of the face is an error.
 """
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 

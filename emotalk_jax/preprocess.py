@@ -18,7 +18,6 @@ from emotalk_jax import render
 from emotalk_jax import tracking
 from emotalk_jax import video_io
 from emotalk_jax import visualize
-from emotalk_jax.errors import InputError
 
 
 @dataclasses.dataclass

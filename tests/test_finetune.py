@@ -10,7 +10,6 @@ import pytest
 from emotalk_jax import finetune
 from emotalk_jax import texture_model
 from emotalk_jax import train_texture
-from emotalk_jax import warp
 
 SIZE = 64
 
