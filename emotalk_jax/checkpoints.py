@@ -33,6 +33,17 @@ def save_config(config: ml_collections.ConfigDict, path) -> None:
   path.write_text(config.to_json_best_effort(indent=2))
 
 
+def start_run(config: ml_collections.ConfigDict, workdir) -> pathlib.Path:
+  """What every trainer does first: multi-host init (if configured), the absolute workdir created, and the
+  run's config saved there (process 0) so `load_config` can rebuild the model from the workdir."""
+  train_lib.maybe_initialize_distributed(config)
+  workdir = pathlib.Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    save_config(config, workdir / CONFIG_FILE)
+  return workdir
+
+
 def load_config(path) -> ml_collections.ConfigDict:
   """The config of a workdir (`config.json`) or of an exported `.npz` (its `.json` sidecar)."""
   path = pathlib.Path(path)

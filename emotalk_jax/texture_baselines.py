@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
+from data_pipelines import input_pipeline  # pylint: disable=unused-import  (import first: keeps TensorFlow off the GPUs)
 from emotalk_jax import emotions
 from emotalk_jax import face
 from emotalk_jax import landmarks as landmarks_lib
@@ -77,7 +77,7 @@ def test_clips(config, frame_stride: int = 4, max_frames: int = 20, max_clips: O
   """Yields the test clips as dicts: 'clip_id', 'frames' [T, 256, 256, 3] uint8 (frame 0 the source, then the
   targets; resized to 256 if stored smaller), 'landmarks' [T, 68, 2] in [-1, 1], 'emotion' [9]."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder = input_pipeline.get_builder(train_landmark.dataset_name(config), config.get("data_dir") or None)
+  builder = train_landmark.get_builder(config)
   ds = builder.as_dataset(split=config.test_split, shuffle_files=False)
   for i, ex in enumerate(tfds.as_numpy(ds)):
     if max_clips is not None and i >= max_clips:

@@ -252,11 +252,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     FloatingPointError: the loss or gradient norm became NaN/Inf (message: the step and the last
       checkpoint to resume from).
   """
-  train_lib.maybe_initialize_distributed(config)
-  workdir = pathlib.Path(workdir).absolute()
-  workdir.mkdir(parents=True, exist_ok=True)
-  if jax.process_index() == 0:
-    checkpoints.save_config(config, workdir / checkpoints.CONFIG_FILE)
+  workdir = checkpoints.start_run(config, workdir)
   mesh = input_pipeline.make_mesh()
   builder = get_builder(config)
   logging.info("training on %s with %d device(s) over %d process(es)", builder.info.full_name,

@@ -281,13 +281,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     FloatingPointError: the loss or gradient norm became NaN/Inf (message: the step and the last
       checkpoint to resume from).
   """
-  train_lib.maybe_initialize_distributed(config)
-  workdir = pathlib.Path(workdir).absolute()
-  workdir.mkdir(parents=True, exist_ok=True)
-  if jax.process_index() == 0:
-    checkpoints.save_config(config, workdir / checkpoints.CONFIG_FILE)
+  workdir = checkpoints.start_run(config, workdir)
   mesh = input_pipeline.make_mesh()
-  builder = input_pipeline.get_builder(train_landmark.dataset_name(config), config.get("data_dir") or None)
+  builder = train_landmark.get_builder(config)
   train_iter = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size,
                                             window=config.window, seed=config.seed, mesh=mesh,
                                             shuffle_buffer=config.shuffle_buffer)
