@@ -29,13 +29,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(
       audio_dim=128, emotion_dim=64, graph_features=(32, 64, 64), graph_dim=128, decoder_features=(64, 64),
       temporal="conv", temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
-      dropout_rate=0.1, motion_readout=True, dtype="float32"))
+      dropout_rate=0.1, motion_readout=True, zero_init_decoder=True, shape_only=True, dtype="float32"))
 
   # Loss.
   config.mouth_weight = 3.0
   config.velocity_weight = 1.0
   config.emotion_weight = 0.1
-  config.silent_weight = 0.5    # Clips without audio: emotion geometry (see losses.landmark_loss).
+  config.silent_weight = 1.0    # Clips without audio: emotion geometry (see losses.landmark_loss).
   config.landmark_distance = "squared"  # Per-node error: squared | euclidean (as M-LMD / F-LMD measure).
   config.head_motion_weight = 0.1  # Within-window motion of the nodes speech does not move (head motion).
   config.flip_prob = 0.5        # Left-right mirroring of the landmarks.

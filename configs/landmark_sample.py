@@ -15,9 +15,9 @@ def get_config():
   config.eval_batch_size = 8
   config.num_eval_batches = 20  # 160 test windows: 2 batches were too few to rank checkpoints.
   config.shuffle_buffer = 64
-  config.warmup_steps = 100
-  config.num_train_steps = 1000  # Held-out F-LMD gets worse after a few hundred steps on 71 clips.
+  config.warmup_steps = 50
+  config.num_train_steps = 300  # Held-out F-LMD gets worse after 200-300 steps on 71 clips.
   config.log_every_steps = 20
-  config.eval_every_steps = 200
-  config.checkpoint_every_steps = 200
+  config.eval_every_steps = 50
+  config.checkpoint_every_steps = 50
   return config

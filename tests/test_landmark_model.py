@@ -210,3 +210,50 @@ def test_bad_shapes_raise(model, params):
     model.apply({"params": params}, mel, emotion[:, :8], neutral)
   with pytest.raises(ValueError, match="temporal"):
     lm.init_params(lm.LandmarkNet(temporal="lstm"), jax.random.PRNGKey(0))
+
+
+def _similarity_field(neutral, scale, angle, shift):
+  """The exact displacement of `neutral` [B, 68, 2] under a similarity about its centroid."""
+  c = neutral.mean(axis=-2, keepdims=True)
+  rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+  return (1 + scale) * (neutral - c) @ rot.T + c + shift - neutral
+
+
+def test_remove_similarity_keeps_shape_changes_and_drops_head_motion():
+  _, _, neutral = _inputs(2, 1, seed=3)
+  neutral = np.asarray(neutral)
+  # A small head motion (first-order similarity) vanishes.
+  head = _similarity_field(neutral, 0.02, 0.01, np.array([0.03, -0.02]))[:, None]
+  residual = lm.remove_similarity(jnp.asarray(head, jnp.float32), jnp.asarray(neutral))
+  assert np.abs(residual).max() < 1e-3 * np.abs(head).max() + 2e-4  # Only the rotation's 2nd order is left.
+  # A jaw drop keeps most of its motion, and projecting twice changes nothing.
+  jaw = np.zeros((2, 1, 68, 2), np.float32)
+  jaw[:, :, 5:12, 1] = 0.04
+  jaw[:, :, 55:60, 1] = 0.05
+  once = lm.remove_similarity(jnp.asarray(jaw), jnp.asarray(neutral))
+  assert np.linalg.norm(once) > 0.7 * np.linalg.norm(jaw)
+  np.testing.assert_allclose(lm.remove_similarity(once, jnp.asarray(neutral)), once, atol=1e-6)
+  # What is left is orthogonal to every similarity motion of that face.
+  for field in (_similarity_field(neutral, 1e-3, 0, 0), _similarity_field(neutral, 0, 1e-3, 0),
+                _similarity_field(neutral, 0, 0, np.array([1e-3, 0])), _similarity_field(neutral, 0, 0, np.array([0, 1e-3]))):
+    dots = np.einsum("btnd,bnd->bt", np.asarray(once), field)
+    assert np.abs(dots).max() < 1e-4 * np.linalg.norm(field) * np.linalg.norm(once)
+
+
+def test_shape_only_net_starts_at_its_prior_and_never_moves_the_head():
+  model = lm.LandmarkNet(shape_only=True, zero_init_decoder=True)
+  params = lm.init_params(model, jax.random.PRNGKey(0))
+  prior = jnp.asarray(np.random.default_rng(0).normal(0, 0.01, (68, 2)), jnp.float32)
+  params = dict(params, mean_displacement=prior)
+  mel, emotion, neutral = _inputs(2, 3)
+  out = model.apply({"params": params}, mel, emotion, neutral)
+  np.testing.assert_allclose(out["displacement"], jnp.broadcast_to(prior, (2, 3, 68, 2)), atol=1e-7)
+  # After random output layers, the learned part still has no head motion in it.
+  rng = iter(jax.random.split(jax.random.PRNGKey(1), 4))
+  params = dict(params, graph_decoder=dict(params["graph_decoder"], out=jax.tree_util.tree_map(
+                    lambda x: jax.random.normal(next(rng), x.shape), params["graph_decoder"]["out"])),
+                motion_readout=jax.tree_util.tree_map(lambda x: jax.random.normal(next(rng), x.shape),
+                                                      params["motion_readout"]))
+  learned = model.apply({"params": params}, mel, emotion, neutral)["displacement"] - prior
+  assert np.abs(learned).max() > 1e-3
+  np.testing.assert_allclose(lm.remove_similarity(learned, neutral), learned, atol=1e-6)

@@ -262,7 +262,12 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
 
 def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   """Overfits one clip from ../shared/data (50 frames, 64x64, with speech): the landmark loss at the
-  last steps is at most a tenth of the first step's (emotion loss off: it alone would fall ~100x)."""
+  last steps is at most a tenth of the first step's (emotion loss off: it alone would fall ~100x).
+
+  From a random network that may move the head: the default start (the clip's own mean motion, zero
+  decoder output) is already the mean-motion fit, and with `shape_only` the clip's head motion (most of
+  what is left) is out of reach by design, so the 10x would measure the clip rather than the trainer.
+  """
   from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top
   clip = preprocess.preprocess_decoded(
       video_io.read_video(shared_data / "video" / "hdtf_sadtalker" / "WDA_BobMenendez_000.mp4", max_frames=50),
@@ -274,7 +279,9 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
              neutral_landmarks=clip.landmarks[0], neutral_source="first_frame")
   builder = clip_datasets.build({"train": {"real": src}, "test": {"real": dict(src)}}, tmp_path / "tfds", SIZE)
   config = _config(builder.data_dir, num_train_steps=300, learning_rate=3e-3, warmup_steps=0, emotion_weight=0.0,
-                   log_every_steps=1, eval_every_steps=0, checkpoint_every_steps=1000, num_plots=0)
+                   log_every_steps=1, eval_every_steps=0, checkpoint_every_steps=1000, num_plots=0,
+                   init_mean_displacement=False)
+  config.model.update(zero_init_decoder=False, shape_only=False)
   train_landmark.train_and_evaluate(config, tmp_path / "run")
   records = map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
   loss = {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
