@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.gan_loss = "hinge"              # hinge | lsgan
   config.feature_matching_weight = 10.0
   config.flow_smoothness_weight = 0.01   # Per pixel of flow gradient.
+  config.flow_residual_weight = 0.0      # Per pixel the flow departs from the landmarks' spline (tps_prior).
 
   # Optimizers (Adam with the GAN betas; the discriminator has its own learning rate).
   config.optimizer = "adam"

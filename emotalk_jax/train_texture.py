@@ -160,10 +160,16 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', ['perceptual']} (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
   smooth = 0.0
-  for flow in out["flows"]:
+  # Only what the network adds to the spline: the spline is the geometry the landmarks ask for, and
+  # smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
+  for flow in out["residual_flows"]:
     neutral = resize_images(pairs["neutral"], flow.shape[1])
     smooth += texture_losses.flow_smoothness(flow, neutral)
-  terms["flow_smoothness"] = smooth / len(out["flows"])
+  terms["flow_smoothness"] = smooth / len(out["residual_flows"])
+  # Mean length of what the network adds to the spline, in pixels of each scale.
+  terms["flow_residual"] = sum(
+      jnp.mean(jnp.linalg.norm(r.astype(jnp.float32) * (r.shape[1] / 2.0), axis=-1)) for r in out["residual_flows"]
+  ) / len(out["residual_flows"])
   if vgg:
     terms["perceptual"] = vgg_lib.perceptual_loss(vgg, out["image"], pairs["target"], tuple(config.vgg_layers),
                                                   tuple(config.vgg_layer_weights), dtype=_dtype(config))
@@ -179,6 +185,7 @@ def make_loss_fn(model, disc, config):
     out = generate(model, params["generator"], pairs)
     terms = generator_reconstruction_losses(out, pairs, config, vgg)
     g_loss = (config.l1_weight * terms["l1"] + config.flow_smoothness_weight * terms["flow_smoothness"]
+              + config.get("flow_residual_weight", 0.0) * terms["flow_residual"]
               + config.perceptual_weight * terms.get("perceptual", 0.0))
     d_loss = jnp.zeros((), jnp.float32)
     if adversarial:
@@ -204,6 +211,7 @@ def make_loss_fn(model, disc, config):
 
 def active_terms(config, vgg) -> list:
   terms = [("l1", config.l1_weight), ("flow_smoothness", config.flow_smoothness_weight),
+           ("flow_residual", config.get("flow_residual_weight", 0.0)),
            ("perceptual", config.perceptual_weight if vgg else 0.0), ("adversarial", config.adversarial_weight),
            ("feature_matching", config.feature_matching_weight)]
   return [f"{name} x{weight:g}" for name, weight in terms if weight > 0]

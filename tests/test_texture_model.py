@@ -94,8 +94,32 @@ def test_untrained_net_with_tps_prior_starts_at_the_tps_warp(params):
   model = tm.TextureNet(width=8)
   image, neutral, target, emotion = _inputs()
   out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
-  # The output flow is the S/2 level's (the prior resampled there) upsampled to S.
-  prior = warp.resize_flow(warp.resize_flow(warp.tps_flow(neutral, target, 32), 16, 16), 32, 32)
+  # The output flow is the spline at S (plus the S/2 level's residual, zero at the start).
+  prior = warp.tps_flow(neutral, target, 32)
   np.testing.assert_allclose(out["flow"], prior, atol=1e-5)
   np.testing.assert_allclose(out["warped"], warp.warp(image, prior, padding="border"), atol=1e-5)
   assert float(jnp.abs(out["flow"]).max()) > 0.01  # The landmarks moved, so does the prior.
+  # What the network adds to the spline starts at zero, at every scale.
+  assert [r.shape for r in out["residual_flows"]] == [f.shape for f in out["flows"]]
+  assert all(float(jnp.abs(r).max()) == 0.0 for r in out["residual_flows"])
+
+
+def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
+  """An untrained TPS net adds nothing to the spline, so the smoothness and residual terms are zero, though
+  the spline itself bends (smoothing it would pull features off their landmarks); a flow residual of a
+  known length is measured in pixels."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from emotalk_jax import texture_losses  # pylint: disable=g-import-not-at-top
+  from emotalk_jax import train_texture  # pylint: disable=g-import-not-at-top
+  model = tm.TextureNet(width=8)
+  image, neutral, target, emotion = _inputs()
+  out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
+  config = ml_collections.ConfigDict(dict(vgg_layers=(), vgg_layer_weights=()))
+  terms = train_texture.generator_reconstruction_losses(out, {"neutral": image, "target": image}, config, None)
+  assert float(terms["flow_smoothness"]) == 0.0 and float(terms["flow_residual"]) == 0.0
+  assert float(texture_losses.flow_smoothness(out["flows"][-1])) > 1e-3
+  # A residual of (3, 4) px at every scale: each scale's pixels are 2 / its size in normalised units.
+  shifted = dict(out, residual_flows=[jnp.broadcast_to(jnp.asarray([3.0, 4.0]) * 2 / r.shape[1], r.shape)
+                                      for r in out["residual_flows"]])
+  terms = train_texture.generator_reconstruction_losses(shifted, {"neutral": image, "target": image}, config, None)
+  assert float(terms["flow_residual"]) == pytest.approx(5.0, rel=1e-5)
