@@ -166,10 +166,11 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
     neutral = resize_images(pairs["neutral"], flow.shape[1])
     smooth += texture_losses.flow_smoothness(flow, neutral)
   terms["flow_smoothness"] = smooth / len(out["residual_flows"])
-  # Mean length of what the network adds to the spline, in pixels of each scale.
+  # Mean length of what the network adds to the spline, in pixels of each scale (+1e-12 under the root: the
+  # residual heads start at exactly zero, where the plain norm's gradient is NaN).
   terms["flow_residual"] = sum(
-      jnp.mean(jnp.linalg.norm(r.astype(jnp.float32) * (r.shape[1] / 2.0), axis=-1)) for r in out["residual_flows"]
-  ) / len(out["residual_flows"])
+      jnp.mean(jnp.sqrt(jnp.sum(jnp.square(r.astype(jnp.float32) * (r.shape[1] / 2.0)), -1) + 1e-12))
+      for r in out["residual_flows"]) / len(out["residual_flows"])
   if vgg:
     terms["perceptual"] = vgg_lib.perceptual_loss(vgg, out["image"], pairs["target"], tuple(config.vgg_layers),
                                                   tuple(config.vgg_layer_weights), dtype=_dtype(config))
