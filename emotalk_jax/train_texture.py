@@ -16,7 +16,9 @@ It is sharded exactly like stage 1 (`train_lib.make_train_step`: params replicat
 Losses (a weight of 0 turns a term off; the log lists the terms that are on):
   generator  l1_weight |G - real| + perceptual_weight VGG19 (only with `config.vgg_weights`, see
              `emotalk_jax/vgg.py`) + adversarial_weight (hinge or LSGAN) + feature_matching_weight
-             (discriminator features) + flow_smoothness_weight (edge-aware, every flow scale)
+             (discriminator features) + flow_smoothness_weight (edge-aware, every flow scale) +
+             flow_residual_weight (px the flow departs from the landmarks' spline); both flow terms see only
+             what the motion branch adds to the spline
   discriminator  hinge / LSGAN on real vs generated frames, conditioned on the target landmark map.
 
 What it writes in `workdir`:
@@ -157,7 +159,7 @@ def generate(model, params, pairs) -> dict:
 # Losses ---------------------------------------------------------------------------------------------------
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
-  """The generator's non-adversarial terms {'l1', 'flow_smoothness', ['perceptual']} (unweighted)."""
+  """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', ['perceptual']} (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
   smooth = 0.0
   # Only what the network adds to the spline: the spline is the geometry the landmarks ask for, and

@@ -234,8 +234,8 @@ def test_remove_similarity_keeps_shape_changes_and_drops_head_motion():
   assert np.linalg.norm(once) > 0.7 * np.linalg.norm(jaw)
   np.testing.assert_allclose(lm.remove_similarity(once, jnp.asarray(neutral)), once, atol=1e-6)
   # What is left is orthogonal to every similarity motion of that face.
-  for field in (_similarity_field(neutral, 1e-3, 0, 0), _similarity_field(neutral, 0, 1e-3, 0),
-                _similarity_field(neutral, 0, 0, np.array([1e-3, 0])), _similarity_field(neutral, 0, 0, np.array([0, 1e-3]))):
+  for scale, angle, shift in ((1e-3, 0, 0), (0, 1e-3, 0), (0, 0, np.array([1e-3, 0])), (0, 0, np.array([0, 1e-3]))):
+    field = _similarity_field(neutral, scale, angle, shift)
     dots = np.einsum("btnd,bnd->bt", np.asarray(once), field)
     assert np.abs(dots).max() < 1e-4 * np.linalg.norm(field) * np.linalg.norm(once)
 
