@@ -314,7 +314,8 @@ class LandmarkNet(nn.Module):
     shape_only: remove head motion (translation, rotation, scale of the whole face; see
       `remove_similarity`) from what the network adds to the prior. Head pose is not predictable from
       speech or an emotion label; on the sample data a network allowed to move the head memorised the
-      training speakers' poses (held-out F-LMD 3.70 px with it, 3.43 px without, mean motion 3.63 px).
+      training speakers' poses (held-out F-LMD: 3.70 px for the previous model that could move
+      the head, 3.43 px with this, 3.63 px for the mean-motion baseline).
     dtype: computation dtype (params stay float32; outputs are float32).
   """
   audio_dim: int = 128
