@@ -63,16 +63,17 @@ def cmd_emotion(args) -> dict:
 def cmd_bench(args) -> dict:
   """Benchmarks that print JSON: `preprocess` (frames/s per clip), `data` (dataset build clips/min and
   input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the expression
-  classifier's accuracy on the real labelled MEAD clips of ../shared/data), `texture` (stage-2 steps/s and
+  classifier's accuracy on the real labelled MEAD clips of ../shared/data), `landmark` (stage-1 training
+  steps/s and examples/s, and frames/s of the network alone on 60 s), `texture` (stage-2 steps/s and
   frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning, peak memory for 10/60/300 s)."""
   if args.what in ("evaluate", "emotion-ceiling"):
     from emotalk_jax import eval_bench  # pylint: disable=g-import-not-at-top
     if args.what == "evaluate":
       return eval_bench.evaluate_benchmark(args.clips or None, num_frames=args.frames)
     return eval_bench.emotion_ceiling()
-  if args.what == "texture":
+  if args.what in ("landmark", "texture"):
     from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
-    return bench.texture_benchmark()
+    return bench.landmark_benchmark() if args.what == "landmark" else bench.texture_benchmark()
   if args.what == "generate":
     from emotalk_jax import bench_generate  # pylint: disable=g-import-not-at-top
     return bench_generate.generate_benchmark()
@@ -218,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_emotion)
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
-  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "texture", "generate"),
+  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "landmark", "texture",
+                                  "generate"),
                  help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")

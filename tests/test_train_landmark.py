@@ -288,3 +288,13 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   assert sorted(loss) == list(range(1, 301))
   final = np.mean([loss[s] for s in range(291, 301)])  # Last 10 steps: one batch's loss is noisy.
   assert final <= loss[1] / 10, (loss[1], final)
+
+
+def test_landmark_benchmark_prints_its_figures():
+  """`emotalk bench landmark` on a tiny budget: every figure is there and positive (timings not asserted)."""
+  from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
+  result = bench.landmark_benchmark(train_steps=2, clip_seconds=12.0, infer_repeats=1)
+  json.dumps(result)
+  assert result["clip_frames"] == 300 and result["batch_size"] * result["window"] > 0
+  for key in ("train_steps_per_s", "train_examples_per_s", "inference_fps_one_call", "inference_fps_streamed"):
+    assert result[key] > 0, key
