@@ -125,7 +125,6 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   landmark network alone on a `clip_seconds` clip at 25 fps, in one call and the way `emotalk generate`
   streams it (`generate.predict_landmarks`: chunks of 250 frames with 16 frames of context)."""
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from configs import landmark_sample  # pylint: disable=g-import-not-at-top
   from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -166,7 +165,7 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   speech = rng.normal(-4, 3, (int(clip_seconds * 100), landmark_model.N_MELS)).astype(np.float32)
   track = np.repeat(emotion[:1], frames, axis=0)
   streamed = frames * _steps_per_second(
-      lambda: jnp.asarray(generate.predict_landmarks(models, speech, track, template)), tuple, infer_repeats)
+      lambda: generate.predict_landmarks(models, speech, track, template), tuple, infer_repeats)
   return {"benchmark": "landmark", "config": "configs/landmark_sample.py",
           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "device": str(jax.devices()[0].platform),
           "num_devices": jax.device_count(), "batch_size": b, "window": k,

@@ -161,18 +161,18 @@ def generate(model, params, pairs) -> dict:
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', ['perceptual']} (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
-  smooth = 0.0
-  # Only what the network adds to the spline: the spline is the geometry the landmarks ask for, and
-  # smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
-  for flow in out["residual_flows"]:
-    neutral = resize_images(pairs["neutral"], flow.shape[1])
-    smooth += texture_losses.flow_smoothness(flow, neutral)
-  terms["flow_smoothness"] = smooth / len(out["residual_flows"])
-  # Mean length of what the network adds to the spline, in pixels of each scale (+1e-12 under the root: the
-  # residual heads start at exactly zero, where the plain norm's gradient is NaN).
-  terms["flow_residual"] = sum(
-      jnp.mean(jnp.sqrt(jnp.sum(jnp.square(r.astype(jnp.float32) * (r.shape[1] / 2.0)), -1) + 1e-12))
-      for r in out["residual_flows"]) / len(out["residual_flows"])
+  # Both flow terms see only what the network adds to the spline: the spline is the geometry the landmarks
+  # ask for, and smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
+  residuals = out["residual_flows"]
+  smooth, length = 0.0, 0.0
+  for flow in residuals:
+    smooth += texture_losses.flow_smoothness(flow, resize_images(pairs["neutral"], flow.shape[1]))
+    # Length in pixels of that scale (+1e-12 under the root: the residual heads start at exactly zero,
+    # where the plain norm's gradient is NaN).
+    pixels = flow.astype(jnp.float32) * (flow.shape[1] / 2.0)
+    length += jnp.mean(jnp.sqrt(jnp.sum(jnp.square(pixels), -1) + 1e-12))
+  terms["flow_smoothness"] = smooth / len(residuals)
+  terms["flow_residual"] = length / len(residuals)
   if vgg:
     terms["perceptual"] = vgg_lib.perceptual_loss(vgg, out["image"], pairs["target"], tuple(config.vgg_layers),
                                                   tuple(config.vgg_layer_weights), dtype=_dtype(config))
