@@ -160,7 +160,9 @@ def generate(model, params, pairs) -> dict:
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', ['perceptual']} (unweighted)."""
-  terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
+  terms = {"l1": texture_losses.l1(out["image"], pairs["target"]),
+           "landmark_l1": texture_losses.landmark_l1(out["image"], pairs["target"], pairs["target_landmarks"],
+                                                     config.get("landmark_l1_sigma_px", 3.0))}
   # Both flow terms see only what the network adds to the spline: the spline is the geometry the landmarks
   # ask for, and smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
   residuals = out["residual_flows"]
@@ -187,7 +189,8 @@ def make_loss_fn(model, disc, config):
     pairs = make_pairs(batch, config.image_size, rng, config.get("source_frame_prob", 0.0))
     out = generate(model, params["generator"], pairs)
     terms = generator_reconstruction_losses(out, pairs, config, vgg)
-    g_loss = (config.l1_weight * terms["l1"] + config.flow_smoothness_weight * terms["flow_smoothness"]
+    g_loss = (config.l1_weight * terms["l1"] + config.get("landmark_l1_weight", 0.0) * terms["landmark_l1"]
+              + config.flow_smoothness_weight * terms["flow_smoothness"]
               + config.get("flow_residual_weight", 0.0) * terms["flow_residual"]
               + config.perceptual_weight * terms.get("perceptual", 0.0))
     d_loss = jnp.zeros((), jnp.float32)
@@ -213,7 +216,8 @@ def make_loss_fn(model, disc, config):
 
 
 def active_terms(config, vgg) -> list:
-  terms = [("l1", config.l1_weight), ("flow_smoothness", config.flow_smoothness_weight),
+  terms = [("l1", config.l1_weight), ("landmark_l1", config.get("landmark_l1_weight", 0.0)),
+           ("flow_smoothness", config.flow_smoothness_weight),
            ("flow_residual", config.get("flow_residual_weight", 0.0)),
            ("perceptual", config.perceptual_weight if vgg else 0.0), ("adversarial", config.adversarial_weight),
            ("feature_matching", config.feature_matching_weight)]

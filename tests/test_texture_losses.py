@@ -42,3 +42,17 @@ def test_flow_smoothness_in_pixels_and_edge_aware():
   assert float(tl.flow_smoothness(ramp)) == pytest.approx(0.5)
   edges = jnp.broadcast_to((jnp.arange(8.0) % 2)[None, None, :, None], (1, 8, 8, 3))
   assert float(tl.flow_smoothness(ramp, edges)) < 0.01  # Image edges everywhere along x: motion may change.
+
+
+def test_landmark_l1_weights_the_pixels_at_the_landmarks():
+  size = 32
+  target = jnp.zeros((1, size, size, 3))
+  landmarks = jnp.full((1, 68, 2), -0.5 + 1.0 / size)  # All 68 on pixel (8, 8)'s centre.
+  # A uniform error is the plain L1 whatever the weights.
+  assert float(tl.landmark_l1(target + 0.5, target, landmarks)) == pytest.approx(0.5)
+  at_landmark = target.at[0, 8, 8].set(1.0)
+  far_away = target.at[0, 28, 28].set(1.0)
+  assert float(tl.landmark_l1(far_away, target, landmarks)) < 1e-12
+  # The landmark's pixel has weight 1 of a total of about 2 pi sigma^2 = 56.5 (sigma 3 px).
+  assert float(tl.landmark_l1(at_landmark, target, landmarks)) == pytest.approx(1.0 / 56.5, rel=0.02)
+  assert float(tl.l1(at_landmark, target)) == float(tl.l1(far_away, target))
