@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 256       # 128 or 256 (frames are resized in the step).
   config.source_frame_prob = 0.5  # Source = the window's first frame (else the identity reference).
   config.init_from = ""         # A run directory to take the initial params from (fresh optimizer, step 0).
+  config.init_from_partial = False  # Take only the params whose path and shape fit; the rest start fresh.
 
   config.model = ml_collections.ConfigDict(dict(width=32, emotion_dim=64, max_flow=0.5, dtype="float32"))
   config.discriminator = ml_collections.ConfigDict(dict(width=64, num_scales=2, num_layers=3))
@@ -48,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.feature_matching_weight = 10.0
   config.flow_smoothness_weight = 0.01   # Per pixel of flow gradient.
   config.flow_residual_weight = 0.0      # Per pixel the flow departs from the landmarks' spline (tps_prior).
+  config.occlusion_weight = 0.0          # Mean 1 - occlusion: paint with the decoder only where warping fails.
 
   # Optimizers (Adam with the GAN betas; the discriminator has its own learning rate).
   config.optimizer = "adam"

@@ -332,6 +332,17 @@ def check_params_match(params, reference, source: str = "params") -> None:
     raise ValueError(f"{source} do not fit the model ({len(problems)} differ): {shown}")
 
 
+def merge_params(restored, fresh):
+  """Model surgery for a warm start: `fresh` (a params pytree) with every param of `restored` whose path
+  and shape it shares. Returns (params, names of fresh params kept, names of restored params dropped)."""
+  flat = flax.traverse_util.flatten_dict(restored, sep="/")
+  ref = flax.traverse_util.flatten_dict(fresh, sep="/")
+  fits = {k for k in ref.keys() & flat.keys() if tuple(np.shape(flat[k])) == tuple(ref[k].shape)}
+  merged = {k: (flat[k] if k in fits else v) for k, v in ref.items()}
+  return (flax.traverse_util.unflatten_dict(merged, sep="/"), sorted(ref.keys() - fits),
+          sorted(flat.keys() - fits))
+
+
 # Preemption -------------------------------------------------------------------------------------------
 
 class PreemptionHandler:

@@ -14,11 +14,12 @@ both gradients come from the same params, and `stop_gradient` keeps each network
 It is sharded exactly like stage 1 (`train_lib.make_train_step`: params replicated, batch along 'data').
 
 Losses (a weight of 0 turns a term off; the log lists the terms that are on):
-  generator  l1_weight |G - real| + perceptual_weight VGG19 (only with `config.vgg_weights`, see
+  generator  l1_weight |G - real| + landmark_l1_weight (the same, weighted towards the target landmarks) +
+             perceptual_weight VGG19 (only with `config.vgg_weights`, see
              `emotalk_jax/vgg.py`) + adversarial_weight (hinge or LSGAN) + feature_matching_weight
              (discriminator features) + flow_smoothness_weight (edge-aware, every flow scale) +
              flow_residual_weight (px the flow departs from the landmarks' spline); both flow terms see only
-             what the motion branch adds to the spline
+             what the motion branch adds to the spline; + occlusion_weight mean(1 - occlusion)
   discriminator  hinge / LSGAN on real vs generated frames, conditioned on the target landmark map.
 
 What it writes in `workdir`:
@@ -28,6 +29,8 @@ What it writes in `workdir`:
   metrics.jsonl, events.out.tfevents.*   train and eval scalars.
   samples/step_<N>.png rows of neutral | target landmarks | generated | ground truth | flow (colour wheel).
 Resume, SIGTERM and the NaN stop are `train_lib.train_loop`'s.
+Warm start: `config.init_from` (another run's latest params, fresh optimizer); with `init_from_partial`
+only the params whose path and shape fit are taken (`train_lib.merge_params`), so a changed layer starts fresh.
 
 Inference: `load_generator(workdir_or_npz)` -> (model, generator params, config); `export_generator` writes
 the generator params as a plain `.npz` (+ `.json` config) that `load_generator` reads back.
@@ -174,6 +177,8 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
     pixels = flow.astype(jnp.float32) * (flow.shape[1] / 2.0)
     length += jnp.mean(jnp.sqrt(jnp.sum(jnp.square(pixels), -1) + 1e-12))
   terms["flow_smoothness"] = smooth / len(residuals)
+  # The share of the frame the decoder paints instead of the warped neutral image.
+  terms["occlusion"] = jnp.mean(1.0 - out["occlusion"].astype(jnp.float32))
   terms["flow_residual"] = length / len(residuals)
   if vgg:
     terms["perceptual"] = vgg_lib.perceptual_loss(vgg, out["image"], pairs["target"], tuple(config.vgg_layers),
@@ -192,6 +197,7 @@ def make_loss_fn(model, disc, config):
     g_loss = (config.l1_weight * terms["l1"] + config.get("landmark_l1_weight", 0.0) * terms["landmark_l1"]
               + config.flow_smoothness_weight * terms["flow_smoothness"]
               + config.get("flow_residual_weight", 0.0) * terms["flow_residual"]
+              + config.get("occlusion_weight", 0.0) * terms["occlusion"]
               + config.perceptual_weight * terms.get("perceptual", 0.0))
     d_loss = jnp.zeros((), jnp.float32)
     if adversarial:
@@ -219,6 +225,7 @@ def active_terms(config, vgg) -> list:
   terms = [("l1", config.l1_weight), ("landmark_l1", config.get("landmark_l1_weight", 0.0)),
            ("flow_smoothness", config.flow_smoothness_weight),
            ("flow_residual", config.get("flow_residual_weight", 0.0)),
+           ("occlusion", config.get("occlusion_weight", 0.0)),
            ("perceptual", config.perceptual_weight if vgg else 0.0), ("adversarial", config.adversarial_weight),
            ("feature_matching", config.feature_matching_weight)]
   return [f"{name} x{weight:g}" for name, weight in terms if weight > 0]
@@ -321,7 +328,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       params = init.restore_params()
     finally:
       init.close()
-    train_lib.check_params_match(params, state.params, f"init_from params of {config.init_from}")
+    if config.get("init_from_partial"):
+      params, kept, dropped = train_lib.merge_params(params, state.params)
+      logging.info("init_from_partial: fresh %s; dropped %s", kept or "none", dropped or "none")
+    else:
+      train_lib.check_params_match(params, state.params, f"init_from params of {config.init_from}")
     state = train_lib.TrainState.create(jax.tree.map(jnp.asarray, params), tx, train_rng)
     logging.info("initialised from %s", config.init_from)
   state = train_lib.replicate(state, mesh)

@@ -37,7 +37,7 @@ def params():
   return tm.init_params(tm.TextureNet(width=8), jax.random.PRNGKey(0), 32)
 
 
-def test_untrained_net_without_prior_starts_close_to_the_neutral_image_and_params_are_size_free():
+def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_size_free():
   model = tm.TextureNet(width=8, tps_prior=False)
   params = tm.init_params(model, jax.random.PRNGKey(0), 32)
   inputs = _inputs()
@@ -45,7 +45,9 @@ def test_untrained_net_without_prior_starts_close_to_the_neutral_image_and_param
   np.testing.assert_array_equal(out["flow"], 0.0)  # Zero-initialised flow heads.
   np.testing.assert_array_equal(out["warped"], inputs[0])
   assert float(out["occlusion"].min()) > 0.9
-  assert float(jnp.mean(jnp.abs(out["image"] - inputs[0]))) < 0.1
+  # The decoder's residual head starts at zero: its frame is the warped image, whatever the occlusion.
+  np.testing.assert_allclose(out["rgb"], inputs[0], atol=1e-6)
+  np.testing.assert_allclose(out["image"], inputs[0], atol=1e-6)
   out64 = jax.eval_shape(model.apply, {"params": params}, *_inputs(size=64))  # pylint: disable=not-callable  # The same params at another size.
   assert out64["image"].shape == (2, 64, 64, 3)
 
@@ -66,9 +68,11 @@ def test_gradients_reach_every_branch(params):
   inputs = _inputs()
   d_params = tm.init_params(disc, jax.random.PRNGKey(1), 32)
   target = jnp.roll(inputs[0], 2, axis=2)
-  # FiLM starts at zero (identity), which blocks the emotion encoder's gradient; move it off zero.
+  # FiLM and the decoder's residual head start at zero, which blocks the gradient of everything behind them
+  # (emotion encoder; texture branch and decoder); move them off zero.
   params = jax.tree_util.tree_map_with_path(
-      lambda path, p: p + 0.01 if "film" in jax.tree_util.keystr(path) else p, params)
+      lambda path, p: p + 0.01 if any(k in jax.tree_util.keystr(path) for k in ("film", "to_residual")) else p,
+      params)
 
   def loss(p):
     out = model.apply({"params": p}, *inputs)
@@ -98,6 +102,7 @@ def test_untrained_net_with_tps_prior_starts_at_the_tps_warp(params):
   prior = warp.tps_flow(neutral, target, 32)
   np.testing.assert_allclose(out["flow"], prior, atol=1e-5)
   np.testing.assert_allclose(out["warped"], warp.warp(image, prior, padding="border"), atol=1e-5)
+  np.testing.assert_allclose(out["image"], out["warped"], atol=1e-6)  # Exactly the TPS baseline.
   assert float(jnp.abs(out["flow"]).max()) > 0.01  # The landmarks moved, so does the prior.
   # What the network adds to the spline starts at zero, at every scale.
   assert [r.shape for r in out["residual_flows"]] == [f.shape for f in out["flows"]]
@@ -115,15 +120,17 @@ def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   image, neutral, target, emotion = _inputs()
   out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
   config = ml_collections.ConfigDict(dict(vgg_layers=(), vgg_layer_weights=()))
-  terms = train_texture.generator_reconstruction_losses(out, {"neutral": image, "target": image}, config, None)
+  pairs = {"neutral": image, "target": image, "target_landmarks": target}
+  terms = train_texture.generator_reconstruction_losses(out, pairs, config, None)
   assert float(terms["flow_smoothness"]) == 0.0 and float(terms["flow_residual"]) < 1e-5
+  assert float(terms["occlusion"]) == pytest.approx(1.0 - jax.nn.sigmoid(3.0), abs=1e-4)  # occlusion_bias 3.
   assert float(texture_losses.flow_smoothness(out["flows"][-1])) > 1e-3
   # A residual of (3, 4) px at every scale: each scale's pixels are 2 / its size in normalised units.
   shifted = dict(out, residual_flows=[jnp.broadcast_to(jnp.asarray([3.0, 4.0]) * 2 / r.shape[1], r.shape)
                                       for r in out["residual_flows"]])
-  terms = train_texture.generator_reconstruction_losses(shifted, {"neutral": image, "target": image}, config, None)
+  terms = train_texture.generator_reconstruction_losses(shifted, pairs, config, None)
   assert float(terms["flow_residual"]) == pytest.approx(5.0, rel=1e-5)
   # Finite gradients at the start, where every residual is exactly zero.
   grads = jax.grad(lambda o: train_texture.generator_reconstruction_losses(
-      o, {"neutral": image, "target": image}, config, None)["flow_residual"])(out)
+      o, pairs, config, None)["flow_residual"])(out)
   assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))

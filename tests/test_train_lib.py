@@ -153,6 +153,17 @@ def test_save_params_npz_round_trip(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, loaded, jax.device_get(params))
 
 
+def test_merge_params_keeps_what_fits_and_reports_the_rest():
+  fresh = {"a": {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)}, "new": {"kernel": jnp.zeros(2)}}
+  restored = {"a": {"kernel": np.ones((3, 5)), "bias": np.ones(4)}, "old": {"kernel": np.ones(2)}}
+  merged, kept, dropped = train_lib.merge_params(restored, fresh)
+  np.testing.assert_array_equal(merged["a"]["bias"], 1.0)   # Same path and shape: restored.
+  np.testing.assert_array_equal(merged["a"]["kernel"], 0.0)  # Reshaped layer: fresh.
+  np.testing.assert_array_equal(merged["new"]["kernel"], 0.0)
+  assert jax.tree.structure(merged) == jax.tree.structure(fresh)
+  assert kept == ["a/kernel", "new/kernel"] and dropped == ["a/kernel", "old/kernel"]
+
+
 def test_preemption_handler_catches_sigterm():
   before = signal.getsignal(signal.SIGTERM)
   with train_lib.PreemptionHandler() as preempt:
