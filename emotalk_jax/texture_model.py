@@ -19,7 +19,9 @@ fusion decoder  from the texture bottleneck up to S, concatenating texture and w
 With `tps_prior` (the default) the flow starts from the thin-plate spline that carries the neutral
 landmarks onto the target landmarks (`warp.tps_flow`; the motion branch predicts a residual on it, and both
 branches also see the neutral image warped by it). The residual heads (flow and RGB) start at zero, so an
-untrained network returns exactly the TPS-warped neutral image, the landmark-displacement baseline: training starts there and learns what geometry alone cannot (occlusions, teeth, wrinkles, eyes). Everything is convolutional: the same params run at 128 and 256 (the configs train one size).
+untrained network returns exactly the TPS-warped neutral image, the landmark-displacement baseline: training
+starts there and learns what geometry alone cannot (occlusions, teeth, wrinkles, eyes). Everything is
+convolutional: the same params run at 128 and 256 (the configs train one size).
 Widths scale with `width` (the S/2 level; x2 at S/4, x4 below), the main speed knob.
 
 Shapes and units (S = 128 or 256):
@@ -169,7 +171,7 @@ class FusionDecoder(nn.Module):
   at S the warped neutral image itself, which the output corrects (a zero-initialised residual head).
 
   Without the full-resolution skip the decoder could only paint a blurred face, and blending even a few
-  per cent of it moved the jaw line dlib reads (its own F-LMD was 2.8 px against the warp's 1.4).
+  per cent of it moved the jaw line dlib reads (its frames alone had twice the warped image's F-LMD).
   """
   width: int
   dtype: Dtype = jnp.float32

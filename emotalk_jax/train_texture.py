@@ -162,10 +162,12 @@ def generate(model, params, pairs) -> dict:
 # Losses ---------------------------------------------------------------------------------------------------
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
-  """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', ['perceptual']} (unweighted)."""
-  terms = {"l1": texture_losses.l1(out["image"], pairs["target"]),
-           "landmark_l1": texture_losses.landmark_l1(out["image"], pairs["target"], pairs["target_landmarks"],
-                                                     config.get("landmark_l1_sigma_px", 3.0))}
+  """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', 'occlusion',
+  ['landmark_l1'] (when weighted: its map is [N, S, S, 68] to build), ['perceptual']} (unweighted)."""
+  terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
+  if config.get("landmark_l1_weight", 0.0) > 0:
+    terms["landmark_l1"] = texture_losses.landmark_l1(out["image"], pairs["target"], pairs["target_landmarks"],
+                                                      config.landmark_l1_sigma_px)
   # Both flow terms see only what the network adds to the spline: the spline is the geometry the landmarks
   # ask for, and smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
   residuals = out["residual_flows"]
@@ -194,7 +196,7 @@ def make_loss_fn(model, disc, config):
     pairs = make_pairs(batch, config.image_size, rng, config.get("source_frame_prob", 0.0))
     out = generate(model, params["generator"], pairs)
     terms = generator_reconstruction_losses(out, pairs, config, vgg)
-    g_loss = (config.l1_weight * terms["l1"] + config.get("landmark_l1_weight", 0.0) * terms["landmark_l1"]
+    g_loss = (config.l1_weight * terms["l1"] + config.get("landmark_l1_weight", 0.0) * terms.get("landmark_l1", 0.0)
               + config.flow_smoothness_weight * terms["flow_smoothness"]
               + config.get("flow_residual_weight", 0.0) * terms["flow_residual"]
               + config.get("occlusion_weight", 0.0) * terms["occlusion"]

@@ -120,7 +120,7 @@ def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   image, neutral, target, emotion = _inputs()
   out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
   config = ml_collections.ConfigDict(dict(vgg_layers=(), vgg_layer_weights=()))
-  pairs = {"neutral": image, "target": image, "target_landmarks": target}
+  pairs = {"neutral": image, "target": image}
   terms = train_texture.generator_reconstruction_losses(out, pairs, config, None)
   assert float(terms["flow_smoothness"]) == 0.0 and float(terms["flow_residual"]) < 1e-5
   assert float(terms["occlusion"]) == pytest.approx(1.0 - jax.nn.sigmoid(3.0), abs=1e-4)  # occlusion_bias 3.
