@@ -123,7 +123,7 @@ def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   pairs = {"neutral": image, "target": image}
   terms = train_texture.generator_reconstruction_losses(out, pairs, config, None)
   assert float(terms["flow_smoothness"]) == 0.0 and float(terms["flow_residual"]) < 1e-5
-  assert float(terms["occlusion"]) == pytest.approx(1.0 - jax.nn.sigmoid(3.0), abs=1e-4)  # occlusion_bias 3.
+  assert float(terms["occlusion"]) == pytest.approx(1.0 - float(jax.nn.sigmoid(3.0)), abs=1e-4)  # occlusion_bias 3.
   assert float(texture_losses.flow_smoothness(out["flows"][-1])) > 1e-3
   # A residual of (3, 4) px at every scale: each scale's pixels are 2 / its size in normalised units.
   shifted = dict(out, residual_flows=[jnp.broadcast_to(jnp.asarray([3.0, 4.0]) * 2 / r.shape[1], r.shape)
