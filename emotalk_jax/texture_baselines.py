@@ -16,7 +16,9 @@ Metrics, all against the ground-truth frames: PSNR and SSIM at the config's `ima
 clips), and F-LMD (`emotalk_jax.metrics.f_lmd`, pixels of a 256 crop): dlib's 68 landmarks of the
 generated frame (upsampled to 256) against dlib's landmarks of the true 256 frame, both predicted in the
 same box (the one tracking uses, `face.predictor_box` of the true landmarks), so detector framing is
-not part of the score.
+not part of the score. Whether the model beats a baseline is read from `paired`: the per-frame difference on
+the same frames with a 95 % interval from resampling clips (`paired_difference`); an interval that spans 0
+is a tie, whatever the means say.
 
   emotalk evaluate texture --config configs/texture_sample.py --workdir runs/texture_sample \
       [--checkpoint=best|latest|STEP] [--frame_stride=N] [--max_frames=N] [--config.x=y]
@@ -142,13 +144,45 @@ def improvement(model: dict, baseline: dict) -> dict:
   return out
 
 
+def paired_difference(model_clips, baseline_clips, higher_is_better: bool, num_resamples: int = 2000,
+                      seed: int = 0) -> dict:
+  """How the model differs from a baseline on the same frames, with a confidence interval over clips.
+
+  Frames of one clip are not independent (same face, same source frame), so the 95 % interval comes from
+  resampling whole clips (cluster bootstrap) rather than frames.
+
+  Args:
+    model_clips, baseline_clips: per clip, the per-frame scores [T_c] of the same frames.
+    higher_is_better: the metric's direction.
+
+  Returns:
+    {'mean': mean over all frames of model - baseline, 'ci95': [low, high] of that mean, 'clips_better': how
+     many clips' mean favours the model, 'num_clips', 'verdict': 'better' / 'worse' (the interval excludes 0
+     on that side) or 'tie'}; with a single clip 'ci95' is None and the verdict 'unknown'.
+  """
+  diffs = [np.asarray(m, np.float64) - np.asarray(b, np.float64) for m, b in zip(model_clips, baseline_clips)]
+  sums, counts = np.array([d.sum() for d in diffs]), np.array([d.size for d in diffs])
+  sign = 1.0 if higher_is_better else -1.0
+  out = {"mean": float(sums.sum() / counts.sum()), "ci95": None, "clips_better": int(np.sum(sign * sums > 0)),
+         "num_clips": len(diffs), "verdict": "unknown"}
+  if len(diffs) < 2:  # One clip has no spread between clips to resample.
+    return out
+  picks = np.random.default_rng(seed).integers(0, len(diffs), (num_resamples, len(diffs)))
+  interval = np.percentile(sums[picks].sum(1) / counts[picks].sum(1), [2.5, 97.5])
+  gain = sign * interval  # > 0: the model is better.
+  out["ci95"] = [float(x) for x in interval]
+  out["verdict"] = "better" if gain.min() > 0 else "worse" if gain.max() < 0 else "tie"
+  return out
+
+
 def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride: int = 4, max_frames: int = 20,
             max_clips: Optional[int] = None) -> dict:
   """The model of a run against `copy` and `tps` on the test clips (see the module docstring).
 
   Returns:
     {'checkpoint_step', 'num_clips', 'num_frames', 'image_size', 'model' / 'copy' / 'tps': {'psnr', 'ssim',
-     'f_lmd'}, 'improvement_pct': {'copy': {...}, 'tps': {...}}, 'per_clip': {clip_id: {method: {...}}}}.
+     'f_lmd'}, 'improvement_pct': {'copy': {...}, 'tps': {...}}, 'paired': {'copy': {metric:
+     `paired_difference`}, 'tps': {...}}, 'per_clip': {clip_id: {method: {...}}}}.
   """
   model, params, _ = train_texture.load_generator(workdir, config=config, checkpoint=checkpoint)
   step = None
@@ -184,6 +218,8 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride:
   for method in METHODS:
     out[method] = {k: float(np.mean(np.concatenate(v))) for k, v in all_scores[method].items()}
   out["improvement_pct"] = {b: improvement(out["model"], out[b]) for b in ("copy", "tps")}
+  out["paired"] = {b: {k: paired_difference(all_scores["model"][k], all_scores[b][k], HIGHER_IS_BETTER[k])
+                       for k in METRICS} for b in ("copy", "tps")}
   out["per_clip"] = per_clip
   return out
 

@@ -61,6 +61,10 @@ def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
   # The untrained net is the TPS warp plus a little synthesis (occlusion ~0.95): close to the TPS baseline.
   assert abs(result["model"]["psnr"] - result["tps"]["psnr"]) < 3
   assert set(result["improvement_pct"]) == {"copy", "tps"}
+  for baseline in ("copy", "tps"):
+    paired = result["paired"][baseline]["psnr"]
+    assert paired["num_clips"] == 1 and paired["verdict"] == "unknown" and paired["ci95"] is None
+    assert paired["mean"] == pytest.approx(result["model"]["psnr"] - result[baseline]["psnr"], abs=1e-6)
   from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["evaluate", "texture", "--config", str(REPO_ROOT / "configs" / "texture_test.py"),
                    "--workdir", str(npz), f"--config.dataset={data_dir}", "--config.dataset_config=",
@@ -68,3 +72,19 @@ def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
   out = capsys.readouterr().out
   printed = json.loads(out[out.index("{\n"):])  # After any progress text.
   assert printed["num_frames"] == 2 and set(printed["per_clip"]) == {"e0"}
+
+
+def test_paired_difference_verdicts():
+  rng = np.random.default_rng(0)
+  baseline = [rng.normal(1.3, 0.3, 20) for _ in range(12)]
+  better = texture_baselines.paired_difference([b - 0.1 + rng.normal(0, 0.02, 20) for b in baseline], baseline,
+                                               higher_is_better=False)
+  assert better["verdict"] == "better" and better["clips_better"] == 12 and better["num_clips"] == 12
+  assert better["ci95"][0] < better["mean"] < better["ci95"][1] < 0
+  assert better["mean"] == pytest.approx(-0.1, abs=0.02)
+  # Higher is better for PSNR: the same numbers read the other way round.
+  assert texture_baselines.paired_difference([b - 0.1 for b in baseline], baseline, True)["verdict"] == "worse"
+  # Half the clips a bit better, half a bit worse: the interval spans 0.
+  mixed = [b + (0.05 if i % 2 else -0.05) for i, b in enumerate(baseline)]
+  tie = texture_baselines.paired_difference(mixed, baseline, higher_is_better=False)
+  assert tie["verdict"] == "tie" and tie["ci95"][0] < 0 < tie["ci95"][1] and tie["clips_better"] == 6
