@@ -15,6 +15,7 @@ It is sharded exactly like stage 1 (`train_lib.make_train_step`: params replicat
 
 Losses (a weight of 0 turns a term off; the log lists the terms that are on):
   generator  l1_weight |G - real| + landmark_l1_weight (the same, weighted towards the target landmarks) +
+             rgb_l1_weight (L1 of the decoder's frame before the occlusion blend) +
              perceptual_weight VGG19 (only with `config.vgg_weights`, see
              `emotalk_jax/vgg.py`) + adversarial_weight (hinge or LSGAN) + feature_matching_weight
              (discriminator features) + flow_smoothness_weight (edge-aware, every flow scale) +
@@ -163,11 +164,14 @@ def generate(model, params, pairs) -> dict:
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', 'occlusion',
-  ['landmark_l1'] (when weighted: its map is [N, S, S, 68] to build), ['perceptual']} (unweighted)."""
+  ['landmark_l1'] (when weighted: its map is [N, S, S, 68] to build), ['rgb_l1'] (when weighted),
+  ['perceptual']} (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
   if config.get("landmark_l1_weight", 0.0) > 0:
     terms["landmark_l1"] = texture_losses.landmark_l1(out["image"], pairs["target"], pairs["target_landmarks"],
                                                       config.landmark_l1_sigma_px)
+  if config.get("rgb_l1_weight", 0.0) > 0:
+    terms["rgb_l1"] = texture_losses.l1(out["rgb"], pairs["target"])
   # Both flow terms see only what the network adds to the spline: the spline is the geometry the landmarks
   # ask for, and smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
   residuals = out["residual_flows"]
@@ -188,6 +192,15 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   return terms
 
 
+def loss_weights(config, with_vgg: bool) -> dict:
+  """{term: weight} of the generator's loss; a term weighted 0 is off (perceptual is off without VGG)."""
+  return {"l1": config.l1_weight, "landmark_l1": config.get("landmark_l1_weight", 0.0),
+          "rgb_l1": config.get("rgb_l1_weight", 0.0), "flow_smoothness": config.flow_smoothness_weight,
+          "flow_residual": config.get("flow_residual_weight", 0.0), "occlusion": config.get("occlusion_weight", 0.0),
+          "perceptual": config.perceptual_weight if with_vgg else 0.0, "adversarial": config.adversarial_weight,
+          "feature_matching": config.feature_matching_weight}
+
+
 def make_loss_fn(model, disc, config):
   """loss_fn(params, batch, rng, vgg) -> (loss, metrics) for `train_lib.make_train_step(with_extra=True)`."""
   adversarial = config.adversarial_weight > 0 or config.feature_matching_weight > 0
@@ -196,11 +209,6 @@ def make_loss_fn(model, disc, config):
     pairs = make_pairs(batch, config.image_size, rng, config.get("source_frame_prob", 0.0))
     out = generate(model, params["generator"], pairs)
     terms = generator_reconstruction_losses(out, pairs, config, vgg)
-    g_loss = (config.l1_weight * terms["l1"] + config.get("landmark_l1_weight", 0.0) * terms.get("landmark_l1", 0.0)
-              + config.flow_smoothness_weight * terms["flow_smoothness"]
-              + config.get("flow_residual_weight", 0.0) * terms["flow_residual"]
-              + config.get("occlusion_weight", 0.0) * terms["occlusion"]
-              + config.perceptual_weight * terms.get("perceptual", 0.0))
     d_loss = jnp.zeros((), jnp.float32)
     if adversarial:
       d_params, lm = params["discriminator"], pairs["target_landmarks"]
@@ -215,8 +223,7 @@ def make_loss_fn(model, disc, config):
       fake_g = disc.apply({"params": jax.lax.stop_gradient(d_params)}, out["image"], lm)
       terms["adversarial"] = texture_losses.generator_adversarial_loss(fake_g, config.gan_loss)
       terms["feature_matching"] = texture_losses.feature_matching_loss(real, fake_g)
-      g_loss += (config.adversarial_weight * terms["adversarial"]
-                 + config.feature_matching_weight * terms["feature_matching"])
+    g_loss = sum(weight * terms[name] for name, weight in loss_weights(config, bool(vgg)).items() if weight > 0)
     metrics = dict(terms, generator_loss=g_loss, discriminator_loss=d_loss)
     return g_loss + d_loss, metrics
 
@@ -224,13 +231,7 @@ def make_loss_fn(model, disc, config):
 
 
 def active_terms(config, vgg) -> list:
-  terms = [("l1", config.l1_weight), ("landmark_l1", config.get("landmark_l1_weight", 0.0)),
-           ("flow_smoothness", config.flow_smoothness_weight),
-           ("flow_residual", config.get("flow_residual_weight", 0.0)),
-           ("occlusion", config.get("occlusion_weight", 0.0)),
-           ("perceptual", config.perceptual_weight if vgg else 0.0), ("adversarial", config.adversarial_weight),
-           ("feature_matching", config.feature_matching_weight)]
-  return [f"{name} x{weight:g}" for name, weight in terms if weight > 0]
+  return [f"{name} x{weight:g}" for name, weight in loss_weights(config, bool(vgg)).items() if weight > 0]
 
 
 # Evaluation -----------------------------------------------------------------------------------------------

@@ -168,10 +168,11 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
 def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   """init_from takes another run's params; with another emotion_dim only init_from_partial can, and then the
   reshaped emotion layers start fresh while everything else is the reference's. Learning rates of 0 keep
-  the params where the warm start put them; the landmark and occlusion terms are on and finite."""
+  the params where the warm start put them; the landmark, decoder-frame and occlusion terms are on, and the
+  logged generator loss is their weighted sum with the others."""
   ref_dir, _ = reference_run
   changed = dict(init_from=str(ref_dir), num_train_steps=2, learning_rate=0.0, disc_learning_rate=0.0,
-                 landmark_l1_weight=1.0, occlusion_weight=1.0)
+                 landmark_l1_weight=1.0, occlusion_weight=1.0, rgb_l1_weight=0.5)
   config = _config(dataset_dir, **changed)
   config.model.emotion_dim = 6
   with pytest.raises(ValueError, match=r"init_from params of .* do not fit the model .*emotion"):
@@ -179,6 +180,10 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   config.init_from_partial = True
   summary = train_texture.train_and_evaluate(config, tmp_path / "partial")
   assert np.isfinite(summary["train/landmark_l1"]) and summary["train/occlusion"] > 0
+  weights = train_texture.loss_weights(config, with_vgg=False)
+  assert weights["rgb_l1"] == 0.5 and weights["perceptual"] == 0.0
+  assert summary["train/generator_loss"] == pytest.approx(
+      sum(float(w * summary[f"train/{name}"]) for name, w in weights.items() if w > 0), rel=1e-4)
   ref, new = _params(ref_dir, 4)["generator"], _params(tmp_path / "partial", 2)["generator"]
   _assert_trees_close(new["motion"], ref["motion"])
   _assert_trees_close(new["decoder"], ref["decoder"])
