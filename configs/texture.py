@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.landmark_l1_weight = 0.0        # L1 again, weighted towards the target landmarks (where dlib looks).
   config.landmark_l1_sigma_px = 3.0      # Std of that weight around each landmark, pixels of the image.
   config.rgb_l1_weight = 0.0             # L1 of the decoder's own frame, before the occlusion blend.
+  config.correction_weight = 0.0         # L1 of output - warped neutral image: paint only where it pays.
   config.perceptual_weight = 10.0        # Only on with vgg_weights.
   config.vgg_weights = ""                # .npz, see emotalk_jax/vgg.py and tools/convert_vgg19.py.
   config.vgg_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -94,9 +94,10 @@ def test_clips(config, frame_stride: int = 4, max_frames: int = 20, max_clips: O
 
 # Methods ---------------------------------------------------------------------------------------------------
 
-def predict_model(model, params, frames, landmarks, emotion, size: int, batch_size: int = 16) -> np.ndarray:
-  """The texture network's frames [T-1, size, size, 3] uint8 for targets 1.. driven from frame 0."""
-  apply = jax.jit(model.apply)
+def predict_model(apply, params, frames, landmarks, emotion, size: int, batch_size: int = 16) -> np.ndarray:
+  """The texture network's frames [T-1, size, size, 3] uint8 for targets 1.. driven from frame 0.
+
+  `apply` is the network's jitted apply (one per evaluation: a fresh `jax.jit` would compile for every clip)."""
   source = train_texture.to_float_image(jnp.asarray(resize(frames[0], size)))
   outs = []
   for start in range(1, len(frames), batch_size):
@@ -192,7 +193,7 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride:
                                        best_mode="max")
     step = ckpt.resolve_step(checkpoint)
     ckpt.close()
-  size = int(config.image_size)
+  size, apply = int(config.image_size), jax.jit(model.apply)
   all_scores = {m: {k: [] for k in METRICS} for m in METHODS}
   per_clip, num_frames = {}, 0
   for clip in test_clips(config, frame_stride, max_frames, max_clips):
@@ -202,7 +203,7 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride:
     truth = frames[1:]
     boxes = [face.predictor_box(landmarks_lib.denormalize(lm, LMD_SIZE)) for lm in lms[1:]]
     truth_dlib = dlib_landmarks(truth, boxes)
-    preds = {"model": predict_model(model, params, frames, lms, clip["emotion"], size),
+    preds = {"model": predict_model(apply, params, frames, lms, clip["emotion"], size),
              "copy": predict_copy(frames, size), "tps": predict_tps(frames, lms, size)}
     per_clip[clip["clip_id"]] = {}
     for method, generated in preds.items():

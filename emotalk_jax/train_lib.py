@@ -285,9 +285,7 @@ class CheckpointManager:
 
   def restore(self, target: TrainState, step: Optional[int] = None):
     """(state, data_state) of `step` (default: the latest), shaped and sharded like `target`."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    step = self.resolve_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                    data=ocp.args.JsonRestore()))
@@ -295,8 +293,8 @@ class CheckpointManager:
 
   def restore_params(self, step: Optional[int] = None):
     """Only the params of a checkpoint, as numpy arrays (no target needed: for evaluation, export)."""
-    step = self.latest_step() if step is None else step
-    restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    restored = self._manager.restore(self.resolve_step() if step is None else step,
+                                     args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     return jax.tree.map(np.asarray, restored["state"]["params"])
 
   def wait(self):
@@ -318,15 +316,21 @@ def load_params_npz(path) -> dict:
     return flax.traverse_util.unflatten_dict({k: data[k] for k in data.files}, sep="/")
 
 
+def _flat_fits(params, reference):
+  """(flat params, flat reference, the '/'-joined names present in both with the same shape)."""
+  flat = flax.traverse_util.flatten_dict(params, sep="/")
+  ref = flax.traverse_util.flatten_dict(reference, sep="/")
+  return flat, ref, {k for k in ref.keys() & flat.keys() if tuple(np.shape(flat[k])) == tuple(ref[k].shape)}
+
+
 def check_params_match(params, reference, source: str = "params") -> None:
   """Raises ValueError naming every param of `params` that is missing, unexpected, or shaped unlike
   `reference` (a params pytree or its `jax.eval_shape`), e.g. a checkpoint of another model size."""
-  flat = flax.traverse_util.flatten_dict(params, sep="/")
-  ref = flax.traverse_util.flatten_dict(reference, sep="/")
+  flat, ref, fits = _flat_fits(params, reference)
   problems = [f"{k}: missing" for k in sorted(ref.keys() - flat.keys())]
   problems += [f"{k}: not in the model" for k in sorted(flat.keys() - ref.keys())]
   problems += [f"{k}: shape {tuple(np.shape(flat[k]))}, the model expects {tuple(ref[k].shape)}"
-               for k in sorted(ref.keys() & flat.keys()) if tuple(np.shape(flat[k])) != tuple(ref[k].shape)]
+               for k in sorted((ref.keys() & flat.keys()) - fits)]
   if problems:
     shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
     raise ValueError(f"{source} do not fit the model ({len(problems)} differ): {shown}")
@@ -335,9 +339,7 @@ def check_params_match(params, reference, source: str = "params") -> None:
 def merge_params(restored, fresh):
   """Model surgery for a warm start: `fresh` (a params pytree) with every param of `restored` whose path
   and shape it shares. Returns (params, names of fresh params kept, names of restored params dropped)."""
-  flat = flax.traverse_util.flatten_dict(restored, sep="/")
-  ref = flax.traverse_util.flatten_dict(fresh, sep="/")
-  fits = {k for k in ref.keys() & flat.keys() if tuple(np.shape(flat[k])) == tuple(ref[k].shape)}
+  flat, ref, fits = _flat_fits(restored, fresh)
   merged = {k: (flat[k] if k in fits else v) for k, v in ref.items()}
   return (flax.traverse_util.unflatten_dict(merged, sep="/"), sorted(ref.keys() - fits),
           sorted(flat.keys() - fits))

@@ -15,7 +15,8 @@ It is sharded exactly like stage 1 (`train_lib.make_train_step`: params replicat
 
 Losses (a weight of 0 turns a term off; the log lists the terms that are on):
   generator  l1_weight |G - real| + landmark_l1_weight (the same, weighted towards the target landmarks) +
-             rgb_l1_weight (L1 of the decoder's frame before the occlusion blend) +
+             rgb_l1_weight (L1 of the decoder's frame before the occlusion blend) + correction_weight
+             (L1 of the output minus the warped neutral image: what the texture branch paints) +
              perceptual_weight VGG19 (only with `config.vgg_weights`, see
              `emotalk_jax/vgg.py`) + adversarial_weight (hinge or LSGAN) + feature_matching_weight
              (discriminator features) + flow_smoothness_weight (edge-aware, every flow scale) +
@@ -30,8 +31,9 @@ What it writes in `workdir`:
   metrics.jsonl, events.out.tfevents.*   train and eval scalars.
   samples/step_<N>.png rows of neutral | target landmarks | generated | ground truth | flow (colour wheel).
 Resume, SIGTERM and the NaN stop are `train_lib.train_loop`'s.
-Warm start: `config.init_from` (another run's latest params, fresh optimizer); with `init_from_partial`
-only the params whose path and shape fit are taken (`train_lib.merge_params`), so a changed layer starts fresh.
+Warm start: `config.init_from` (another run's latest params or an exported generator `.npz`, fresh
+optimizer); with `init_from_partial` only the params whose path and shape fit are taken
+(`train_lib.merge_params`), so a changed layer starts fresh.
 
 Inference: `load_generator(workdir_or_npz)` -> (model, generator params, config); `export_generator` writes
 the generator params as a plain `.npz` (+ `.json` config) that `load_generator` reads back.
@@ -164,14 +166,18 @@ def generate(model, params, pairs) -> dict:
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', 'occlusion',
-  ['landmark_l1'] (when weighted: its map is [N, S, S, 68] to build), ['rgb_l1'] (when weighted),
-  ['perceptual']} (unweighted)."""
+  ['landmark_l1'] (when weighted: its map is [N, S, S, 68] to build), ['rgb_l1'], ['correction'] (when
+  weighted), ['perceptual']} (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
   if config.get("landmark_l1_weight", 0.0) > 0:
     terms["landmark_l1"] = texture_losses.landmark_l1(out["image"], pairs["target"], pairs["target_landmarks"],
                                                       config.landmark_l1_sigma_px)
   if config.get("rgb_l1_weight", 0.0) > 0:
     terms["rgb_l1"] = texture_losses.l1(out["rgb"], pairs["target"])
+  if config.get("correction_weight", 0.0) > 0:
+    # L1 of what the texture branch paints over the warped neutral image: below the L1 weight, paint that
+    # only splits the difference (a blurred silhouette where the warp is unsure) no longer pays.
+    terms["correction"] = texture_losses.l1(out["image"], jax.lax.stop_gradient(out["warped"]))
   # Both flow terms see only what the network adds to the spline: the spline is the geometry the landmarks
   # ask for, and smoothing it (it bends sharply at the lips) would pull the features off their landmarks.
   residuals = out["residual_flows"]
@@ -195,7 +201,8 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
 def loss_weights(config, with_vgg: bool) -> dict:
   """{term: weight} of the generator's loss; a term weighted 0 is off (perceptual is off without VGG)."""
   return {"l1": config.l1_weight, "landmark_l1": config.get("landmark_l1_weight", 0.0),
-          "rgb_l1": config.get("rgb_l1_weight", 0.0), "flow_smoothness": config.flow_smoothness_weight,
+          "rgb_l1": config.get("rgb_l1_weight", 0.0), "correction": config.get("correction_weight", 0.0),
+          "flow_smoothness": config.flow_smoothness_weight,
           "flow_residual": config.get("flow_residual_weight", 0.0), "occlusion": config.get("occlusion_weight", 0.0),
           "perceptual": config.perceptual_weight if with_vgg else 0.0, "adversarial": config.adversarial_weight,
           "feature_matching": config.feature_matching_weight}
@@ -297,6 +304,25 @@ def evaluate(eval_step, params, config, builder, mesh, *, grid_path=None) -> dic
 
 # Training -------------------------------------------------------------------------------------------------
 
+def warm_start_params(source, fresh) -> dict:
+  """The params `config.init_from` names: a run directory's latest checkpoint, or an exported generator `.npz`
+  (`export_generator`, e.g. the shipped sample checkpoint), whose run's discriminator is then `fresh`'s.
+
+  Raises:
+    FileNotFoundError: no such file, or no checkpoint in the directory.
+  """
+  path = pathlib.Path(source)
+  if path.suffix == ".npz":
+    if not path.is_file():
+      raise FileNotFoundError(f"init_from: no such params file: {path}")
+    return {"generator": train_lib.load_params_npz(path), "discriminator": jax.device_get(fresh["discriminator"])}
+  init = train_lib.CheckpointManager(path / "checkpoints")
+  try:
+    return init.restore_params()
+  finally:
+    init.close()
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   """Trains the texture GAN, evaluating and checkpointing periodically; resumes from `workdir`.
 
@@ -325,12 +351,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     state, data_state = ckpt.restore(state)
     train_iter.set_state(data_state)
     logging.info("resumed from checkpoint step %d", int(state.step))
-  elif config.get("init_from"):  # Warm start: another run's latest params, a fresh optimizer and step 0.
-    init = train_lib.CheckpointManager(pathlib.Path(config.init_from) / "checkpoints")
-    try:
-      params = init.restore_params()
-    finally:
-      init.close()
+  elif config.get("init_from"):  # Warm start: another run's params, a fresh optimizer and step 0.
+    params = warm_start_params(config.init_from, state.params)
     if config.get("init_from_partial"):
       params, kept, dropped = train_lib.merge_params(params, state.params)
       logging.info("init_from_partial: fresh %s; dropped %s", kept or "none", dropped or "none")

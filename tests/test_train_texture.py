@@ -168,11 +168,11 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
 def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   """init_from takes another run's params; with another emotion_dim only init_from_partial can, and then the
   reshaped emotion layers start fresh while everything else is the reference's. Learning rates of 0 keep
-  the params where the warm start put them; the landmark, decoder-frame and occlusion terms are on, and the
-  logged generator loss is their weighted sum with the others."""
+  the params where the warm start put them; the landmark, decoder-frame, correction and occlusion terms are
+  on, and the logged generator loss is their weighted sum with the others."""
   ref_dir, _ = reference_run
   changed = dict(init_from=str(ref_dir), num_train_steps=2, learning_rate=0.0, disc_learning_rate=0.0,
-                 landmark_l1_weight=1.0, occlusion_weight=1.0, rgb_l1_weight=0.5)
+                 landmark_l1_weight=1.0, occlusion_weight=1.0, rgb_l1_weight=0.5, correction_weight=0.5)
   config = _config(dataset_dir, **changed)
   config.model.emotion_dim = 6
   with pytest.raises(ValueError, match=r"init_from params of .* do not fit the model .*emotion"):
@@ -180,6 +180,7 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   config.init_from_partial = True
   summary = train_texture.train_and_evaluate(config, tmp_path / "partial")
   assert np.isfinite(summary["train/landmark_l1"]) and summary["train/occlusion"] > 0
+  assert summary["train/correction"] > 0  # The reference run's texture branch paints.
   weights = train_texture.loss_weights(config, with_vgg=False)
   assert weights["rgb_l1"] == 0.5 and weights["perceptual"] == 0.0
   assert summary["train/generator_loss"] == pytest.approx(
@@ -188,6 +189,19 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   _assert_trees_close(new["motion"], ref["motion"])
   _assert_trees_close(new["decoder"], ref["decoder"])
   assert new["emotion"]["Dense_1"]["kernel"].shape == (6, 6) != ref["emotion"]["Dense_1"]["kernel"].shape
+
+
+def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path):
+  """init_from also takes an exported generator .npz (the shipped sample checkpoint's form): the generator
+  starts from it, the discriminator fresh; a missing file is named."""
+  ref_dir, _ = reference_run
+  npz = train_texture.export_generator(ref_dir, tmp_path / "generator.npz", checkpoint="latest")
+  config = _config(dataset_dir, init_from=str(npz), num_train_steps=2, learning_rate=0.0, disc_learning_rate=0.0)
+  train_texture.train_and_evaluate(config, tmp_path / "run")
+  _assert_trees_close(_params(tmp_path / "run", 2)["generator"], train_lib.load_params_npz(npz))
+  config.init_from = str(tmp_path / "missing.npz")
+  with pytest.raises(FileNotFoundError, match="missing.npz"):
+    train_texture.train_and_evaluate(config, tmp_path / "run_missing")
 
 
 @pytest.mark.parametrize("name", ["texture", "texture_128", "texture_test", "texture_sample"])
