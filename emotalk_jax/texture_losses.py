@@ -9,6 +9,8 @@ The perceptual (VGG19) loss is `emotalk_jax.vgg.perceptual_loss`.
 import jax
 import jax.numpy as jnp
 
+from emotalk_jax import render
+
 GAN_LOSSES = ("hinge", "lsgan")
 
 
@@ -23,13 +25,10 @@ def landmark_l1(pred, target, landmarks, sigma_px: float = 3.0) -> jax.Array:
   dlib's shape predictor (and so F-LMD) reads intensity differences of pixels near the landmarks; the
   plain L1 spreads the same effort over cheek, hair and background.
   """
-  b, h, w = pred.shape[:3]
-  ys = (jnp.arange(h, dtype=jnp.float32) + 0.5) * (2.0 / h) - 1.0
-  xs = (jnp.arange(w, dtype=jnp.float32) + 0.5) * (2.0 / w) - 1.0
-  lm = landmarks.astype(jnp.float32)
-  d2 = (jnp.square((xs[None, None, :, None] - lm[:, None, None, :, 0]) * (w / 2.0))
-        + jnp.square((ys[None, :, None, None] - lm[:, None, None, :, 1]) * (h / 2.0)))  # [B, H, W, 68] px^2
-  weight = jnp.exp(-jnp.min(d2, -1) / (2.0 * sigma_px ** 2))[..., None]                # [B, H, W, 1]
+  if pred.shape[1] != pred.shape[2]:
+    raise ValueError(f"landmark_l1 takes square images, got {pred.shape}")
+  # The max over the 9 parts' blobs is the max over all 68 landmarks'.
+  weight = jnp.max(render.heatmaps(landmarks, pred.shape[1], float(sigma_px)), -1, keepdims=True)  # [B, H, W, 1]
   diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
   return jnp.sum(weight * diff) / (jnp.sum(weight) * diff.shape[-1])
 
