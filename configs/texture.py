@@ -33,9 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.init_from = ""         # A run directory to take the initial params from (fresh optimizer, step 0).
   config.init_from_partial = False  # Take only the params whose path and shape fit; the rest start fresh.
 
-  # paint_sigma_px > 0 confines the texture branch's paint to the inner face (see texture_model.TextureNet).
-  config.model = ml_collections.ConfigDict(dict(width=32, emotion_dim=64, max_flow=0.5, paint_sigma_px=0.0,
-                                                dtype="float32"))
+  config.model = ml_collections.ConfigDict(dict(width=32, emotion_dim=64, max_flow=0.5, dtype="float32"))
   config.discriminator = ml_collections.ConfigDict(dict(width=64, num_scales=2, num_layers=3))
 
   # Loss weights (0 turns a term off).

@@ -13,8 +13,7 @@ texture branch  encoder on [neutral RGB, target map] -> features at S/2 .. S/16,
                 (teeth, wrinkles, eyes) has a path that does not depend on motion
 fusion decoder  from the texture bottleneck up to S, concatenating texture and warped features per
                 level, and at S the neutral RGB warped by the full flow -> RGB = that warped image + a
-                correction; the output is occlusion * warp(neutral RGB) + (1 - occlusion) * RGB, optionally
-                with that paint confined to the inner face (`paint_sigma_px`)
+                correction; the output is occlusion * warp(neutral RGB) + (1 - occlusion) * RGB
 ```
 
 With `tps_prior` (the default) the flow starts from the thin-plate spline that carries the neutral
@@ -55,13 +54,6 @@ Dtype = Any
 def landmark_map(landmarks, size: int) -> jax.Array:
   """[B, 68, 2] in [-1, 1] -> [B, size, size, 9] edge map in [0, 1] (the network's landmark input)."""
   return render.edge_map(landmarks.astype(jnp.float32), size)
-
-
-def inner_face_map(landmarks, size: int, sigma_px: float) -> jax.Array:
-  """[B, 68, 2] in [-1, 1] -> [B, size, size, 1]: exp(-d^2 / (2 sigma_px^2)), d the distance in pixels to the
-  nearest landmark of the brows, eyes, nose and mouth (every part but the jaw line)."""
-  parts = render.heatmaps(landmarks.astype(jnp.float32), size, float(sigma_px))  # [B, S, S, 9], the jaw first.
-  return jnp.max(parts[..., 1:], axis=-1, keepdims=True)
 
 
 def _upsample2(x):
@@ -211,10 +203,6 @@ class TextureNet(nn.Module):
       and both branches also see the neutral image warped by it. An untrained net is then the TPS baseline.
     tps_size: resolution of the spline flow (it is smooth: resized bilinearly to each scale; at the image size
       it made no measurable difference and trained 40 % slower at 128).
-    paint_sigma_px: > 0: the texture branch's change to the warped image fades out with the distance (a
-      Gaussian of this std, pixels of the image) from the target's brows, eyes, nose and mouth, so the face's
-      outline, hair and background come from the warp alone (where the head's motion is uncertain, L1 taught the
-      decoder to paint a blurred silhouette there, which moved dlib's jaw line); 0: it may paint anywhere.
     dtype: compute dtype (bfloat16 for mixed precision; params, warping and outputs stay float32).
   """
   width: int = 16
@@ -222,7 +210,6 @@ class TextureNet(nn.Module):
   max_flow: float = 0.5
   tps_prior: bool = True
   tps_size: int = 64
-  paint_sigma_px: float = 0.0
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -265,10 +252,7 @@ class TextureNet(nn.Module):
     warped_image = warp_lib.warp(image, flow, padding="border")
     rgb = FusionDecoder(self.width, dtype=self.dtype, name="decoder")(texture, warped, warped_image)
     occlusion = jax.image.resize(occlusions[-1], (b, s, s, 1), method="linear")
-    paint = (1.0 - occlusion) * (rgb.astype(jnp.float32) - warped_image)  # What the texture branch changes.
-    if self.paint_sigma_px > 0:
-      paint = paint * jax.lax.stop_gradient(inner_face_map(target_landmarks, s, self.paint_sigma_px))
-    out_image = warped_image + paint
+    out_image = occlusion * warped_image + (1.0 - occlusion) * rgb.astype(jnp.float32)
     return {"image": out_image, "flow": flow, "occlusion": occlusion, "warped": warped_image,
             "flows": flows, "residual_flows": residuals, "rgb": rgb}
 
