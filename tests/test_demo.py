@@ -75,6 +75,9 @@ def test_real_photo_and_speech_mouth_moves_more_during_speech(shared_data, model
   video = video_io.read_video(out, fps=None)
   assert video.frames.shape[0] == summary["frames"] == math.ceil(wave.size * 25 / 16000)
   opening = _mouth_opening(video.frames)
-  speaking, quiet = opening[30:100], np.concatenate([opening[5:20], opening[110:]])
-  print(f"mouth opening std: speech {speaking.std():.4f}, silence {quiet.std():.4f}")
-  assert speaking.std() > 1.5 * quiet.std()
+  # Motion is the frame-to-frame change within a stretch: the mouth may come to rest at another opening after
+  # the speech than before it (dlib reads the gap in steps of about a pixel), which is not movement.
+  motion_of = lambda x: float(np.abs(np.diff(x)).mean())
+  speaking, quiet = motion_of(opening[30:100]), (motion_of(opening[5:20]) + motion_of(opening[110:])) / 2
+  print(f"mouth opening, mean change per frame: speech {speaking:.4f}, silence {quiet:.4f}")
+  assert speaking > 1.5 * quiet
