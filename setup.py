@@ -64,5 +64,5 @@ setuptools.setup(
     package_data={"emotalk_jax": ["assets/*", "assets/checkpoints/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
-    entry_points={"console_scripts": ["emotalk = emotalk_jax.cli:main"]},
+    entry_points={"console_scripts": ["emotalk = emotalk_jax.cli.main:main"]},
 )

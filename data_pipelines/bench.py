@@ -22,13 +22,13 @@ import tensorflow_datasets as tfds
 from data_pipelines import input_pipeline
 from data_pipelines.talking_face_folder import talking_face_folder_dataset_builder as folder_builder
 from emotalk_jax import emotions
-from emotalk_jax import samples
+from emotalk_jax import bundled
 
 
 def _bundled_folder(root, num_clips: int) -> None:
   """`num_clips` copies of the bundled GRID clip named <speaker>_<emotion>.mpg (labels from the names)."""
   for i in range(num_clips):
-    shutil.copy(samples.GRID_CLIP, os.path.join(root, f"s{i % 4}_{emotions.EMOTIONS[i % 8]}.mpg"))
+    shutil.copy(bundled.GRID_CLIP, os.path.join(root, f"s{i % 4}_{emotions.EMOTIONS[i % 8]}.mpg"))
 
 
 def data_benchmark(frame_size: int = 256, max_frames: int | None = 100, batch_size: int = 8, window: int = 5,

@@ -10,7 +10,7 @@ implements three things:
 
 Everything else is here:
 
-* one example per clip (`features.features(frame_size)`): `emotalk_jax.preprocess` at 25 fps (any
+* one example per clip (`features.features(frame_size)`): `emotalk_jax.media.preprocess` at 25 fps (any
   input rate), optionally only the first `max_frames` frames; a clip without (usable) audio keeps
   `mel` filled with `audio.LOG_MEL_FLOOR` and `has_audio=False`;
 * the neutral reference: when the dataset has neutral clips (`label.emotion == 'neutral'` with
@@ -47,9 +47,9 @@ from tensorflow_datasets.core import utils as tfds_utils
 
 from data_pipelines import features as features_lib
 from data_pipelines.features import ClipSpec
-from emotalk_jax import audio
-from emotalk_jax import preprocess
-from emotalk_jax import video_io
+from emotalk_jax.media import audio
+from emotalk_jax.media import preprocess
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 FPS = 25.0

@@ -1,6 +1,6 @@
 """The example format every emotalk TFDS builder writes, and the clip record a builder's layout scan yields.
 
-One example = one preprocessed clip (`emotalk_jax.preprocess`) at 25 fps:
+One example = one preprocessed clip (`emotalk_jax.media.preprocess`) at 25 fps:
 
 | feature | shape / type | meaning |
 |---|---|---|
@@ -26,9 +26,9 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from emotalk_jax import audio
+from emotalk_jax.media import audio
 from emotalk_jax import emotions
-from emotalk_jax import face_graph
+from emotalk_jax.models import face_graph
 
 FRAME_SIZE = 256
 NEUTRAL_SOURCES = ("speaker_neutral", "first_frame")

@@ -17,7 +17,7 @@ from typing import Callable, Optional, Union
 import jax
 import ml_collections
 
-from emotalk_jax import train_lib
+from emotalk_jax.train import loop as train_lib
 
 CONFIG_FILE = "config.json"
 
@@ -104,10 +104,10 @@ def stage_loader(stage: str) -> dict:
   """How to load a stage's inference params: {'shapes': config -> ShapeDtypeStructs, 'best_metric',
   'best_mode', 'subtree'} (the trainers are imported here, not at module level: they pull TensorFlow)."""
   if stage == "landmark":
-    from emotalk_jax import train_landmark  # pylint: disable=g-import-not-at-top
+    from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top
     return dict(shapes=train_landmark.param_shapes, best_metric="m_lmd", best_mode="min", subtree=None)
   if stage == "texture":
-    from emotalk_jax import train_texture  # pylint: disable=g-import-not-at-top
+    from emotalk_jax.train import texture as train_texture  # pylint: disable=g-import-not-at-top
     return dict(shapes=train_texture.generator_shapes, best_metric=train_texture.BEST_METRIC, best_mode="max",
                 subtree="generator")
   raise ValueError(f"unknown stage {stage!r}; expected landmark or texture")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from emotalk_jax import audio, samples, video_io
+from emotalk_jax.media import audio
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 SILENCE = audio.LOG_MEL_FLOOR
@@ -17,13 +19,13 @@ def test_constants():
 
 
 def test_load_arctic_wav():
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
   assert wave.shape == (64000,) and wave.dtype == np.float32
   assert 0.1 < np.abs(wave).max() <= 1.0
 
 
 def test_load_audio_track_of_grid_video():
-  wave = audio.load_audio(samples.GRID_CLIP)  # 44.1 kHz MPEG audio inside an MPEG-1 program stream.
+  wave = audio.load_audio(bundled.GRID_CLIP)  # 44.1 kHz MPEG audio inside an MPEG-1 program stream.
   assert wave.dtype == np.float32 and wave.ndim == 1
   assert len(wave) / 16000 == pytest.approx(3.0, abs=0.06)
   assert np.abs(wave).max() > 0.1
@@ -67,7 +69,7 @@ def test_num_video_frames():
 
 
 def test_contract_example():
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)[:48000]
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)[:48000]
   mel = audio.log_mel(wave)
   assert mel.shape == (301, 80)
   feats = audio.audio_features(wave)
@@ -80,7 +82,7 @@ def test_contract_example():
   assert audio.audio_features(wave, num_frames=80).shape == (80, 16, 80)
   # Window 77 still sees the last mel frame (300); windows 78, 79 lie wholly past the audio.
   np.testing.assert_array_equal(audio.audio_features(wave, num_frames=80)[78:], SILENCE)
-  from_file = audio.audio_features(samples.ARCTIC_SPEECH, num_frames=75)
+  from_file = audio.audio_features(bundled.ARCTIC_SPEECH, num_frames=75)
   np.testing.assert_allclose(from_file[:10], feats[:10], atol=1e-5)
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from emotalk_jax import cli
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.cli import main as cli
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 
 def run(capsys, *argv):
@@ -22,13 +22,13 @@ def run(capsys, *argv):
 
 def test_landmarks_on_a_photo_writes_three_panels(capsys, tmp_path):
   out = tmp_path / "astro.png"
-  code, stdout, _ = run(capsys, "landmarks", samples.ASTRONAUT_PHOTO, "--out", out, "--size", 128)
+  code, stdout, _ = run(capsys, "landmarks", bundled.ASTRONAUT_PHOTO, "--out", out, "--size", 128)
   assert code == 0 and json.loads(stdout)["output"] == str(out)
   assert video_io.read_image(out).shape == (128, 3 * 128, 3)
 
 
 def test_landmarks_on_a_video_writes_an_mp4_with_sound(capsys, tmp_path):
-  src = video_io.read_video(samples.GRID_CLIP, max_frames=25)
+  src = video_io.read_video(bundled.GRID_CLIP, max_frames=25)
   clip = video_io.write_video(tmp_path / "in.mp4", src.frames, audio=src.audio)
   out = tmp_path / "vis.mp4"
   code, _, _ = run(capsys, "landmarks", clip, "--out", out, "--size", 128)
@@ -82,7 +82,7 @@ BAD_INPUTS = {  # name: (make the file in a folder, command, expected words)
     "missing": (lambda d: d / "nope.mp4", "landmarks", "no such file"),
     "empty": (lambda d: _file(d / "empty.png", b""), "landmarks", "empty"),
     "garbage image": (lambda d: _file(d / "x.png", b"\x89PNGjunk" * 50), "landmarks", "not a readable image"),
-    "truncated video": (lambda d: _file(d / "cut.mpg", samples.GRID_CLIP.read_bytes()[:2048]), "preprocess",
+    "truncated video": (lambda d: _file(d / "cut.mpg", bundled.GRID_CLIP.read_bytes()[:2048]), "preprocess",
                         "frame"),
     "no face": (lambda d: _blank_png(d / "blank.png"), "landmarks", "no face"),
     "audio-only as video": (lambda d: _audio_only_mov(d / "a.mov"), "preprocess", "no video stream"),

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax import cpbd
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.evaluate import cpbd
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 # Real frames of three sizes and sources (256 MEAD crops, 512 HDTF, 224 VoxCeleb2).
 REAL_CLIPS = ("video/mead_dreamtalk/M030_front_angry_level3_001.mp4",
@@ -70,7 +70,7 @@ def test_sharper_scores_higher_on_real_frames(real_frames):
 
 
 def test_sharper_scores_higher_on_the_bundled_photo():
-  photo = video_io.read_image(samples.ASTRONAUT_PHOTO)
+  photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   scores = _blur_series(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
   assert all(a > b for a, b in zip(scores, scores[1:])), scores
   assert 0.0 <= scores[-1] < scores[0] <= 1.0

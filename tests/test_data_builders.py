@@ -20,10 +20,10 @@ from data_pipelines import cremad
 from data_pipelines import mead
 from data_pipelines import ravdess
 from data_pipelines import talking_face_folder as folder
-from emotalk_jax import audio
+from emotalk_jax.media import audio
 from emotalk_jax import emotions
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 FRAMES = 30
 SIZE = 128
@@ -117,14 +117,14 @@ def test_speaker_splits_are_deterministic_disjoint_and_honour_lists():
 def grid_folder(tmp_path_factory) -> pathlib.Path:
   """spk1: neutral + happy (own sound); spk2: sad with a wav beside it, angry without sound; a broken clip."""
   root = tmp_path_factory.mktemp("clips")
-  shutil.copy(samples.GRID_CLIP, root / "spk1_neutral_1.mpg")
-  shutil.copy(samples.GRID_CLIP, root / "spk1_happy_3.mpg")
+  shutil.copy(bundled.GRID_CLIP, root / "spk1_neutral_1.mpg")
+  shutil.copy(bundled.GRID_CLIP, root / "spk1_happy_3.mpg")
   sub = root / "more"
   sub.mkdir()
-  _silent_copy(samples.GRID_CLIP, sub / "spk2_sad_2.mp4")
-  wave = audio.load_audio(samples.GRID_CLIP)
+  _silent_copy(bundled.GRID_CLIP, sub / "spk2_sad_2.mp4")
+  wave = audio.load_audio(bundled.GRID_CLIP)
   soundfile.write(sub / "spk2_sad_2.wav", wave, audio.SAMPLE_RATE)
-  _silent_copy(samples.GRID_CLIP, sub / "spk2_angry_3.mp4")
+  _silent_copy(bundled.GRID_CLIP, sub / "spk2_angry_3.mp4")
   _broken(root / "spk1_fear_2.mp4")
   return root
 
@@ -217,7 +217,7 @@ def test_folder_builder_layout_errors(tmp_path):
     _build(folder.Builder, config, tmp_path)
   config = folder.FolderConfig(name="bad_emotion", folder=str(tmp_path / "c"), pattern=r"(?P<emotion>[a-z]+)_\d")
   (tmp_path / "c").mkdir()
-  shutil.copy(samples.GRID_CLIP, tmp_path / "c" / "grumpy_1.mpg")
+  shutil.copy(bundled.GRID_CLIP, tmp_path / "c" / "grumpy_1.mpg")
   with pytest.raises(common.InputError, match="emotion_map"):
     _scan(folder.Builder, config, tmp_path / "c")
 

@@ -5,15 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from emotalk_jax import audio
-from emotalk_jax import cli
+from emotalk_jax.media import audio
+from emotalk_jax.cli import main as cli
 from emotalk_jax import emotions
-from emotalk_jax import face
-from emotalk_jax import generate
-from emotalk_jax import landmarks
-from emotalk_jax import motion
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.media import face
+from emotalk_jax.generate import pipeline as generate
+from emotalk_jax.media import landmarks
+from emotalk_jax.generate import driving
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 INNER_TOP, INNER_BOTTOM = 62, 66  # Middle of the inner lips (iBUG 68).
 
@@ -26,14 +26,14 @@ def models():
 def _drive(models, photo, wave, emotion):
   aligned = face.align_face(video_io.read_image(photo), str(photo), size=models.size)
   neutral = landmarks.normalize(aligned.landmarks, models.size)
-  keys = [motion.Keyframe(0.0, emotions.parse_emotion(emotion))]
+  keys = [driving.Keyframe(0.0, emotions.parse_emotion(emotion))]
   return generate.drive(models, neutral, wave, keys, blinks=False)[0]
 
 
 def test_happy_and_sad_move_mouth_corners_and_brows_differently(models):
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)
-  happy = _drive(models, samples.ASTRONAUT_PHOTO, wave, "happy")
-  sad = _drive(models, samples.ASTRONAUT_PHOTO, wave, "sad")
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
+  happy = _drive(models, bundled.ASTRONAUT_PHOTO, wave, "happy")
+  sad = _drive(models, bundled.ASTRONAUT_PHOTO, wave, "sad")
   px = lambda x: np.linalg.norm(x, axis=-1).mean() * 128  # [-1, 1] -> pixels of a 256 crop.
   corners = px(happy[:, [48, 54]] - sad[:, [48, 54]])
   brows = px(happy[:, 17:27] - sad[:, 17:27])
@@ -54,7 +54,7 @@ def _mouth_opening(frames):
 def test_demo_writes_a_playable_video_whose_mouth_follows_the_speech(tmp_path, models):
   out = tmp_path / "demo.mp4"
   assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
   video = video_io.read_video(out, fps=None)
   assert video.frames.shape[0] == math.ceil(wave.size * 25 / audio.SAMPLE_RATE)
   assert video.fps == pytest.approx(25.0)

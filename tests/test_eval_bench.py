@@ -2,9 +2,9 @@
 
 import pytest
 
-from emotalk_jax import eval_bench
-from emotalk_jax import expression
-from emotalk_jax import samples
+from emotalk_jax.bench import evaluate as eval_bench
+from emotalk_jax.evaluate import expression
+from emotalk_jax import bundled
 
 
 def test_expression_classifier_on_real_mead_clips(shared_data):
@@ -24,7 +24,7 @@ def test_expression_classifier_on_real_mead_clips(shared_data):
 
 
 def test_benchmark_json():
-  result = eval_bench.evaluate_benchmark([samples.GRID_CLIP], num_frames=10)
+  result = eval_bench.evaluate_benchmark([bundled.GRID_CLIP], num_frames=10)
   clip = result["clips"][0]
   assert result["benchmark"] == "evaluate" and clip["clip"] == "bbaf2n.mpg" and clip["frames"] == 10
   assert clip["fps_total"] > 0 and {"faces", "image", "cpbd", "lmd", "csim", "lipsync"} <= set(clip["fps_by_stage"])

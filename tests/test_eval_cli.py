@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from emotalk_jax import cli
-from emotalk_jax import samples
+from emotalk_jax.cli import main as cli
+from emotalk_jax import bundled
 
-GRID = str(samples.GRID_CLIP)
+GRID = str(bundled.GRID_CLIP)
 
 
 def _run(capsys, *argv):

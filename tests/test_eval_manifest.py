@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from emotalk_jax import eval_manifest
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.evaluate import manifest as eval_manifest
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 
@@ -15,7 +15,7 @@ from emotalk_jax.errors import InputError
 def folder(tmp_path):
   (tmp_path / "clips").mkdir()
   grid = tmp_path / "clips" / "grid.mpg"
-  grid.write_bytes(samples.GRID_CLIP.read_bytes())
+  grid.write_bytes(bundled.GRID_CLIP.read_bytes())
   video_io.write_video(tmp_path / "clips" / "wall.mp4", np.full((6, 64, 64, 3), 120, np.uint8))  # No face.
   return tmp_path
 

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax import eval_plots
-from emotalk_jax import evaluate
-from emotalk_jax import expression
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.evaluate import plots as eval_plots
+from emotalk_jax.evaluate import harness as evaluate
+from emotalk_jax.evaluate import expression
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 PIXEL_AND_SHAPE = ("image", "cpbd", "lmd")
@@ -18,7 +18,7 @@ PIXEL_AND_SHAPE = ("image", "cpbd", "lmd")
 
 @pytest.fixture(scope="module")
 def clip():
-  return video_io.read_video(samples.GRID_CLIP, max_frames=28)
+  return video_io.read_video(bundled.GRID_CLIP, max_frames=28)
 
 
 def test_identical_videos_score_perfectly(clip):
@@ -66,7 +66,7 @@ def test_frames_without_a_face_are_skipped_and_counted(clip):
 
 def test_csim_same_person_above_a_different_person(clip):
   same = evaluate.evaluate_frames(clip.frames[10:18], source=clip.frames[0], metrics=("csim",))
-  astronaut = video_io.read_image(samples.ASTRONAUT_PHOTO)
+  astronaut = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   different = evaluate.evaluate_frames(clip.frames[10:18], source=astronaut, metrics=("csim",), csim_every=2)
   assert same["csim_frames"] == 8 and different["csim_frames"] == 4
   assert same["csim"] > different["csim"] + 0.05
@@ -114,11 +114,11 @@ def test_bad_inputs(clip, tmp_path):
   broken = tmp_path / "broken.mp4"
   broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
   with pytest.raises(InputError, match="broken.mp4"):
-    evaluate.evaluate_files(samples.GRID_CLIP, reference=broken)
+    evaluate.evaluate_files(bundled.GRID_CLIP, reference=broken)
 
 
 def test_files_and_plots(tmp_path):
-  result = evaluate.evaluate_files(samples.GRID_CLIP, samples.GRID_CLIP, source=samples.ASTRONAUT_PHOTO,
+  result = evaluate.evaluate_files(bundled.GRID_CLIP, bundled.GRID_CLIP, source=bundled.ASTRONAUT_PHOTO,
                                    max_frames=10, metrics=("image", "lmd", "csim", "lipsync"))
   assert result["inputs"]["audio"] == "the generated video's track"
   assert result["psnr"] == 100.0 and result["frames"]["generated"] == 10

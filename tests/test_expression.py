@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from emotalk_jax import emotions
-from emotalk_jax import expression
-from emotalk_jax import face
-from emotalk_jax import tracking
-from emotalk_jax import video_io
+from emotalk_jax.evaluate import expression
+from emotalk_jax.media import face
+from emotalk_jax.media import tracking
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 

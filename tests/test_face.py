@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from emotalk_jax import errors
-from emotalk_jax import face
-from emotalk_jax import landmarks
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.media import face
+from emotalk_jax.media import landmarks
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 
 def _eye_centres(points):
@@ -28,7 +28,7 @@ def _similarity_warp(image, angle_deg, scale, out_size):
 
 @pytest.fixture(scope="module")
 def astronaut():
-  return video_io.read_image(samples.ASTRONAUT_PHOTO)
+  return video_io.read_image(bundled.ASTRONAUT_PHOTO)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_astronaut_landmarks(astronaut, astronaut_landmarks):
 def _two_faces(astronaut):
   """The astronaut's face (large) beside the GRID speaker (smaller), as one photo."""
   big = cv2.resize(astronaut[30:250, 110:330], (288, 288), interpolation=cv2.INTER_AREA)
-  small = video_io.read_video(samples.GRID_CLIP, max_frames=1, with_audio=False).frames[0]  # 288x360, face about 100 px wide.
+  small = video_io.read_video(bundled.GRID_CLIP, max_frames=1, with_audio=False).frames[0]  # 288x360, face about 100 px wide.
   return np.ascontiguousarray(np.concatenate([big, small], axis=1))
 
 

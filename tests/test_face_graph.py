@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.sparse import csgraph
 
-from emotalk_jax import face_graph
+from emotalk_jax.models import face_graph
 
 TEMPLATE = face_graph.schematic_face()
 

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax import finetune
-from emotalk_jax import texture_model
-from emotalk_jax import train_texture
+from emotalk_jax.generate import finetune
+from emotalk_jax.models import texture_model
+from emotalk_jax.train import texture as train_texture
 
 SIZE = 64
 
@@ -50,7 +50,7 @@ def test_finetune_raises_psnr_on_a_real_photo_and_cli_saves_params(photo, tmp_pa
   params["motion"]["head2"]["bias"] = params["motion"]["head2"]["bias"].at[2].set(-6.0)
   run = tmp_path / "run"
   train_texture.save_generator(params, config, run / "texture.npz")
-  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   out = tmp_path / "adapted"
   assert cli.main(["finetune", "--image", str(photo), "--checkpoint", str(run / "texture.npz"), "--out", str(out),
                    "--steps", "60", "--learning-rate", "1e-3"]) == 0

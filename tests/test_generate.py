@@ -14,17 +14,17 @@ import pytest
 
 from configs import landmark_test
 from configs import texture_test
-from emotalk_jax import audio
+from emotalk_jax.media import audio
 from emotalk_jax import checkpoints
 from emotalk_jax import emotions
-from emotalk_jax import face
-from emotalk_jax import generate
-from emotalk_jax import landmarks
-from emotalk_jax import samples
-from emotalk_jax import texture_model
-from emotalk_jax import train_landmark
-from emotalk_jax import train_texture
-from emotalk_jax import video_io
+from emotalk_jax.media import face
+from emotalk_jax.generate import pipeline as generate
+from emotalk_jax.media import landmarks
+from emotalk_jax import bundled
+from emotalk_jax.models import texture_model
+from emotalk_jax.train import landmark as train_landmark
+from emotalk_jax.train import texture as train_texture
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 SIZE = 32  # texture_test's crop: generation runs in seconds.
@@ -54,7 +54,7 @@ def models(checkpoint_dir):
 
 
 def test_chunked_landmarks_equal_one_pass(models):
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
   mel = audio.log_mel(wave)
   frames = audio.num_video_frames(wave.size)
   track = np.tile(np.eye(9, dtype=np.float32)[5], (frames, 1))
@@ -67,7 +67,7 @@ def test_chunked_landmarks_equal_one_pass(models):
 
 
 def test_landmarks_from_dataset_windows(models):
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
   mel = audio.log_mel(wave)
   mel[:8] = mel[-16:] = audio.LOG_MEL_FLOOR  # Silent ends: the windows variant reads silence beyond them.
   frames = audio.num_video_frames(wave.size)
@@ -94,10 +94,10 @@ def _check_video(path, num_samples, size=None):
 
 def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
   out = tmp_path / "out.mp4"
-  summary = generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, "happy:0.7", out, models=models,
+  summary = generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, "happy:0.7", out, models=models,
                               progress=False)
-  wave = audio.load_audio(samples.ARCTIC_SPEECH)
-  photo = video_io.read_image(samples.ASTRONAUT_PHOTO)
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
+  photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   video = _check_video(out, wave.size, photo.shape[:2])
   assert summary["frames"] == video.frames.shape[0] and summary["size"] == SIZE
   # Far from the face the photo is untouched (up to H.264).
@@ -107,13 +107,13 @@ def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
 
 def test_crop_only_and_schedule(models, tmp_path):
   out = tmp_path / "crop.mp4"
-  generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=out, models=models, crop_only=True,
+  generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=out, models=models, crop_only=True,
                     emotion_schedule="0:neutral,1.5:happy:0.8,3:sad:0.5", progress=False)
-  _check_video(out, audio.load_audio(samples.ARCTIC_SPEECH).size, (SIZE, SIZE))
+  _check_video(out, audio.load_audio(bundled.ARCTIC_SPEECH).size, (SIZE, SIZE))
 
 
 def test_finetune_first(models, tmp_path):
-  summary = generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=tmp_path / "ft.mp4", models=models,
+  summary = generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=tmp_path / "ft.mp4", models=models,
                               crop_only=True, finetune_steps=3, progress=False)
   report = summary["finetune"]
   assert report["steps"] == 3 and report["size"] == SIZE
@@ -123,16 +123,16 @@ def test_finetune_first(models, tmp_path):
 
 def test_speech_from_a_video_file(models, tmp_path):
   out = tmp_path / "grid.mp4"
-  generate.generate(samples.ASTRONAUT_PHOTO, samples.GRID_CLIP, out=out, models=models, crop_only=True,
+  generate.generate(bundled.ASTRONAUT_PHOTO, bundled.GRID_CLIP, out=out, models=models, crop_only=True,
                     progress=False)
-  _check_video(out, audio.load_audio(samples.GRID_CLIP).size)
+  _check_video(out, audio.load_audio(bundled.GRID_CLIP).size)
 
 
 @pytest.mark.parametrize("kind", ["no_face", "silent", "emotion", "schedule", "size"])
 def test_bad_input_is_a_clear_error_and_keeps_the_old_output(models, tmp_path, kind):
   out = tmp_path / "out.mp4"
   out.write_bytes(b"previous result")
-  image, speech, kwargs = samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, {}
+  image, speech, kwargs = bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, {}
   if kind == "no_face":
     image = tmp_path / "wall.png"
     video_io.write_image(image, np.full((200, 200, 3), 128, np.uint8))
@@ -161,7 +161,7 @@ def test_unwritable_output(models, tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("x")
   with pytest.raises(InputError):
-    generate.generate(samples.ASTRONAUT_PHOTO, samples.ARCTIC_SPEECH, out=blocker / "out.mp4", models=models,
+    generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=blocker / "out.mp4", models=models,
                       progress=False)
 
 
@@ -181,12 +181,12 @@ def test_checkpoint_of_another_config_names_the_params(checkpoint_dir, tmp_path)
 
 def test_manifest_skips_failing_rows(models, tmp_path):
   photo = tmp_path / "photo.png"
-  photo.write_bytes(pathlib.Path(samples.ASTRONAUT_PHOTO).read_bytes())
+  photo.write_bytes(pathlib.Path(bundled.ASTRONAUT_PHOTO).read_bytes())
   manifest = tmp_path / "jobs.csv"
   manifest.write_text("image,audio,emotion,out\n"
-                      f"photo.png,{samples.ARCTIC_SPEECH},sad,a/one.mp4\n"
+                      f"photo.png,{bundled.ARCTIC_SPEECH},sad,a/one.mp4\n"
                       "missing.png,speech.wav,happy,two.mp4\n"
-                      f"photo.png,{samples.ARCTIC_SPEECH},happy,../escape.mp4\n")
+                      f"photo.png,{bundled.ARCTIC_SPEECH},happy,../escape.mp4\n")
   result = generate.generate_manifest(manifest, tmp_path / "videos", models=models, crop_only=True, progress=False)
   assert result["total"] == 3
   assert [r["row"] for r in result["succeeded"]] == [2]

@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax import face
-from emotalk_jax import identity
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.media import face
+from emotalk_jax.evaluate import identity
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 
 def _embed_photo(path):
@@ -37,7 +37,7 @@ def test_photo_against_video_frames(shared_data):
 
 
 def test_embeddings_and_chips():
-  photo = video_io.read_image(samples.ASTRONAUT_PHOTO)
+  photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   points = face.face_landmarks(photo)
   embedder = identity.default_embedder()
   chip = embedder.chip(photo, points)

@@ -4,14 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax import image_metrics
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.evaluate import image_metrics
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 
 @pytest.fixture(scope="module")
 def photo():
-  return video_io.read_image(samples.ASTRONAUT_PHOTO)[:256, 128:384]
+  return video_io.read_image(bundled.ASTRONAUT_PHOTO)[:256, 128:384]
 
 
 def test_identical_frames_are_capped_and_ssim_one(photo):

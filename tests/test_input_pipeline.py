@@ -18,10 +18,10 @@ import pytest
 
 from data_pipelines import features
 from data_pipelines import input_pipeline as ip
-from emotalk_jax import audio
+from emotalk_jax.media import audio
 from emotalk_jax import emotions
-from emotalk_jax import preprocess
-from emotalk_jax import samples
+from emotalk_jax.media import preprocess
+from emotalk_jax import bundled
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 import clip_datasets  # tests/ is on sys.path under pytest
@@ -45,7 +45,7 @@ SHORT = {"c3_short"}
 
 def _sources():
   """clip_id -> the example dict the builder writes (numpy, frames not yet JPEG-encoded)."""
-  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=SIZE)
+  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
   out = {}
   for clip_id, a, b, emotion, intensity, speaker, has_audio in CUTS:
     mel = grid.mel[a:b] if has_audio else np.full((b - a, audio.MEL_WINDOW, audio.N_MELS),

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline
-from emotalk_jax import landmark_baselines
-from emotalk_jax import metrics as metrics_lib
-from emotalk_jax import train_landmark
+from emotalk_jax.train import landmark_baselines
+from emotalk_jax.evaluate import lmd
+from emotalk_jax.train import landmark as train_landmark
 
 import clip_datasets  # pylint: disable=g-bad-import-order  (tests/ is on sys.path under pytest)
 import test_train_landmark as ttl  # The tiny dataset's builder (tests/ is on sys.path under pytest).
@@ -42,8 +42,8 @@ def test_static_baseline_equals_a_direct_computation(dataset_dir):
   for _ in range(2):
     batch = next(it)
     pred = np.broadcast_to(batch["neutral_landmarks"][:, None], batch["landmarks"].shape)
-    m.append(float(metrics_lib.m_lmd(pred, batch["landmarks"])))
-    f.append(float(metrics_lib.f_lmd(pred, batch["landmarks"])))
+    m.append(float(lmd.m_lmd(pred, batch["landmarks"])))
+    f.append(float(lmd.f_lmd(pred, batch["landmarks"])))
   assert result["static"]["m_lmd"] == pytest.approx(np.mean(m), rel=1e-5)
   assert result["static"]["f_lmd"] == pytest.approx(np.mean(f), rel=1e-5)
   assert result["static"]["m_lmd"] > 0.5  # The GRID speaker's mouth moves: the static face is wrong.
@@ -79,7 +79,7 @@ def test_compare_a_trained_workdir_and_the_cli(dataset_dir, tmp_path, capsys):
     base, pct = result[name], result["improvement_pct"][name]
     assert pct["m_lmd"] == pytest.approx(100 * (base["m_lmd"] - result["model"]["m_lmd"]) / base["m_lmd"])
 
-  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   rc = cli.main(["evaluate", "landmark", "--config", str(REPO_ROOT / "configs" / "landmark_test.py"),
                  "--workdir", str(tmp_path), "--checkpoint=latest", "--num_train_batches=1",
                  f"--config.dataset={dataset_dir}", "--config.dataset_config="])

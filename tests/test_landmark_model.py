@@ -6,11 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from emotalk_jax import audio
+from emotalk_jax.media import audio
 from emotalk_jax import emotions
-from emotalk_jax import face_graph
-from emotalk_jax import landmark_model as lm
-from emotalk_jax import losses
+from emotalk_jax.models import face_graph
+from emotalk_jax.models import landmark_model as lm
+from emotalk_jax.models import landmark_losses
 
 MODULES = {"audio_encoder", "emotion_encoder", "graph_encoder", "temporal", "graph_decoder",
            "emotion_head", "motion_readout"}
@@ -167,8 +167,8 @@ def test_frozen_audio_encoder_is_bit_identical_after_a_step(model, params):
 
   def loss_fn(p):
     out = model.apply({"params": p}, mel, emotion, neutral)
-    total, _ = losses.landmark_loss(out["landmarks"], jnp.broadcast_to(target, out["landmarks"].shape))
-    return total + losses.emotion_loss(out["emotion_logits"], emotion)
+    total, _ = landmark_losses.landmark_loss(out["landmarks"], jnp.broadcast_to(target, out["landmarks"].shape))
+    return total + landmark_losses.emotion_loss(out["emotion_logits"], emotion)
 
   @jax.jit
   def step(p):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from emotalk_jax import landmarks
+from emotalk_jax.media import landmarks
 
 
 def test_pixel_centres_and_edges_map_to_normalised_range():

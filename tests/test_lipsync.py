@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from emotalk_jax import audio
-from emotalk_jax import evaluate
-from emotalk_jax import face
-from emotalk_jax import lipsync
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.media import audio
+from emotalk_jax.evaluate import harness as evaluate
+from emotalk_jax.media import face
+from emotalk_jax.evaluate import lipsync
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 
 def _tone_bursts(on_frames, num_frames, fps=25, rate=16000):
@@ -57,10 +57,10 @@ def test_mouth_opening_is_the_inner_lip_gap():
 
 
 def test_real_speech_correlates_better_than_other_speech():
-  video = video_io.read_video(samples.GRID_CLIP)
+  video = video_io.read_video(bundled.GRID_CLIP)
   faces = evaluate.analyse_video(video.frames, "bbaf2n")
   own = lipsync.sync_correlation(faces.crop_landmarks, video.audio)
-  other = lipsync.sync_correlation(faces.crop_landmarks, audio.load_audio(samples.ARCTIC_SPEECH))
+  other = lipsync.sync_correlation(faces.crop_landmarks, audio.load_audio(bundled.ARCTIC_SPEECH))
   print(f"lip sync r at lag 0: own speech {own['r_lag0']:.2f}, other speech {other['r_lag0']:.2f}")
   assert own["r_lag0"] > 0.3 and own["r_lag0"] > other["r_lag0"] + 0.2
   assert own["mouth_opening"].shape == own["energy_db"].shape == (len(video.frames),)

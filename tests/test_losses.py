@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from emotalk_jax import face_graph
-from emotalk_jax import losses
-from emotalk_jax import metrics
+from emotalk_jax.models import face_graph
+from emotalk_jax.models import landmark_losses
+from emotalk_jax.evaluate import lmd
 
 MOUTH = face_graph.MOUTH
 NOT_MOUTH = np.arange(20)  # Jaw and right brow: 20 nodes, as many as the mouth.
@@ -25,8 +25,8 @@ def test_mouth_errors_cost_mouth_weight_times_more():
   on_mouth[..., MOUTH, 0] += 0.1
   off_mouth[..., NOT_MOUTH, 0] += 0.1
   for weight in (1.0, 3.0, 5.0):
-    mouth_loss, _ = losses.landmark_loss(on_mouth, target, mouth_weight=weight)
-    other_loss, parts = losses.landmark_loss(off_mouth, target, mouth_weight=weight)
+    mouth_loss, _ = landmark_losses.landmark_loss(on_mouth, target, mouth_weight=weight)
+    other_loss, parts = landmark_losses.landmark_loss(off_mouth, target, mouth_weight=weight)
     np.testing.assert_allclose(mouth_loss / other_loss, weight, rtol=1e-5)
     # A constant error: mean over 68 nodes of 0.1^2 on 20 of them.
     np.testing.assert_allclose(parts["voiced"], 20 * 0.01 / 68, rtol=1e-5)
@@ -36,34 +36,34 @@ def test_euclidean_distance_is_what_lmd_measures():
   target = _face()
   pred = target.copy()
   pred[..., MOUTH, 0] += 0.1
-  total, _ = losses.landmark_loss(pred, target, mouth_weight=1.0, distance="euclidean")
+  total, _ = landmark_losses.landmark_loss(pred, target, mouth_weight=1.0, distance="euclidean")
   np.testing.assert_allclose(total, 20 * 0.1 / 68, rtol=1e-4)
-  grad = jax.grad(lambda p: losses.landmark_loss(p, target, distance="euclidean")[0])(jnp.asarray(target))
+  grad = jax.grad(lambda p: landmark_losses.landmark_loss(p, target, distance="euclidean")[0])(jnp.asarray(target))
   assert np.all(np.isfinite(grad))  # Finite at a perfect prediction.
   with pytest.raises(ValueError, match="distance"):
-    losses.landmark_loss(pred, target, distance="l3")
+    landmark_losses.landmark_loss(pred, target, distance="l3")
 
 
 def test_velocity_ignores_a_constant_offset_but_sees_jitter():
   target = _face()
   offset = np.random.default_rng(1).normal(0, 0.05, (2, 1, 68, 2)).astype(np.float32)
-  total, parts = losses.landmark_loss(target + offset, target)
+  total, parts = landmark_losses.landmark_loss(target + offset, target)
   assert parts["voiced"] > 1e-4
   assert parts["velocity"] < 1e-12  # Zero but for the rounding of (target + offset) - target.
-  np.testing.assert_allclose(total, losses.landmark_loss(target + offset, target, velocity_weight=0.0)[0], rtol=1e-5)
+  np.testing.assert_allclose(total, landmark_losses.landmark_loss(target + offset, target, velocity_weight=0.0)[0], rtol=1e-5)
   jitter = target.copy()
   jitter[:, 1::2] += 0.01
-  with_velocity, parts = losses.landmark_loss(jitter, target)
+  with_velocity, parts = landmark_losses.landmark_loss(jitter, target)
   assert parts["velocity"] > 0
-  assert with_velocity > losses.landmark_loss(jitter, target, velocity_weight=0.0)[0]
+  assert with_velocity > landmark_losses.landmark_loss(jitter, target, velocity_weight=0.0)[0]
 
 
 def test_is_the_plain_per_frame_loss_for_voiced_clips():
   target, pred = _face(seed=0), _face(seed=3)
-  weights = np.asarray(losses.node_weights(3.0))
+  weights = np.asarray(landmark_losses.node_weights(3.0))
   d = pred - target
   want = (np.sum(d**2, -1) * weights).mean() + (np.sum(np.diff(d, axis=1)**2, -1) * weights).mean()
-  total, _ = losses.landmark_loss(pred, target, mouth_weight=3.0)
+  total, _ = landmark_losses.landmark_loss(pred, target, mouth_weight=3.0)
   np.testing.assert_allclose(total, want, rtol=1e-5)
 
 
@@ -71,16 +71,16 @@ def test_head_motion_weight_discounts_motion_of_the_other_nodes():
   target = _face(batch=1, frames=6)
   nodding = target.copy()
   nodding[0][:, 17:48, 1] += np.array([0.04, -0.04, 0.02, -0.02, 0.01, -0.01])[:, None]  # Zero window mean.
-  assert losses.landmark_loss(nodding, target, head_motion_weight=0.0)[0] == pytest.approx(0.0, abs=1e-9)
-  assert losses.landmark_loss(nodding, target, head_motion_weight=1.0)[0] > 1e-4
+  assert landmark_losses.landmark_loss(nodding, target, head_motion_weight=0.0)[0] == pytest.approx(0.0, abs=1e-9)
+  assert landmark_losses.landmark_loss(nodding, target, head_motion_weight=1.0)[0] > 1e-4
   raised = target.copy()
   raised[0][:, 17:27, 1] -= 0.03  # Brows raised for the whole window: the emotion's geometry, always counted.
-  assert losses.landmark_loss(raised, target, head_motion_weight=0.0)[0] > 1e-4
+  assert landmark_losses.landmark_loss(raised, target, head_motion_weight=0.0)[0] > 1e-4
 
 
 def test_single_frame_has_no_velocity():
   target = _face(frames=1)
-  _, parts = losses.landmark_loss(target + 0.1, target)
+  _, parts = landmark_losses.landmark_loss(target + 0.1, target)
   assert parts["velocity"] == 0.0 and np.isfinite(parts["voiced"])
 
 
@@ -91,9 +91,9 @@ def test_audio_mask_excludes_examples():
   target_bad = target.copy()
   target_bad[1] = np.nan
   mask = np.array([True, False, True])
-  want, want_parts = losses.landmark_loss(pred[[0, 2]], target[[0, 2]])
+  want, want_parts = landmark_losses.landmark_loss(pred[[0, 2]], target[[0, 2]])
   for tgt in (target, target_bad):
-    got, parts = losses.landmark_loss(pred, tgt, audio_mask=mask)
+    got, parts = landmark_losses.landmark_loss(pred, tgt, audio_mask=mask)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     np.testing.assert_allclose(parts["velocity"], want_parts["velocity"], rtol=1e-6, atol=1e-12)
 
@@ -101,10 +101,10 @@ def test_audio_mask_excludes_examples():
 def test_silent_clips_train_emotion_geometry_not_speech_motion():
   target = _face(batch=2, frames=6)
   silent = np.array([False, True])
-  speech = losses.SPEECH_NODES
+  speech = landmark_losses.SPEECH_NODES
 
   def silent_part(pred):
-    _, parts = losses.landmark_loss(pred, target, audio_mask=~silent, silent_weight=0.5)
+    _, parts = landmark_losses.landmark_loss(pred, target, audio_mask=~silent, silent_weight=0.5)
     return float(parts["silent"])
 
   # Lips and jaw moving frame to frame around the right mean shape: words the model cannot hear, free.
@@ -117,7 +117,7 @@ def test_silent_clips_train_emotion_geometry_not_speech_motion():
   brows_off[1][:, 17:27, 1] += 0.05
   assert silent_part(mouth_off) > 1e-4 and silent_part(brows_off) > 1e-4
   # The silent term is weighted into the total; examples with audio keep their full per-frame loss.
-  total, parts = losses.landmark_loss(brows_off, target, audio_mask=~silent, silent_weight=0.5)
+  total, parts = landmark_losses.landmark_loss(brows_off, target, audio_mask=~silent, silent_weight=0.5)
   np.testing.assert_allclose(total, parts["voiced"] + 0.5 * parts["silent"], rtol=1e-6)
   assert parts["voiced"] == 0.0
 
@@ -128,9 +128,9 @@ def test_all_masked_is_zero_without_nan():
   mask = np.zeros(2, bool)
 
   def loss(pred):
-    total, parts = losses.landmark_loss(pred, target, audio_mask=mask)
+    total, parts = landmark_losses.landmark_loss(pred, target, audio_mask=mask)
     emotion = np.full((2, 9), np.nan, np.float32)
-    return total + parts["velocity"] + losses.emotion_loss(pred[:, 0, :8, 0], emotion, mask)
+    return total + parts["velocity"] + landmark_losses.emotion_loss(pred[:, 0, :8, 0], emotion, mask)
 
   value, grad = jax.jit(jax.value_and_grad(loss))(jnp.asarray(_face(seed=2)))
   assert value == 0.0
@@ -144,27 +144,27 @@ def test_emotion_loss_one_hot_and_mixture():
   one_hot[np.arange(3), [0, 4, 7]] = 1.0
   one_hot[:, 8] = [0.3, 0.7, 1.0]  # Intensity is not a class.
   want = optax.softmax_cross_entropy(logits, one_hot[:, :8]).mean()
-  np.testing.assert_allclose(losses.emotion_loss(logits, one_hot), want, rtol=1e-6)
+  np.testing.assert_allclose(landmark_losses.emotion_loss(logits, one_hot), want, rtol=1e-6)
   mixture = np.zeros((1, 9), np.float32)
   mixture[0, [4, 7, 8]] = [0.6, 0.4, 0.8]
   log_p = jax.nn.log_softmax(logits[:1])
-  np.testing.assert_allclose(losses.emotion_loss(logits[:1], mixture),
+  np.testing.assert_allclose(landmark_losses.emotion_loss(logits[:1], mixture),
                              -(0.6 * log_p[0, 4] + 0.4 * log_p[0, 7]), rtol=1e-6)
-  masked = losses.emotion_loss(logits, one_hot, np.array([False, True, False]))
+  masked = landmark_losses.emotion_loss(logits, one_hot, np.array([False, True, False]))
   np.testing.assert_allclose(masked, optax.softmax_cross_entropy(logits[1], one_hot[1, :8]), rtol=1e-6)
 
 
 def test_losses_reject_mismatched_shapes():
   with pytest.raises(ValueError):
-    losses.landmark_loss(np.zeros((2, 3, 68, 2)), np.zeros((2, 4, 68, 2)))
+    landmark_losses.landmark_loss(np.zeros((2, 3, 68, 2)), np.zeros((2, 4, 68, 2)))
 
 
 def test_lmd_identical_and_translated_are_zero():
   target = _face()
-  assert metrics.f_lmd(target, target) == 0.0
+  assert lmd.f_lmd(target, target) == 0.0
   shift = np.random.default_rng(3).normal(0, 0.2, (2, 4, 1, 2)).astype(np.float32)  # Per frame.
-  np.testing.assert_allclose(metrics.f_lmd(target + shift, target), 0.0, atol=1e-4)
-  np.testing.assert_allclose(metrics.m_lmd(target + shift, target), 0.0, atol=1e-4)
+  np.testing.assert_allclose(lmd.f_lmd(target + shift, target), 0.0, atol=1e-4)
+  np.testing.assert_allclose(lmd.m_lmd(target + shift, target), 0.0, atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [256, 128])
@@ -174,6 +174,6 @@ def test_lmd_one_pixel_mouth_shift(size):
   pred[..., MOUTH, 0] += 2.0 / size  # One pixel right in a `size` crop.
   # Centring on all 68 points moves the centre by 20/68 px: the mouth is then off by 48/68 px,
   # the other 48 points by 20/68 px.
-  np.testing.assert_allclose(metrics.m_lmd(pred, target, size), 48 / 68, rtol=1e-4)
-  np.testing.assert_allclose(metrics.f_lmd(pred, target, size), 2 * 20 * 48 / 68**2, rtol=1e-4)
-  np.testing.assert_allclose(metrics.lmd(pred, target, points=[0, 1], size=size), 20 / 68, rtol=1e-4)
+  np.testing.assert_allclose(lmd.m_lmd(pred, target, size), 48 / 68, rtol=1e-4)
+  np.testing.assert_allclose(lmd.f_lmd(pred, target, size), 2 * 20 * 48 / 68**2, rtol=1e-4)
+  np.testing.assert_allclose(lmd.lmd(pred, target, points=[0, 1], size=size), 20 / 68, rtol=1e-4)

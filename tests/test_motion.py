@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 
 from emotalk_jax import emotions
-from emotalk_jax import face
-from emotalk_jax import face_graph
-from emotalk_jax import landmarks
-from emotalk_jax import motion
+from emotalk_jax.media import face
+from emotalk_jax.models import face_graph
+from emotalk_jax.media import landmarks
+from emotalk_jax.generate import driving
 from emotalk_jax.errors import InputError
 
 
 def test_parse_schedule():
-  keys = motion.parse_schedule("0:neutral, 2.0:happy:0.8,4.5:sad:0.5")
+  keys = driving.parse_schedule("0:neutral, 2.0:happy:0.8,4.5:sad:0.5")
   assert [k.time_s for k in keys] == [0.0, 2.0, 4.5]
   assert keys[1].emotion == emotions.parse_emotion("happy:0.8")
   assert keys[2].emotion == emotions.parse_emotion("sad:0.5")
-  mixed = motion.parse_schedule("1:happy:0.6+surprised:0.4")
+  mixed = driving.parse_schedule("1:happy:0.6+surprised:0.4")
   assert mixed[0].emotion.intensity == pytest.approx(1.0)
 
 
@@ -30,16 +30,16 @@ def test_parse_schedule():
 ])
 def test_bad_schedules_are_clear_errors(text, problem):
   with pytest.raises(InputError, match=problem) as e:
-    motion.parse_schedule(text)
+    driving.parse_schedule(text)
   assert "--emotion-schedule" in str(e.value) or "hapy" in str(e.value)
 
 
 def test_emotion_track_blends_smoothly_between_keyframes():
-  keys = motion.parse_schedule("0:neutral,1.0:happy:0.8")
-  track = motion.emotion_track(keys, 60)
+  keys = driving.parse_schedule("0:neutral,1.0:happy:0.8")
+  track = driving.emotion_track(keys, 60)
   happy, neutral = emotions.EMOTIONS.index("happy"), emotions.EMOTIONS.index("neutral")
   np.testing.assert_allclose(track[:26], np.broadcast_to(keys[0].emotion.vector(), (26, 9)))
-  after = int(np.ceil((1.0 + motion.TRANSITION_S) * 25))
+  after = int(np.ceil((1.0 + driving.TRANSITION_S) * 25))
   np.testing.assert_allclose(track[after:], np.broadcast_to(keys[1].emotion.vector(), (60 - after, 9)), atol=1e-6)
   ramp = track[25:after + 1, happy]
   assert np.all(np.diff(ramp) >= 0) and np.all(np.diff(track[25:after + 1, neutral]) <= 0)
@@ -49,39 +49,39 @@ def test_emotion_track_blends_smoothly_between_keyframes():
 
 def test_blinks_come_at_a_natural_rate():
   frames = 25 * 120
-  starts = motion.blink_times(frames, np.random.default_rng(0))
+  starts = driving.blink_times(frames, np.random.default_rng(0))
   per_minute = len(starts) / 2.0
   assert 10 <= per_minute <= 25
-  assert np.all(np.diff(starts) >= int(motion.BLINK_MIN_INTERVAL_S * 25))  # Frames are rounded.
-  assert starts[-1] + motion.BLINK_FRAMES <= frames
-  again = motion.blink_times(frames, np.random.default_rng(0))
+  assert np.all(np.diff(starts) >= int(driving.BLINK_MIN_INTERVAL_S * 25))  # Frames are rounded.
+  assert starts[-1] + driving.BLINK_FRAMES <= frames
+  again = driving.blink_times(frames, np.random.default_rng(0))
   np.testing.assert_array_equal(starts, again)
 
 
 def _eye_opening(track):
-  return np.linalg.norm(track[:, motion.UPPER_LIDS] - track[:, motion.LOWER_LIDS], axis=-1).mean(axis=-1)
+  return np.linalg.norm(track[:, driving.UPPER_LIDS] - track[:, driving.LOWER_LIDS], axis=-1).mean(axis=-1)
 
 
 def test_a_blink_closes_the_eyes_and_touches_nothing_else():
   track = np.broadcast_to(face.template(), (30, 68, 2)).copy()
-  blinked = motion.add_blinks(track, [10])
+  blinked = driving.add_blinks(track, [10])
   opening = _eye_opening(blinked) / _eye_opening(track)
-  middle = 10 + motion.BLINK_FRAMES // 2
+  middle = 10 + driving.BLINK_FRAMES // 2
   assert opening[middle] < 0.15
   np.testing.assert_allclose(opening[:10], 1.0)
-  np.testing.assert_allclose(opening[10 + motion.BLINK_FRAMES:], 1.0)
+  np.testing.assert_allclose(opening[10 + driving.BLINK_FRAMES:], 1.0)
   assert np.all(opening[10:middle + 1][:-1] >= opening[10:middle + 1][1:])  # Closing monotonically.
-  others = np.setdiff1d(np.arange(68), np.concatenate([motion.UPPER_LIDS, motion.LOWER_LIDS]))
+  others = np.setdiff1d(np.arange(68), np.concatenate([driving.UPPER_LIDS, driving.LOWER_LIDS]))
   np.testing.assert_array_equal(blinked[:, others], track[:, others])
 
 
 def test_smoothing_removes_jitter_and_keeps_still_faces():
   rng = np.random.default_rng(0)
   still = np.broadcast_to(landmarks.normalize(face.template(), 256), (50, 68, 2)).astype(np.float32)
-  np.testing.assert_allclose(motion.smooth(still), still, atol=1e-6)
+  np.testing.assert_allclose(driving.smooth(still), still, atol=1e-6)
   noisy = still + rng.normal(0, 0.01, still.shape).astype(np.float32)
   jitter = lambda x: np.abs(np.diff(x, axis=0)).mean()
-  smoothed = motion.smooth(noisy)
+  smoothed = driving.smooth(noisy)
   assert jitter(smoothed) < 0.5 * jitter(noisy)
   # The mouth is smoothed less, so fast closures keep their depth.
   mouth, brows = face_graph.MOUTH, np.arange(17, 27)

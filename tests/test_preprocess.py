@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from emotalk_jax import audio
-from emotalk_jax import landmarks as lm
-from emotalk_jax import preprocess
-from emotalk_jax import samples
-from emotalk_jax import video_io
+from emotalk_jax.media import audio
+from emotalk_jax.media import landmarks as lm
+from emotalk_jax.media import preprocess
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 
 
 @pytest.fixture(scope="module")
 def grid_clip():
-  return preprocess.preprocess_video(samples.GRID_CLIP, size=256)
+  return preprocess.preprocess_video(bundled.GRID_CLIP, size=256)
 
 
 def test_grid_clip_shapes_and_ranges(grid_clip):
@@ -35,17 +35,17 @@ def test_smoothing_lowers_jitter_in_the_crop(grid_clip):
 
 def test_crop_landmarks_map_back_to_the_frame(grid_clip):
   """Crop-space landmarks pushed through the inverse transform land near the raw detections."""
-  from emotalk_jax import face  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import face  # pylint: disable=g-import-not-at-top
   back = face.transform_points(lm.denormalize(grid_clip.landmarks, 256), face.invert(grid_clip.transforms))
   err = np.linalg.norm(back - grid_clip.image_landmarks, axis=-1).mean()
   assert err < 2.0  # px in the 360x288 frame; smoothing moves points by about a pixel
 
 
 def test_separate_audio_file_sets_the_mel(tmp_path):
-  clip = preprocess.preprocess_video(samples.GRID_CLIP, size=128, audio_path=samples.ARCTIC_SPEECH)
+  clip = preprocess.preprocess_video(bundled.GRID_CLIP, size=128, audio_path=bundled.ARCTIC_SPEECH)
   assert clip.frames.shape == (75, 128, 128, 3)
   assert clip.mel.shape[0] == 75  # windows follow the video, whatever the audio length
-  np.testing.assert_allclose(clip.audio, audio.load_audio(samples.ARCTIC_SPEECH))
+  np.testing.assert_allclose(clip.audio, audio.load_audio(bundled.ARCTIC_SPEECH))
 
 
 def test_save_and_load_round_trip(grid_clip, tmp_path):

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax import syncnet
-from emotalk_jax import samples
-from emotalk_jax import tracking
-from emotalk_jax import video_io
+from emotalk_jax.evaluate import syncnet
+from emotalk_jax import bundled
+from emotalk_jax.media import tracking
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 TINY = syncnet.SyncNetConfig(audio_channels=(4, 4, 4, 4, 4, 8), lip_channels=(4, 4, 4, 4, 4, 8), fc_hidden=8,
@@ -116,7 +116,7 @@ def test_pytorch_convolution_layout_is_converted(kernel, stride, padding):
 
 
 def test_lse_on_a_real_clip_with_a_tiny_model(tiny_file):
-  video = video_io.read_video(samples.GRID_CLIP, max_frames=12)  # 7 windows: one batch (CPU convs are slow).
+  video = video_io.read_video(bundled.GRID_CLIP, max_frames=12)  # 7 windows: one batch (CPU convs are slow).
   points = tracking.track_landmarks(video.frames).landmarks
   variables = syncnet.load_params(tiny_file[0], TINY)
   result = syncnet.lse(variables, video.frames, points, video.audio, TINY, batch=7)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import preprocess
-from emotalk_jax import samples
-from emotalk_jax import texture_baselines
-from emotalk_jax import texture_model
-from emotalk_jax import train_texture
+from emotalk_jax.media import preprocess
+from emotalk_jax import bundled
+from emotalk_jax.train import texture_baselines
+from emotalk_jax.models import texture_model
+from emotalk_jax.train import texture as train_texture
 
 import clip_datasets  # tests/ is on sys.path under pytest
 
@@ -21,7 +21,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def test_tps_warp_moves_a_landmark_dot_to_its_target():
   size = 64
-  from emotalk_jax import face, landmarks  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import face
+  from emotalk_jax.media import landmarks  # pylint: disable=g-import-not-at-top
   source = landmarks.normalize(face.template(size), size)
   target = source.copy()
   lower_lip = [6, 7, 8, 9, 10, 55, 56, 57, 58, 59, 65, 66, 67]
@@ -43,7 +44,7 @@ def test_improvement_signs():
 
 
 def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
-  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=64)
+  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=64)
   clip = dict(clip_id="e0", dataset="test", fps=25.0, emotion_exact=True, frames=grid.frames[:30],
               landmarks=grid.landmarks[:30], mel=np.zeros((30, 16, 80), np.float32), detected=grid.detected[:30],
               emotion="happy", intensity=0.5, speaker="s", has_audio=False, neutral_frame=grid.frames[0],
@@ -65,7 +66,7 @@ def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
     paired = result["paired"][baseline]["psnr"]
     assert paired["num_clips"] == 1 and paired["verdict"] == "unknown" and paired["ci95"] is None
     assert paired["mean"] == pytest.approx(result["model"]["psnr"] - result[baseline]["psnr"], abs=1e-6)
-  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["evaluate", "texture", "--config", str(REPO_ROOT / "configs" / "texture_test.py"),
                    "--workdir", str(npz), f"--config.dataset={data_dir}", "--config.dataset_config=",
                    "--max_frames=2", "--frame_stride=10"]) == 0

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax import texture_losses as tl
+from emotalk_jax.models import texture_losses as tl
 
 
 def _outputs(values):

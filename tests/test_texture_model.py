@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax import texture_model as tm
-from emotalk_jax import warp
+from emotalk_jax.models import texture_model as tm
+from emotalk_jax.models import warp
 
 
 @pytest.mark.parametrize("size", [128, 256])
@@ -114,8 +114,8 @@ def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   the spline itself bends (smoothing it would pull features off their landmarks); a flow residual of a
   known length is measured in pixels."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from emotalk_jax import texture_losses  # pylint: disable=g-import-not-at-top
-  from emotalk_jax import train_texture  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.models import texture_losses  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.train import texture as train_texture  # pylint: disable=g-import-not-at-top
   model = tm.TextureNet(width=8)
   image, neutral, target, emotion = _inputs()
   out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)

@@ -7,10 +7,10 @@ import pytest
 from scipy import signal
 
 from emotalk_jax import errors
-from emotalk_jax import face
-from emotalk_jax import samples
-from emotalk_jax import tracking
-from emotalk_jax import video_io
+from emotalk_jax.media import face
+from emotalk_jax import bundled
+from emotalk_jax.media import tracking
+from emotalk_jax.media import video_io
 
 RIGID = np.setdiff1d(np.arange(68), face.MOUTH)
 
@@ -22,7 +22,7 @@ def _frames(path, max_frames=None):
 
 @pytest.fixture(scope="module")
 def grid_frames():
-  return _frames(samples.GRID_CLIP)
+  return _frames(bundled.GRID_CLIP)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_follows_the_chosen_face_among_several(grid_frames):
 
 def test_scene_cut_is_followed_at_once(grid_frames, grid_track):
   import cv2  # pylint: disable=g-import-not-at-top
-  photo = cv2.imread(str(samples.ASTRONAUT_PHOTO))[..., ::-1]
+  photo = cv2.imread(str(bundled.ASTRONAUT_PHOTO))[..., ::-1]
   # Cut to the astronaut, warped so her face lands just beside the speaker's (a third of a face width to
   # the right): a tracker that only follows the previous box would take frames to slide across.
   speaker = face.predictor_box(grid_track.landmarks[19])

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import preprocess
-from emotalk_jax import samples
-from emotalk_jax import train_landmark
-from emotalk_jax import train_lib
+from emotalk_jax.media import preprocess
+from emotalk_jax import bundled
+from emotalk_jax.train import landmark as train_landmark
+from emotalk_jax.train import loop as train_lib
 
 import clip_datasets  # tests/ is on sys.path under pytest
 
@@ -37,7 +37,7 @@ CUTS = [
 
 
 def _sources():
-  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=SIZE)
+  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
   out = {"train": {}, "test": {}}
   for clip_id, a, b, emotion, intensity, speaker, has_audio, split in CUTS:
     out[split][clip_id] = dict(
@@ -154,7 +154,7 @@ def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
 
 
 def test_cli_train_landmark(dataset_dir, tmp_path, capsys):
-  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "run"
   rc = cli.main(["train", "landmark", "--config", str(REPO_ROOT / "configs" / "landmark_test.py"),
                  "--workdir", str(workdir), "--config.num_train_steps=3", f"--config.dataset={dataset_dir}",
@@ -168,7 +168,7 @@ def test_cli_train_landmark(dataset_dir, tmp_path, capsys):
 
 
 def test_train_flags_override_config_fields():
-  from emotalk_jax import train_main  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
   config, workdir = train_main.parse(["emotalk train landmark", "--config", str(REPO_ROOT / "configs" / "landmark.py"),
                                       "--workdir=/tmp/w", "--config.learning_rate=2e-3",
                                       "--config.model.dtype=bfloat16", "--config.num_train_steps=3"])
@@ -268,7 +268,7 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   decoder output) is already the mean-motion fit, and with `shape_only` the clip's head motion (most of
   what is left) is out of reach by design, so the 10x would measure the clip rather than the trainer.
   """
-  from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import video_io  # pylint: disable=g-import-not-at-top
   clip = preprocess.preprocess_decoded(
       video_io.read_video(shared_data / "video" / "hdtf_sadtalker" / "WDA_BobMenendez_000.mp4", max_frames=50),
       size=SIZE)
@@ -292,7 +292,7 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
 
 def test_landmark_benchmark_prints_its_figures():
   """`emotalk bench landmark` on a tiny budget: every figure is there and positive (timings not asserted)."""
-  from emotalk_jax import bench  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.bench import networks as bench  # pylint: disable=g-import-not-at-top
   result = bench.landmark_benchmark(train_steps=2, clip_seconds=12.0, infer_repeats=1)
   json.dumps(result)
   assert result["clip_frames"] == 300 and result["batch_size"] * result["window"] > 0

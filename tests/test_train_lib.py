@@ -12,7 +12,7 @@ import optax
 import pytest
 
 from data_pipelines import input_pipeline
-from emotalk_jax import train_lib
+from emotalk_jax.train import loop as train_lib
 
 
 def _config(**kw):

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import preprocess
-from emotalk_jax import samples
-from emotalk_jax import train_lib
-from emotalk_jax import train_texture
+from emotalk_jax.media import preprocess
+from emotalk_jax import bundled
+from emotalk_jax.train import loop as train_lib
+from emotalk_jax.train import texture as train_texture
 
 import clip_datasets  # tests/ is on sys.path under pytest
 
@@ -44,7 +44,7 @@ def _example(clip, a, b, clip_id, emotion="neutral", intensity=1.0, speaker="s")
 
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory) -> str:
-  grid = preprocess.preprocess_video(samples.GRID_CLIP, size=SIZE)
+  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
   sources = {"train": {}, "test": {}}
   for clip_id, a, b, emotion, intensity, speaker, split in CUTS:
     sources[split][clip_id] = _example(grid, a, b, clip_id, emotion, intensity, speaker)
@@ -110,7 +110,7 @@ def test_run_writes_metrics_grids_and_checkpoints(reference_run):
   assert [r["step"] for r in records if "eval/psnr" in r] == [2, 4]
   grids = sorted((workdir / "samples").glob("*.png"))
   assert [p.name for p in grids] == ["step_000002.png", "step_000004.png"]
-  from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import video_io  # pylint: disable=g-import-not-at-top
   grid = video_io.read_image(grids[-1])
   assert grid.shape == (2 * 32, 5 * 32, 3)  # 2 rows of neutral | landmarks | generated | truth | flow.
   assert json.loads((workdir / "config.json").read_text())["image_size"] == 32
@@ -140,7 +140,7 @@ def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
 
 
 def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_path, capsys):
-  from emotalk_jax import cli  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "run"
   rc = cli.main(["train", "texture", "--config", str(REPO_ROOT / "configs" / "texture_test.py"),
                  "--workdir", str(workdir), "--config.num_train_steps=2", f"--config.dataset={dataset_dir}",
@@ -277,7 +277,7 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
 def test_training_on_real_frame_pairs_lowers_l1_substantially(shared_data, tmp_path):
   """Real frames of a MEAD clip from ../shared/data (64x64 crops, trained at 32), driven from the clip's first
   frame: the L1 of the last steps is well under that of the first (an untrained net is the TPS warp)."""
-  from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import video_io  # pylint: disable=g-import-not-at-top
   clip = preprocess.preprocess_decoded(video_io.read_video(
       shared_data / "video" / "mead_dreamtalk" / "W009_front_surprised_level3_001.mp4", max_frames=40), size=SIZE)
   src = _example(clip, 0, 40, "real")

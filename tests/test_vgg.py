@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax import vgg
+from emotalk_jax.models import vgg
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = ("relu1_1", "relu2_1")

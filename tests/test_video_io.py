@@ -10,13 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax import audio, samples, video_io
+from emotalk_jax.media import audio
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
 
 
 @pytest.fixture(scope="module")
 def grid():
-  return video_io.read_video(samples.GRID_CLIP)
+  return video_io.read_video(bundled.GRID_CLIP)
 
 
 def _gray_frames(values, size=(48, 64)):
@@ -63,21 +65,21 @@ def test_grid_clip(grid):
   assert grid.audio.dtype == np.float32 and grid.audio.ndim == 1
   assert len(grid.audio) / 16000 == pytest.approx(3.0, abs=0.06)
   assert np.abs(grid.audio).max() > 0.1
-  assert grid.path == str(samples.GRID_CLIP)
+  assert grid.path == str(bundled.GRID_CLIP)
   # Native rate is 25 fps: resampling must be the identity.
-  native = video_io.read_video(samples.GRID_CLIP, fps=None, with_audio=False)
+  native = video_io.read_video(bundled.GRID_CLIP, fps=None, with_audio=False)
   np.testing.assert_array_equal(native.frames, grid.frames)
   assert native.audio is None and native.audio_rate is None
 
 
 def test_max_frames_cuts_audio_too():
-  clip = video_io.read_video(samples.GRID_CLIP, max_frames=10)
+  clip = video_io.read_video(bundled.GRID_CLIP, max_frames=10)
   assert clip.frames.shape[0] == 10
   assert len(clip.audio) == 6400  # 10 frames at 25 fps = 0.4 s at 16 kHz.
 
 
 def test_iter_frames_streams_and_matches_read_video(grid):
-  frames = video_io.iter_frames(samples.GRID_CLIP)
+  frames = video_io.iter_frames(bundled.GRID_CLIP)
   first = next(frames)
   np.testing.assert_array_equal(first, grid.frames[0])
   assert 1 + sum(1 for _ in frames) == 75
@@ -124,7 +126,7 @@ def test_shared_mpg_audio_only_mov_and_truncated_mp4(shared_data, tmp_path):
     ],
 )
 def test_flv_and_webm(tmp_path, name, video_codec, audio_codec, options):
-  src = _transcode(samples.GRID_CLIP, tmp_path / name, video_codec, audio_codec, **options)
+  src = _transcode(bundled.GRID_CLIP, tmp_path / name, video_codec, audio_codec, **options)
   clip = video_io.read_video(tmp_path / name)
   assert clip.frames.shape == (10, 288, 360, 3)
   assert np.abs(clip.frames.astype(np.float32) - src.frames).mean() < 12
@@ -250,8 +252,8 @@ def test_read_errors(tmp_path):
       "missing.mp4": (None, "no such file"),
       "empty.mp4": (b"", "empty"),
       "random.mp4": (np.random.default_rng(0).bytes(4096), "not a readable video"),
-      "cut.mpg": (samples.GRID_CLIP.read_bytes()[:2048], "no intact video frame"),
-      "speech.wav": (samples.ARCTIC_SPEECH.read_bytes(), "no video stream"),
+      "cut.mpg": (bundled.GRID_CLIP.read_bytes()[:2048], "no intact video frame"),
+      "speech.wav": (bundled.ARCTIC_SPEECH.read_bytes(), "no video stream"),
   }
   for name, (data, problem) in cases.items():
     if data is not None:
@@ -267,7 +269,7 @@ def test_read_errors(tmp_path):
   with pytest.raises(InputError, match="no such file"):
     video_io.iter_frames(tmp_path / "missing.mp4")  # Checked on the call, before iterating.
   with pytest.raises(InputError, match="fps"):
-    video_io.read_video(samples.GRID_CLIP, fps=0)
+    video_io.read_video(bundled.GRID_CLIP, fps=0)
 
 
 def test_truncated_mp4(tmp_path, grid):
@@ -282,11 +284,11 @@ def test_truncated_mp4(tmp_path, grid):
 
 
 def test_read_image(tmp_path):
-  photo = video_io.read_image(samples.ASTRONAUT_PHOTO)
+  photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   assert photo.shape == (512, 512, 3) and photo.dtype == np.uint8
   # PNG data behind a .jpg name, at a non-ASCII path.
   odd = tmp_path / "fotó 写真.jpg"
-  shutil.copy(samples.ASTRONAUT_PHOTO, odd)
+  shutil.copy(bundled.ASTRONAUT_PHOTO, odd)
   np.testing.assert_array_equal(video_io.read_image(odd), photo)
   rgb = photo[100:110, 200:212]
   bgr = np.ascontiguousarray(rgb[..., ::-1])
@@ -315,7 +317,7 @@ def test_read_image_applies_exif_orientation(tmp_path):
 def test_read_image_errors(tmp_path):
   (tmp_path / "empty.png").write_bytes(b"")
   (tmp_path / "junk.png").write_bytes(b"not an image at all" * 50)
-  (tmp_path / "cut.png").write_bytes(samples.ASTRONAUT_PHOTO.read_bytes()[:100])
+  (tmp_path / "cut.png").write_bytes(bundled.ASTRONAUT_PHOTO.read_bytes()[:100])
   cases = [
       ("missing.png", "no such file"),
       ("empty.png", "empty"),

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax import warp
+from emotalk_jax.models import warp
 
 
 def _image(b=2, h=12, w=16, c=3, seed=0):

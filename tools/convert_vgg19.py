@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from emotalk_jax import vgg  # pylint: disable=wrong-import-position
+from emotalk_jax.models import vgg  # pylint: disable=wrong-import-position
 
 # Indices of the 16 convs in torchvision's vgg19().features.
 TORCH_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)

@@ -39,13 +39,13 @@ sys.path.insert(0, str(ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from data_pipelines import input_pipeline  # First: keeps TensorFlow off the GPUs.
 from data_pipelines import talking_face_folder
-from emotalk_jax import audio
+from emotalk_jax.media import audio
 from emotalk_jax import emotions
-from emotalk_jax import evaluate
-from emotalk_jax import generate
-from emotalk_jax import motion
-from emotalk_jax import samples
-from emotalk_jax import texture_baselines
+from emotalk_jax.evaluate import harness as evaluate
+from emotalk_jax.generate import pipeline as generate
+from emotalk_jax.generate import driving
+from emotalk_jax import bundled
+from emotalk_jax.train import texture_baselines
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 METHODS = ("ours", "static", "warp")
@@ -94,7 +94,7 @@ def make_videos(models: generate.Models, clip: dict) -> dict:
   num_frames = len(clip["frames"])
   neutral = clip["neutral_landmarks"]
   track = np.tile(clip["emotion"].vector(), (num_frames, 1))
-  landmarks = motion.smooth(generate.predict_landmarks_from_windows(models, clip["mel"], track, neutral))
+  landmarks = driving.smooth(generate.predict_landmarks_from_windows(models, clip["mel"], track, neutral))
   crop = texture_baselines.resize(clip["neutral_frame"], size)
   ours = np.stack(list(generate.render_frames(models, models.texture_params, crop, neutral, landmarks, track)))
   warp = np.stack([texture_baselines.tps_warp(crop, neutral, lm) for lm in landmarks])
@@ -165,7 +165,7 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
 
   start = time.perf_counter()
-  checkpoint_dir = pathlib.Path(args.checkpoint) if args.checkpoint else samples.CHECKPOINTS_DIR
+  checkpoint_dir = pathlib.Path(args.checkpoint) if args.checkpoint else bundled.CHECKPOINTS_DIR
   models = generate.load_models(checkpoint_dir)
   evaluate.check_models(metrics=METRIC_GROUPS)
   per_clip, num_frames, seconds = {}, 0, {"generate": 0.0, "evaluate": 0.0}

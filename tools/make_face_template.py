@@ -5,7 +5,7 @@ Usage (from the repository root, with the real media at ../shared/data):
   python tools/make_face_template.py [--data ../shared/data] [--out emotalk_jax/assets/face_template.json]
 
 How the template is made:
-  1. Shape. Landmarks (dlib 68-point predictor in the detector's box, via `emotalk_jax.face`; nothing
+  1. Shape. Landmarks (dlib 68-point predictor in the detector's box, via `emotalk_jax.media.face`; nothing
      here depends on an earlier template) of neutral, frontal faces of ten people: the two MEAD neutral
      clips (M030, W009; they speak, so only the quarter of frames with the smallest inner-lip gap), the
      seven CREMA-D neutral photos and the NASA astronaut photo. Each clip is first reduced to one mean
@@ -21,7 +21,7 @@ How the template is made:
      and the face is centred horizontally. Result: eye centres at y = -0.26 (row 94 of 256),
      brows at -0.43 (forehead above), chin at +0.69 (row 216), jaw edges at x = +-0.58.
   5. Predictor box: the median box of dlib's face detector, expressed in template coordinates over all
-     faces seen above plus every photo in faces/. `emotalk_jax.face.predictor_box` maps it through a
+     faces seen above plus every photo in faces/. `emotalk_jax.media.face.predictor_box` maps it through a
      face's alignment to give the shape predictor consistently framed boxes while tracking.
 The output holds only these averaged coordinates (no image data).
 """
@@ -37,9 +37,9 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emotalk_jax import face  # pylint: disable=g-import-not-at-top,wrong-import-position
-from emotalk_jax import landmarks  # pylint: disable=g-import-not-at-top,wrong-import-position
-from emotalk_jax import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emotalk_jax.media import face  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emotalk_jax.media import landmarks  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emotalk_jax.media import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NEUTRAL_VIDEOS = ["video/mead_dreamtalk/M030_front_neutral_level1_001.mp4",
                   "video/mead_dreamtalk/W009_front_neutral_level1_001.mp4"]
@@ -174,7 +174,7 @@ def main(argv=None):
       "stable_indices": face.STABLE_POINTS.tolist(),
       "predictor_box": [round(float(v), 5) for v in predictor_box],
       "predictor_box_note": "median dlib HOG face box [centre x, centre y, side] in the same coordinates; "
-                            "emotalk_jax.face.predictor_box maps it into an image",
+                            "emotalk_jax.media.face.predictor_box maps it into an image",
   }
   text = json.dumps(asset, indent=1)
   # One line per number list (a point, the box, the indices) keeps the file readable.

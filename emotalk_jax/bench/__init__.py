@@ -1,0 +1,2 @@
+"""Benchmarks that print JSON (`emotalk bench ...`). Timings are wall-clock on the machine that runs them; tests
+never assert them."""

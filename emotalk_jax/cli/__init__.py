@@ -1,0 +1,1 @@
+"""The `emotalk` command line (`main`); the harness forms of `emotalk evaluate` (`evaluate`)."""

@@ -1,0 +1,115 @@
+"""Per-frame driving signals for generation: emotion schedules, eye blinks and temporal smoothing.
+
+All work on landmark sequences [T, 68, 2] in the crop's [-1, 1] coordinates at `audio.FPS` frames per
+second, and on emotion vectors [T, 9] (`emotalk_jax.emotions`: 8 class weights, then intensity).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import scipy.ndimage
+
+from emotalk_jax.media import audio
+from emotalk_jax import emotions
+from emotalk_jax.models import face_graph
+from emotalk_jax.errors import InputError
+
+# Seconds over which one scheduled emotion blends into the next (a raised-cosine ramp starting at the
+# keyframe): fast enough to follow the speech, slow enough not to snap.
+TRANSITION_S = 0.5
+
+# Blinks: people blink about 15-20 times a minute while talking; one closure lasts 100-400 ms.
+BLINK_MEAN_INTERVAL_S = 3.5
+BLINK_MIN_INTERVAL_S = 1.5
+BLINK_FRAMES = 7  # 280 ms at 25 fps: closing, closed, opening.
+# Upper and lower eyelid points (iBUG 68), paired top-to-bottom: (37, 41), (38, 40), (43, 47), (44, 46).
+UPPER_LIDS = np.array([37, 38, 43, 44])
+LOWER_LIDS = np.array([41, 40, 47, 46])
+
+# Landmark smoothing: Gaussian over frames, lighter on the mouth so fast closures (p, b, m) keep depth.
+SMOOTH_SIGMA = 1.0
+MOUTH_SMOOTH_SIGMA = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyframe:
+  time_s: float
+  emotion: emotions.Emotion
+
+
+def parse_schedule(text: str) -> list[Keyframe]:
+  """`"0:neutral,2.0:happy:0.8,4.5:sad:0.5"` -> keyframes (time in seconds, then any emotion text).
+
+  Raises:
+    InputError: empty entries, a time that is not a number or is negative, times not strictly
+      increasing, or an emotion `emotions.parse_emotion` rejects.
+  """
+  where = f"--emotion-schedule {text!r}"
+  keyframes = []
+  for entry in str(text).split(","):
+    entry = entry.strip()
+    time_text, sep, emotion_text = entry.partition(":")
+    if not sep or not emotion_text.strip():
+      raise InputError(where, f"entry {entry!r} is not TIME:EMOTION (e.g. 2.0:happy:0.8)")
+    try:
+      time_s = float(time_text)
+    except ValueError:
+      raise InputError(where, f"entry {entry!r}: time {time_text!r} is not a number of seconds") from None
+    if not (math.isfinite(time_s) and time_s >= 0):
+      raise InputError(where, f"entry {entry!r}: time must be >= 0 seconds")
+    if keyframes and time_s <= keyframes[-1].time_s:
+      raise InputError(where, f"times must increase: {time_s:g} s comes after {keyframes[-1].time_s:g} s")
+    keyframes.append(Keyframe(time_s, emotions.parse_emotion(emotion_text)))
+  return keyframes
+
+
+def emotion_track(keyframes: list[Keyframe], num_frames: int, fps: float = audio.FPS) -> np.ndarray:
+  """[T, 9] float32 emotion vectors: each keyframe's emotion holds until the next one, which blends in
+  over `TRANSITION_S` from its time (raised cosine). Frames before the first keyframe take its emotion."""
+  if not keyframes:
+    raise ValueError("an emotion track needs at least one keyframe")
+  t = np.arange(num_frames) / float(fps)
+  track = np.broadcast_to(keyframes[0].emotion.vector(), (num_frames, emotions.NUM_EMOTIONS + 1)).copy()
+  for key in keyframes[1:]:
+    ramp = np.clip((t - key.time_s) / TRANSITION_S, 0.0, 1.0)
+    ramp = (0.5 - 0.5 * np.cos(np.pi * ramp))[:, None]
+    track = (1.0 - ramp) * track + ramp * key.emotion.vector()
+  return track.astype(np.float32)
+
+
+def blink_times(num_frames: int, rng: np.random.Generator, fps: float = audio.FPS) -> np.ndarray:
+  """Start frames of blinks: gaps of `BLINK_MIN_INTERVAL_S` + an exponential with the rest of the mean."""
+  starts, t = [], rng.uniform(0.5, BLINK_MEAN_INTERVAL_S)
+  while True:
+    frame = int(round(t * fps))
+    if frame + BLINK_FRAMES > num_frames:
+      return np.array(starts, np.int64)
+    starts.append(frame)
+    t += BLINK_MIN_INTERVAL_S + rng.exponential(BLINK_MEAN_INTERVAL_S - BLINK_MIN_INTERVAL_S)
+
+
+def add_blinks(landmarks, starts) -> np.ndarray:
+  """Closes the eyelids of [T, 68, 2] landmarks over `BLINK_FRAMES` frames from each start.
+
+  Upper lids move down to 90 % of the way to the lower lids and the lower lids 10 % up (the upper lid
+  does most of a real blink), with a sine profile: closing, closed, opening.
+  """
+  out = np.array(landmarks, np.float32, copy=True)
+  profile = np.sin(np.linspace(0.0, np.pi, BLINK_FRAMES + 2)[1:-1]) ** 0.7
+  for start in starts:
+    frames = slice(int(start), int(start) + BLINK_FRAMES)
+    gap = out[frames, LOWER_LIDS] - out[frames, UPPER_LIDS]  # [BLINK_FRAMES, 4, 2]
+    amount = profile[: gap.shape[0], None, None]
+    out[frames, UPPER_LIDS] += 0.9 * amount * gap
+    out[frames, LOWER_LIDS] -= 0.1 * amount * gap
+  return out
+
+
+def smooth(landmarks, sigma: float = SMOOTH_SIGMA, mouth_sigma: float = MOUTH_SMOOTH_SIGMA) -> np.ndarray:
+  """Zero-phase Gaussian smoothing over frames of [T, 68, 2] landmarks (edges held, not mirrored)."""
+  landmarks = np.asarray(landmarks, np.float32)
+  out = scipy.ndimage.gaussian_filter1d(landmarks, sigma, axis=0, mode="nearest")
+  mouth = face_graph.MOUTH
+  out[:, mouth] = scipy.ndimage.gaussian_filter1d(landmarks[:, mouth], mouth_sigma, axis=0, mode="nearest")
+  return out

@@ -1,0 +1,405 @@
+"""Photo + speech + emotion -> a talking-face video with sound (both stages end to end).
+
+```python
+from emotalk_jax.generate import pipeline as generate
+models = generate.load_models()                    # the shipped sample checkpoints (or a directory)
+summary = generate.generate("me.jpg", "speech.wav", "happy:0.7", "out.mp4", models=models)
+```
+
+Pipeline, per call:
+1. The photo's face is found and aligned to the template at the texture network's size S (`face.align_face`).
+2. Speech -> log-mel -> one mel window per 25 fps frame; T = ceil(seconds x 25) frames.
+3. The emotion (or an `--emotion-schedule`, see `driving.parse_schedule`) -> one emotion vector per frame.
+4. Stage 1 predicts the landmarks of every frame, `LANDMARK_CHUNK` frames at a time with `LANDMARK_MARGIN`
+   frames of context on each side (more than the network's temporal reach), so the result does not depend
+   on the chunking and memory does not grow with the audio; then light temporal smoothing and eye blinks.
+5. Optionally the texture network is fine-tuned on the photo (`finetune.finetune`).
+6. Stage 2 renders `RENDER_BATCH` frames at a time; each is pasted back into the photo (colour-matched at
+   the crop's edge, feathered) unless `crop_only`, and streamed to the H.264 + AAC encoder.
+
+Peak memory holds the waveform, its log-mel and the landmarks (about 0.1 MB per second of speech) and
+never more than one batch of frames.
+"""
+
+import csv
+import dataclasses
+import os
+import pathlib
+import time
+from typing import Iterator, Optional
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emotalk_jax.media import audio
+from emotalk_jax import checkpoints
+from emotalk_jax import emotions
+from emotalk_jax.media import face
+from emotalk_jax.media import landmarks as landmarks_lib
+from emotalk_jax.generate import driving
+from emotalk_jax import bundled
+from emotalk_jax.media import video_io
+from emotalk_jax.errors import InputError
+
+FPS = audio.FPS
+LANDMARK_CHUNK = 250   # Frames per stage-1 call (10 s).
+LANDMARK_MARGIN = 16   # Context frames on each side; the temporal module reaches 4 frames, the mel window 8.
+RENDER_BATCH = 8       # Frames per stage-2 call.
+DEFAULT_FINETUNE_STEPS = 0
+EDGE_COLOUR_SIGMA = 1 / 16  # Of S: the scale of the colour correction at the crop's edge.
+
+
+@dataclasses.dataclass
+class Models:
+  """Both trained networks, ready for inference."""
+  landmark_model: object
+  landmark_params: dict
+  landmark_config: object
+  texture_model: object
+  texture_params: dict
+  texture_config: object
+
+  @property
+  def size(self) -> int:
+    """S: the side of the crops the texture network renders."""
+    return int(self.texture_config.image_size)
+
+
+def load_models(checkpoint_dir=None) -> Models:
+  """Loads `landmark.npz` and `texture.npz` (+ their `.json` configs) from `checkpoint_dir`
+  (default: the sample checkpoints shipped in `emotalk_jax/assets/checkpoints`).
+
+  Raises:
+    InputError: a missing file, or params that do not fit their config (naming the params that differ).
+  """
+  from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top  (heavy: TF, TFDS)
+  from emotalk_jax.train import texture as train_texture  # pylint: disable=g-import-not-at-top
+  directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else bundled.CHECKPOINTS_DIR
+  loaded = {}
+  for stage in ("landmark", "texture"):
+    npz = directory / f"{stage}.npz"
+    loader = checkpoints.stage_loader(stage)
+    try:
+      loaded[stage] = checkpoints.load_params(npz, loader["shapes"], subtree=loader["subtree"])
+    except (FileNotFoundError, ValueError) as e:
+      raise InputError(npz, str(e)) from None
+  (lm_params, lm_config), (tx_params, tx_config) = loaded["landmark"], loaded["texture"]
+  return Models(train_landmark.create_model(lm_config), lm_params, lm_config,
+                train_texture.create_model(tx_config), tx_params, tx_config)
+
+
+# Stage 1 ----------------------------------------------------------------------------------------------------
+
+def _landmark_fn(model):
+  return jax.jit(lambda params, mel, emotion, neutral: model.apply({"params": params}, mel, emotion,
+                                                                   neutral)["landmarks"])
+
+
+def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = LANDMARK_CHUNK,
+                      margin: int = LANDMARK_MARGIN) -> np.ndarray:
+  """Stage 1 over a whole clip, in chunks.
+
+  Args:
+    models: the networks.
+    mel: [F, 80] log-mel of the speech (100 frames/s).
+    emotion_track: [T, 9] emotion vector per frame.
+    neutral: [68, 2] the photo's landmarks in [-1, 1].
+    chunk, margin: frames per call and context frames on each side of it (the clip reads as silence
+      beyond its ends).
+
+  Returns:
+    [T, 68, 2] float32 landmarks in [-1, 1]; equal (to float rounding) to one call on the whole clip
+    with `margin` frames of silence on each side.
+  """
+  def windows_at(first, length):
+    return audio.mel_windows(mel, length, FPS, first_frame=first)
+
+  return _predict_chunks(models, windows_at, emotion_track, neutral, chunk, margin)
+
+
+def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, neutral,
+                                   chunk: int = LANDMARK_CHUNK, margin: int = LANDMARK_MARGIN) -> np.ndarray:
+  """`predict_landmarks` from mel windows already cut per frame (e.g. a dataset example's `mel`).
+
+  Args:
+    models: the networks.
+    mel_windows: [T, 16, 80] log-mel window per video frame (`audio.mel_windows`).
+    emotion_track: [T, 9] emotion vector per frame.
+    neutral: [68, 2] landmarks in [-1, 1].
+    chunk, margin: as in `predict_landmarks`; windows of frames outside 0 .. T - 1 are all silence
+      (`audio.LOG_MEL_FLOOR`).
+
+  Returns:
+    [T, 68, 2] float32 landmarks in [-1, 1]; equal to `predict_landmarks` on the mel the windows were
+    cut from whenever that mel is silent at both ends.
+  """
+  mel_windows = np.asarray(mel_windows, np.float32)
+  num_frames = mel_windows.shape[0]
+  if emotion_track.shape[0] != num_frames:
+    raise ValueError(f"{num_frames} mel windows but {emotion_track.shape[0]} emotion vectors")
+  padded = np.concatenate([mel_windows, np.full((1,) + mel_windows.shape[1:], audio.LOG_MEL_FLOOR, np.float32)])
+
+  def windows_at(first, length):
+    idx = np.arange(first, first + length)
+    return padded[np.where((idx >= 0) & (idx < num_frames), idx, num_frames)]
+
+  return _predict_chunks(models, windows_at, emotion_track, neutral, chunk, margin)
+
+
+def _predict_chunks(models: Models, windows_at, emotion_track, neutral, chunk: int, margin: int) -> np.ndarray:
+  """The chunk loop of `predict_landmarks`; `windows_at(first, length)` -> [length, 16, 80] mel windows of
+  frames first .. first + length - 1 (silence outside the clip)."""
+  num_frames = emotion_track.shape[0]
+  fn = _landmark_fn(models.landmark_model)
+  length = chunk + 2 * margin
+  out = np.empty((num_frames, 68, 2), np.float32)
+  for start in range(0, num_frames, chunk):
+    first = start - margin  # Frames first .. first + length - 1; those outside the clip are silence.
+    mel_chunk = windows_at(first, length)
+    emotion_chunk = emotion_track[np.clip(np.arange(first, first + length), 0, num_frames - 1)]
+    pred = fn(models.landmark_params, mel_chunk[None], emotion_chunk[None], neutral[None].astype(np.float32))
+    keep = min(chunk, num_frames - start)
+    out[start:start + keep] = np.asarray(pred[0, margin:margin + keep])
+  return out
+
+
+# Stage 2 ----------------------------------------------------------------------------------------------------
+
+def _render_fn(model):
+  return jax.jit(lambda params, image, neutral, target, emotion: model.apply(
+      {"params": params}, image, neutral, target, emotion)["image"])
+
+
+def match_edge_colour(generated, original, sigma: float = EDGE_COLOUR_SIGMA) -> np.ndarray:
+  """Pulls the low frequencies of a generated crop [S, S, 3] uint8 towards the original crop's near the
+  edges (where it is pasted back into the photo), leaving the face in the middle as generated."""
+  size = generated.shape[0]
+  gen = generated.astype(np.float32)
+  blur = max(size * sigma, 1.0)
+  delta = cv2.GaussianBlur(original.astype(np.float32) - gen, (0, 0), blur)
+  edge = (1.0 - face.crop_mask(size, feather=0.3))[..., None]
+  return np.clip(gen + edge * delta + 0.5, 0, 255).astype(np.uint8)
+
+
+def render_frames(models: Models, params, crop, neutral, landmark_track, emotion_track,
+                  batch: int = RENDER_BATCH) -> Iterator[np.ndarray]:
+  """Yields the generated crops [S, S, 3] uint8, one per frame, `batch` frames per network call.
+
+  Args:
+    models: the networks (`texture_model` renders).
+    params: the texture network's params (e.g. fine-tuned).
+    crop: [S, S, 3] uint8 aligned photo crop.
+    neutral: [68, 2] its landmarks in [-1, 1].
+    landmark_track: [T, 68, 2] target landmarks.
+    emotion_track: [T, 9].
+  """
+  fn = _render_fn(models.texture_model)
+  image = jnp.broadcast_to(jnp.asarray(crop, jnp.float32) / 127.5 - 1.0, (batch,) + crop.shape)
+  neutral_batch = jnp.broadcast_to(jnp.asarray(neutral, jnp.float32), (batch, 68, 2))
+  num_frames = landmark_track.shape[0]
+  for start in range(0, num_frames, batch):
+    idx = np.minimum(np.arange(start, start + batch), num_frames - 1)  # A fixed batch: one compilation.
+    out = fn(params, image, neutral_batch, jnp.asarray(landmark_track[idx]), jnp.asarray(emotion_track[idx]))
+    frames = np.asarray(jnp.clip(jnp.round((out + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
+    yield from frames[:min(batch, num_frames - start)]
+
+
+# End to end -------------------------------------------------------------------------------------------------
+
+def _emotion_keyframes(emotion, emotion_schedule) -> list:
+  if emotion_schedule:
+    return driving.parse_schedule(emotion_schedule)
+  parsed = emotion if isinstance(emotion, emotions.Emotion) else emotions.parse_emotion(emotion)
+  return [driving.Keyframe(0.0, parsed)]
+
+
+def drive(models: Models, neutral, wave, keyframes, seed: int = 0, blinks: bool = True):
+  """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1, smoothing,
+  blinks."""
+  num_frames = audio.num_video_frames(wave.size)
+  track = driving.emotion_track(keyframes, num_frames)
+  predicted = driving.smooth(predict_landmarks(models, audio.log_mel(wave), track, neutral))
+  if blinks:
+    predicted = driving.add_blinks(predicted, driving.blink_times(num_frames, np.random.default_rng(seed)))
+  return predicted, track
+
+
+def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", *, models: Optional[Models] = None,
+             checkpoint=None, size: Optional[int] = None, finetune_steps: int = DEFAULT_FINETUNE_STEPS,
+             crop_only: bool = False, seed: int = 0, emotion_schedule: Optional[str] = None, face_index: int = 0,
+             progress: bool = True) -> dict:
+  """Generates a talking-face video and writes it to `out` (H.264 + AAC, 25 fps, atomically).
+
+  Args:
+    image: photo path (or [H, W, 3] uint8 RGB).
+    speech: audio file, or a video whose audio track is used.
+    emotion: emotion text (`happy`, `happy:0.7`, `happy:0.6+surprised:0.4`) or an `Emotion`.
+    out: the .mp4 to write.
+    models: loaded networks (default: `load_models(checkpoint)`).
+    checkpoint: directory with `landmark.npz` and `texture.npz` (default: the shipped sample checkpoints).
+    size: expected crop size; must match the texture checkpoint's (None: whatever it renders).
+    finetune_steps: one-shot adaptation steps on the photo before rendering (0: none).
+    crop_only: write the aligned S x S crop instead of pasting it back into the photo.
+    seed: blinks and fine-tuning augmentation.
+    emotion_schedule: `"0:neutral,2.0:happy:0.8"` emotion keyframes (overrides `emotion`).
+    face_index: which face when the photo has several (0 = largest; a warning names the count).
+    progress: show a progress bar.
+
+  Returns:
+    Summary: output, frames, seconds of speech, wall seconds, fps, size, and the fine-tune report.
+
+  Raises:
+    InputError: no face / bad photo, bad or silent speech, unknown emotion, bad schedule, a checkpoint
+      that does not fit, an unwritable output. Nothing is written then.
+  """
+  clock = _Clock()
+  keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
+  _check_output(out)
+  models = load_models(checkpoint) if models is None else models
+  if size is not None and int(size) != models.size:
+    raise InputError(checkpoint or bundled.CHECKPOINTS_DIR,
+                     f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
+                     f"trained at {size} with --checkpoint")
+  source = image if isinstance(image, (str, pathlib.Path)) else "<image>"
+  photo = video_io.read_image(image) if isinstance(image, (str, pathlib.Path)) else np.asarray(image)
+  aligned = face.align_face(photo, source, size=models.size, face_index=face_index)
+  wave = audio.load_audio(speech)
+  clock.lap("inputs")
+  neutral = landmarks_lib.normalize(aligned.landmarks, models.size)
+  landmark_track, emotion_track = drive(models, neutral, wave, keyframes, seed)
+  clock.lap("landmarks")
+
+  params, finetune_report = models.texture_params, None
+  if finetune_steps > 0:
+    from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
+    params, report = finetune.finetune(params, models.texture_config, aligned.crop, landmarks=neutral,
+                                       steps=finetune_steps, seed=seed, progress=progress)
+    finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}  # "_": images for plots.
+    clock.lap("finetune")
+
+  frames = clock.timed(render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
+  if not crop_only:
+    frames = clock.timed((face.paste_back(photo, match_edge_colour(c, aligned.crop), aligned.transform)
+                          for c in frames), "paste")
+  from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
+  num_frames = landmark_track.shape[0]
+  bar = tqdm.tqdm(frames, total=num_frames, desc="generate", unit="frame", disable=not progress,
+                  dynamic_ncols=True, mininterval=0.5)
+  video_io.write_video(out, bar, fps=FPS, audio=wave)
+  bar.close()
+  clock.lap("encode")  # What the streamed stages did not take.
+  total = clock.total()
+  summary = {"output": str(out), "frames": int(num_frames), "seconds": round(wave.size / audio.SAMPLE_RATE, 3),
+             "size": models.size, "wall_seconds": round(total, 2), "fps": round(num_frames / total, 2),
+             "crop_only": bool(crop_only), "seconds_by_stage": clock.laps()}
+  if finetune_report is not None:
+    summary["finetune"] = finetune_report
+  return summary
+
+
+class _Clock:
+  """Wall time per stage. `timed` wraps a generator so the time spent producing its items is booked to
+  `name` (the streamed stages interleave); `lap` books the rest since the last lap to `name`."""
+
+  def __init__(self):
+    self._start = self._last = time.perf_counter()
+    self._streamed = 0.0
+    self._laps = {}
+
+  def lap(self, name: str) -> None:
+    now = time.perf_counter()
+    self._laps[name] = self._laps.get(name, 0.0) + (now - self._last) - self._streamed
+    self._last, self._streamed = now, 0.0
+
+  def timed(self, items, name: str):
+    iterator = iter(items)
+    while True:
+      t, nested = time.perf_counter(), self._streamed
+      try:
+        item = next(iterator)
+      except StopIteration:
+        return
+      spent = time.perf_counter() - t - (self._streamed - nested)  # Minus what inner timed stages booked.
+      self._laps[name] = self._laps.get(name, 0.0) + spent
+      self._streamed += spent
+      yield item
+
+  def total(self) -> float:
+    return time.perf_counter() - self._start
+
+  def laps(self) -> dict:
+    return {k: round(v, 3) for k, v in self._laps.items()}
+
+
+def _check_output(out) -> None:
+  """Fails before any work when `out` cannot be written (a folder, or a parent that cannot be made)."""
+  out = pathlib.Path(out)
+  if out.suffix.lower() != ".mp4":
+    raise InputError(out, "the output must be an .mp4 file")
+  if out.is_dir():
+    raise InputError(out, "is a directory; give a file name such as out.mp4")
+  parent = out.parent
+  while not parent.exists():
+    parent = parent.parent
+  if not parent.is_dir() or not os.access(parent, os.W_OK):
+    raise InputError(out, f"cannot be written: {parent} is not a writable folder")
+
+
+MANIFEST_COLUMNS = ("image", "audio", "emotion", "out")
+
+
+def _manifest_path(manifest: pathlib.Path, row: int, column: str, value: str, base: pathlib.Path,
+                   must_exist: bool) -> pathlib.Path:
+  """A manifest cell as a path under `base` (relative paths) or as given (absolute inputs)."""
+  where = f"{manifest}: row {row}"
+  if not value:
+    raise InputError(where, f"empty {column!r}")
+  path = pathlib.Path(value).expanduser()
+  if not path.is_absolute():
+    path = base / path
+  if must_exist and not path.is_file():
+    raise InputError(where, f"{column} {value!r}: no such file ({path})")
+  return path
+
+
+def generate_manifest(manifest, out_dir, *, models: Optional[Models] = None, checkpoint=None,
+                      progress: bool = True, **kwargs) -> dict:
+  """Batch mode: one video per CSV row (columns image,audio,emotion,out).
+
+  Input paths are relative to the manifest's folder; `out` is relative to `out_dir` and must stay inside
+  it. A failing row is skipped with its reason and the rest go on.
+
+  Returns:
+    {'succeeded': [per-row summaries], 'failed': [{'row', 'reason'}], 'total'}.
+  """
+  manifest = pathlib.Path(manifest)
+  out_dir = pathlib.Path(out_dir)
+  try:
+    text = manifest.read_text(encoding="utf-8")
+  except (OSError, UnicodeDecodeError) as e:
+    raise InputError(manifest, f"cannot read it ({e})") from None
+  reader = csv.DictReader(text.splitlines())
+  missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+  if missing:
+    raise InputError(manifest, f"missing column(s) {', '.join(missing)}; expected a header "
+                     f"{','.join(MANIFEST_COLUMNS)}")
+  rows = list(reader)
+  if not rows:
+    raise InputError(manifest, "has no rows")
+  models = load_models(checkpoint) if models is None else models
+  succeeded, failed = [], []
+  for number, row in enumerate(rows, start=2):  # Row 1 is the header.
+    try:
+      image = _manifest_path(manifest, number, "image", (row["image"] or "").strip(), manifest.parent, True)
+      speech = _manifest_path(manifest, number, "audio", (row["audio"] or "").strip(), manifest.parent, True)
+      out = _manifest_path(manifest, number, "out", (row["out"] or "").strip(), out_dir, False).resolve()
+      if out_dir.resolve() not in out.parents:
+        raise InputError(f"{manifest}: row {number}", f"out {row['out']!r} leaves the output folder {out_dir}")
+      summary = generate(image, speech, (row["emotion"] or "neutral").strip(), out, models=models,
+                         progress=progress, **kwargs)
+      succeeded.append({"row": number, **summary})
+    except InputError as e:
+      failed.append({"row": number, "reason": str(e)})
+  return {"total": len(rows), "succeeded": succeeded, "failed": failed}
