@@ -21,8 +21,8 @@ import tensorflow_datasets as tfds
 
 from data_pipelines import input_pipeline
 from data_pipelines.talking_face_folder import talking_face_folder_dataset_builder as folder_builder
-from emotalk_jax import emotions
 from emotalk_jax import bundled
+from emotalk_jax import emotions
 
 
 def _bundled_folder(root, num_clips: int) -> None:

@@ -47,10 +47,10 @@ from tensorflow_datasets.core import utils as tfds_utils
 
 from data_pipelines import features as features_lib
 from data_pipelines.features import ClipSpec
+from emotalk_jax.errors import InputError
 from emotalk_jax.media import audio
 from emotalk_jax.media import preprocess
 from emotalk_jax.media import video_io
-from emotalk_jax.errors import InputError
 
 FPS = 25.0
 VIDEO_EXTENSIONS = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm", ".flv", ".m4v")

@@ -26,8 +26,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from emotalk_jax.media import audio
 from emotalk_jax import emotions
+from emotalk_jax.media import audio
 from emotalk_jax.models import face_graph
 
 FRAME_SIZE = 256

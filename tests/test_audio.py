@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from emotalk_jax.media import audio
 from emotalk_jax import bundled
-from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
+from emotalk_jax.media import audio
+from emotalk_jax.media import video_io
 
 SILENCE = audio.LOG_MEL_FLOOR
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from emotalk_jax.cli import main as cli
 from emotalk_jax import bundled
+from emotalk_jax.cli import main as cli
 from emotalk_jax.media import video_io
 
 

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax.evaluate import cpbd
 from emotalk_jax import bundled
+from emotalk_jax.evaluate import cpbd
 from emotalk_jax.media import video_io
 
 # Real frames of three sizes and sources (256 MEAD crops, 512 HDTF, 224 VoxCeleb2).

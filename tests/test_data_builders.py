@@ -20,9 +20,9 @@ from data_pipelines import cremad
 from data_pipelines import mead
 from data_pipelines import ravdess
 from data_pipelines import talking_face_folder as folder
-from emotalk_jax.media import audio
-from emotalk_jax import emotions
 from emotalk_jax import bundled
+from emotalk_jax import emotions
+from emotalk_jax.media import audio
 from emotalk_jax.media import video_io
 
 FRAMES = 30

@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from emotalk_jax.media import audio
+from emotalk_jax import bundled
 from emotalk_jax.cli import main as cli
 from emotalk_jax import emotions
-from emotalk_jax.media import face
-from emotalk_jax.generate import pipeline as generate
-from emotalk_jax.media import landmarks
 from emotalk_jax.generate import driving
-from emotalk_jax import bundled
+from emotalk_jax.generate import pipeline as generate
+from emotalk_jax.media import audio
+from emotalk_jax.media import face
+from emotalk_jax.media import landmarks
 from emotalk_jax.media import video_io
 
 INNER_TOP, INNER_BOTTOM = 62, 66  # Middle of the inner lips (iBUG 68).

@@ -3,8 +3,8 @@
 import pytest
 
 from emotalk_jax.bench import evaluate as eval_bench
-from emotalk_jax.evaluate import expression
 from emotalk_jax import bundled
+from emotalk_jax.evaluate import expression
 
 
 def test_expression_classifier_on_real_mead_clips(shared_data):

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from emotalk_jax.cli import main as cli
 from emotalk_jax import bundled
+from emotalk_jax.cli import main as cli
+from emotalk_jax import stages
 
 GRID = str(bundled.GRID_CLIP)
 
@@ -72,7 +73,7 @@ def test_stage_forms_still_parse():
   args = cli.build_parser().parse_args(["evaluate", "landmark", "--config", "c.py", "--workdir", "w"])
   assert args.stage == "landmark" and args.flags == ["--config", "c.py", "--workdir", "w"]
   assert args.generated is None and args.func is cli.cmd_evaluate
-  assert cli.EVALUATE_STAGES[0] == "landmark"
+  assert list(stages.STAGES) == ["landmark", "texture"]
   harness = cli.build_parser().parse_args(["evaluate", "--generated", "g.mp4", "--emotion", "happy"])
   assert harness.stage is None and harness.generated == "g.mp4" and harness.flags == []
   for what in ("evaluate", "emotion-ceiling"):

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from emotalk_jax.evaluate import manifest as eval_manifest
 from emotalk_jax import bundled
-from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
+from emotalk_jax.evaluate import manifest as eval_manifest
+from emotalk_jax.media import video_io
 
 
 @pytest.fixture

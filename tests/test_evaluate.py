@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax.evaluate import plots as eval_plots
-from emotalk_jax.evaluate import harness as evaluate
-from emotalk_jax.evaluate import expression
 from emotalk_jax import bundled
-from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
+from emotalk_jax.evaluate import expression
+from emotalk_jax.evaluate import harness as evaluate
+from emotalk_jax.evaluate import plots as eval_plots
+from emotalk_jax.media import video_io
 
 PIXEL_AND_SHAPE = ("image", "cpbd", "lmd")
 

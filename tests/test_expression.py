@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from emotalk_jax import emotions
+from emotalk_jax.errors import InputError
 from emotalk_jax.evaluate import expression
 from emotalk_jax.media import face
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
-from emotalk_jax.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
+from emotalk_jax import bundled
 from emotalk_jax import errors
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks
-from emotalk_jax import bundled
 from emotalk_jax.media import video_io
 
 

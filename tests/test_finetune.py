@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from emotalk_jax import checkpoints
 from emotalk_jax.generate import finetune
 from emotalk_jax.models import texture_model
+from emotalk_jax import stages
 from emotalk_jax.train import texture as train_texture
 
 SIZE = 64
@@ -41,7 +43,7 @@ def test_finetune_raises_psnr_on_a_real_photo_and_cli_saves_params(photo, tmp_pa
   config = texture_test.get_config()
   config.image_size = SIZE
   config.model.width = 8
-  params = texture_model.init_params(train_texture.create_model(config), jax.random.PRNGKey(0), SIZE)
+  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), SIZE)
   # An untrained net copies its (warped) input; start from a decoder that adds a random correction, shown
   # almost everywhere, so there is something to adapt: a random residual head and occlusion logit bias -6 at
   # the finest scale (sigmoid(-3) ~ 0.05).
@@ -49,7 +51,7 @@ def test_finetune_raises_psnr_on_a_real_photo_and_cli_saves_params(photo, tmp_pa
   params["decoder"]["to_residual"]["kernel"] = 0.3 * jax.random.normal(jax.random.PRNGKey(1), head.shape)
   params["motion"]["head2"]["bias"] = params["motion"]["head2"]["bias"].at[2].set(-6.0)
   run = tmp_path / "run"
-  train_texture.save_generator(params, config, run / "texture.npz")
+  checkpoints.export(params, config, run / "texture.npz")
   from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   out = tmp_path / "adapted"
   assert cli.main(["finetune", "--image", str(photo), "--checkpoint", str(run / "texture.npz"), "--out", str(out),
@@ -58,7 +60,7 @@ def test_finetune_raises_psnr_on_a_real_photo_and_cli_saves_params(photo, tmp_pa
   assert report["psnr_after"] > report["psnr_before"] + 1.0, report
   assert report["ssim_after"] > report["ssim_before"], report
   assert report["steps"] == 60 and report["size"] == SIZE
-  model, adapted, _ = train_texture.load_generator(out / finetune.PARAMS_FILE)
+  model, adapted, _ = stages.get("texture").load(out / finetune.PARAMS_FILE)
   assert model.width == 8
   assert not np.allclose(adapted["decoder"]["to_residual"]["kernel"], params["decoder"]["to_residual"]["kernel"])
   assert (out / "reconstruction.png").stat().st_size > 0

@@ -14,18 +14,19 @@ import pytest
 
 from configs import landmark_test
 from configs import texture_test
-from emotalk_jax.media import audio
+from emotalk_jax import bundled
 from emotalk_jax import checkpoints
 from emotalk_jax import emotions
-from emotalk_jax.media import face
+from emotalk_jax.errors import InputError
 from emotalk_jax.generate import pipeline as generate
+from emotalk_jax.media import audio
+from emotalk_jax.media import face
 from emotalk_jax.media import landmarks
-from emotalk_jax import bundled
+from emotalk_jax.media import video_io
+from emotalk_jax.models import landmark_model
 from emotalk_jax.models import texture_model
 from emotalk_jax.train import landmark as train_landmark
 from emotalk_jax.train import texture as train_texture
-from emotalk_jax.media import video_io
-from emotalk_jax.errors import InputError
 
 SIZE = 32  # texture_test's crop: generation runs in seconds.
 
@@ -40,10 +41,10 @@ def _texture_config():
 def checkpoint_dir(tmp_path_factory):
   out = tmp_path_factory.mktemp("checkpoints")
   lm_config = landmark_test.get_config()
-  lm_params = train_landmark.init_params(train_landmark.create_model(lm_config), lm_config, jax.random.PRNGKey(0))
+  lm_params = landmark_model.init_params(landmark_model.create_model(lm_config), jax.random.PRNGKey(0), num_frames=lm_config.window)
   checkpoints.export(lm_params, lm_config, out / "landmark.npz")
   tx_config = _texture_config()
-  tx_params = texture_model.init_params(train_texture.create_model(tx_config), jax.random.PRNGKey(1), SIZE)
+  tx_params = texture_model.init_params(texture_model.create_model(tx_config), jax.random.PRNGKey(1), SIZE)
   checkpoints.export(tx_params, tx_config, out / "texture.npz")
   return out
 

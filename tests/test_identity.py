@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax.media import face
-from emotalk_jax.evaluate import identity
 from emotalk_jax import bundled
+from emotalk_jax.evaluate import identity
+from emotalk_jax.media import face
 from emotalk_jax.media import video_io
 
 

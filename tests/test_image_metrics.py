@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax.evaluate import image_metrics
 from emotalk_jax import bundled
+from emotalk_jax.evaluate import image_metrics
 from emotalk_jax.media import video_io
 
 

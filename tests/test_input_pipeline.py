@@ -18,10 +18,10 @@ import pytest
 
 from data_pipelines import features
 from data_pipelines import input_pipeline as ip
-from emotalk_jax.media import audio
-from emotalk_jax import emotions
-from emotalk_jax.media import preprocess
 from emotalk_jax import bundled
+from emotalk_jax import emotions
+from emotalk_jax.media import audio
+from emotalk_jax.media import preprocess
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 import clip_datasets  # tests/ is on sys.path under pytest

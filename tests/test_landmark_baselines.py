@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline
-from emotalk_jax.train import landmark_baselines
 from emotalk_jax.evaluate import lmd
 from emotalk_jax.train import landmark as train_landmark
+from emotalk_jax.train import landmark_baselines
 
 import clip_datasets  # pylint: disable=g-bad-import-order  (tests/ is on sys.path under pytest)
 import test_train_landmark as ttl  # The tiny dataset's builder (tests/ is on sys.path under pytest).

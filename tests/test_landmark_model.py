@@ -6,11 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from emotalk_jax.media import audio
 from emotalk_jax import emotions
+from emotalk_jax.media import audio
 from emotalk_jax.models import face_graph
-from emotalk_jax.models import landmark_model as lm
 from emotalk_jax.models import landmark_losses
+from emotalk_jax.models import landmark_model as lm
 
 MODULES = {"audio_encoder", "emotion_encoder", "graph_encoder", "temporal", "graph_decoder",
            "emotion_head", "motion_readout"}

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from emotalk_jax.media import audio
-from emotalk_jax.evaluate import harness as evaluate
-from emotalk_jax.media import face
-from emotalk_jax.evaluate import lipsync
 from emotalk_jax import bundled
+from emotalk_jax.evaluate import harness as evaluate
+from emotalk_jax.evaluate import lipsync
+from emotalk_jax.media import audio
+from emotalk_jax.media import face
 from emotalk_jax.media import video_io
 
 

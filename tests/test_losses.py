@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
+from emotalk_jax.evaluate import lmd
 from emotalk_jax.models import face_graph
 from emotalk_jax.models import landmark_losses
-from emotalk_jax.evaluate import lmd
 
 MOUTH = face_graph.MOUTH
 NOT_MOUTH = np.arange(20)  # Jaw and right brow: 20 nodes, as many as the mouth.

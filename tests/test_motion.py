@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from emotalk_jax import emotions
-from emotalk_jax.media import face
-from emotalk_jax.models import face_graph
-from emotalk_jax.media import landmarks
-from emotalk_jax.generate import driving
 from emotalk_jax.errors import InputError
+from emotalk_jax.generate import driving
+from emotalk_jax.media import face
+from emotalk_jax.media import landmarks
+from emotalk_jax.models import face_graph
 
 
 def test_parse_schedule():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from emotalk_jax import bundled
 from emotalk_jax.media import audio
 from emotalk_jax.media import landmarks as lm
 from emotalk_jax.media import preprocess
-from emotalk_jax import bundled
 from emotalk_jax.media import video_io
 
 

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax.models import face_graph
 from emotalk_jax.media import landmarks
+from emotalk_jax.models import face_graph
 from emotalk_jax.models import landmark_maps
 
 FACE = face_graph.schematic_face()
@@ -146,13 +146,13 @@ def test_jit_and_vmap_match_eager():
     np.testing.assert_allclose(mapped, eager, atol=1e-6)
 
 
-def test_to_uint8_image():
+def test_to_rgb():
   size = 32
-  parts = landmark_maps.to_uint8_image(landmark_maps.edge_map(FACE, size))
+  parts = landmark_maps.to_rgb(landmark_maps.edge_map(FACE, size))
   assert parts.shape == (size, size, 3) and parts.dtype == np.uint8 and parts.max() >= 250
-  per_landmark = landmark_maps.to_uint8_image(landmark_maps.heatmaps(_jittered_faces((2,)), size, per_landmark=True))
+  per_landmark = landmark_maps.to_rgb(landmark_maps.heatmaps(_jittered_faces((2,)), size, per_landmark=True))
   assert per_landmark.shape == (2, size, size, 3)
-  single = landmark_maps.to_uint8_image(landmark_maps.edge_map(FACE, size, merge=True))
+  single = landmark_maps.to_rgb(landmark_maps.edge_map(FACE, size, merge=True))
   assert np.all(single[..., 0] == single[..., 1])  # grey
   with pytest.raises(ValueError):
-    landmark_maps.to_uint8_image(np.zeros((4, 4, 5)))
+    landmark_maps.to_rgb(np.zeros((4, 4, 5)))

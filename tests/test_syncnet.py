@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emotalk_jax.evaluate import syncnet
 from emotalk_jax import bundled
+from emotalk_jax.errors import InputError
+from emotalk_jax.evaluate import syncnet
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
-from emotalk_jax.errors import InputError
 
 TINY = syncnet.SyncNetConfig(audio_channels=(4, 4, 4, 4, 4, 8), lip_channels=(4, 4, 4, 4, 4, 8), fc_hidden=8,
                              embed_dim=6)

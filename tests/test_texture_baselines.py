@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax.media import preprocess
 from emotalk_jax import bundled
-from emotalk_jax.train import texture_baselines
+from emotalk_jax import checkpoints
+from emotalk_jax.media import preprocess
 from emotalk_jax.models import texture_model
 from emotalk_jax.train import texture as train_texture
+from emotalk_jax.train import texture_baselines
 
 import clip_datasets  # tests/ is on sys.path under pytest
 
@@ -53,8 +54,8 @@ def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
   from configs import texture_test  # pylint: disable=g-import-not-at-top
   config = texture_test.get_config()
   config.dataset, config.dataset_config = data_dir, ""
-  params = texture_model.init_params(train_texture.create_model(config), jax.random.PRNGKey(0), config.image_size)
-  npz = train_texture.save_generator(params, config, tmp_path / "texture.npz")
+  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), config.image_size)
+  npz = checkpoints.export(params, config, tmp_path / "texture.npz")
   result = texture_baselines.compare(config, npz, frame_stride=6, max_frames=4)
   assert result["num_clips"] == 1 and result["num_frames"] == 4 and result["image_size"] == 32
   for method in texture_baselines.METHODS:

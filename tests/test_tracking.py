@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from emotalk_jax import bundled
 from emotalk_jax import errors
 from emotalk_jax.media import face
-from emotalk_jax import bundled
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
 

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax.media import preprocess
 from emotalk_jax import bundled
+from emotalk_jax import checkpoints
+from emotalk_jax.media import preprocess
+from emotalk_jax.models import landmark_model
 from emotalk_jax.train import landmark as train_landmark
 from emotalk_jax.train import loop as train_lib
 
@@ -87,7 +89,7 @@ def reference_run(dataset_dir, tmp_path_factory):
 
 
 def _params(workdir, step=None):
-  ckpt = train_lib.CheckpointManager(pathlib.Path(workdir) / "checkpoints")
+  ckpt = checkpoints.CheckpointManager(pathlib.Path(workdir) / "checkpoints")
   try:
     return ckpt.restore_params(step)
   finally:
@@ -115,7 +117,7 @@ def test_run_writes_metrics_tensorboard_plots_and_checkpoints(reference_run):
   plots = sorted(p.name for p in (workdir / "plots").glob("*.png"))
   assert plots == ["step_000002.png", "step_000004.png"]
   assert (workdir / "plots" / plots[-1]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  ckpt = train_lib.CheckpointManager(workdir / "checkpoints", best_metric="m_lmd")
+  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", best_metric="m_lmd")
   try:
     assert ckpt.latest_step() == 4
     assert set(ckpt.all_steps()) == {4, ckpt.best_step()}  # max_to_keep=1, plus the best.
@@ -128,7 +130,7 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
   config = _config(dataset_dir, debug_sigterm_step=1)
   first = train_landmark.train_and_evaluate(config, tmp_path)
   assert first["preempted"] and first["step"] == 1
-  ckpt = train_lib.CheckpointManager(tmp_path / "checkpoints")
+  ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.latest_step() == 1  # Saved on SIGTERM although checkpoint_every_steps is 2.
   ckpt.close()
   second = train_landmark.train_and_evaluate(_config(dataset_dir), tmp_path)
@@ -148,7 +150,7 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
 def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
   with pytest.raises(FloatingPointError, match=r"at step 3; last good checkpoint: step 2 in .*checkpoints"):
     train_landmark.train_and_evaluate(_config(dataset_dir, debug_nan_step=3), tmp_path)
-  ckpt = train_lib.CheckpointManager(tmp_path / "checkpoints")
+  ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.all_steps() == [2]  # Nothing written after the bad step.
   ckpt.close()
 
@@ -162,7 +164,7 @@ def test_cli_train_landmark(dataset_dir, tmp_path, capsys):
   assert rc == 0
   summary = json.loads(capsys.readouterr().out)
   assert summary["step"] == 3 and np.isfinite(summary["train/loss"])
-  ckpt = train_lib.CheckpointManager(workdir / "checkpoints")
+  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints")
   assert ckpt.latest_step() == 3
   ckpt.close()
 
@@ -189,7 +191,7 @@ def test_train_flags_override_config_fields():
 def test_configs_build_a_model_and_optimizer(name):
   import importlib  # pylint: disable=g-import-not-at-top
   config = importlib.import_module(f"configs.{name}").get_config()
-  train_landmark.create_model(config)
+  landmark_model.create_model(config)
   train_lib.make_optimizer(config)
   assert config.batch_size % 8 == 0 and config.eval_batch_size % 8 == 0
   if name == "landmark_sample":
@@ -219,14 +221,14 @@ def one_step(dataset_dir, init_npz, out_npz):
   it = input_pipeline.InputIterator(dataset_dir, config.train_split, batch_size=config.batch_size,
                                     window=config.window, seed=config.seed, mesh=mesh,
                                     shuffle_buffer=config.shuffle_buffer)
-  model = train_landmark.create_model(config)
+  model = landmark_model.create_model(config)
   tx, schedule = train_lib.make_optimizer(config)
   rng = jax.random.split(jax.random.PRNGKey(config.seed))[1]
-  state = train_lib.TrainState.create(train_lib.load_params_npz(init_npz), tx, rng)
+  state = train_lib.TrainState.create(checkpoints.load_params_npz(init_npz), tx, rng)
   state = train_lib.replicate(state, mesh)
   step = train_lib.make_train_step(train_landmark.make_loss_fn(model, config), tx, mesh, schedule)
   state, metrics = step(state, next(it))
-  train_lib.save_params_npz(state.params, out_npz)
+  checkpoints.save_params_npz(state.params, out_npz)
   np.savez(str(out_npz) + ".metrics.npz", **{k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
   return jax.device_count()
 
@@ -242,8 +244,8 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
       """)
   import jax  # pylint: disable=g-import-not-at-top
   config = _config(dataset_dir)
-  init = train_landmark.init_params(train_landmark.create_model(config), config, jax.random.PRNGKey(0))
-  train_lib.save_params_npz(init, tmp_path / "init.npz")  # Initialised once, here.
+  init = landmark_model.init_params(landmark_model.create_model(config), jax.random.PRNGKey(0), num_frames=config.window)
+  checkpoints.save_params_npz(init, tmp_path / "init.npz")  # Initialised once, here.
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
@@ -251,7 +253,7 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   assert one_step(dataset_dir, tmp_path / "init.npz", tmp_path / "one.npz") == jax.device_count() == 1
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out[-4000:]
-  one, eight = train_lib.load_params_npz(tmp_path / "one.npz"), train_lib.load_params_npz(tmp_path / "eight.npz")
+  one, eight = checkpoints.load_params_npz(tmp_path / "one.npz"), checkpoints.load_params_npz(tmp_path / "eight.npz")
   _assert_trees_close(one, eight, rtol=1e-4, atol=1e-6)
   with np.load(tmp_path / "one.npz.metrics.npz") as m1, np.load(tmp_path / "eight.npz.metrics.npz") as m8:
     assert set(m1.files) == set(m8.files) >= {"loss", "grad_norm", "emotion_loss", "landmark_loss"}

@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from data_pipelines import input_pipeline
+from emotalk_jax import checkpoints
 from emotalk_jax.train import loop as train_lib
 
 
@@ -93,7 +94,7 @@ def test_check_finite_names_step_and_checkpoint(tmp_path):
   train_lib.check_finite({"loss": 1.0, "grad_norm": 2.0}, 5)
   with pytest.raises(FloatingPointError, match="non-finite loss=nan at step 7; no checkpoint"):
     train_lib.check_finite({"loss": np.float32("nan"), "grad_norm": 1.0}, 7)
-  ckpt = train_lib.CheckpointManager(tmp_path)
+  ckpt = checkpoints.CheckpointManager(tmp_path)
   ckpt.save(3, _state(), {"pos": 1})
   ckpt.wait()
   with pytest.raises(FloatingPointError, match=r"grad_norm=inf at step 9; last good checkpoint: step 3 in "):
@@ -109,7 +110,7 @@ def _state(value=0.0, step=0):
 
 
 def test_checkpoint_round_trip_with_iterator_state(tmp_path):
-  ckpt = train_lib.CheckpointManager(tmp_path / "ckpt")
+  ckpt = checkpoints.CheckpointManager(tmp_path / "ckpt")
   assert ckpt.latest_step() is None
   data_state = {"format": "x", "positions": {"0": {"epoch": 2, "position": 17}}}
   saved = _state(1.5, step=12)
@@ -122,23 +123,23 @@ def test_checkpoint_round_trip_with_iterator_state(tmp_path):
   np.testing.assert_array_equal(ckpt.restore_params()["dense"]["kernel"], np.full((2, 3), 1.5))
   ckpt.close()
   with pytest.raises(FileNotFoundError):
-    train_lib.CheckpointManager(tmp_path / "empty").restore(_state())
+    checkpoints.CheckpointManager(tmp_path / "empty").restore(_state())
 
 
 def test_checkpoints_keep_last_n_and_best(tmp_path):
-  ckpt = train_lib.CheckpointManager(tmp_path, max_to_keep=2, best_metric="m_lmd", best_mode="min")
+  ckpt = checkpoints.CheckpointManager(tmp_path, max_to_keep=2, best_metric="m_lmd", best_mode="min")
   # step -> eval M-LMD (None: saved without an eval).
   for step, m_lmd in [(1, 3.0), (2, 1.0), (3, None), (4, 2.0), (5, 4.0), (6, None)]:
     if step == 4:  # A restart in between: the ranking comes back from disk.
       ckpt.close()
-      ckpt = train_lib.CheckpointManager(tmp_path, max_to_keep=2, best_metric="m_lmd", best_mode="min")
+      ckpt = checkpoints.CheckpointManager(tmp_path, max_to_keep=2, best_metric="m_lmd", best_mode="min")
       assert ckpt.best_step() == 2
     ckpt.save(step, _state(step=step), {}, metrics=None if m_lmd is None else {"m_lmd": m_lmd, "f_lmd": 9.0})
     ckpt.wait()
   assert sorted(ckpt.all_steps()) == [2, 5, 6]
   assert ckpt.best_step() == 2 and ckpt.latest_step() == 6
   ckpt.close()
-  maximise = train_lib.CheckpointManager(tmp_path / "max", max_to_keep=1, best_metric="acc", best_mode="max")
+  maximise = checkpoints.CheckpointManager(tmp_path / "max", max_to_keep=1, best_metric="acc", best_mode="max")
   for step, acc in [(1, 0.2), (2, 0.9), (3, 0.5), (4, 0.1)]:
     maximise.save(step, _state(step=step), {}, metrics={"acc": acc})
     maximise.wait()
@@ -148,15 +149,15 @@ def test_checkpoints_keep_last_n_and_best(tmp_path):
 
 def test_save_params_npz_round_trip(tmp_path):
   params = _state(2.0).params
-  train_lib.save_params_npz(params, tmp_path / "p.npz")
-  loaded = train_lib.load_params_npz(tmp_path / "p.npz")
+  checkpoints.save_params_npz(params, tmp_path / "p.npz")
+  loaded = checkpoints.load_params_npz(tmp_path / "p.npz")
   jax.tree.map(np.testing.assert_array_equal, loaded, jax.device_get(params))
 
 
 def test_merge_params_keeps_what_fits_and_reports_the_rest():
   fresh = {"a": {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)}, "new": {"kernel": jnp.zeros(2)}}
   restored = {"a": {"kernel": np.ones((3, 5)), "bias": np.ones(4)}, "old": {"kernel": np.ones(2)}}
-  merged, kept, dropped = train_lib.merge_params(restored, fresh)
+  merged, kept, dropped = checkpoints.merge_params(restored, fresh)
   np.testing.assert_array_equal(merged["a"]["bias"], 1.0)   # Same path and shape: restored.
   np.testing.assert_array_equal(merged["a"]["kernel"], 0.0)  # Reshaped layer: fresh.
   np.testing.assert_array_equal(merged["new"]["kernel"], 0.0)

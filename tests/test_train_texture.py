@@ -17,8 +17,11 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax.media import preprocess
 from emotalk_jax import bundled
+from emotalk_jax import checkpoints
+from emotalk_jax.media import preprocess
+from emotalk_jax.models import texture_model
+from emotalk_jax import stages
 from emotalk_jax.train import loop as train_lib
 from emotalk_jax.train import texture as train_texture
 
@@ -81,7 +84,7 @@ def reference_run(dataset_dir, tmp_path_factory):
 
 
 def _params(workdir, step=None):
-  ckpt = train_lib.CheckpointManager(pathlib.Path(workdir) / "checkpoints")
+  ckpt = checkpoints.CheckpointManager(pathlib.Path(workdir) / "checkpoints")
   try:
     return ckpt.restore_params(step)
   finally:
@@ -114,7 +117,7 @@ def test_run_writes_metrics_grids_and_checkpoints(reference_run):
   grid = video_io.read_image(grids[-1])
   assert grid.shape == (2 * 32, 5 * 32, 3)  # 2 rows of neutral | landmarks | generated | truth | flow.
   assert json.loads((workdir / "config.json").read_text())["image_size"] == 32
-  ckpt = train_lib.CheckpointManager(workdir / "checkpoints", best_metric="psnr", best_mode="max")
+  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", best_metric="psnr", best_mode="max")
   try:
     assert ckpt.latest_step() == 4 and set(ckpt.all_steps()) == {4, ckpt.best_step()}
   finally:
@@ -134,7 +137,7 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
 def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
   with pytest.raises(FloatingPointError, match=r"at step 3; last good checkpoint: step 2 in .*checkpoints"):
     train_texture.train_and_evaluate(_config(dataset_dir, debug_nan_step=3), tmp_path)
-  ckpt = train_lib.CheckpointManager(tmp_path / "checkpoints")
+  ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.all_steps() == [2]
   ckpt.close()
 
@@ -150,19 +153,19 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
   assert summary["step"] == 2 and np.isfinite(summary["train/loss"])
   # Inference params from a workdir (best / latest) and from an exported npz.
   ref_dir, _ = reference_run
-  model, params, config = train_texture.load_generator(ref_dir, checkpoint="latest")
+  model, params, config = stages.get("texture").load(ref_dir, checkpoint="latest")
   assert config.image_size == 32 and model.width == 4
   _assert_trees_close(params, _params(ref_dir, 4)["generator"])
-  npz = train_texture.export_generator(ref_dir, tmp_path / "export" / "texture.npz", checkpoint="latest")
-  _, loaded, _ = train_texture.load_generator(npz)
+  npz = pathlib.Path(stages.get("texture").export_run(ref_dir, tmp_path / "export" / "texture.npz", checkpoint="latest")["output"])
+  _, loaded, _ = stages.get("texture").load(npz)
   _assert_trees_close(loaded, params)
   # Params of another width: a clear error naming what differs.
   config.model.width = 8
   with pytest.raises(ValueError, match=r"do not fit the model \(\d+ differ\): .*kernel: shape \(3, 3, \d+, 4\), "
                                        r"the model expects \(3, 3, \d+, 8\)"):
-    train_texture.load_generator(npz, config=config)
+    stages.get("texture").load(npz, config=config)
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
-    train_texture.load_generator(tmp_path, config=config)
+    stages.get("texture").load(tmp_path, config=config)
 
 
 def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
@@ -195,10 +198,10 @@ def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path
   """init_from also takes an exported generator .npz (the shipped sample checkpoint's form): the generator
   starts from it, the discriminator fresh; a missing file is named."""
   ref_dir, _ = reference_run
-  npz = train_texture.export_generator(ref_dir, tmp_path / "generator.npz", checkpoint="latest")
+  npz = pathlib.Path(stages.get("texture").export_run(ref_dir, tmp_path / "generator.npz", checkpoint="latest")["output"])
   config = _config(dataset_dir, init_from=str(npz), num_train_steps=2, learning_rate=0.0, disc_learning_rate=0.0)
   train_texture.train_and_evaluate(config, tmp_path / "run")
-  _assert_trees_close(_params(tmp_path / "run", 2)["generator"], train_lib.load_params_npz(npz))
+  _assert_trees_close(_params(tmp_path / "run", 2)["generator"], checkpoints.load_params_npz(npz))
   config.init_from = str(tmp_path / "missing.npz")
   with pytest.raises(FileNotFoundError, match="missing.npz"):
     train_texture.train_and_evaluate(config, tmp_path / "run_missing")
@@ -208,8 +211,8 @@ def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path
 def test_configs_build_models_and_optimizers(name):
   import importlib  # pylint: disable=g-import-not-at-top
   config = importlib.import_module(f"configs.{name}").get_config()
-  train_texture.create_model(config)
-  train_texture.create_discriminator(config)
+  texture_model.create_model(config)
+  texture_model.create_discriminator(config)
   train_texture.make_optimizer(config)
   assert config.batch_size % 8 == 0 or name == "texture_sample"
   assert config.image_size == {"texture": 256, "texture_test": 32}.get(name, 128)
@@ -229,12 +232,12 @@ def one_step(dataset_dir, init_npz, out_npz):
                                     shuffle_buffer=config.shuffle_buffer)
   tx, schedule = train_texture.make_optimizer(config)
   rng = jax.random.split(jax.random.PRNGKey(config.seed))[1]
-  state = train_lib.replicate(train_lib.TrainState.create(train_lib.load_params_npz(init_npz), tx, rng), mesh)
-  loss_fn = train_texture.make_loss_fn(train_texture.create_model(config), train_texture.create_discriminator(config),
+  state = train_lib.replicate(train_lib.TrainState.create(checkpoints.load_params_npz(init_npz), tx, rng), mesh)
+  loss_fn = train_texture.make_loss_fn(texture_model.create_model(config), texture_model.create_discriminator(config),
                                        config)
   step = train_lib.make_train_step(loss_fn, tx, mesh, schedule, with_extra=True)
   state, metrics = step(state, next(it), train_lib.replicate({}, mesh))
-  train_lib.save_params_npz(state.params, out_npz)
+  checkpoints.save_params_npz(state.params, out_npz)
   np.savez(str(out_npz) + ".metrics.npz", **{k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
   return jax.device_count()
 
@@ -257,14 +260,14 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   init["generator"]["decoder"]["to_residual"]["kernel"] += 0.01
   for level in range(3):
     init["generator"]["motion"][f"head{level}"]["bias"] += np.array([0.013, -0.011, 0.0], np.float32)
-  train_lib.save_params_npz(init, tmp_path / "init.npz")
+  checkpoints.save_params_npz(init, tmp_path / "init.npz")
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
   assert one_step(dataset_dir, tmp_path / "init.npz", tmp_path / "one.npz") == jax.device_count() == 1
   out, _ = proc.communicate(timeout=400)
   assert proc.returncode == 0, out[-4000:]
-  one, eight = train_lib.load_params_npz(tmp_path / "one.npz"), train_lib.load_params_npz(tmp_path / "eight.npz")
+  one, eight = checkpoints.load_params_npz(tmp_path / "one.npz"), checkpoints.load_params_npz(tmp_path / "eight.npz")
   _assert_trees_close(one, eight, rtol=1e-4, atol=1e-6)
   with np.load(tmp_path / "one.npz.metrics.npz") as m1, np.load(tmp_path / "eight.npz.metrics.npz") as m8:
     assert set(m1.files) == set(m8.files) >= {"loss", "l1", "adversarial", "discriminator_loss", "grad_norm"}

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emotalk_jax.media import audio
 from emotalk_jax import bundled
-from emotalk_jax.media import video_io
 from emotalk_jax.errors import InputError
+from emotalk_jax.media import audio
+from emotalk_jax.media import video_io
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,12 @@ sys.path.insert(0, str(ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from data_pipelines import input_pipeline  # First: keeps TensorFlow off the GPUs.
 from data_pipelines import talking_face_folder
-from emotalk_jax.media import audio
+from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.evaluate import harness as evaluate
-from emotalk_jax.generate import pipeline as generate
 from emotalk_jax.generate import driving
-from emotalk_jax import bundled
+from emotalk_jax.generate import pipeline as generate
+from emotalk_jax.media import audio
 from emotalk_jax.train import texture_baselines
 # pylint: enable=g-import-not-at-top,wrong-import-position
 

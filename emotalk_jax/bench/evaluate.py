@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from emotalk_jax.bench import preprocess as bench_preprocess
+from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.evaluate import harness as evaluate
-from emotalk_jax import bundled
 from emotalk_jax.media import video_io
 
 BENCH_CLIP = "video/mead_dreamtalk/M030_front_happy_level3_001.mp4"  # 256x256, silent.

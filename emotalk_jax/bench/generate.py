@@ -16,10 +16,10 @@ import tempfile
 _CHILD = r"""
 import json, pathlib, resource, sys, time
 import jax, numpy as np, soundfile
-from emotalk_jax.media import audio
+from emotalk_jax import bundled
 from emotalk_jax import checkpoints
 from emotalk_jax.generate import pipeline as generate
-from emotalk_jax import bundled
+from emotalk_jax.media import audio
 
 size, seconds, finetune_steps, crop_only, work = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", pathlib.Path(sys.argv[5])
 speech = audio.load_audio(bundled.ARCTIC_SPEECH)
@@ -30,13 +30,12 @@ ckpt = bundled.CHECKPOINTS_DIR
 if checkpoints.load_config(ckpt / "texture.npz").image_size != size:
   from configs import texture
   from emotalk_jax.models import texture_model
-  from emotalk_jax.train import texture as train_texture
   config = texture.get_config(); config.image_size = size
   ckpt = work / f"untrained_{size}"
   ckpt.mkdir(exist_ok=True)
   (ckpt / "landmark.npz").write_bytes((bundled.CHECKPOINTS_DIR / "landmark.npz").read_bytes())
   (ckpt / "landmark.json").write_bytes((bundled.CHECKPOINTS_DIR / "landmark.json").read_bytes())
-  params = texture_model.init_params(train_texture.create_model(config), jax.random.PRNGKey(0), size)
+  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), size)
   checkpoints.export(params, config, ckpt / "texture.npz")
 t = time.perf_counter()
 summary = generate.generate(bundled.ASTRONAUT_PHOTO, wav, "happy:0.8", work / "out.mp4", checkpoint=ckpt,

@@ -53,17 +53,17 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   import numpy as np  # pylint: disable=g-import-not-at-top
   from configs import landmark_sample  # pylint: disable=g-import-not-at-top
   from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
-  from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import landmark_model  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import loop as train_lib  # pylint: disable=g-import-not-at-top
   config = landmark_sample.get_config()
   rng = np.random.default_rng(0)
   mesh = input_pipeline.make_mesh()
-  model = train_landmark.create_model(config)
+  model = landmark_model.create_model(config)
   tx, schedule = train_lib.make_optimizer(config)
-  params = train_landmark.init_params(model, config, jax.random.PRNGKey(0))
+  params = landmark_model.init_params(model, jax.random.PRNGKey(0), num_frames=config.window)
   holder = {"state": train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(1)), mesh)}
   step = train_lib.make_train_step(train_landmark.make_loss_fn(model, config), tx, mesh, schedule)
   b, k = config.batch_size, config.window
@@ -114,7 +114,7 @@ def texture_benchmark(sizes=(128, 256), batch_sizes=(1, 8, 32), train_steps: int
   results = []
   for size in sizes:
     config = _texture_config(size)
-    model, disc = train_texture.create_model(config), train_texture.create_discriminator(config)
+    model, disc = texture_model.create_model(config), texture_model.create_discriminator(config)
     tx, schedule = train_texture.make_optimizer(config)
     params = train_texture.init_params(config, jax.random.PRNGKey(0))
     state = train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(1)), mesh)

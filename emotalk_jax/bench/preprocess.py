@@ -9,8 +9,8 @@ import time
 
 import cv2
 
-from emotalk_jax.media import audio
 from emotalk_jax import bundled
+from emotalk_jax.media import audio
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
 

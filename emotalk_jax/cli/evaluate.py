@@ -72,9 +72,9 @@ def _options(args) -> dict:
 
 def run(args) -> dict:
   """Runs the harness form of `emotalk evaluate`; returns the JSON summary to print."""
+  from emotalk_jax.evaluate import harness as evaluate  # pylint: disable=g-import-not-at-top
   from emotalk_jax.evaluate import manifest as eval_manifest  # pylint: disable=g-import-not-at-top
   from emotalk_jax.evaluate import plots as eval_plots  # pylint: disable=g-import-not-at-top
-  from emotalk_jax.evaluate import harness as evaluate  # pylint: disable=g-import-not-at-top
   if args.manifest and args.generated:
     raise errors.InputError("evaluate", "give either --generated VIDEO or --manifest CSV, not both")
   if args.manifest:

@@ -10,14 +10,13 @@ import pathlib
 import sys
 import warnings
 
-from emotalk_jax import errors
-from emotalk_jax.cli import evaluate as eval_cli
 from emotalk_jax import bundled
+from emotalk_jax.cli import evaluate as eval_cli
+from emotalk_jax import errors
+from emotalk_jax import stages
 
 DEMO_SCHEDULE = "0:neutral,1.2:happy:0.9,2.6:sad:0.8"
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".flv", ".webm", ".mkv", ".avi", ".m4v"}
-# Trained stages `emotalk evaluate STAGE` knows; without a stage it runs the evaluation harness (eval_cli).
-EVALUATE_STAGES = ("landmark", "texture")
 
 
 def _default_out(path: pathlib.Path, suffix: str) -> pathlib.Path:
@@ -110,12 +109,8 @@ def cmd_evaluate(args) -> dict:
     raise errors.InputError(f"evaluate {args.stage}", "harness options (--generated, --manifest, ...) cannot be "
                                                       "combined with a stage; put the stage's flags after it")
   from absl import flags  # pylint: disable=g-import-not-at-top
-  if args.stage == "texture":
-    from emotalk_jax.train import texture_baselines as baselines  # pylint: disable=g-import-not-at-top
-  else:
-    from emotalk_jax.train import landmark_baselines as baselines  # pylint: disable=g-import-not-at-top
   try:
-    return baselines.main([args.stage] + list(args.flags))
+    return stages.get(args.stage).evaluate([args.stage] + list(args.flags))
   except flags.Error as e:  # Bad or missing flag, unreadable config file, no checkpoint.
     raise errors.InputError(f"evaluate {args.stage}", str(e)) from e
 
@@ -162,14 +157,13 @@ def cmd_export(args) -> dict:
   """Exports a training run's inference params as NAME.npz + NAME.json (what `--checkpoint` folders hold:
   landmark.npz and texture.npz): `emotalk export landmark --workdir RUN --out DIR/landmark.npz
   [--checkpoint best|latest|STEP] [--config CONFIG.py]` (the config only for runs without config.json)."""
-  from emotalk_jax import checkpoints  # pylint: disable=g-import-not-at-top
   config = None
   if args.config:
     from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
     config = train_main.load_config_file(args.config)
   checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
   try:
-    return checkpoints.export_run(args.stage, args.workdir, args.out, checkpoint, config)
+    return stages.get(args.stage).export_run(args.workdir, args.out, checkpoint, config)
   except (FileNotFoundError, ValueError) as e:
     raise errors.InputError(args.workdir, str(e)) from e
 
@@ -229,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("train", help="train a stage (absl flags: --config FILE --workdir DIR --config.x=y)",
                      description=cmd_train.__doc__)
-  p.add_argument("stage", choices=("landmark", "texture"), help="which network to train")
+  p.add_argument("stage", choices=tuple(stages.STAGES), help="which network to train")
   p.add_argument("flags", nargs=argparse.REMAINDER, help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
   p.set_defaults(func=cmd_train)
 
@@ -266,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("export", help="export a training run's params for `generate --checkpoint`",
                      description=cmd_export.__doc__)
-  p.add_argument("stage", choices=("landmark", "texture"), help="which network")
+  p.add_argument("stage", choices=tuple(stages.STAGES), help="which network")
   p.add_argument("--workdir", required=True, help="the training workdir")
   p.add_argument("--out", required=True, help="output .npz (its config goes beside it as .json)")
   p.add_argument("--checkpoint", default="best", help="best (default), latest or a step")
@@ -282,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("evaluate", help="score generated videos (harness), or a trained stage against its baselines",
                      description=cmd_evaluate.__doc__)
-  p.add_argument("stage", nargs="?", choices=EVALUATE_STAGES,
+  p.add_argument("stage", nargs="?", choices=tuple(stages.STAGES),
                  help="a trained stage to evaluate against its baselines (omit for the harness)")
   p.add_argument("flags", nargs=argparse.REMAINDER,
                  help="stage flags: --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP] "

@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from emotalk_jax import emotions
-from emotalk_jax.media import face
 from emotalk_jax.errors import InputError
+from emotalk_jax.media import face
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 CROP_MARGIN = 0.1  # Fraction of the face box's side added on each side.

@@ -35,20 +35,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emotalk_jax.media import audio as audio_lib
-from emotalk_jax.evaluate import cpbd as cpbd_lib
 from emotalk_jax import emotions
+from emotalk_jax.errors import InputError
+from emotalk_jax.evaluate import cpbd as cpbd_lib
 from emotalk_jax.evaluate import expression
-from emotalk_jax.media import face
 from emotalk_jax.evaluate import identity
 from emotalk_jax.evaluate import image_metrics
-from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.evaluate import lipsync
 from emotalk_jax.evaluate import lmd
 from emotalk_jax.evaluate import syncnet
+from emotalk_jax.media import audio as audio_lib
+from emotalk_jax.media import face
+from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
-from emotalk_jax.errors import InputError
 
 HARNESS_VERSION = 1  # Bumped whenever a convention changes, so results of different versions are not mixed.
 CROP_SIZE = 256

@@ -83,3 +83,10 @@ def ssim(a, b) -> np.ndarray:
   lead = a.shape[:-3]
   flat_a, flat_b = a.reshape((-1,) + a.shape[-3:]), b.reshape((-1,) + b.shape[-3:])
   return np.array([ssim_frame(x, y) for x, y in zip(flat_a, flat_b)], np.float64).reshape(lead)
+
+
+def image_scores(generated_uint8, target_uint8) -> dict:
+  """Per-frame {'psnr', 'ssim', 'l1'} ([N] each; `psnr` and `ssim`, l1 on [0, 1])."""
+  l1 = np.abs(generated_uint8.astype(np.float32) - target_uint8.astype(np.float32)).mean(axis=(1, 2, 3)) / 255.0
+  return {"psnr": psnr(generated_uint8, target_uint8),
+          "ssim": ssim(generated_uint8, target_uint8), "l1": l1}

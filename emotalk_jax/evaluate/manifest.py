@@ -18,9 +18,9 @@ import os
 import pathlib
 
 from emotalk_jax import emotions
-from emotalk_jax.evaluate import plots as eval_plots
-from emotalk_jax.evaluate import harness as evaluate
 from emotalk_jax.errors import InputError
+from emotalk_jax.evaluate import harness as evaluate
+from emotalk_jax.evaluate import plots as eval_plots
 
 COLUMNS = ("generated", "reference", "source", "emotion", "audio", "name")
 PATH_COLUMNS = ("generated", "reference", "source", "audio")

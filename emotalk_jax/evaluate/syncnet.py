@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import signal
 
+from emotalk_jax.errors import InputError
 from emotalk_jax.media import audio as audio_lib
 from emotalk_jax.media import face
-from emotalk_jax.errors import InputError
 
 INPUT_SIZE = 224  # Face crop side, pixels.
 WINDOW = 5  # Video frames per sample (0.2 s at 25 fps).

@@ -10,10 +10,10 @@ import math
 import numpy as np
 import scipy.ndimage
 
-from emotalk_jax.media import audio
 from emotalk_jax import emotions
-from emotalk_jax.models import face_graph
 from emotalk_jax.errors import InputError
+from emotalk_jax.media import audio
+from emotalk_jax.models import face_graph
 
 # Seconds over which one scheduled emotion blends into the next (a raised-cosine ramp starting at the
 # keyframe): fast enough to follow the speech, slow enough not to snap.

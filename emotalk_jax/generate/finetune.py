@@ -8,14 +8,13 @@ L1 (+ the VGG19 perceptual term when weights are given) of the generated target.
 changes; the emotion input is neutral.
 
   from emotalk_jax.generate import finetune
-  from emotalk_jax.train import texture as train_texture
-  model, params, config = train_texture.load_generator("runs/texture_sample")
+    model, params, config = stages.get("texture").load("runs/texture_sample")
   params, report = finetune.finetune(params, config, "photo.jpg", steps=200)
   # report: {'psnr_before', 'psnr_after', 'ssim_before', 'ssim_after', 'seconds', ...}
 
   emotalk finetune --image photo.jpg --checkpoint runs/texture_sample --out adapted/ [--steps 200]
 
-writes `adapted/texture_finetuned.npz` (+ `.json`; `train_texture.load_generator` reads it),
+writes `adapted/texture_finetuned.npz` (+ `.json`; `stages.get('texture').load` reads it),
 `adapted/report.json` and `adapted/reconstruction.png` (photo | before | after). The report's PSNR / SSIM
 (`image_metrics`) are the mean over 8 held-out augmented pairs of the photo (a seed apart from training's):
 how well the network rebuilds this face under new motions; `identity_psnr_*` rebuilds the photo from itself.
@@ -32,15 +31,17 @@ import ml_collections
 import numpy as np
 import optax
 
+from emotalk_jax import checkpoints
 from emotalk_jax import emotions
+from emotalk_jax.evaluate import image_metrics
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
+from emotalk_jax.media import video_io
 from emotalk_jax.models import texture_losses
 from emotalk_jax.models import texture_model
-from emotalk_jax.train import texture as train_texture
 from emotalk_jax.models import vgg as vgg_lib
-from emotalk_jax.media import video_io
 from emotalk_jax.models import warp
+from emotalk_jax import stages
 
 PARAMS_FILE = "texture_finetuned.npz"
 
@@ -119,21 +120,21 @@ def neutral_emotion(n: int) -> jax.Array:
 
 def reconstruct(model, params, photo, points) -> np.ndarray:
   """The generator's output [S, S, 3] uint8 for (photo, its own landmarks, neutral)."""
-  image = train_texture.to_float_image(jnp.asarray(photo))[None]
+  image = texture_model.to_float_image(jnp.asarray(photo))[None]
   lm = jnp.asarray(points, jnp.float32)[None]
   out = jax.jit(model.apply)({"params": params}, image, lm, lm, neutral_emotion(1))
-  return train_texture.to_uint8_image(out["image"][0])
+  return texture_model.to_uint8_image(out["image"][0])
 
 
 def _pair_scorer(model, pairs):
   """params -> mean {'psnr', 'ssim'} of the generator's targets for fixed `augmented_pairs`."""
   apply = jax.jit(model.apply)
-  truth = train_texture.to_uint8_image(pairs["target"])
+  truth = texture_model.to_uint8_image(pairs["target"])
 
   def scores(params):
     out = apply({"params": params}, pairs["neutral"], pairs["neutral_landmarks"], pairs["target_landmarks"],
                 neutral_emotion(truth.shape[0]))
-    s = train_texture.image_scores(train_texture.to_uint8_image(out["image"]), truth)
+    s = image_metrics.image_scores(texture_model.to_uint8_image(out["image"]), truth)
     return {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"]))}
 
   return scores
@@ -146,7 +147,7 @@ def finetune(params, model_or_config: Union[texture_model.TextureNet, ml_collect
   """Adapts generator params to one neutral photo (self-reconstruction under augmentation).
 
   Args:
-    params: the generator's params (e.g. from `train_texture.load_generator`).
+    params: the generator's params (e.g. from `stages.get('texture').load`).
     model_or_config: the `TextureNet`, or the training config (its model and `image_size`).
     image: a photo path or [H, W, 3] uint8 RGB array (the face is found and aligned), or, with
       `landmarks` ([68, 2] in [-1, 1]), an already aligned [S, S, 3] crop (e.g. `face.align_face`'s).
@@ -169,7 +170,7 @@ def finetune(params, model_or_config: Union[texture_model.TextureNet, ml_collect
   if isinstance(model_or_config, texture_model.TextureNet):
     model, size = model_or_config, size or 128
   else:
-    model, size = train_texture.create_model(model_or_config), size or int(model_or_config.image_size)
+    model, size = texture_model.create_model(model_or_config), size or int(model_or_config.image_size)
   if landmarks is None:
     photo, points = aligned_photo(image, size, face_index=face_index)
   else:
@@ -181,13 +182,13 @@ def finetune(params, model_or_config: Union[texture_model.TextureNet, ml_collect
   params = jax.tree.map(jnp.asarray, params)
   aug = dict(augment or {})
   # Held-out pairs (their own seed) the report scores: the photo rebuilt under the augmentation's motions.
-  held_out = augmented_pairs(jax.random.PRNGKey(seed + 1), train_texture.to_float_image(jnp.asarray(photo)),
+  held_out = augmented_pairs(jax.random.PRNGKey(seed + 1), texture_model.to_float_image(jnp.asarray(photo)),
                              jnp.asarray(points, jnp.float32), 8, **aug)
   held_out_scores = _pair_scorer(model, held_out)
   scores_before, before = held_out_scores(params), reconstruct(model, params, photo, points)
   vgg = vgg_lib.load_weights(vgg_weights) if vgg_weights else {}
   tx = optax.adam(learning_rate, b1=0.5, b2=0.999)
-  photo_f = train_texture.to_float_image(jnp.asarray(photo))
+  photo_f = texture_model.to_float_image(jnp.asarray(photo))
   points_j = jnp.asarray(points, jnp.float32)
   emotion = neutral_emotion(batch_size)
 
@@ -218,8 +219,8 @@ def finetune(params, model_or_config: Union[texture_model.TextureNet, ml_collect
   after = reconstruct(model, params, photo, points)
   seconds = time.perf_counter() - start
   scores_after = held_out_scores(params)
-  same_before = train_texture.image_scores(before[None], photo[None])
-  same_after = train_texture.image_scores(after[None], photo[None])
+  same_before = image_metrics.image_scores(before[None], photo[None])
+  same_after = image_metrics.image_scores(after[None], photo[None])
   report = {"psnr_before": scores_before["psnr"], "psnr_after": scores_after["psnr"],
             "ssim_before": scores_before["ssim"], "ssim_after": scores_after["ssim"],
             "identity_psnr_before": float(same_before["psnr"][0]), "identity_psnr_after": float(same_after["psnr"][0]),
@@ -230,12 +231,12 @@ def finetune(params, model_or_config: Union[texture_model.TextureNet, ml_collect
 
 def main(image, checkpoint, out, steps: int = 150, **kwargs) -> dict:
   """`emotalk finetune`: load (workdir or .npz), fine-tune, write params + report + a before/after PNG."""
-  model, params, config = train_texture.load_generator(checkpoint)
+  model, params, config = stages.get("texture").load(checkpoint)
   del model
   params, report = finetune(params, config, image, steps=steps, **kwargs)
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
-  npz = train_texture.save_generator(params, config, out / PARAMS_FILE)
+  npz = checkpoints.export(params, config, out / PARAMS_FILE)
   video_io.write_image(out / "reconstruction.png",
                        np.concatenate([report.pop("_photo"), report.pop("_before"), report.pop("_after")], 1))
   report.update(image=str(image), checkpoint=str(checkpoint), params=str(npz),

@@ -33,15 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emotalk_jax.media import audio
-from emotalk_jax import checkpoints
+from emotalk_jax import bundled
 from emotalk_jax import emotions
+from emotalk_jax.errors import InputError
+from emotalk_jax.generate import driving
+from emotalk_jax.media import audio
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
-from emotalk_jax.generate import driving
-from emotalk_jax import bundled
 from emotalk_jax.media import video_io
-from emotalk_jax.errors import InputError
+from emotalk_jax import stages
 
 FPS = audio.FPS
 LANDMARK_CHUNK = 250   # Frames per stage-1 call (10 s).
@@ -74,20 +74,15 @@ def load_models(checkpoint_dir=None) -> Models:
   Raises:
     InputError: a missing file, or params that do not fit their config (naming the params that differ).
   """
-  from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top  (heavy: TF, TFDS)
-  from emotalk_jax.train import texture as train_texture  # pylint: disable=g-import-not-at-top
   directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else bundled.CHECKPOINTS_DIR
   loaded = {}
-  for stage in ("landmark", "texture"):
-    npz = directory / f"{stage}.npz"
-    loader = checkpoints.stage_loader(stage)
+  for name in ("landmark", "texture"):
+    npz = directory / f"{name}.npz"
     try:
-      loaded[stage] = checkpoints.load_params(npz, loader["shapes"], subtree=loader["subtree"])
+      loaded[name] = stages.get(name).load(npz)
     except (FileNotFoundError, ValueError) as e:
       raise InputError(npz, str(e)) from None
-  (lm_params, lm_config), (tx_params, tx_config) = loaded["landmark"], loaded["texture"]
-  return Models(train_landmark.create_model(lm_config), lm_params, lm_config,
-                train_texture.create_model(tx_config), tx_params, tx_config)
+  return Models(*loaded["landmark"], *loaded["texture"])
 
 
 # Stage 1 ----------------------------------------------------------------------------------------------------

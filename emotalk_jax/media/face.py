@@ -19,9 +19,9 @@ import warnings
 import cv2
 import numpy as np
 
+from emotalk_jax import bundled
 from emotalk_jax import errors
 from emotalk_jax.media import landmarks as landmarks_lib
-from emotalk_jax import bundled
 
 TEMPLATE_PATH = bundled.ASSETS_DIR / "face_template.json"
 

@@ -14,10 +14,10 @@ import tqdm
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as lm
-from emotalk_jax.models import landmark_maps
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
 from emotalk_jax.media import visualize
+from emotalk_jax.models import landmark_maps
 
 
 @dataclasses.dataclass
@@ -141,7 +141,7 @@ def load_clip_arrays(path) -> dict:
 
 def _edge_panels(landmarks, size: int, batch: int = 32) -> np.ndarray:
   """[T, 68, 2] in [-1, 1] -> [T, S, S, 3] uint8 pictures of the edge maps the texture network sees."""
-  out = [landmark_maps.to_uint8_image(landmark_maps.edge_map(landmarks[i:i + batch], size))
+  out = [landmark_maps.to_rgb(landmark_maps.edge_map(landmarks[i:i + batch], size))
          for i in range(0, len(landmarks), batch)]
   return np.concatenate(out)
 

@@ -21,8 +21,8 @@ import av
 import cv2
 import numpy as np
 
-from emotalk_jax.media import audio as audio_lib
 from emotalk_jax.errors import InputError
+from emotalk_jax.media import audio as audio_lib
 
 # Timestamps are compared with this slack (seconds) so float rounding never shifts a frame boundary.
 _TIME_EPS = 1e-6

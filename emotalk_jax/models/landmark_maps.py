@@ -259,7 +259,7 @@ def edge_map(landmarks, size: int, thickness: Optional[float] = None,
   return maps
 
 
-def to_uint8_image(maps, colours: Optional[Sequence[Sequence[float]]] = None) -> np.ndarray:
+def to_rgb(maps, colours: Optional[Sequence[Sequence[float]]] = None) -> np.ndarray:
   """Colours a stack of maps for looking at: [..., H, W, C] in [0, 1] -> [..., H, W, 3] uint8.
 
   Pixel colour is the max over channels of map_c * colour_c, so overlapping

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jraph
+import ml_collections
 
 from emotalk_jax import emotions
 from emotalk_jax.models import face_graph
@@ -448,3 +449,28 @@ def init_params(model: LandmarkNet, rng, batch_size: int = 1, num_frames: int = 
   # Jitted: eager init dispatches hundreds of small ops and is several times slower on CPU.
   variables = jax.jit(model.init)(rng, *dummy_inputs(batch_size, num_frames))
   return variables["params"]
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def config_dtype(dtype):
+  """A config's dtype (a name such as 'bfloat16', or a dtype) as a JAX dtype."""
+  return DTYPES[dtype] if isinstance(dtype, str) else dtype
+
+
+def create_model(config: ml_collections.ConfigDict) -> LandmarkNet:
+  """The LandmarkNet that `config.model` describes (a stage-1 config: configs/landmark*.py)."""
+  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
+  for key in ("graph_features", "decoder_features"):
+    if key in kwargs:
+      kwargs[key] = tuple(kwargs[key])
+  if "dtype" in kwargs:
+    kwargs["dtype"] = config_dtype(kwargs["dtype"])
+  return LandmarkNet(**kwargs)
+
+
+def param_shapes(config: ml_collections.ConfigDict) -> dict:
+  """The model's params as ShapeDtypeStructs (nothing is computed): what a checkpoint must match."""
+  return jax.eval_shape(lambda: init_params(create_model(config), jax.random.PRNGKey(0),
+                                            num_frames=config.window))

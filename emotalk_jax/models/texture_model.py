@@ -40,10 +40,13 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 
 from emotalk_jax import emotions
 from emotalk_jax.models import face_graph
 from emotalk_jax.models import landmark_maps
+from emotalk_jax.models import landmark_model
 from emotalk_jax.models import warp as warp_lib
 
 EMOTION_DIM = emotions.NUM_EMOTIONS + 1
@@ -311,3 +314,44 @@ def init_params(model: nn.Module, rng, size: int):
   if isinstance(model, Discriminator):
     return jax.jit(model.init)(rng, image, target)["params"]
   return jax.jit(model.init)(rng, image, neutral, target, emotion)["params"]
+
+
+def create_model(config: ml_collections.ConfigDict) -> TextureNet:
+  """The TextureNet that `config.model` describes (a stage-2 config: configs/texture*.py)."""
+  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
+  kwargs["dtype"] = compute_dtype(config)
+  return TextureNet(**kwargs)
+
+
+def create_discriminator(config: ml_collections.ConfigDict) -> Discriminator:
+  return Discriminator(**dict(config.discriminator), dtype=compute_dtype(config))
+
+
+def compute_dtype(config: ml_collections.ConfigDict):
+  """`config.model.dtype` (default float32) as a JAX dtype: what both networks compute in."""
+  return landmark_model.config_dtype(config.model.get("dtype", "float32"))
+
+
+def param_shapes(config: ml_collections.ConfigDict) -> dict:
+  """The generator's params as ShapeDtypeStructs (nothing is computed): what a checkpoint must match."""
+  model = create_model(config)
+  return jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0), config.image_size))
+
+
+# Images in the network's range --------------------------------------------------------------------------
+
+def to_float_image(frames) -> jax.Array:
+  """uint8 [..., H, W, 3] -> float32 in [-1, 1] (the network's input and output range)."""
+  return frames.astype(jnp.float32) / 127.5 - 1.0
+
+
+def to_uint8_image(images) -> np.ndarray:
+  """float [..., H, W, 3] in [-1, 1] -> uint8 (numpy)."""
+  return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def resize_images(images, size: int) -> jax.Array:
+  """[N, H, W, C] -> [N, size, size, C] (antialiased bilinear; no-op at the same size)."""
+  if images.shape[1] == size and images.shape[2] == size:
+    return images
+  return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), method="linear", antialias=True)

@@ -35,15 +35,15 @@ import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
 from emotalk_jax import checkpoints
-from emotalk_jax.models import face_graph
-from emotalk_jax.models import landmark_model
-from emotalk_jax.media import landmarks
-from emotalk_jax.models import landmark_losses
 from emotalk_jax.evaluate import lmd
+from emotalk_jax.media import landmarks
+from emotalk_jax.models import face_graph
+from emotalk_jax.models import landmark_losses
+from emotalk_jax.models import landmark_model
+from emotalk_jax import stages
 from emotalk_jax.train import loop as train_lib
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
+STAGE = stages.get("landmark")
 
 def dataset_name(config) -> str:
   """The TFDS name to read: `config.dataset` (a name or a prepared dataset directory), with
@@ -88,28 +88,6 @@ def mean_displacement(config, builder=None, num_train_batches: Optional[int] = N
   if count == 0:
     raise ValueError(f"no train windows in {builder.info.full_name} {config.train_split}")
   return (total / count).astype(np.float32)
-
-
-def create_model(config) -> landmark_model.LandmarkNet:
-  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
-  for key in ("graph_features", "decoder_features"):
-    if key in kwargs:
-      kwargs[key] = tuple(kwargs[key])
-  if isinstance(kwargs.get("dtype"), str):
-    kwargs["dtype"] = _DTYPES[kwargs["dtype"]]
-  return landmark_model.LandmarkNet(**kwargs)
-
-
-def param_shapes(config) -> dict:
-  """The model's params as ShapeDtypeStructs (nothing is computed): what a checkpoint must match."""
-  return jax.eval_shape(lambda: init_params(create_model(config), config, jax.random.PRNGKey(0)))
-
-
-def init_params(model, config, rng):
-  params = landmark_model.init_params(model, rng, batch_size=1, num_frames=config.window)
-  if isinstance(params, dict) and set(params) == {"params"}:  # Accept the full variables dict too.
-    params = params["params"]
-  return params
 
 
 def augment(batch, rng, flip_prob: float) -> dict:
@@ -252,7 +230,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     FloatingPointError: the loss or gradient norm became NaN/Inf (message: the step and the last
       checkpoint to resume from).
   """
-  workdir = checkpoints.start_run(config, workdir)
+  workdir = train_lib.start_run(config, workdir)
   mesh = input_pipeline.make_mesh()
   builder = get_builder(config)
   logging.info("training on %s with %d device(s) over %d process(es)", builder.info.full_name,
@@ -261,18 +239,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   train_iter = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size,
                                             window=config.window, seed=config.seed, mesh=mesh,
                                             shuffle_buffer=config.shuffle_buffer)
-  model = create_model(config)
+  model = landmark_model.create_model(config)
   tx, schedule = train_lib.make_optimizer(config)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  params = init_params(model, config, init_rng)
+  params = landmark_model.init_params(model, init_rng, num_frames=config.window)
   if config.get("init_mean_displacement", False):
     mean = mean_displacement(config, builder)
     if jax.process_count() > 1:  # Each process saw its own shard: all take process 0's.
       mean = multihost_utils.broadcast_one_to_all(mean)
     params = dict(params, mean_displacement=jnp.asarray(mean))
   state = train_lib.TrainState.create(params, tx, train_rng)
-  ckpt = train_lib.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
-                                     best_metric="m_lmd", best_mode="min")
+  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
+                                     best_metric=STAGE.best_metric, best_mode=STAGE.best_mode)
   if ckpt.latest_step() is not None:
     state, data_state = ckpt.restore(state)
     train_iter.set_state(data_state)
@@ -289,4 +267,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     return dict(batch, landmarks=batch["landmarks"] * jnp.nan)
 
   return train_lib.train_loop(config, workdir, state=state, train_step=train_step, train_iter=train_iter,
-                              checkpoints=ckpt, evaluate_fn=evaluate_fn, poison_fn=poison)
+                              ckpt=ckpt, evaluate_fn=evaluate_fn, poison_fn=poison)

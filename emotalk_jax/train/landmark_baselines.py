@@ -27,13 +27,17 @@ import ml_collections
 import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
+from emotalk_jax import checkpoints
 from emotalk_jax.models import face_graph
+from emotalk_jax import stages
 from emotalk_jax.train import landmark as train_landmark
 from emotalk_jax.train import loop as train_lib
 
 BASELINES = ("static", "mean_motion")
 METRICS = ("m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd")
 
+
+STAGE = stages.get("landmark")
 
 def predict(displacement, batch):
   """Baseline prediction [B, K, 68, 2]: the neutral landmarks + `displacement` [68, 2] in every frame."""
@@ -96,7 +100,7 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", num_train_bat
   directory = pathlib.Path(workdir).absolute() / "checkpoints"
   if not directory.is_dir():
     raise FileNotFoundError(f"no checkpoints directory in {pathlib.Path(workdir).absolute()}")
-  ckpt = train_lib.CheckpointManager(directory, best_metric="m_lmd", best_mode="min")
+  ckpt = checkpoints.CheckpointManager(directory, best_metric=STAGE.best_metric, best_mode=STAGE.best_mode)
   try:
     step = ckpt.resolve_step(checkpoint)
     params = ckpt.restore_params(step)
@@ -105,7 +109,7 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", num_train_bat
   builder = train_landmark.get_builder(config)
   mesh = input_pipeline.make_mesh()
   eval_config = _eval_config(config, num_eval_batches)
-  eval_step = train_landmark.make_eval_step(train_landmark.create_model(config), mesh)
+  eval_step = train_landmark.make_eval_step(STAGE.create_model(config), mesh)
   model = train_landmark.evaluate(eval_step, train_lib.replicate(params, mesh), eval_config, builder, mesh)
   out = {"checkpoint_step": int(step), "num_eval_batches": int(eval_config.num_eval_batches), "model": model}
   out.update(evaluate_baselines(config, num_train_batches, num_eval_batches, builder=builder, mesh=mesh))

@@ -5,7 +5,7 @@ A trainer (e.g. `emotalk_jax.train.landmark`) combines these pieces:
 ```python
 tx, schedule = train_lib.make_optimizer(config)
 state = train_lib.TrainState.create(params, tx, rng)
-ckpt = train_lib.CheckpointManager(workdir / "checkpoints", max_to_keep=3, best_metric="m_lmd")
+ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", max_to_keep=3, best_metric="m_lmd")
 if ckpt.latest_step() is not None:
   state, data_state = ckpt.restore(state)        # params, opt_state, step, rng + iterator position
   train_iter.set_state(data_state)
@@ -45,8 +45,9 @@ from jax.sharding import PartitionSpec as P
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_policy
+import ml_collections
+
+from emotalk_jax import checkpoints
 
 DATA_AXIS = "data"
 
@@ -69,6 +70,17 @@ def maybe_initialize_distributed(config) -> bool:
 
 
 # Train state and optimizer ---------------------------------------------------------------------------
+
+def start_run(config: ml_collections.ConfigDict, workdir) -> pathlib.Path:
+  """What every trainer does first: multi-host init (if configured), the absolute workdir created, and the
+  run's config saved there (process 0) so `load_config` can rebuild the model from the workdir."""
+  maybe_initialize_distributed(config)
+  workdir = pathlib.Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    checkpoints.save_config(config, workdir / checkpoints.CONFIG_FILE)
+  return workdir
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -197,152 +209,17 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, mesh,
   return jax.jit(step, in_shardings=in_shardings, out_shardings=(repl, repl), donate_argnums=(0,))
 
 
-def check_finite(metrics: Mapping[str, Any], step: int, checkpoints: Optional["CheckpointManager"] = None,
+def check_finite(metrics: Mapping[str, Any], step: int, ckpt: Optional[checkpoints.CheckpointManager] = None,
                  keys=("loss", "grad_norm")) -> None:
   """Raises FloatingPointError if any of `keys` in the (host) metrics is NaN or Inf, naming the step
   and the last checkpoint that was saved before it (the one to resume from)."""
   bad = {k: float(metrics[k]) for k in keys if k in metrics and not np.all(np.isfinite(metrics[k]))}
   if not bad:
     return
-  last = None if checkpoints is None else checkpoints.latest_step()
-  where = (f"last good checkpoint: step {last} in {checkpoints.directory}" if last is not None
+  last = None if ckpt is None else ckpt.latest_step()
+  where = (f"last good checkpoint: step {last} in {ckpt.directory}" if last is not None
            else "no checkpoint was saved before it")
   raise FloatingPointError(f"non-finite {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; {where}")
-
-
-# Checkpoints ------------------------------------------------------------------------------------------
-
-class CheckpointManager:
-  """Orbax checkpoints of the train state (params, opt_state, step, rng) plus the input iterator's
-  position (JSON), as one Composite per step: `<directory>/<step>/{state,data}`.
-
-  Keeps the `max_to_keep` latest checkpoints and, among those saved with metrics, the best
-  `keep_best` by `metrics[best_metric]` (`best_mode` 'min' or 'max'). Saving is asynchronous;
-  `wait()` (or `close()`) blocks until written.
-  """
-
-  def __init__(self, directory, *, max_to_keep: int = 3, best_metric: Optional[str] = None,
-               best_mode: str = "min", keep_best: int = 1, async_save: bool = True):
-    if best_mode not in ("min", "max"):
-      raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
-    self.directory = pathlib.Path(directory).absolute()
-    self.best_metric = best_metric
-    self.best_mode = best_mode
-    policies = [ocp_policy.LatestN(max_to_keep)]
-    if best_metric:
-      self.best_fn = lambda metrics: float(metrics[best_metric])
-      policies.append(ocp_policy.BestN(get_metric_fn=self.best_fn, reverse=best_mode == "min", n=keep_best,
-                                       keep_checkpoints_without_metrics=False))
-    # best_fn/best_mode also make Orbax write the metrics to disk, so the ranking survives a restart.
-    options = ocp.CheckpointManagerOptions(preservation_policy=ocp_policy.AnyPreservationPolicy(policies),
-                                           best_fn=self.best_fn if best_metric else None, best_mode=best_mode,
-                                           enable_async_checkpointing=async_save, create=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
-
-  def latest_step(self) -> Optional[int]:
-    return self._manager.latest_step()
-
-  def all_steps(self) -> list:
-    return list(self._manager.all_steps())
-
-  def best_step(self) -> Optional[int]:
-    """The kept step with the best `best_metric` (None: no best_metric, or no checkpoint has metrics)."""
-    if not self.best_metric:
-      return None
-    scored = []
-    for step in self.all_steps():
-      metrics = self._manager.metrics(step)
-      if metrics and self.best_metric in metrics:
-        scored.append((self.best_fn(metrics), step))
-    if not scored:
-      return None
-    return (min(scored) if self.best_mode == "min" else max(scored))[1]
-
-  def resolve_step(self, checkpoint="latest") -> int:
-    """The step of `checkpoint`: 'latest', 'best' (the latest when none was ranked) or a step number.
-
-    Raises FileNotFoundError when there is no such checkpoint."""
-    latest = self.latest_step()
-    if latest is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    if checkpoint == "latest":
-      return latest
-    if checkpoint == "best":
-      best = self.best_step()
-      return latest if best is None else best
-    if int(checkpoint) not in self.all_steps():
-      raise FileNotFoundError(f"no checkpoint of step {checkpoint} in {self.directory} (have {self.all_steps()})")
-    return int(checkpoint)
-
-  def save(self, step: int, state: TrainState, data_state: Optional[Mapping[str, Any]] = None,
-           metrics: Optional[Mapping[str, float]] = None, force: bool = True) -> bool:
-    """Saves the state and the iterator position at `step`; `metrics` (host floats) rank it for 'best'."""
-    if metrics is not None and self.best_metric and self.best_metric not in metrics:
-      metrics = None
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(dict(data_state or {})))
-    metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-    return self._manager.save(int(step), args=args, metrics=metrics, force=force)
-
-  def restore(self, target: TrainState, step: Optional[int] = None):
-    """(state, data_state) of `step` (default: the latest), shaped and sharded like `target`."""
-    step = self.resolve_step() if step is None else step
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                                   data=ocp.args.JsonRestore()))
-    return restored["state"], dict(restored["data"] or {})
-
-  def restore_params(self, step: Optional[int] = None):
-    """Only the params of a checkpoint, as numpy arrays (no target needed: for evaluation, export)."""
-    restored = self._manager.restore(self.resolve_step() if step is None else step,
-                                     args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return jax.tree.map(np.asarray, restored["state"]["params"])
-
-  def wait(self):
-    self._manager.wait_until_finished()
-
-  def close(self):
-    self._manager.close()
-
-
-def save_params_npz(params, path) -> None:
-  """Writes a params pytree as a plain .npz (keys are '/'-joined paths; no pickle)."""
-  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params) if hasattr(params, "unfreeze") else params,
-                                         sep="/")
-  np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
-
-
-def load_params_npz(path) -> dict:
-  with np.load(path, allow_pickle=False) as data:
-    return flax.traverse_util.unflatten_dict({k: data[k] for k in data.files}, sep="/")
-
-
-def _flat_fits(params, reference):
-  """(flat params, flat reference, the '/'-joined names present in both with the same shape)."""
-  flat = flax.traverse_util.flatten_dict(params, sep="/")
-  ref = flax.traverse_util.flatten_dict(reference, sep="/")
-  return flat, ref, {k for k in ref.keys() & flat.keys() if tuple(np.shape(flat[k])) == tuple(ref[k].shape)}
-
-
-def check_params_match(params, reference, source: str = "params") -> None:
-  """Raises ValueError naming every param of `params` that is missing, unexpected, or shaped unlike
-  `reference` (a params pytree or its `jax.eval_shape`), e.g. a checkpoint of another model size."""
-  flat, ref, fits = _flat_fits(params, reference)
-  problems = [f"{k}: missing" for k in sorted(ref.keys() - flat.keys())]
-  problems += [f"{k}: not in the model" for k in sorted(flat.keys() - ref.keys())]
-  problems += [f"{k}: shape {tuple(np.shape(flat[k]))}, the model expects {tuple(ref[k].shape)}"
-               for k in sorted((ref.keys() & flat.keys()) - fits)]
-  if problems:
-    shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
-    raise ValueError(f"{source} do not fit the model ({len(problems)} differ): {shown}")
-
-
-def merge_params(restored, fresh):
-  """Model surgery for a warm start: `fresh` (a params pytree) with every param of `restored` whose path
-  and shape it shares. Returns (params, names of fresh params kept, names of restored params dropped)."""
-  flat, ref, fits = _flat_fits(restored, fresh)
-  merged = {k: (flat[k] if k in fits else v) for k, v in ref.items()}
-  return (flax.traverse_util.unflatten_dict(merged, sep="/"), sorted(ref.keys() - fits),
-          sorted(flat.keys() - fits))
 
 
 # Preemption -------------------------------------------------------------------------------------------
@@ -440,7 +317,7 @@ def mean_metrics(history) -> dict:
 
 # The training loop ----------------------------------------------------------------------------------------
 
-def train_loop(config, workdir, *, state: TrainState, train_step: Callable, train_iter, checkpoints: CheckpointManager,
+def train_loop(config, workdir, *, state: TrainState, train_step: Callable, train_iter, ckpt: checkpoints.CheckpointManager,
                evaluate_fn: Callable, step_args=(), poison_fn: Optional[Callable] = None) -> dict:
   """The loop a trainer runs once it has its state, step and data: log, evaluate, checkpoint, stop.
 
@@ -450,7 +327,7 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
   (it may write plots); every `config.checkpoint_every_steps`, at the last step and on SIGTERM a
   checkpoint (state + `train_iter.get_state()`, ranked by the eval metrics of that step if any).
   Test hooks: `config.debug_nan_step` passes that step's batch through `poison_fn`;
-  `config.debug_sigterm_step` sends this process a SIGTERM after that step. Closes `checkpoints`.
+  `config.debug_sigterm_step` sends this process a SIGTERM after that step. Closes `ckpt`.
 
   Returns:
     {'step', 'preempted', 'train/<m>' (mean over the last log interval), 'eval/<m>' (last eval)}.
@@ -471,7 +348,7 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
         state, metrics = train_step(state, batch, *step_args)
         step += 1
         metrics = jax.device_get(metrics)
-        check_finite(metrics, step, checkpoints)
+        check_finite(metrics, step, ckpt)
         history.append(metrics)
         bar.update(1)
         bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", refresh=False)
@@ -489,15 +366,15 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
           evaluated = True
         stop = preempt.should_stop()
         if step % config.checkpoint_every_steps == 0 or is_last or stop:
-          checkpoints.save(step, state, train_iter.get_state(), metrics=eval_metrics if evaluated else None)
+          ckpt.save(step, state, train_iter.get_state(), metrics=eval_metrics if evaluated else None)
         if stop:
           logging.warning("stopping at step %d on request (SIGTERM); checkpoint saved", step)
           preempted = True
           break
   finally:
     bar.close()
-    checkpoints.wait()
-    checkpoints.close()
+    ckpt.wait()
+    ckpt.close()
     writer.close()
   out = {"step": step, "preempted": preempted}
   out.update(final)

@@ -13,17 +13,7 @@ from absl import flags
 import ml_collections
 from ml_collections import config_flags
 
-STAGES = ("landmark", "texture")
-
-
-def _trainer(stage: str):
-  if stage == "landmark":
-    from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top
-    return train_landmark.train_and_evaluate
-  if stage == "texture":
-    from emotalk_jax.train import texture as train_texture  # pylint: disable=g-import-not-at-top
-    return train_texture.train_and_evaluate
-  raise ValueError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGES)}")
+from emotalk_jax import stages
 
 
 def parse(argv):
@@ -69,13 +59,13 @@ def load_config_file(path) -> ml_collections.ConfigDict:
 def main(argv) -> dict:
   """argv: [stage, --config=..., --workdir=..., --config.x=y, ...]. Returns the final metrics."""
   if not argv or argv[0].startswith("-"):
-    raise flags.Error(f"usage: emotalk train {{{','.join(STAGES)}}} --config CONFIG.py --workdir DIR [--config.x=y]")
-  stage, rest = argv[0], list(argv[1:])
-  train = _trainer(stage)
-  config, workdir = parse([f"emotalk train {stage}"] + rest)
+    raise flags.Error(f"usage: emotalk train {{{','.join(stages.STAGES)}}} --config CONFIG.py --workdir DIR "
+                      "[--config.x=y]")
+  stage, rest = stages.get(argv[0]), list(argv[1:])
+  config, workdir = parse([f"emotalk train {stage.name}"] + rest)
   logging.getLogger().setLevel(logging.INFO)
   logging.info("config:\n%s", config)
-  return train(config, workdir)
+  return stage.train_and_evaluate(config, workdir)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ What it writes in `workdir`:
 Resume, SIGTERM and the NaN stop are `train_lib.train_loop`'s.
 Warm start: `config.init_from` (another run's latest params or an exported generator `.npz`, fresh
 optimizer); with `init_from_partial` only the params whose path and shape fit are taken
-(`train_lib.merge_params`), so a changed layer starts fresh.
+(`checkpoints.merge_params`), so a changed layer starts fresh.
 
 Inference: `load_generator(workdir_or_npz)` -> (model, generator params, config); `export_generator` writes
 the generator params as a plain `.npz` (+ `.json` config) that `load_generator` reads back.
@@ -53,40 +53,25 @@ import optax
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
 from emotalk_jax import checkpoints
 from emotalk_jax.evaluate import image_metrics
+from emotalk_jax.media import video_io
 from emotalk_jax.models import landmark_maps
 from emotalk_jax.models import texture_losses
 from emotalk_jax.models import texture_model
+from emotalk_jax.models import vgg as vgg_lib
+from emotalk_jax import stages
 from emotalk_jax.train import landmark as train_landmark
 from emotalk_jax.train import loop as train_lib
-from emotalk_jax.models import vgg as vgg_lib
-from emotalk_jax.media import video_io
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-BEST_METRIC = "psnr"
+STAGE = stages.get("texture")
 
 
 # Model ---------------------------------------------------------------------------------------------------
 
-def _dtype(config):
-  dtype = config.model.get("dtype", "float32")
-  return _DTYPES[dtype] if isinstance(dtype, str) else dtype
-
-
-def create_model(config) -> texture_model.TextureNet:
-  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
-  kwargs["dtype"] = _dtype(config)
-  return texture_model.TextureNet(**kwargs)
-
-
-def create_discriminator(config) -> texture_model.Discriminator:
-  return texture_model.Discriminator(**dict(config.discriminator), dtype=_dtype(config))
-
-
 def init_params(config, rng) -> dict:
   """{'generator': TextureNet params, 'discriminator': Discriminator params} at `config.image_size`."""
   g_rng, d_rng = jax.random.split(rng)
-  return {"generator": texture_model.init_params(create_model(config), g_rng, config.image_size),
-          "discriminator": texture_model.init_params(create_discriminator(config), d_rng, config.image_size)}
+  return {"generator": texture_model.init_params(texture_model.create_model(config), g_rng, config.image_size),
+          "discriminator": texture_model.init_params(texture_model.create_discriminator(config), d_rng, config.image_size)}
 
 
 def make_optimizer(config):
@@ -112,23 +97,6 @@ def load_vgg(config) -> dict:
 
 # Batches --------------------------------------------------------------------------------------------------
 
-def to_float_image(frames) -> jax.Array:
-  """uint8 [..., H, W, 3] -> float32 in [-1, 1]."""
-  return frames.astype(jnp.float32) / 127.5 - 1.0
-
-
-def to_uint8_image(images) -> np.ndarray:
-  """float [..., H, W, 3] in [-1, 1] -> uint8 (numpy)."""
-  return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def resize_images(images, size: int) -> jax.Array:
-  """[N, H, W, C] -> [N, size, size, C] (antialiased bilinear; no-op at the same size)."""
-  if images.shape[1] == size and images.shape[2] == size:
-    return images
-  return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), method="linear", antialias=True)
-
-
 def make_pairs(batch, size: int, rng=None, source_frame_prob: float = 0.0) -> dict:
   """An input-pipeline batch -> N = B * K (neutral, target) pairs at `size`.
 
@@ -149,9 +117,9 @@ def make_pairs(batch, size: int, rng=None, source_frame_prob: float = 0.0) -> di
   def per_frame(x):  # [B, ...] -> [B * K, ...]: the clip's reference for each of its K frames.
     return jnp.repeat(x, k, axis=0)
   return {
-      "neutral": resize_images(to_float_image(per_frame(neutral)), size),
+      "neutral": texture_model.resize_images(texture_model.to_float_image(per_frame(neutral)), size),
       "neutral_landmarks": per_frame(neutral_landmarks).astype(jnp.float32),
-      "target": resize_images(to_float_image(frames.reshape((b * k,) + frames.shape[2:])), size),
+      "target": texture_model.resize_images(texture_model.to_float_image(frames.reshape((b * k,) + frames.shape[2:])), size),
       "target_landmarks": batch["landmarks"].reshape(b * k, -1, 2).astype(jnp.float32),
       "emotion": per_frame(batch["emotion"]).astype(jnp.float32),
   }
@@ -182,7 +150,7 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   residuals = out["residual_flows"]
   smooth, length = 0.0, 0.0
   for flow in residuals:
-    smooth += texture_losses.flow_smoothness(flow, resize_images(pairs["neutral"], flow.shape[1]))
+    smooth += texture_losses.flow_smoothness(flow, texture_model.resize_images(pairs["neutral"], flow.shape[1]))
     # Length in pixels of that scale (+1e-12 under the root: the residual heads start at exactly zero,
     # where the plain norm's gradient is NaN).
     pixels = flow.astype(jnp.float32) * (flow.shape[1] / 2.0)
@@ -193,7 +161,7 @@ def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   terms["flow_residual"] = length / len(residuals)
   if vgg:
     terms["perceptual"] = vgg_lib.perceptual_loss(vgg, out["image"], pairs["target"], tuple(config.vgg_layers),
-                                                  tuple(config.vgg_layer_weights), dtype=_dtype(config))
+                                                  tuple(config.vgg_layer_weights), dtype=texture_model.compute_dtype(config))
   return terms
 
 
@@ -256,13 +224,6 @@ def make_eval_step(model, mesh, size: int):
   return jax.jit(eval_step, in_shardings=(repl, data), out_shardings=data)
 
 
-def image_scores(generated_uint8, target_uint8) -> dict:
-  """Per-frame {'psnr', 'ssim', 'l1'} ([N] each; `emotalk_jax.evaluate.image_metrics` conventions, l1 on [0, 1])."""
-  l1 = np.abs(generated_uint8.astype(np.float32) - target_uint8.astype(np.float32)).mean(axis=(1, 2, 3)) / 255.0
-  return {"psnr": image_metrics.psnr(generated_uint8, target_uint8),
-          "ssim": image_metrics.ssim(generated_uint8, target_uint8), "l1": l1}
-
-
 def flow_to_rgb(flow, max_magnitude: Optional[float] = None) -> np.ndarray:
   """Flow [..., H, W, 2] -> uint8 RGB on the usual colour wheel (hue = direction, brightness = magnitude
   relative to `max_magnitude`, default the largest in the array)."""
@@ -280,8 +241,8 @@ def sample_grid(outputs, num_rows: int = 4) -> np.ndarray:
   rows = []
   for i in range(min(num_rows, outputs["image"].shape[0])):
     rows.append(np.concatenate([
-        to_uint8_image(outputs["neutral"][i]), landmark_maps.to_uint8_image(outputs["target_map"][i]),
-        to_uint8_image(outputs["image"][i]), to_uint8_image(outputs["target"][i]),
+        texture_model.to_uint8_image(outputs["neutral"][i]), landmark_maps.to_rgb(outputs["target_map"][i]),
+        texture_model.to_uint8_image(outputs["image"][i]), texture_model.to_uint8_image(outputs["target"][i]),
         flow_to_rgb(outputs["flow"][i])], axis=1))
   return np.concatenate(rows, axis=0)
 
@@ -294,7 +255,7 @@ def evaluate(eval_step, params, config, builder, mesh, *, grid_path=None) -> dic
   scores = {}
   for i in range(config.num_eval_batches):
     outputs = {k: train_lib.to_host(v) for k, v in eval_step(params, next(it)).items()}
-    for k, v in image_scores(to_uint8_image(outputs["image"]), to_uint8_image(outputs["target"])).items():
+    for k, v in image_metrics.image_scores(texture_model.to_uint8_image(outputs["image"]), texture_model.to_uint8_image(outputs["target"])).items():
       scores.setdefault(k, []).append(v)
     if i == 0 and grid_path is not None and jax.process_index() == 0:
       video_io.write_image(grid_path, sample_grid(outputs, config.num_grid_rows))
@@ -314,8 +275,8 @@ def warm_start_params(source, fresh) -> dict:
   if path.suffix == ".npz":
     if not path.is_file():
       raise FileNotFoundError(f"init_from: no such params file: {path}")
-    return {"generator": train_lib.load_params_npz(path), "discriminator": jax.device_get(fresh["discriminator"])}
-  init = train_lib.CheckpointManager(path / "checkpoints")
+    return {"generator": checkpoints.load_params_npz(path), "discriminator": jax.device_get(fresh["discriminator"])}
+  init = checkpoints.CheckpointManager(path / "checkpoints")
   try:
     return init.restore_params()
   finally:
@@ -331,21 +292,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     FloatingPointError: the loss or gradient norm became NaN/Inf (message: the step and the last
       checkpoint to resume from).
   """
-  workdir = checkpoints.start_run(config, workdir)
+  workdir = train_lib.start_run(config, workdir)
   mesh = input_pipeline.make_mesh()
   builder = train_landmark.get_builder(config)
   train_iter = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size,
                                             window=config.window, seed=config.seed, mesh=mesh,
                                             shuffle_buffer=config.shuffle_buffer)
-  model, disc = create_model(config), create_discriminator(config)
+  model, disc = texture_model.create_model(config), texture_model.create_discriminator(config)
   vgg = load_vgg(config)
   logging.info("training the texture network at %d px on %s with %d device(s); loss terms: %s", config.image_size,
                builder.info.full_name, jax.device_count(), ", ".join(active_terms(config, vgg)))
   tx, schedule = make_optimizer(config)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   state = train_lib.TrainState.create(init_params(config, init_rng), tx, train_rng)
-  ckpt = train_lib.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
-                                     best_metric=BEST_METRIC, best_mode="max")
+  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
+                                     best_metric=STAGE.best_metric, best_mode=STAGE.best_mode)
   if ckpt.latest_step() is not None:
     state, data_state = ckpt.restore(state)
     train_iter.set_state(data_state)
@@ -353,10 +314,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   elif config.get("init_from"):  # Warm start: another run's params, a fresh optimizer and step 0.
     params = warm_start_params(config.init_from, state.params)
     if config.get("init_from_partial"):
-      params, kept, dropped = train_lib.merge_params(params, state.params)
+      params, kept, dropped = checkpoints.merge_params(params, state.params)
       logging.info("init_from_partial: fresh %s; dropped %s", kept or "none", dropped or "none")
     else:
-      train_lib.check_params_match(params, state.params, f"init_from params of {config.init_from}")
+      checkpoints.check_params_match(params, state.params, f"init_from params of {config.init_from}")
     state = train_lib.TrainState.create(jax.tree.map(jnp.asarray, params), tx, train_rng)
     logging.info("initialised from %s", config.init_from)
   state = train_lib.replicate(state, mesh)
@@ -371,42 +332,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     return dict(batch, landmarks=batch["landmarks"] * jnp.nan)
 
   return train_lib.train_loop(config, workdir, state=state, train_step=train_step, train_iter=train_iter,
-                              checkpoints=ckpt, evaluate_fn=evaluate_fn, step_args=(train_lib.replicate(vgg, mesh),),
+                              ckpt=ckpt, evaluate_fn=evaluate_fn, step_args=(train_lib.replicate(vgg, mesh),),
                               poison_fn=poison)
-
-
-# Inference params -----------------------------------------------------------------------------------------
-
-def generator_shapes(config) -> dict:
-  """The generator's params as ShapeDtypeStructs (nothing is computed)."""
-  model = create_model(config)
-  return jax.eval_shape(lambda: texture_model.init_params(model, jax.random.PRNGKey(0), config.image_size))
-
-
-def load_generator(path, config: Optional[ml_collections.ConfigDict] = None,
-                   checkpoint: Union[str, int] = "best"):
-  """(TextureNet, generator params, config) for inference (`checkpoints.load_params`).
-
-  Args:
-    path: a training workdir (its `checkpoints/`: `checkpoint` = 'best' by eval PSNR, 'latest' or a step)
-      or a `.npz` from `save_generator` / `export_generator` (with its `.json` config).
-    config: the model's config (default: the workdir's `config.json` / the npz's `.json` sidecar).
-
-  Raises:
-    FileNotFoundError: no checkpoint / file / config.
-    ValueError: the params do not fit the config's model (naming every param that differs).
-  """
-  params, config = checkpoints.load_params(path, generator_shapes, config=config, subtree="generator",
-                                           checkpoint=checkpoint, best_metric=BEST_METRIC, best_mode="max")
-  return create_model(config), params, config
-
-
-def save_generator(params, config, out_npz) -> pathlib.Path:
-  """Writes generator params as `out_npz` (plain arrays, no pickle) + the config as its `.json` sidecar."""
-  return checkpoints.export(params, config, out_npz)
-
-
-def export_generator(workdir, out_npz, checkpoint: Union[str, int] = "best") -> pathlib.Path:
-  """Writes the generator params of a run's checkpoint with `save_generator`."""
-  _, params, config = load_generator(workdir, checkpoint=checkpoint)
-  return save_generator(params, config, out_npz)

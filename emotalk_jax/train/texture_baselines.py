@@ -36,13 +36,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (import first: keeps TensorFlow off the GPUs)
+from emotalk_jax import checkpoints
 from emotalk_jax import emotions
+from emotalk_jax.evaluate import image_metrics
+from emotalk_jax.evaluate import lmd
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
-from emotalk_jax.evaluate import lmd
-from emotalk_jax.train import landmark as train_landmark
-from emotalk_jax.train import texture as train_texture
+from emotalk_jax.models import texture_model
 from emotalk_jax.models import warp
+from emotalk_jax import stages
+from emotalk_jax.train import landmark as train_landmark
 
 METHODS = ("model", "copy", "tps")
 METRICS = ("psnr", "ssim", "f_lmd")
@@ -98,7 +101,7 @@ def predict_model(apply, params, frames, landmarks, emotion, size: int, batch_si
   """The texture network's frames [T-1, size, size, 3] uint8 for targets 1.. driven from frame 0.
 
   `apply` is the network's jitted apply (one per evaluation: a fresh `jax.jit` would compile for every clip)."""
-  source = train_texture.to_float_image(jnp.asarray(resize(frames[0], size)))
+  source = texture_model.to_float_image(jnp.asarray(resize(frames[0], size)))
   outs = []
   for start in range(1, len(frames), batch_size):
     lm = jnp.asarray(landmarks[start:start + batch_size], jnp.float32)
@@ -106,7 +109,7 @@ def predict_model(apply, params, frames, landmarks, emotion, size: int, batch_si
     out = apply({"params": params}, jnp.broadcast_to(source, (n,) + source.shape),
                 jnp.broadcast_to(jnp.asarray(landmarks[0], jnp.float32), (n, 68, 2)), lm,
                 jnp.broadcast_to(jnp.asarray(emotion), (n, emotion.shape[-1])))
-    outs.append(train_texture.to_uint8_image(out["image"]))
+    outs.append(texture_model.to_uint8_image(out["image"]))
   return np.concatenate(outs)
 
 
@@ -129,7 +132,7 @@ def dlib_landmarks(frames_256, boxes) -> np.ndarray:
 
 def clip_scores(generated, truth_256, truth_dlib, boxes, size: int) -> dict:
   """Per-frame {'psnr', 'ssim', 'f_lmd'} of generated frames [T, size, size, 3] vs the truth."""
-  scores = train_texture.image_scores(generated, resize(truth_256, size))
+  scores = image_metrics.image_scores(generated, resize(truth_256, size))
   pred = dlib_landmarks(resize(generated, LMD_SIZE), boxes)
   f_lmd = np.array([float(lmd.f_lmd(p[None], t[None], size=LMD_SIZE)) for p, t in zip(pred, truth_dlib)])
   return {"psnr": scores["psnr"], "ssim": scores["ssim"], "f_lmd": f_lmd}
@@ -185,12 +188,12 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride:
      'f_lmd'}, 'improvement_pct': {'copy': {...}, 'tps': {...}}, 'paired': {'copy': {metric:
      `paired_difference`}, 'tps': {...}}, 'per_clip': {clip_id: {method: {...}}}}.
   """
-  model, params, _ = train_texture.load_generator(workdir, config=config, checkpoint=checkpoint)
+  stage = stages.get("texture")
+  model, params, _ = stage.load(workdir, config=config, checkpoint=checkpoint)
   step = None
   if pathlib.Path(workdir).suffix != ".npz":
-    from emotalk_jax.train import loop as train_lib  # pylint: disable=g-import-not-at-top
-    ckpt = train_lib.CheckpointManager(pathlib.Path(workdir) / "checkpoints", best_metric=train_texture.BEST_METRIC,
-                                       best_mode="max")
+    ckpt = checkpoints.CheckpointManager(pathlib.Path(workdir) / "checkpoints", best_metric=stage.best_metric,
+                                         best_mode=stage.best_mode)
     step = ckpt.resolve_step(checkpoint)
     ckpt.close()
   size, apply = int(config.image_size), jax.jit(model.apply)
