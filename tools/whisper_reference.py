@@ -20,8 +20,9 @@ installed apart from the project so that it cannot leak into it:
 
 It also prints how far our Flax encoder is from CTranslate2 on all 1500 frames. Measured
 2026-11-30: max abs error 6.8e-3 (5.4e-4 of the largest |value|, 12.6), rms error 2.5e-4 against
-an rms value of 1.06 (the two share the float16 weights, so this is float32 arithmetic order plus
-CTranslate2's float16-stored positional table against our float32 one).
+an rms value of 1.06. The two share the float16 weights; nearly all of the difference is the
+positional table, which CTranslate2 stores in float16 and we compute in float32: with our table
+rounded to float16 the error falls to 5.1e-5 max, 2.7e-6 rms (checked once, not kept).
 """
 
 import pathlib
