@@ -36,9 +36,10 @@ DYNAMIC_RANGE = 8.0  # log10 units (80 dB) kept below the loudest bin; quieter b
 WINDOW_FRAMES = 3000  # Mel frames in one 30 s encoder window.
 FPS = 25  # Video frames per second of `speech_features`.
 MEL_PER_VIDEO_FRAME = SAMPLE_RATE // HOP_LENGTH // FPS  # 4 mel frames, 2 encoder frames.
-# Windows of 30 s start every 20 s; each keeps its middle (5 s margins dropped on inner sides).
+# Windows of 30 s start every 20 s; neighbours are cross-faded over 5 s in their 10 s overlap.
 WINDOW_HOP_FRAMES = 2000  # Mel frames (20 s).
-WINDOW_MARGIN_FRAMES = (WINDOW_FRAMES - WINDOW_HOP_FRAMES) // 2  # Mel frames (5 s).
+FADE_FRAMES = 125  # Video frames (5 s) of the linear cross-fade.
+FADE_CENTER_FRAMES = 125  # Video frames (5 s) from the later window's start to the fade's centre.
 _STFT_CHUNK = 3000  # Frames per STFT block: bounds the complex spectrum's memory to ~10 MB.
 
 
@@ -272,17 +273,41 @@ def window_starts(num_video_frames: int) -> list[int]:
   return [k * WINDOW_HOP_FRAMES for k in range(extra + 1)]
 
 
+def _window_weights(k: int, num_windows: int, length: int) -> np.ndarray:
+  """Blend weight [length] of window k over its first `length` video frames.
+
+  Inside the overlap of windows k and k + 1, the weight passes linearly from one to the other
+  over FADE_FRAMES centred FADE_CENTER_FRAMES after window k + 1's start; weights of all windows
+  sum to 1 on every frame.
+  """
+  frames = np.arange(length) + 0.5  # Frame centres, relative to window k's start.
+  weight = np.ones(length, np.float32)
+  hop = WINDOW_HOP_FRAMES // MEL_PER_VIDEO_FRAME
+  rise_start = FADE_CENTER_FRAMES - FADE_FRAMES / 2
+  if k > 0:
+    weight *= np.clip((frames - rise_start) / FADE_FRAMES, 0.0, 1.0)
+  if k < num_windows - 1:
+    weight *= np.clip(1.0 - (frames - hop - rise_start) / FADE_FRAMES, 0.0, 1.0)
+  return weight
+
+
 def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.ndarray:
   """Whisper encoder features, one vector per 25 fps video frame, for audio of any length.
 
   The log-mel of the whole clip is computed first (its -8 clamp relative to the clip's
   loudest bin, as Whisper's transcription does; ~32 KB per second of audio). It is then cut
   into 30 s windows that start every 20 s and encoded one window at a time (memory does not
-  grow with the clip's length beyond the mel and the output). Each window keeps its middle:
-  the first window from 0 s, the last to the end, inner windows [5 s, 25 s), so every kept
-  frame has at least 5 s of context on both sides (or the clip's edge), and the stitch points
-  show no jump. Video frame i (40 ms from 40 i ms) is the mean of encoder frames 2 i and
-  2 i + 1 (centred on 40 i and 40 i + 20 ms). Audio past the last frame is zero-padded.
+  grow with the clip's length beyond the mel and the output).
+
+  Whisper's features depend on where in its window a sound falls (a few channels, e.g. 334 and
+  381 of tiny.en, run from about +7 to -9 across every window), so two windows disagree on the
+  same audio and a hard switch between them would jump. Neighbouring windows are therefore
+  cross-faded linearly over 5 s centred 25 s into the earlier one (22.5 s to 27.5 s after its
+  start); every frame used is at least 2.5 s from its window's edges, and up to 22.5 s the
+  result equals that of the first window alone, i.e. of the first 30 s of the clip on their own.
+
+  Video frame i (40 ms from 40 i ms) is the mean of encoder frames 2 i and 2 i + 1 (centred on
+  40 i and 40 i + 20 ms). Audio past the last video frame is zero-padded.
 
   Args:
     wave_16k: [N] float32 mono audio at 16 kHz.
@@ -303,12 +328,11 @@ def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.nda
   starts = window_starts(num_video)
   mel = log_mel(wave, starts[-1] + WINDOW_FRAMES, config.n_mels)
   per_window = WINDOW_FRAMES // MEL_PER_VIDEO_FRAME  # 750 video frames.
-  margin = WINDOW_MARGIN_FRAMES // MEL_PER_VIDEO_FRAME  # 125 video frames.
   for k, start in enumerate(starts):
     features = encode(mel[start:start + WINDOW_FRAMES], params, config)  # [1500, D]
     video = features.reshape(per_window, 2, config.width).mean(axis=1)
     first = start // MEL_PER_VIDEO_FRAME
-    lo = first + (margin if k > 0 else 0)
-    hi = num_video if k == len(starts) - 1 else first + per_window - margin
-    out[lo:hi] = video[lo - first:hi - first]
+    length = min(per_window, num_video - first)
+    weight = _window_weights(k, len(starts), length)
+    out[first:first + length] += weight[:, None] * video[:length]
   return out
