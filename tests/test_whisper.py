@@ -6,6 +6,7 @@ import pathlib
 import struct
 import sys
 
+import jax
 import librosa
 import numpy as np
 import pytest
@@ -313,6 +314,15 @@ def test_safetensors_loads_and_matches_a_numpy_forward_pass(tmp_path):
   np.testing.assert_array_equal(params_dir["conv1"]["kernel"], params["conv1"]["kernel"])
 
 
+def test_base_dimensions_are_inferred(tmp_path):
+  tensors = _random_hf_tensors(whisper.BASE)
+  del tensors["model.decoder.embed_tokens.weight"]
+  tensors = {k[len("model."):]: v for k, v in tensors.items()}  # WhisperModel's own names.
+  _write_safetensors(tmp_path / "model.safetensors", tensors)
+  _, config = whisper_weights.load_encoder(tmp_path / "model.safetensors")
+  assert config == whisper.BASE
+
+
 def test_ctranslate2_and_safetensors_give_the_same_params(tmp_path):
   tensors = _random_hf_tensors(_SMALL, seed=2)
   _write_ctranslate2(tmp_path / "model.bin", tensors, heads=2)
@@ -322,8 +332,8 @@ def test_ctranslate2_and_safetensors_give_the_same_params(tmp_path):
   ct2, ct2_config = whisper_weights.load_encoder(tmp_path / "model.bin")
   hf, hf_config = whisper_weights.load_encoder(tmp_path / "model.safetensors")
   assert ct2_config.heads == 2 and hf_config.heads == 1  # CT2 stores heads; HF: width / 64.
-  flat_ct2 = dict(whisper_weights.jax.tree_util.tree_leaves_with_path(ct2))
-  flat_hf = dict(whisper_weights.jax.tree_util.tree_leaves_with_path(hf))
+  flat_ct2 = dict(jax.tree_util.tree_leaves_with_path(ct2))
+  flat_hf = dict(jax.tree_util.tree_leaves_with_path(hf))
   assert flat_ct2.keys() == flat_hf.keys()
   for key, value in flat_ct2.items():
     np.testing.assert_array_equal(value, flat_hf[key], err_msg=str(key))
