@@ -1,8 +1,8 @@
 """Whisper's speech encoder (Radford et al. 2022) in Flax, as stage 1's speech-content feature.
 
-Only the encoder of the recogniser is used: its output is a 50 Hz sequence of vectors that
-describe what is being said, trained on 680k hours of speech, which is what a lip motion
-model needs and what a hand-made mel window lacks.
+Only the encoder of the recogniser is used: its output is a 50 Hz sequence of vectors, learnt
+for transcription on a large speech corpus, that describe what is being said (the content a
+lip motion model needs), largely independent of who says it and how loud.
 
 Data flow for one 30 s window (D = width, L = layers):
 
