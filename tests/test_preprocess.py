@@ -8,6 +8,7 @@ from emotalk_jax.media import audio
 from emotalk_jax.media import landmarks as lm
 from emotalk_jax.media import preprocess
 from emotalk_jax.media import video_io
+from emotalk_jax.models import visualize
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_save_and_load_round_trip(grid_clip, tmp_path):
 
 
 def test_clip_video_has_frames_and_sound(grid_clip, tmp_path):
-  path = preprocess.write_clip_video(grid_clip, tmp_path / "aligned.mp4")
+  path = visualize.write_clip_video(grid_clip, tmp_path / "aligned.mp4")
   video = video_io.read_video(path)
   assert video.frames.shape == (75, 256, 256, 3)
   assert video.audio is not None and abs(video.duration - 3.0) < 0.1

@@ -25,20 +25,21 @@ def _default_out(path: pathlib.Path, suffix: str) -> pathlib.Path:
 
 def cmd_landmarks(args) -> dict:
   """Draws the aligned crop with its landmarks and face-graph edges (PNG for a photo, MP4 for a video)."""
-  from emotalk_jax.media import preprocess  # pylint: disable=g-import-not-at-top  (keeps `--help` fast)
+  from emotalk_jax.models import visualize  # pylint: disable=g-import-not-at-top  (keeps `--help` fast)
   src = pathlib.Path(args.input)
   is_video = src.suffix.lower() in VIDEO_SUFFIXES
   out = pathlib.Path(args.out) if args.out else _default_out(src, "_landmarks.mp4" if is_video else "_landmarks.png")
   if is_video:
-    summary = preprocess.draw_video_landmarks(src, out, size=args.size, face_index=args.face_index)
+    summary = visualize.draw_video_landmarks(src, out, size=args.size, face_index=args.face_index)
   else:
-    summary = preprocess.draw_image_landmarks(src, out, size=args.size, face_index=args.face_index)
+    summary = visualize.draw_image_landmarks(src, out, size=args.size, face_index=args.face_index)
   return {"output": str(out), **summary}
 
 
 def cmd_preprocess(args) -> dict:
   """Full preprocessing of a clip: track, smooth, align, crop, log-mel; writes an .npz and an aligned MP4."""
   from emotalk_jax.media import preprocess  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.models import visualize  # pylint: disable=g-import-not-at-top
   src = pathlib.Path(args.input)
   out_dir = pathlib.Path(args.out)
   clip = preprocess.preprocess_video(src, size=args.size, fps=args.fps, face_index=args.face_index,
@@ -46,7 +47,7 @@ def cmd_preprocess(args) -> dict:
   npz = out_dir / f"{src.stem}.npz"
   mp4 = out_dir / f"{src.stem}_aligned.mp4"
   preprocess.save_clip(clip, npz)
-  preprocess.write_clip_video(clip, mp4)
+  visualize.write_clip_video(clip, mp4)
   return {"npz": str(npz), "video": str(mp4), **clip.summary()}
 
 
@@ -64,7 +65,8 @@ def cmd_bench(args) -> dict:
   input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the expression
   classifier's accuracy on the real labelled MEAD clips of ../shared/data), `landmark` (stage-1 training
   steps/s and examples/s, and frames/s of the network alone on 60 s), `texture` (stage-2 steps/s and
-  frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning, peak memory for 10/60/300 s)."""
+  frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning, peak memory for 10/60/300 s),
+  `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech)."""
   if args.what in ("evaluate", "emotion-ceiling"):
     from emotalk_jax.bench import evaluate as eval_bench  # pylint: disable=g-import-not-at-top
     if args.what == "evaluate":
@@ -76,6 +78,9 @@ def cmd_bench(args) -> dict:
   if args.what == "generate":
     from emotalk_jax.bench import generate as bench_generate  # pylint: disable=g-import-not-at-top
     return bench_generate.generate_benchmark()
+  if args.what == "speech":
+    from emotalk_jax.bench import speech  # pylint: disable=g-import-not-at-top
+    return speech.speech_benchmark()
   if args.what == "data":
     from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
     return data_bench.data_benchmark(max_frames=args.frames)
@@ -214,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
   p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "landmark", "texture",
-                                  "generate"),
+                                  "generate", "speech"),
                  help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")

@@ -16,8 +16,6 @@ from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as lm
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
-from emotalk_jax.media import visualize
-from emotalk_jax.models import landmark_maps
 
 
 @dataclasses.dataclass
@@ -137,47 +135,3 @@ def load_clip_arrays(path) -> dict:
   """Reads the arrays `save_clip` wrote (pickle disabled)."""
   with np.load(path, allow_pickle=False) as data:
     return {k: data[k] for k in data.files}
-
-
-def _edge_panels(landmarks, size: int, batch: int = 32) -> np.ndarray:
-  """[T, 68, 2] in [-1, 1] -> [T, S, S, 3] uint8 pictures of the edge maps the texture network sees."""
-  out = [landmark_maps.to_rgb(landmark_maps.edge_map(landmarks[i:i + batch], size))
-         for i in range(0, len(landmarks), batch)]
-  return np.concatenate(out)
-
-
-def _panels(image, image_landmarks_px, crop, crop_landmarks, edge_panel) -> np.ndarray:
-  """One picture: input with landmarks | aligned crop with landmarks and graph edges | edge map."""
-  size = crop.shape[0]
-  return visualize.side_by_side(
-      visualize.draw_landmarks(image, image_landmarks_px, edges=False),
-      visualize.draw_landmarks(crop, lm.denormalize(crop_landmarks, size)),
-      edge_panel, height=size)
-
-
-def draw_image_landmarks(path, out, *, size: int = 256, face_index: int = 0) -> dict:
-  """Writes a PNG: photo with landmarks | aligned crop with landmarks and edges | edge map."""
-  image = video_io.read_image(path)
-  aligned = face.align_face(image, str(path), size=size, face_index=face_index)
-  points = face.transform_points(aligned.landmarks, face.invert(aligned.transform))
-  crop_landmarks = lm.normalize(aligned.landmarks, size)
-  picture = _panels(image, points, aligned.crop, crop_landmarks, _edge_panels(crop_landmarks[None], size)[0])
-  video_io.write_image(out, picture)
-  return {"source": str(path), "size": size, "image_shape": list(image.shape)}
-
-
-def draw_video_landmarks(path, out, *, size: int = 256, face_index: int = 0) -> dict:
-  """Writes an MP4 (25 fps, with the input's sound) of the same three panels for every frame."""
-  video = video_io.read_video(path)
-  clip = preprocess_decoded(video, size=size, face_index=face_index, progress=True)
-  edges = _edge_panels(clip.landmarks, size)
-  pictures = (_panels(f, p, c, l, e) for f, p, c, l, e in
-              zip(video.frames, clip.image_landmarks, clip.frames, clip.landmarks, edges))
-  video_io.write_video(out, pictures, fps=clip.fps, audio=clip.audio, audio_rate=audio.SAMPLE_RATE)
-  return clip.summary()
-
-
-def write_clip_video(clip: Clip, path) -> pathlib.Path:
-  """Writes the aligned crops with their landmarks and graph edges drawn, with the clip's sound."""
-  pictures = (visualize.draw_landmarks(c, lm.denormalize(l, clip.size)) for c, l in zip(clip.frames, clip.landmarks))
-  return video_io.write_video(path, pictures, fps=clip.fps, audio=clip.audio, audio_rate=audio.SAMPLE_RATE)
