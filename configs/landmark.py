@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       audio_dim=128, emotion_dim=64, graph_features=(32, 64, 64), graph_dim=128, decoder_features=(64, 64),
-      temporal="conv", temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
+      temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
       dropout_rate=0.1, motion_readout=True, zero_init_decoder=True, shape_only=True, dtype="float32"))
 
   # Loss.

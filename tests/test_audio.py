@@ -52,7 +52,7 @@ def test_log_mel_frame_count():
   rng = np.random.default_rng(0)
   for n in [640, 799, 800, 48000, 48159, 48160]:
     mel = audio.log_mel(0.1 * rng.standard_normal(n).astype(np.float32))
-    assert mel.shape == (1 + n // 160, 80) == (audio.num_mel_frames(n), 80)
+    assert mel.shape == (1 + n // 160, 80)
     assert mel.dtype == np.float32
   silent = audio.log_mel(np.zeros(1600, np.float32))
   np.testing.assert_allclose(silent, SILENCE)  # Silence sits exactly at the floor.

@@ -188,28 +188,12 @@ def test_frozen_audio_encoder_is_bit_identical_after_a_step(model, params):
     assert any(changed), name
 
 
-def test_gru_temporal_swapped_in_under_jit(params):
-  # Surgery again: a GRU temporal module, initialised alone, replaces the conv one.
-  width = lm.LandmarkNet.audio_dim + lm.LandmarkNet.emotion_dim
-  gru = lm.TemporalModule("gru", layers=2)
-  gru_params = jax.jit(gru.init)(jax.random.PRNGKey(3), jnp.zeros((1, 2, width)))["params"]
-  assert "GRUCell_0" in str(jax.tree_util.tree_structure(gru_params))
-  model = lm.LandmarkNet(temporal="gru")
-  apply = jax.jit(model.apply)
-  for batch, frames in [(1, 3), (2, 6)]:
-    out = apply({"params": dict(params, temporal=gru_params)}, *_inputs(batch, frames))
-    assert out["landmarks"].shape == (batch, frames, 68, 2)
-    assert np.all(np.isfinite(out["landmarks"]))
-
-
 def test_bad_shapes_raise(model, params):
   mel, emotion, neutral = _inputs(1, 2)
   with pytest.raises(ValueError, match="mel"):
     model.apply({"params": params}, mel[:, :, :8], emotion, neutral)
   with pytest.raises(ValueError, match="emotion"):
     model.apply({"params": params}, mel, emotion[:, :8], neutral)
-  with pytest.raises(ValueError, match="temporal"):
-    lm.init_params(lm.LandmarkNet(temporal="lstm"), jax.random.PRNGKey(0))
 
 
 def _similarity_field(neutral, scale, angle, shift):

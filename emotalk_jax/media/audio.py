@@ -180,11 +180,6 @@ def _as_wave(wave) -> np.ndarray:
   return wave
 
 
-def num_mel_frames(num_samples: int) -> int:
-  """F = 1 + N // HOP_LENGTH: the number of (centred) mel frames `log_mel` gives for N samples."""
-  return 1 + int(num_samples) // HOP_LENGTH
-
-
 def log_mel(wave) -> np.ndarray:
   """[N] float32 at 16 kHz -> [F, 80] float32 natural-log mel power, F = 1 + N // 160."""
   wave = _as_wave(wave)

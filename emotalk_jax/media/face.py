@@ -28,12 +28,10 @@ TEMPLATE_PATH = bundled.ASSETS_DIR / "face_template.json"
 # iBUG 68-point index groups.
 JAW = np.arange(0, 17)
 BROWS = np.arange(17, 27)
-NOSE = np.arange(27, 36)
 EYES = np.arange(36, 48)
 RIGHT_EYE = np.arange(36, 42)  # The subject's right eye: image left in a frontal face.
 LEFT_EYE = np.arange(42, 48)
 MOUTH = np.arange(48, 68)
-INNER_LIPS = np.arange(60, 68)
 # Points that follow the skull rather than speech or expression: alignment is fitted on these.
 STABLE_POINTS = np.arange(17, 48)
 
@@ -82,13 +80,6 @@ class Box(typing.NamedTuple):
   @property
   def centre(self) -> tuple[float, float]:
     return (0.5 * (self.left + self.right), 0.5 * (self.top + self.bottom))
-
-
-def iou(a: Box, b: Box) -> float:
-  """Intersection over union of two boxes."""
-  inter = Box(max(a.left, b.left), max(a.top, b.top), min(a.right, b.right), min(a.bottom, b.bottom)).area
-  union = a.area + b.area - inter
-  return inter / union if union > 0 else 0.0
 
 
 def _as_rgb_uint8(image) -> np.ndarray:

@@ -154,18 +154,15 @@ class GraphEncoder(nn.Module):
 class TemporalModule(nn.Module):
   """Mixes per-frame embeddings over time, so motion is smooth and co-articulated.
 
-  "conv": `layers` residual blocks x + Conv1D(gelu(LayerNorm(x))), 'SAME'
-  padding (non-causal: each frame sees kernel // 2 frames either side).
-  "gru": `layers` residual blocks x + GRU(LayerNorm(x)), unidirectional
-  (causal, so it could stream).
+  `layers` residual blocks x + Conv1D(gelu(LayerNorm(x))), 'SAME' padding: each frame sees
+  kernel // 2 frames either side, a finite reach, so generation can run in chunks with that much context
+  (`generate.pipeline.LANDMARK_MARGIN`) and give the same result as one pass.
 
   Attributes:
-    kind: "conv" or "gru".
     kernel: temporal kernel size of the conv blocks.
     layers: number of residual blocks.
     dtype: computation dtype.
   """
-  kind: str = "conv"
   kernel: int = 5
   layers: int = 2
   dtype: jnp.dtype = jnp.float32
@@ -173,15 +170,10 @@ class TemporalModule(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, T, D] -> [B, T, D]."""
-    if self.kind not in ("conv", "gru"):
-      raise ValueError(f"temporal must be 'conv' or 'gru', got {self.kind!r}")
     width = x.shape[-1]
     for _ in range(self.layers):
       h = nn.LayerNorm(dtype=self.dtype)(x)
-      if self.kind == "conv":
-        h = nn.Conv(width, kernel_size=(self.kernel,), padding="SAME", dtype=self.dtype)(nn.gelu(h))
-      else:
-        h = nn.RNN(nn.GRUCell(width, dtype=self.dtype))(h)
+      h = nn.Conv(width, kernel_size=(self.kernel,), padding="SAME", dtype=self.dtype)(nn.gelu(h))
       x = x + h
     return x
 
@@ -294,7 +286,6 @@ class LandmarkNet(nn.Module):
     graph_features: graph-encoder GraphConv widths.
     graph_dim: pooled graph embedding size G.
     decoder_features: graph-decoder GraphConv widths.
-    temporal: "conv" or "gru".
     temporal_kernel: conv kernel over frames.
     temporal_layers: residual temporal blocks.
     emotion_head: also return `emotion_logits`.
@@ -324,7 +315,6 @@ class LandmarkNet(nn.Module):
   graph_features: Sequence[int] = (32, 64, 64)
   graph_dim: int = 128
   decoder_features: Sequence[int] = (64, 64)
-  temporal: str = "conv"
   temporal_kernel: int = 5
   temporal_layers: int = 2
   emotion_head: bool = True
@@ -364,7 +354,7 @@ class LandmarkNet(nn.Module):
     emotion_encoder = EmotionEncoder(self.emotion_dim, dtype=self.dtype, name="emotion_encoder")
     graph_encoder = GraphEncoder(tuple(self.graph_features), self.graph_dim, dtype=self.dtype,
                                  name="graph_encoder")
-    temporal = TemporalModule(self.temporal, self.temporal_kernel, self.temporal_layers,
+    temporal = TemporalModule(self.temporal_kernel, self.temporal_layers,
                               dtype=self.dtype, name="temporal")
     graph_decoder = GraphDecoder(tuple(self.decoder_features), self.displacement_scale, self.zero_init_decoder,
                                  dtype=self.dtype, name="graph_decoder")

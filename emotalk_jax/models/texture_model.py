@@ -50,7 +50,6 @@ from emotalk_jax.models import landmark_model
 from emotalk_jax.models import warp as warp_lib
 
 EMOTION_DIM = emotions.NUM_EMOTIONS + 1
-NUM_MAP_CHANNELS = landmark_maps.NUM_PARTS
 Dtype = Any
 
 
