@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.mouth_weight = 3.0
   config.velocity_weight = 1.0
   config.emotion_weight = 0.1
-  config.silent_weight = 1.0    # Clips without audio: emotion geometry (see losses.landmark_loss).
+  config.silent_weight = 1.0    # Clips without audio: emotion geometry (see models.landmark_losses.landmark_loss).
   config.landmark_distance = "squared"  # Per-node error: squared | euclidean (as M-LMD / F-LMD measure).
   config.head_motion_weight = 0.1  # Within-window motion of the nodes speech does not move (head motion).
   config.flip_prob = 0.5        # Left-right mirroring of the landmarks.

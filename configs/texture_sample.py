@@ -6,9 +6,8 @@
 
 Short CPU runs favour reconstruction: the adversarial terms are off (they sharpen textures over long GPU
 runs but cost PSNR early), and the flow is held near the landmarks' thin-plate spline (`flow_residual_weight`):
-a free residual flow raised PSNR but moved the features off their landmarks (held-out F-LMD 1.36-1.41 px
-against the spline's 1.29). L1 is counted again, at twice the weight, near the target landmarks
-(`landmark_l1_weight`), where dlib reads: it brought the mouth's F-LMD below the spline's.
+a free residual flow moves the features off their landmarks. L1 is counted again, at twice the weight, near
+the target landmarks (`landmark_l1_weight`), where dlib reads. Measured effects of both: docs/results.md.
 """
 
 from configs import texture_128

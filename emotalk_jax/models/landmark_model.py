@@ -298,16 +298,13 @@ class LandmarkNet(nn.Module):
       displacement of every node (one linear layer, `motion_readout` params),
       added to the graph decoder's. The decoder sees a frame's motion only as
       one vector added to every node's features; the readout gives each node
-      its own direct response to the speech, which is what lets the lips
-      follow it on small datasets (without it they barely moved). Speech only:
-      fed the emotion too, it memorised the training speakers' expressions.
+      its own direct response to the speech. Speech only: the emotion is not
+      fed to it (results with and without it: docs/results.md).
     zero_init_decoder: zero-initialise the graph decoder's output layer, so an untrained network predicts
       exactly the `mean_displacement` prior (the mean-motion baseline) and training starts from there.
     shape_only: remove head motion (translation, rotation, scale of the whole face; see
-      `remove_similarity`) from what the network adds to the prior. Head pose is not predictable from
-      speech or an emotion label; on the sample data a network allowed to move the head memorised the
-      training speakers' poses (held-out F-LMD: 3.70 px for the previous model that could move
-      the head, 3.43 px with this, 3.63 px for the mean-motion baseline).
+      `remove_similarity`) from what the network adds to the prior, so it can only change the face's
+      shape and head pose comes from the prior (measured effect: docs/results.md).
     dtype: computation dtype (params stay float32; outputs are float32).
   """
   audio_dim: int = 128

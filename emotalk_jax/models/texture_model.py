@@ -170,10 +170,8 @@ class TextureBranch(nn.Module):
 
 class FusionDecoder(nn.Module):
   """Texture bottleneck (S/16) -> RGB at S, fusing texture and warped motion features at S/8, S/4, S/2, and
-  at S the warped neutral image itself, which the output corrects (a zero-initialised residual head).
-
-  Without the full-resolution skip the decoder could only paint a blurred face, and blending even a few
-  per cent of it moved the jaw line dlib reads (its frames alone had twice the warped image's F-LMD).
+  at S the warped neutral image itself, which the output corrects (a zero-initialised residual head, so an
+  untrained decoder returns the warped image; why the full-resolution input: docs/results.md).
   """
   width: int
   dtype: Dtype = jnp.float32
@@ -203,8 +201,7 @@ class TextureNet(nn.Module):
     tps_prior: start the flow from the thin-plate spline that moves the neutral landmarks onto the target
       landmarks (`warp.tps_flow`, computed at `tps_size`); the motion branch then learns a residual on it,
       and both branches also see the neutral image warped by it. An untrained net is then the TPS baseline.
-    tps_size: resolution of the spline flow (it is smooth: resized bilinearly to each scale; at the image size
-      it made no measurable difference and trained 40 % slower at 128).
+    tps_size: resolution of the spline flow (it is smooth: resized bilinearly to each scale).
     dtype: compute dtype (bfloat16 for mixed precision; params, warping and outputs stay float32).
   """
   width: int = 16
