@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.rgb_l1_weight = 0.0             # L1 of the decoder's own frame, before the occlusion blend.
   config.correction_weight = 0.0         # L1 of output - warped neutral image: paint only where it pays.
   config.perceptual_weight = 10.0        # Only on with vgg_weights.
-  config.vgg_weights = ""                # .npz, see emotalk_jax/vgg.py and tools/convert_vgg19.py.
+  config.vgg_weights = ""                # .npz, see emotalk_jax/models/vgg.py and tools/convert_vgg19.py.
   config.vgg_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
   config.vgg_layer_weights = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
   config.adversarial_weight = 1.0

@@ -1,4 +1,4 @@
-"""Converts a public VGG19 checkpoint into the `.npz` the perceptual loss reads (`emotalk_jax/vgg.py`).
+"""Converts a public VGG19 checkpoint into the `.npz` the perceptual loss reads (`emotalk_jax/models/vgg.py`).
 
   # torchvision (https://download.pytorch.org/models/vgg19-dcb9e9de.pth; needs torch):
   python tools/convert_vgg19.py vgg19-dcb9e9de.pth vgg19.npz

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                  help="Keras (.h5/.hdf5/.keras) or TFLite expression classifier (default: fer's model)")
   g.add_argument("--emotion-classes", metavar="NAMES",
                  help="comma-separated class names of --emotion-model's outputs (default fer's 7)")
-  g.add_argument("--syncnet", metavar="NPZ", help="SyncNet weights (.npz, see emotalk_jax/syncnet.py) for "
+  g.add_argument("--syncnet", metavar="NPZ", help="SyncNet weights (.npz, see emotalk_jax/evaluate/syncnet.py) for "
                                                   "LSE-C / LSE-D")
   g.add_argument("--csim-every", type=int, default=1, metavar="N", help="embed every N-th frame for CSIM (default 1)")
   g.add_argument("--max-frames", type=int, metavar="N", help="evaluate only the first N frames")

@@ -90,7 +90,7 @@ def cmd_bench(args) -> dict:
 
 def cmd_train(args) -> dict:
   """Trains a stage: `emotalk train landmark --config configs/landmark.py --workdir DIR [--config.x=y ...]`
-  (absl / ml_collections flags; see emotalk_jax/train_main.py)."""
+  (absl / ml_collections flags; see emotalk_jax/train/main.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
   try:
@@ -101,12 +101,12 @@ def cmd_train(args) -> dict:
 
 def cmd_evaluate(args) -> dict:
   """Scores generated videos with the evaluation harness (PSNR, SSIM, CPBD, M-LMD, F-LMD, CSIM, emotion
-  accuracy, lip sync; emotalk_jax/evaluate.py):
+  accuracy, lip sync; emotalk_jax/evaluate/harness.py):
   `emotalk evaluate --generated GEN.mp4 [--reference REF.mp4] [--source PHOTO] [--emotion EMOTION]
   [--json OUT.json]` or `emotalk evaluate --manifest EVAL.csv --out-dir DIR`.
   Or evaluates a trained stage against its baselines on the same test windows:
   `emotalk evaluate landmark --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]
-  [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y ...]` (see emotalk_jax/landmark_baselines.py)."""
+  [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y ...]` (see emotalk_jax/train/landmark_baselines.py)."""
   from emotalk_jax.cli import evaluate as eval_cli  # pylint: disable=g-import-not-at-top
   if args.stage is None:
     return eval_cli.run(args)
@@ -123,7 +123,7 @@ def cmd_evaluate(args) -> dict:
 def cmd_finetune(args) -> dict:
   """Adapts the texture network to one neutral photo (self-reconstruction under augmentation) and reports
   the photo's reconstruction PSNR / SSIM before and after: `emotalk finetune --image PHOTO --checkpoint
-  RUN_DIR_OR_NPZ --out DIR [--steps N]` (see emotalk_jax/finetune.py)."""
+  RUN_DIR_OR_NPZ --out DIR [--steps N]` (see emotalk_jax/generate/finetune.py)."""
   from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
   try:
     return finetune.main(args.image, args.checkpoint, args.out, steps=args.steps, learning_rate=args.learning_rate)
@@ -138,7 +138,7 @@ def _generate_options(args) -> dict:
 
 
 def cmd_generate(args) -> dict:
-  """Photo + speech + emotion -> an H.264/AAC video at 25 fps (see emotalk_jax/generate.py):
+  """Photo + speech + emotion -> an H.264/AAC video at 25 fps (see emotalk_jax/generate/pipeline.py):
   `emotalk generate --image PHOTO --audio SPEECH --emotion EMOTION --out OUT.mp4`, or many videos from a
   CSV with columns image,audio,emotion,out: `emotalk generate --manifest JOBS.csv --out-dir DIR`."""
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top

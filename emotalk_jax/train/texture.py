@@ -18,7 +18,7 @@ Losses (a weight of 0 turns a term off; the log lists the terms that are on):
              rgb_l1_weight (L1 of the decoder's frame before the occlusion blend) + correction_weight
              (L1 of the output minus the warped neutral image: what the texture branch paints) +
              perceptual_weight VGG19 (only with `config.vgg_weights`, see
-             `emotalk_jax/vgg.py`) + adversarial_weight (hinge or LSGAN) + feature_matching_weight
+             `emotalk_jax/models/vgg.py`) + adversarial_weight (hinge or LSGAN) + feature_matching_weight
              (discriminator features) + flow_smoothness_weight (edge-aware, every flow scale) +
              flow_residual_weight (px the flow departs from the landmarks' spline); both flow terms see only
              what the motion branch adds to the spline; + occlusion_weight mean(1 - occlusion)
@@ -86,7 +86,7 @@ def make_optimizer(config):
 
 
 def load_vgg(config) -> dict:
-  """The frozen VGG19 weights when the perceptual term is on, else {} (see `emotalk_jax/vgg.py`)."""
+  """The frozen VGG19 weights when the perceptual term is on, else {} (see `emotalk_jax/models/vgg.py`)."""
   if config.perceptual_weight > 0 and config.vgg_weights:
     return vgg_lib.load_weights(config.vgg_weights, tuple(config.vgg_layers))
   if config.perceptual_weight > 0:
