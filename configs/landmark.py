@@ -29,7 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(
       audio_dim=128, emotion_dim=64, graph_features=(32, 64, 64), graph_dim=128, decoder_features=(64, 64),
       temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
-      dropout_rate=0.1, motion_readout=True, zero_init_decoder=True, shape_only=True, dtype="float32"))
+      dropout_rate=0.1, motion_readout=True, zero_init_decoder=True, shape_only=True, speech_input="mel",
+      dtype="float32"))
 
   # Loss.
   config.mouth_weight = 3.0
@@ -39,6 +40,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.landmark_distance = "squared"  # Per-node error: squared | euclidean (as M-LMD / F-LMD measure).
   config.head_motion_weight = 0.1  # Within-window motion of the nodes speech does not move (head motion).
   config.flip_prob = 0.5        # Left-right mirroring of the landmarks.
+  # Mouth opening (inner-lip gap) of clips with audio: L1 per frame, of its velocity, of its std over the
+  # window (see models.landmark_losses.opening_loss). A landmark distance alone favours a still mouth.
+  config.opening_weight = 0.0
+  config.opening_velocity_weight = 0.0
+  config.opening_std_weight = 0.0
+  config.balance_speakers = False  # Draw training windows evenly over speakers (one can be most of the data).
   # Start from the training set's mean displacement (the mean-motion baseline) and keep it fixed:
   # the network learns what audio and emotion add to it.
   config.init_mean_displacement = True
@@ -60,6 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 2000
   config.max_checkpoints_to_keep = 3  # Plus the best by eval M-LMD (ranked where eval and checkpoint steps meet).
   config.num_plots = 1                # 0: no landmark plots.
+  config.lip_eval_clips = 0           # Whole test clips with audio scored for lip motion at each eval (lip_r...).
   config.distributed = False          # True: jax.distributed.initialize() (multi-host).
   # Test hooks (-1: off): poison the batch of this step with NaN / send SIGTERM after this step.
   config.debug_nan_step = -1

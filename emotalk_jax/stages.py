@@ -28,7 +28,8 @@ class Stage:
     model: module with `create_model(config)` (the Flax module) and `param_shapes(config)` (the inference
       params as ShapeDtypeStructs: what a checkpoint must fit).
     subtree: the key of the inference params inside a training run's params (the GAN's 'generator').
-    best_metric, best_mode: how the trainer ranks checkpoints ('best').
+    best_metric, best_mode: how the trainer ranks checkpoints ('best'), unless the run's config sets
+      `best_metric` / `best_mode`.
     trainer: module with `train_and_evaluate(config, workdir) -> dict`.
     evaluator: module with `main(argv) -> dict`, `emotalk evaluate STAGE` (the model against baselines).
   """
@@ -62,9 +63,12 @@ class Stage:
       ValueError: the params do not fit the config's model (naming every param that differs).
     """
     from emotalk_jax import checkpoints  # pylint: disable=g-import-not-at-top
+    config = checkpoints.load_config(path) if config is None else config
+    # A run's config may rank its checkpoints by another metric than the stage's default.
     return checkpoints.load_params(path, self.param_shapes, config=config, subtree=self.subtree,
-                                   checkpoint=checkpoint, best_metric=self.best_metric,
-                                   best_mode=self.best_mode)
+                                   checkpoint=checkpoint,
+                                   best_metric=config.get("best_metric", self.best_metric),
+                                   best_mode=config.get("best_mode", self.best_mode))
 
   def load(self, path, config: Optional[ml_collections.ConfigDict] = None,
            checkpoint: Union[str, int] = "best"):

@@ -23,8 +23,8 @@ import numpy as np
 from scipy import signal
 
 from emotalk_jax.media import audio as audio_lib
+from emotalk_jax.models import face_graph
 
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 BAND = (300.0, 4000.0)  # Hz.
 WINDOW = 0.04  # Seconds.
 FLOOR_DB = 50.0
@@ -33,10 +33,7 @@ MAX_LAG = 5  # Frames.
 
 def mouth_opening(landmarks) -> np.ndarray:
   """[T, 68, 2] landmarks (crop pixels; NaN where missing) -> [T] float64 inner-lip gap in those pixels."""
-  landmarks = np.asarray(landmarks, np.float64)
-  upper = landmarks[:, [a for a, _ in INNER_LIP_PAIRS]]
-  lower = landmarks[:, [b for _, b in INNER_LIP_PAIRS]]
-  return np.linalg.norm(upper - lower, axis=-1).mean(-1)
+  return face_graph.mouth_opening(np.asarray(landmarks, np.float64), xp=np)
 
 
 def energy_envelope(wave, num_frames: int, fps: float = audio_lib.FPS,
@@ -105,3 +102,17 @@ def sync_correlation(landmarks, wave, fps: float = audio_lib.FPS, max_lag: int =
   mouth = mouth_opening(landmarks)
   energy = energy_envelope(wave, len(mouth), fps)
   return {**lagged_correlation(mouth, energy, max_lag), "mouth_opening": mouth, "energy_db": energy}
+
+
+def lip_motion(predicted, true) -> dict:
+  """How two mouth-opening series of one clip agree: {'r': Pearson r, 'std_ratio': std(predicted) /
+  std(true)}, over the frames where both are finite; each NaN where undefined (under 3 frames, or a
+  constant series)."""
+  predicted, true = np.asarray(predicted, np.float64), np.asarray(true, np.float64)
+  keep = np.isfinite(predicted) & np.isfinite(true)
+  predicted, true = predicted[keep], true[keep]
+  if len(true) < 3 or np.std(true) == 0:
+    return {"r": float("nan"), "std_ratio": float("nan")}
+  ratio = float(np.std(predicted) / np.std(true))
+  r = float(np.corrcoef(predicted, true)[0, 1]) if np.std(predicted) > 0 else float("nan")
+  return {"r": r, "std_ratio": ratio}

@@ -41,6 +41,9 @@ from emotalk_jax.media import audio
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.media import video_io
+from emotalk_jax.models import landmark_model
+from emotalk_jax.models import whisper
+from emotalk_jax.models import whisper_weights
 from emotalk_jax import stages
 
 FPS = audio.FPS
@@ -60,6 +63,8 @@ class Models:
   texture_model: object
   texture_params: dict
   texture_config: object
+  # (params, WhisperConfig) of the speech encoder, when stage 1 reads Whisper features; else None.
+  speech_encoder: Optional[tuple] = None
 
   @property
   def size(self) -> int:
@@ -72,7 +77,8 @@ def load_models(checkpoint_dir=None) -> Models:
   (default: the sample checkpoints shipped in `emotalk_jax/assets/checkpoints`).
 
   Raises:
-    InputError: a missing file, or params that do not fit their config (naming the params that differ).
+    InputError: a missing file, or params that do not fit their config (naming the params that differ);
+      a missing or broken Whisper weights file when stage 1 reads Whisper features.
   """
   directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else bundled.CHECKPOINTS_DIR
   loaded = {}
@@ -82,18 +88,28 @@ def load_models(checkpoint_dir=None) -> Models:
       loaded[name] = stages.get(name).load(npz)
     except (FileNotFoundError, ValueError) as e:
       raise InputError(npz, str(e)) from None
-  return Models(*loaded["landmark"], *loaded["texture"])
+  speech_encoder = None
+  if loaded["landmark"][0].speech_input != "mel":
+    speech_encoder = whisper_weights.load_encoder()
+  return Models(*loaded["landmark"], *loaded["texture"], speech_encoder)
 
 
 # Stage 1 ----------------------------------------------------------------------------------------------------
 
 def _landmark_fn(model):
-  return jax.jit(lambda params, mel, emotion, neutral: model.apply({"params": params}, mel, emotion,
-                                                                   neutral)["landmarks"])
+  return jax.jit(lambda params, inputs: landmark_model.apply(model, params, inputs)["landmarks"])
+
+
+def speech_features(models: Models, wave) -> Optional[np.ndarray]:
+  """[T, D] Whisper features per video frame of `wave` [N] (16 kHz) when stage 1 reads them, else None."""
+  if models.speech_encoder is None:
+    return None
+  params, config = models.speech_encoder
+  return whisper.speech_features(wave, params, config)
 
 
 def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = LANDMARK_CHUNK,
-                      margin: int = LANDMARK_MARGIN) -> np.ndarray:
+                      margin: int = LANDMARK_MARGIN, speech=None) -> np.ndarray:
   """Stage 1 over a whole clip, in chunks.
 
   Args:
@@ -103,19 +119,22 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
     neutral: [68, 2] the photo's landmarks in [-1, 1].
     chunk, margin: frames per call and context frames on each side of it (the clip reads as silence
       beyond its ends).
+    speech: [T, D] Whisper features per frame (`speech_features`), when stage 1 reads them; beyond the
+      clip's ends, its first and last frame's.
 
   Returns:
     [T, 68, 2] float32 landmarks in [-1, 1]; equal (to float rounding) to one call on the whole clip
     with `margin` frames of silence on each side.
   """
-  def windows_at(first, length):
+  def mel_at(first, length):
     return audio.mel_windows(mel, length, FPS, first_frame=first)
 
-  return _predict_chunks(models, windows_at, emotion_track, neutral, chunk, margin)
+  return _predict_chunks(models, mel_at, speech, emotion_track, neutral, chunk, margin)
 
 
 def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, neutral,
-                                   chunk: int = LANDMARK_CHUNK, margin: int = LANDMARK_MARGIN) -> np.ndarray:
+                                   chunk: int = LANDMARK_CHUNK, margin: int = LANDMARK_MARGIN,
+                                   speech=None) -> np.ndarray:
   """`predict_landmarks` from mel windows already cut per frame (e.g. a dataset example's `mel`).
 
   Args:
@@ -125,6 +144,7 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
     neutral: [68, 2] landmarks in [-1, 1].
     chunk, margin: as in `predict_landmarks`; windows of frames outside 0 .. T - 1 are all silence
       (`audio.LOG_MEL_FLOOR`).
+    speech: as in `predict_landmarks` (e.g. a dataset example's `speech`).
 
   Returns:
     [T, 68, 2] float32 landmarks in [-1, 1]; equal to `predict_landmarks` on the mel the windows were
@@ -136,25 +156,33 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
     raise ValueError(f"{num_frames} mel windows but {emotion_track.shape[0]} emotion vectors")
   padded = np.concatenate([mel_windows, np.full((1,) + mel_windows.shape[1:], audio.LOG_MEL_FLOOR, np.float32)])
 
-  def windows_at(first, length):
+  def mel_at(first, length):
     idx = np.arange(first, first + length)
     return padded[np.where((idx >= 0) & (idx < num_frames), idx, num_frames)]
 
-  return _predict_chunks(models, windows_at, emotion_track, neutral, chunk, margin)
+  return _predict_chunks(models, mel_at, speech, emotion_track, neutral, chunk, margin)
 
 
-def _predict_chunks(models: Models, windows_at, emotion_track, neutral, chunk: int, margin: int) -> np.ndarray:
-  """The chunk loop of `predict_landmarks`; `windows_at(first, length)` -> [length, 16, 80] mel windows of
-  frames first .. first + length - 1 (silence outside the clip)."""
+def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chunk: int,
+                    margin: int) -> np.ndarray:
+  """The chunk loop of `predict_landmarks`; `mel_at(first, length)` -> [length, 16, 80] mel windows of
+  frames first .. first + length - 1 (silence outside the clip); `speech` [T, D] or None."""
   num_frames = emotion_track.shape[0]
-  fn = _landmark_fn(models.landmark_model)
+  model = models.landmark_model
+  if model.speech_input != "mel" and speech is None:
+    raise ValueError(f"stage 1 reads {model.speech_input!r} speech features: pass `speech`")
+  fn = _landmark_fn(model)
   length = chunk + 2 * margin
   out = np.empty((num_frames, 68, 2), np.float32)
   for start in range(0, num_frames, chunk):
     first = start - margin  # Frames first .. first + length - 1; those outside the clip are silence.
-    mel_chunk = windows_at(first, length)
-    emotion_chunk = emotion_track[np.clip(np.arange(first, first + length), 0, num_frames - 1)]
-    pred = fn(models.landmark_params, mel_chunk[None], emotion_chunk[None], neutral[None].astype(np.float32))
+    idx = np.clip(np.arange(first, first + length), 0, num_frames - 1)
+    inputs = {"emotion": emotion_track[idx][None], "neutral_landmarks": neutral[None].astype(np.float32)}
+    if model.speech_input != "whisper":
+      inputs["mel"] = mel_at(first, length)[None]
+    if model.speech_input != "mel":
+      inputs["speech"] = np.asarray(speech, np.float32)[idx][None]
+    pred = fn(models.landmark_params, inputs)
     keep = min(chunk, num_frames - start)
     out[start:start + keep] = np.asarray(pred[0, margin:margin + keep])
   return out
@@ -210,12 +238,13 @@ def _emotion_keyframes(emotion, emotion_schedule) -> list:
   return [driving.Keyframe(0.0, parsed)]
 
 
-def drive(models: Models, neutral, wave, keyframes, seed: int = 0, blinks: bool = True):
+def drive(models: Models, neutral, wave, keyframes, seed: int = 0, blinks: bool = True, speech=None):
   """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1, smoothing,
-  blinks."""
+  blinks. `speech`: the wave's `speech_features`, if already computed."""
   num_frames = audio.num_video_frames(wave.size)
   track = driving.emotion_track(keyframes, num_frames)
-  predicted = driving.smooth(predict_landmarks(models, audio.log_mel(wave), track, neutral))
+  speech = speech_features(models, wave) if speech is None else speech
+  predicted = driving.smooth(predict_landmarks(models, audio.log_mel(wave), track, neutral, speech=speech))
   if blinks:
     predicted = driving.add_blinks(predicted, driving.blink_times(num_frames, np.random.default_rng(seed)))
   return predicted, track
@@ -263,7 +292,10 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
   wave = audio.load_audio(speech)
   clock.lap("inputs")
   neutral = landmarks_lib.normalize(aligned.landmarks, models.size)
-  landmark_track, emotion_track = drive(models, neutral, wave, keyframes, seed)
+  features = speech_features(models, wave)
+  if features is not None:
+    clock.lap("speech_features")
+  landmark_track, emotion_track = drive(models, neutral, wave, keyframes, seed, speech=features)
   clock.lap("landmarks")
 
   params, finetune_report = models.texture_params, None

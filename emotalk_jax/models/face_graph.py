@@ -49,6 +49,8 @@ EXTRA_EDGES = ((30, 33),)
 
 # Both lips (20 nodes), the region driven most by speech.
 MOUTH = np.arange(48, 68)
+# The inner-lip pairs whose mean gap is the mouth opening (`mouth_opening`).
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 # Connected components of the graph made of `part_edges()` alone.
 NUM_PART_COMPONENTS = 8
@@ -268,3 +270,14 @@ def schematic_face() -> np.ndarray:
   face = np.concatenate([jaw, right_brow, left_brow, nose_bridge, nostrils, right_eye, left_eye,
                          outer_lip, inner_lip])
   return face.astype(np.float32)
+
+
+def mouth_opening(landmarks, xp=jnp):
+  """[..., 68, 2] landmarks -> [...] the mouth opening: the mean distance of the `INNER_LIP_PAIRS`, in the
+  landmarks' units (NaN where they are NaN). `xp`: jax.numpy (differentiable: the square root gets an
+  epsilon of 1e-12, so a closed mouth has a finite gradient) or numpy (exact)."""
+  landmarks = xp.asarray(landmarks)
+  upper = landmarks[..., [a for a, _ in INNER_LIP_PAIRS], :]
+  lower = landmarks[..., [b for _, b in INNER_LIP_PAIRS], :]
+  squared = xp.sum(xp.square(upper - lower), -1)
+  return xp.mean(xp.sqrt(squared + 1e-12) if xp is jnp else xp.sqrt(squared), -1)

@@ -1,4 +1,4 @@
-"""Stage-1 training losses: landmark position and velocity, and the emotion head.
+"""Stage-1 training losses: landmark position and velocity, the mouth opening, and the emotion head.
 
 Conventions:
 * Landmarks are [B, T, 68, 2] in the crop's [-1, 1] coordinates. A node's error
@@ -120,6 +120,35 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velo
   silent_loss = masked_mean(error(mean, speech) + still_part, silent)
   total = voiced_loss + (silent_weight * silent_loss if silent_weight else 0.0)
   return total, {"voiced": voiced_loss, "silent": silent_loss, "velocity": masked_mean(speech_velocity, voiced)}
+
+
+def opening_loss(pred, target, audio_mask=None) -> Dict[str, jax.Array]:
+  """Terms on the mouth opening, the quantity that makes lips look like they speak, of voiced examples.
+
+  A landmark distance alone favours a mouth that hardly moves (the mean opening is a good guess for a
+  distance); these terms reward the motion itself: 'opening' (L1 of the opening per frame), 'opening_velocity'
+  (L1 of its frame-to-frame change) and 'opening_std' (|std over the window of the predicted opening - of
+  the true one|: the amount of motion, whatever its timing).
+
+  Args:
+    pred, target: [B, T, 68, 2] landmarks in [-1, 1].
+    audio_mask: [B] bool, True for examples with audio; None: all.
+
+  Returns:
+    {'opening', 'opening_velocity', 'opening_std'}: means over voiced examples, in landmark units (x 128 for
+    pixels of a 256 crop); 0 when none is voiced.
+  """
+  voiced = jnp.ones(pred.shape[:1], bool) if audio_mask is None else jnp.asarray(audio_mask, bool)
+  mask = voiced[:, None, None, None]
+  # Examples left out are zeroed first, so a NaN target there cannot reach the gradient.
+  p = face_graph.mouth_opening(jnp.where(mask, jnp.asarray(pred, jnp.float32), 0.0))  # [B, T]
+  t = face_graph.mouth_opening(jnp.where(mask, jnp.asarray(target, jnp.float32), 0.0))
+  velocity = jnp.abs(jnp.diff(p, axis=1) - jnp.diff(t, axis=1)).mean(1) if p.shape[1] > 1 else jnp.zeros(
+      p.shape[:1])
+  std = jnp.sqrt(jnp.var(p, axis=1) + 1e-12) - jnp.sqrt(jnp.var(t, axis=1) + 1e-12)
+  return {"opening": masked_mean(jnp.abs(p - t).mean(1), voiced),
+          "opening_velocity": masked_mean(velocity, voiced),
+          "opening_std": masked_mean(jnp.abs(std), voiced)}
 
 
 def emotion_loss(logits, emotion, mask=None) -> jax.Array:

@@ -35,6 +35,8 @@ from emotalk_jax.models import face_graph
 
 NUM_EMOTION_CLASSES = emotions.NUM_EMOTIONS
 EMOTION_VECTOR_SIZE = NUM_EMOTION_CLASSES + 1  # Class weights, then intensity.
+SPEECH_INPUTS = ("mel", "whisper", "both")
+SPEECH_FEATURES = 384  # Whisper tiny.en's width: `speech` features per frame.
 MEL_WINDOW = 16  # audio.MEL_WINDOW (audio.py pulls in av/librosa, which the model does not need).
 N_MELS = 80  # audio.N_MELS.
 
@@ -105,6 +107,28 @@ class AudioEncoder(nn.Module):
     x = nn.Dense(self.features, dtype=self.dtype)(x)
     x = nn.LayerNorm(dtype=self.dtype)(x)
     return x.reshape(batch_shape + (self.features,))
+
+
+class SpeechFeatureEncoder(nn.Module):
+  """A pretrained recogniser's feature per frame (Whisper's encoder, `models.whisper.speech_features`) ->
+  speech-content embedding: LayerNorm, then a two-layer MLP and LayerNorm.
+
+  Attributes:
+    features: the embedding size A.
+    hidden: the MLP's hidden width.
+    dtype: computation dtype.
+  """
+  features: int = 128
+  hidden: int = 256
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, speech: jax.Array) -> jax.Array:
+    """speech [..., D] -> [..., features]."""
+    x = nn.LayerNorm(dtype=self.dtype)(speech.astype(self.dtype))
+    x = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype)(x))
+    x = nn.Dense(self.features, dtype=self.dtype)(x)
+    return nn.LayerNorm(dtype=self.dtype)(x)
 
 
 class EmotionEncoder(nn.Module):
@@ -302,6 +326,9 @@ class LandmarkNet(nn.Module):
       fed to it (results with and without it: docs/results.md).
     zero_init_decoder: zero-initialise the graph decoder's output layer, so an untrained network predicts
       exactly the `mean_displacement` prior (the mean-motion baseline) and training starts from there.
+    speech_input: what carries the speech: 'mel' (log-mel windows through `AudioEncoder`), 'whisper'
+      (Whisper encoder features per frame through `SpeechFeatureEncoder`) or 'both' (the two embeddings
+      concatenated and mixed by a Dense layer).
     shape_only: remove head motion (translation, rotation, scale of the whole face; see
       `remove_similarity`) from what the network adds to the prior, so it can only change the face's
       shape and head pose comes from the prior (measured effect: docs/results.md).
@@ -320,18 +347,20 @@ class LandmarkNet(nn.Module):
   motion_readout: bool = True
   zero_init_decoder: bool = False
   shape_only: bool = False
+  speech_input: str = "mel"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, mel, emotion, neutral_landmarks, train: bool = False) -> dict:
+  def __call__(self, mel, emotion, neutral_landmarks, train: bool = False, speech=None) -> dict:
     """Predicts landmarks for every frame.
 
     Args:
-      mel: [B, T, 16, 80] log-mel window per video frame.
+      mel: [B, T, 16, 80] log-mel window per video frame (None when `speech_input` is 'whisper').
       emotion: [B, 9] for the whole clip or [B, T, 9] per frame (8 class
         weights, mixtures allowed, then intensity).
       neutral_landmarks: [B, 68, 2] the person's neutral face, in [-1, 1].
       train: apply dropout (needs a 'dropout' rng); no other layer depends on it.
+      speech: [B, T, D] Whisper encoder feature per video frame (needed unless `speech_input` is 'mel').
 
     Returns:
       Dict with `landmarks` [B, T, 68, 2] = neutral + displacement,
@@ -339,15 +368,21 @@ class LandmarkNet(nn.Module):
       landmark units; float32),
       and `emotion_logits` [B, 8] when `emotion_head`.
     """
-    if mel.ndim != 4 or mel.shape[-2:] != (MEL_WINDOW, N_MELS):
-      raise ValueError(f"mel must be [B, T, {MEL_WINDOW}, {N_MELS}], got {mel.shape}")
+    if self.speech_input not in SPEECH_INPUTS:
+      raise ValueError(f"speech_input must be one of {SPEECH_INPUTS}, got {self.speech_input!r}")
+    uses_mel, uses_features = self.speech_input in ("mel", "both"), self.speech_input in ("whisper", "both")
+    if uses_mel and (mel is None or mel.ndim != 4 or mel.shape[-2:] != (MEL_WINDOW, N_MELS)):
+      raise ValueError(f"mel must be [B, T, {MEL_WINDOW}, {N_MELS}], got "
+                       f"{None if mel is None else mel.shape}")
+    if uses_features and (speech is None or speech.ndim != 3):
+      raise ValueError(f"speech_input {self.speech_input!r} needs speech [B, T, D], got "
+                       f"{None if speech is None else speech.shape}")
     if emotion.ndim not in (2, 3) or emotion.shape[-1] != EMOTION_VECTOR_SIZE:
       raise ValueError(f"emotion must be [B, {EMOTION_VECTOR_SIZE}] or [B, T, {EMOTION_VECTOR_SIZE}], "
                        f"got {emotion.shape}")
-    batch, frames = mel.shape[:2]
+    batch, frames = (mel if uses_mel else speech).shape[:2]
     # Explicit names: they are the params' top-level keys that checkpoints and surgery rely on
     # ("temporal" and "emotion_head" also name config fields, so they cannot be attributes).
-    audio_encoder = AudioEncoder(self.audio_dim, dtype=self.dtype, name="audio_encoder")
     emotion_encoder = EmotionEncoder(self.emotion_dim, dtype=self.dtype, name="emotion_encoder")
     graph_encoder = GraphEncoder(tuple(self.graph_features), self.graph_dim, dtype=self.dtype,
                                  name="graph_encoder")
@@ -357,7 +392,13 @@ class LandmarkNet(nn.Module):
                                  dtype=self.dtype, name="graph_decoder")
 
     dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
-    audio = audio_encoder(mel)  # [B, T, A]
+    embeddings = []
+    if uses_mel:
+      embeddings.append(AudioEncoder(self.audio_dim, dtype=self.dtype, name="audio_encoder")(mel))
+    if uses_features:
+      embeddings.append(SpeechFeatureEncoder(self.audio_dim, dtype=self.dtype, name="speech_encoder")(speech))
+    audio = embeddings[0] if len(embeddings) == 1 else nn.Dense(
+        self.audio_dim, dtype=self.dtype, name="speech_mix")(jnp.concatenate(embeddings, -1))  # [B, T, A]
     emotion_embedding = emotion_encoder(emotion)  # [B, E] or [B, T, E]
     if emotion_embedding.ndim == 2:
       emotion_embedding = emotion_embedding[:, None]
@@ -434,8 +475,18 @@ def init_params(model: LandmarkNet, rng, batch_size: int = 1, num_frames: int = 
   Params do not depend on B or T, so the small defaults suit any later batch.
   """
   # Jitted: eager init dispatches hundreds of small ops and is several times slower on CPU.
-  variables = jax.jit(model.init)(rng, *dummy_inputs(batch_size, num_frames))
+  speech = jnp.zeros((batch_size, num_frames, SPEECH_FEATURES), jnp.float32)
+  variables = jax.jit(model.init)(rng, *dummy_inputs(batch_size, num_frames), speech=speech)
   return variables["params"]
+
+
+def apply(model: LandmarkNet, params, inputs, train: bool = False, rngs=None) -> dict:
+  """`model` on a dict of inputs: 'emotion', 'neutral_landmarks' and the speech its `speech_input` reads,
+  'mel' and/or 'speech' (other keys are ignored): a batch of the input pipeline, or generation's chunks."""
+  uses_mel = model.speech_input in ("mel", "both")
+  return model.apply({"params": params}, inputs["mel"] if uses_mel else None, inputs["emotion"],
+                     inputs["neutral_landmarks"], train=train, rngs=rngs,
+                     speech=None if model.speech_input == "mel" else inputs["speech"])
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}

@@ -35,6 +35,7 @@ import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
 from emotalk_jax import checkpoints
+from emotalk_jax.evaluate import lipsync
 from emotalk_jax.evaluate import lmd
 from emotalk_jax.media import landmarks
 from emotalk_jax.models import face_graph
@@ -112,8 +113,7 @@ def make_loss_fn(model, config):
   def loss_fn(params, batch, rng):
     flip_rng, dropout_rng = jax.random.split(rng)
     batch = augment(batch, flip_rng, config.get("flip_prob", 0.0))
-    out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=True,
-                      rngs={"dropout": dropout_rng})
+    out = landmark_model.apply(model, params, batch, train=True, rngs={"dropout": dropout_rng})
     loss, aux = landmark_losses.landmark_loss(out["landmarks"], batch["landmarks"], batch["has_audio"],
                                      mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight,
                                      silent_weight=config.get("silent_weight", 0.0),
@@ -121,6 +121,12 @@ def make_loss_fn(model, config):
                                      distance=config.get("landmark_distance", "squared"))
     aux = {f"landmark_{k}": v for k, v in aux.items()}
     aux["landmark_loss"] = loss
+    opening_weights = {name: config.get(f"{name}_weight", 0.0)
+                       for name in ("opening", "opening_velocity", "opening_std")}
+    if any(opening_weights.values()):
+      terms = landmark_losses.opening_loss(out["landmarks"], batch["landmarks"], batch["has_audio"])
+      aux.update(terms)
+      loss = loss + sum(w * terms[name] for name, w in opening_weights.items() if w)
     if "emotion_logits" in out and config.emotion_weight > 0:
       emo = landmark_losses.emotion_loss(out["emotion_logits"], batch["emotion"])
       aux["emotion_loss"] = emo
@@ -150,14 +156,14 @@ def jit_eval_step(predict_fn, mesh):
                  out_shardings=(repl, train_lib.data_sharding(mesh)))
 
 
+def predict_fn(model):
+  """(params, batch) -> the model's landmarks [B, T, 68, 2] (what `jit_eval_step` and `lip_sync` take)."""
+  return lambda params, batch: landmark_model.apply(model, params, batch)["landmarks"]
+
+
 def make_eval_step(model, mesh):
   """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2]) of the model."""
-
-  def predict(params, batch):
-    out = model.apply({"params": params}, batch["mel"], batch["emotion"], batch["neutral_landmarks"], train=False)
-    return out["landmarks"]
-
-  return jit_eval_step(predict, mesh)
+  return jit_eval_step(predict_fn(model), mesh)
 
 
 def plot_landmarks(path, pred, target, frames=None, title: str = "") -> None:
@@ -220,6 +226,69 @@ def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dic
   return out
 
 
+CLIP_PAD = 64  # Whole clips are padded to a multiple of this many frames: one compilation per length.
+
+
+def test_clips_with_audio(config, builder, max_clips: Optional[int] = None):
+  """Yields the whole test clips that have audio, each as a model batch of one: 'mel' [1, T, 16, 80],
+  'speech' [1, T, 384] (when the dataset stores it), 'emotion' [1, 9], 'neutral_landmarks' [1, 68, 2],
+  'landmarks' [1, T, 68, 2] (the true ones), T padded to a multiple of `CLIP_PAD` by repeating the last
+  frame, and 'num_frames' (the clip's real T)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  keys = ["landmarks", "mel", "has_audio", "emotion", "intensity", "neutral_landmarks"]
+  keys += ["speech"] if "speech" in builder.info.features else []
+  ds = builder.as_dataset(split=config.test_split, shuffle_files=False,
+                          decoders=tfds.decode.PartialDecoding({k: True for k in keys}))
+  count = 0
+  for ex in tfds.as_numpy(ds):
+    if not ex["has_audio"]:
+      continue
+    if max_clips is not None and count >= max_clips:
+      return
+    count += 1
+    num_frames = len(ex["landmarks"])
+    index = np.minimum(np.arange(-(-num_frames // CLIP_PAD) * CLIP_PAD), num_frames - 1)
+    emotion = np.zeros(landmark_model.EMOTION_VECTOR_SIZE, np.float32)
+    emotion[int(ex["emotion"])], emotion[-1] = 1.0, float(ex["intensity"])
+    clip = {"mel": ex["mel"][index][None], "emotion": emotion[None], "num_frames": num_frames,
+            "neutral_landmarks": ex["neutral_landmarks"][None], "landmarks": ex["landmarks"][index][None]}
+    if "speech" in ex:
+      clip["speech"] = ex["speech"][index][None].astype(np.float32)
+    yield clip
+
+
+def lip_sync(predict_fn, params, config, builder, max_clips: Optional[int] = None) -> dict:
+  """How the predicted mouth moves with the speech, on the whole test clips with audio.
+
+  Per clip, the predicted and the true mouth opening (`face_graph.mouth_opening`, pixels of a 256 crop) give
+  Pearson's r and the ratio of their standard deviations (`evaluate.lipsync.lip_motion`).
+
+  Args:
+    predict_fn: (params, batch) -> landmarks [B, T, 68, 2], as for `jit_eval_step` (jitted here).
+    params: its params.
+    config, builder: the test split's config and dataset.
+    max_clips: clips at most (default all).
+
+  Returns:
+    {'lip_r', 'lip_std_ratio' (means over clips), 'lip_error' = (1 - lip_r) + |log lip_std_ratio|
+    (0 is perfect: in step with the true mouth and moving as much), 'num_lip_clips'}; {} without such clips.
+  """
+  predict = jax.jit(predict_fn)
+  scores = []
+  for clip in test_clips_with_audio(config, builder, max_clips):
+    n = clip.pop("num_frames")
+    pred = np.asarray(predict(params, clip), np.float64)[0, :n]
+    true = clip["landmarks"][0, :n].astype(np.float64)
+    scores.append(lipsync.lip_motion(face_graph.mouth_opening(pred * 128, np),
+                                     face_graph.mouth_opening(true * 128, np)))
+  if not scores:
+    return {}
+  r = float(np.nanmean([s["r"] for s in scores])) if any(np.isfinite(s["r"]) for s in scores) else 0.0
+  ratio = float(np.nanmean([s["std_ratio"] for s in scores]))
+  return {"lip_r": r, "lip_std_ratio": ratio, "lip_error": (1.0 - r) + abs(float(np.log(max(ratio, 1e-6)))),
+          "num_lip_clips": len(scores)}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   """Trains the landmark network, evaluating and checkpointing periodically; resumes from `workdir`.
 
@@ -236,9 +305,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   logging.info("training on %s with %d device(s) over %d process(es)", builder.info.full_name,
                jax.device_count(), jax.process_count())
 
+  balance = {"balance_speakers": True} if config.get("balance_speakers", False) else {}
   train_iter = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size,
                                             window=config.window, seed=config.seed, mesh=mesh,
-                                            shuffle_buffer=config.shuffle_buffer)
+                                            shuffle_buffer=config.shuffle_buffer, **balance)
   model = landmark_model.create_model(config)
   tx, schedule = train_lib.make_optimizer(config)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -250,7 +320,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     params = dict(params, mean_displacement=jnp.asarray(mean))
   state = train_lib.TrainState.create(params, tx, train_rng)
   ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
-                                     best_metric=STAGE.best_metric, best_mode=STAGE.best_mode)
+                                     best_metric=config.get("best_metric", STAGE.best_metric),
+                                       best_mode=config.get("best_mode", STAGE.best_mode))
   if ckpt.latest_step() is not None:
     state, data_state = ckpt.restore(state)
     train_iter.set_state(data_state)
@@ -261,7 +332,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
 
   def evaluate_fn(state, step):
     plot = workdir / "plots" / f"step_{step:06d}.png" if config.num_plots else None
-    return evaluate(eval_step, state.params, config, builder, mesh, plot_path=plot)
+    metrics = evaluate(eval_step, state.params, config, builder, mesh, plot_path=plot)
+    if config.get("lip_eval_clips", 0):
+      metrics.update(lip_sync(predict_fn(model), state.params, config, builder, config.lip_eval_clips))
+    return metrics
 
   def poison(batch):  # The debug_nan_step test hook.
     return dict(batch, landmarks=batch["landmarks"] * jnp.nan)

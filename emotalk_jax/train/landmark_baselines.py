@@ -7,7 +7,8 @@
 
 Both run through `train_landmark.evaluate` with `train_landmark.jit_eval_step`, the model's own eval
 loop: the same `config.num_eval_batches` batches of fixed (unshuffled) test-split windows and the same
-M-LMD / F-LMD (pixels of a 256 crop).
+M-LMD / F-LMD (pixels of a 256 crop); and through `train_landmark.lip_sync` on the whole test clips with
+audio (mouth-opening r and std ratio: a baseline's mouth does not move, so its r is 0 and its ratio 0).
 
   emotalk evaluate landmark --config configs/landmark.py --workdir ~/runs/landmark_mead \
       [--checkpoint=best|latest|STEP] [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y]
@@ -64,7 +65,8 @@ def evaluate_baselines(config, num_train_batches: Optional[int] = None,
     builder, mesh: reuse these (default: from the config / all devices).
 
   Returns:
-    {'static': {'m_lmd', 'f_lmd'}, 'mean_motion': {'m_lmd', 'f_lmd'}} (pixels of a 256 crop).
+    {'static': {...}, 'mean_motion': {...}}: `train_landmark.evaluate`'s metrics (pixels of a 256 crop) and
+    `train_landmark.lip_sync`'s on the whole test clips with audio.
   """
   builder = train_landmark.get_builder(config) if builder is None else builder
   mesh = input_pipeline.make_mesh() if mesh is None else mesh
@@ -72,8 +74,12 @@ def evaluate_baselines(config, num_train_batches: Optional[int] = None,
   step = train_landmark.jit_eval_step(predict, mesh)
   displacements = {"static": np.zeros((face_graph.NUM_NODES, 2), np.float32),
                    "mean_motion": train_landmark.mean_displacement(config, builder, num_train_batches)}
-  return {name: train_landmark.evaluate(step, train_lib.replicate(jnp.asarray(d), mesh), eval_config, builder, mesh)
-          for name, d in displacements.items()}
+  out = {}
+  for name, d in displacements.items():
+    d = train_lib.replicate(jnp.asarray(d), mesh)
+    out[name] = train_landmark.evaluate(step, d, eval_config, builder, mesh)
+    out[name].update(train_landmark.lip_sync(predict, d, config, builder))
+  return out
 
 
 def improvement(model: dict, baseline: dict) -> dict:
@@ -89,18 +95,21 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", num_train_bat
   Args:
     config: the config the run was trained with.
     workdir: the training workdir (its `checkpoints/`).
-    checkpoint: 'best' (by eval M-LMD; the latest if none was ranked), 'latest', or a step.
+    checkpoint: 'best' (by the run's `best_metric`, default eval M-LMD; the latest if none was ranked),
+      'latest', or a step.
     num_train_batches, num_eval_batches: as in `evaluate_baselines`.
 
   Returns:
-    {'checkpoint_step', 'num_eval_batches', 'model': {'m_lmd', 'f_lmd'}, 'static': {...},
+    {'checkpoint_step', 'num_eval_batches', 'model': {'m_lmd', 'f_lmd', ..., and the lip-motion scores of
+     `train_landmark.lip_sync` when the test split has clips with audio}, 'static': {...},
      'mean_motion': {...}, 'improvement_pct': {'static': {'m_lmd', 'f_lmd'}, 'mean_motion': {...}}}
     (improvement: 100 (baseline - model) / baseline; positive = the model is better).
   """
   directory = pathlib.Path(workdir).absolute() / "checkpoints"
   if not directory.is_dir():
     raise FileNotFoundError(f"no checkpoints directory in {pathlib.Path(workdir).absolute()}")
-  ckpt = checkpoints.CheckpointManager(directory, best_metric=STAGE.best_metric, best_mode=STAGE.best_mode)
+  ckpt = checkpoints.CheckpointManager(directory, best_metric=config.get("best_metric", STAGE.best_metric),
+                                       best_mode=config.get("best_mode", STAGE.best_mode))
   try:
     step = ckpt.resolve_step(checkpoint)
     params = ckpt.restore_params(step)
@@ -109,8 +118,10 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", num_train_bat
   builder = train_landmark.get_builder(config)
   mesh = input_pipeline.make_mesh()
   eval_config = _eval_config(config, num_eval_batches)
-  eval_step = train_landmark.make_eval_step(STAGE.create_model(config), mesh)
-  model = train_landmark.evaluate(eval_step, train_lib.replicate(params, mesh), eval_config, builder, mesh)
+  network = STAGE.create_model(config)
+  params = train_lib.replicate(params, mesh)
+  model = train_landmark.evaluate(train_landmark.make_eval_step(network, mesh), params, eval_config, builder, mesh)
+  model.update(train_landmark.lip_sync(train_landmark.predict_fn(network), params, config, builder))
   out = {"checkpoint_step": int(step), "num_eval_batches": int(eval_config.num_eval_batches), "model": model}
   out.update(evaluate_baselines(config, num_train_batches, num_eval_batches, builder=builder, mesh=mesh))
   out["improvement_pct"] = {name: improvement(model, out[name]) for name in BASELINES}
