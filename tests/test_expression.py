@@ -145,9 +145,13 @@ def test_keras3_h5_files_run_in_jax(tmp_path):
   x = keras.layers.Conv2D(4, 1, activation="tanh")(keras.layers.Dropout(0.5)(x))
   x = keras.layers.Activation("sigmoid")(keras.layers.GlobalAveragePooling2D()(x))
   functional = keras.Model(inputs, keras.layers.Softmax()(x))
-  sequential = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(3, 3, strides=2),
-                                 keras.layers.GlobalAveragePooling2D(),
-                                 keras.layers.Activation("softmax")])
+  # Strides and dilation on odd sizes, where 'same' pads unevenly.
+  sequential = keras.Sequential([
+      keras.Input((19, 19, 1)), keras.layers.Conv2D(3, 3),
+      keras.layers.SeparableConv2D(4, 3, strides=2, padding="same"),
+      keras.layers.Conv2D(5, 1, strides=2, padding="same"),
+      keras.layers.SeparableConv2D(6, 3, dilation_rate=2, padding="same"),
+      keras.layers.GlobalAveragePooling2D(), keras.layers.Activation("softmax")])
   rng = np.random.default_rng(0)
   for model in (functional, sequential):
     for w in model.weights:  # Not the initial weights (zero biases, unit statistics).
