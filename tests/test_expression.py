@@ -192,6 +192,13 @@ def test_damaged_fer_files(fer_model, tmp_path):
   with pytest.raises(InputError, match="truncated.hdf5: cannot be loaded as a Keras classifier"):
     expression.ExpressionClassifier(tmp_path / "truncated.hdf5")
 
+  path = tmp_path / "garbled.hdf5"
+  shutil.copy(fer_model.path, path)
+  with h5py.File(path, "r+") as f:
+    f.attrs["model_config"] = "{not json"
+  with pytest.raises(InputError, match="garbled.hdf5: .*model_config is not JSON"):
+    expression.ExpressionClassifier(path)
+
   def rename_layer_type(_, config):
     config["config"]["layers"][3]["class_name"] = "LeakyReLU"
 

@@ -100,12 +100,16 @@ def load(path) -> KerasModel:
       params = _weights(f, nodes)
     shape = _input_shape(nodes[input_name])
     forward = _forward(nodes, input_name, output_name)
+  except _Unreadable as e:
+    raise InputError(path, f"cannot be loaded as a Keras classifier: {e}") from None
+  # h5py: not HDF5, truncated, damaged (OSError, KeyError); a config of unexpected structure.
+  except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+    raise InputError(path, f"cannot be loaded as a Keras classifier "
+                           f"({type(e).__name__}: {e})") from None
+  try:
     out = jax.eval_shape(forward, params, jax.ShapeDtypeStruct((1, *shape), jnp.float32))
   except _Unreadable as e:
     raise InputError(path, f"cannot be loaded as a Keras classifier: {e}") from None
-  except (OSError, KeyError) as e:  # h5py: not HDF5, truncated, damaged.
-    raise InputError(path, f"cannot be loaded as a Keras classifier "
-                           f"({type(e).__name__}: {e})") from None
   except (TypeError, ValueError) as e:  # Weights whose shapes do not fit the layers.
     raise InputError(path, f"cannot be loaded as a Keras classifier: its weights do not fit its "
                            f"layers ({type(e).__name__}: {e})") from None
