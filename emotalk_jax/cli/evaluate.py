@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
   g.add_argument("--metrics", help="comma-separated metric groups (default all): image, cpbd, lmd, csim, "
                                    "emotion, lipsync, syncnet")
   g.add_argument("--emotion-model", metavar="FILE",
-                 help="Keras (.h5/.hdf5/.keras) or TFLite expression classifier (default: fer's model)")
+                 help="expression classifier: Keras .h5/.hdf5 (run in JAX), .keras or TFLite "
+                      "(through TensorFlow); default: fer's model")
   g.add_argument("--emotion-classes", metavar="NAMES",
                  help="comma-separated class names of --emotion-model's outputs (default fer's 7)")
   g.add_argument("--syncnet", metavar="NPZ", help="SyncNet weights (.npz, see emotalk_jax/evaluate/syncnet.py) for "
