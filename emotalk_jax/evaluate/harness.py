@@ -127,6 +127,11 @@ def _lmd(gen: FaceVideo, ref: FaceVideo, n: int) -> tuple[dict, dict]:
     m_frames[both], f_frames[both] = values[:, 0], values[:, 1]
   summary = {"m_lmd": _mean(m_frames), "f_lmd": _mean(f_frames), "lmd_frames": int(both.sum()),
              "lmd_skipped_frames": int(n - both.sum())}
+  # Does the generated mouth open and close with the reference's (whatever its size)? Pearson r and the
+  # std ratio of the two mouth openings over the frames where both faces were found.
+  motion = lipsync.lip_motion(lipsync.mouth_opening(gen.crop_landmarks[:n][both]),
+                              lipsync.mouth_opening(ref.crop_landmarks[:n][both]))
+  summary.update(mouth_r=motion["r"], mouth_std_ratio=motion["std_ratio"])
   return summary, {"m_lmd": m_frames, "f_lmd": f_frames}
 
 
@@ -223,7 +228,7 @@ def evaluate_frames(generated, reference=None, source=None, emotion=None, audio=
 
   Returns:
     A JSON-ready dict: scalar metrics at the top level (`psnr`, `ssim`, `cpbd`, `cpbd_reference`, `m_lmd`,
-    `f_lmd`, `csim`, ...), `emotion`, `lipsync`, `lipsync_reference`, `syncnet` dicts, `frames` (counts),
+    `f_lmd`, `mouth_r`, `mouth_std_ratio`, `csim`, ...), `emotion`, `lipsync`, `lipsync_reference`, `syncnet` dicts, `frames` (counts),
     `skipped` (group -> reason), `per_frame` (lists, null where skipped), `seconds` (per stage) and
     `frames_per_second` (generated frames over the whole evaluation's wall time).
 
