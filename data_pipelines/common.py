@@ -174,7 +174,8 @@ def preprocess_clip(spec: ClipSpec, opts: ProcessOptions) -> preprocess.Clip:
   if audio_path is not None and is_silent_file(audio_path):
     log.info("%s: %s is silent; the clip has no audio", spec.clip_id, audio_path)
     audio_path = None
-    video = video_io.read_video(spec.video_path, fps=FPS, max_frames=opts.max_frames, with_audio=False)
+    video = video_io.read_video(spec.video_path, fps=FPS, max_frames=opts.max_frames,
+                                with_audio=False)
   else:
     video = video_io.read_video(spec.video_path, fps=FPS, max_frames=opts.max_frames,
                                 with_audio=audio_path is None)
@@ -229,7 +230,14 @@ def speaker_reference(speaker: str, candidates: Sequence[ClipSpec], opts: Proces
 
 def make_example(spec: ClipSpec, clip: preprocess.Clip, ref: NeutralRef | None,
                  speech: np.ndarray | None = None) -> dict:
-  """A preprocessed clip -> the feature dict of `features.features()` (with `speech` [T, 384] if given)."""
+  """A preprocessed clip -> the feature dict of `features.features()`.
+
+  Args:
+    spec: the clip's record.
+    clip: the preprocessed clip.
+    ref: the speaker's neutral reference, or None (then the clip's own first detected frame).
+    speech: [T, 384] Whisper features to store as `speech` (configs with speech=True), or None.
+  """
   t = len(clip.frames)
   has_audio = clip.mel is not None
   mel = clip.mel if has_audio else np.full((t, audio.MEL_WINDOW, audio.N_MELS), audio.LOG_MEL_FLOOR, np.float32)

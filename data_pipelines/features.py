@@ -19,7 +19,10 @@ One example = one preprocessed clip (`emotalk_jax.media.preprocess`) at 25 fps:
 | `neutral_landmarks` | [68, 2] float32 | its landmarks, [-1, 1] |
 | `neutral_source` | ClassLabel(`speaker_neutral`, `first_frame`) | a neutral clip of the same speaker, or this clip's first frame |
 | `fps` | float32 | 25 |
-| `speech` | [T, 384] float16 | optional (configs with `speech=True`): Whisper tiny.en encoder features per frame (`emotalk_jax.models.whisper.speech_features`); zeros when `has_audio` is False |
+| `speech` | [T, 384] float16 | optional (`speech=True` configs): Whisper tiny.en features |
+
+`speech` (only in configs that ask for it): `emotalk_jax.models.whisper.speech_features` of the
+clip's audio, one vector per frame; zeros when `has_audio` is False.
 """
 
 import dataclasses

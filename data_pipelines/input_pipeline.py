@@ -20,7 +20,7 @@ describes the stored clips). The local (per-process) batch, as numpy from `make_
 | `frames` | [B, K, S, S, 3] uint8 | the window's aligned crops (convert to float in JAX) |
 | `landmarks` | [B, K, 68, 2] float32 | their landmarks, [-1, 1] |
 | `mel` | [B, K, 16, 80] float32 | log-mel window of each frame (all LOG_MEL_FLOOR without audio) |
-| `speech` | [B, K, 384] float32 | only when the dataset has it: Whisper features per frame (zeros without audio) |
+| `speech` | [B, K, 384] float32 | if the dataset has it: Whisper features (0 without audio) |
 | `detected` | [B, K] bool | face found in that frame (else filled from its neighbours) |
 | `frame_mask` | [B, K] bool | real frame (False only for padding, `short_clips="pad"`) |
 | `neutral_frame` | [B, S, S, 3] uint8 | the identity reference |
@@ -117,8 +117,8 @@ SHORT_CLIP_MODES = ("drop", "pad")
 _FEATURES = ("clip_id", "frames", "landmarks", "mel", "has_audio", "detected", "emotion", "intensity",
              "emotion_exact", "speaker", "neutral_frame", "neutral_landmarks", "neutral_source")
 # Settings that fix the order of the stream: a state only resumes a pipeline with the same ones.
-_STATE_KEYS = ("dataset", "split", "seed", "window", "shuffle", "shuffle_buffer", "short_clips", "process_count",
-               "balance_speakers")
+_STATE_KEYS = ("dataset", "split", "seed", "window", "shuffle", "shuffle_buffer", "short_clips",
+               "process_count", "balance_speakers")
 # Values of settings a saved state may lack (states from before the setting existed).
 _STATE_DEFAULTS = {"balance_speakers": False}
 # Optional features, read when the dataset has them.
@@ -353,14 +353,16 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
 
 
 def _clip_speakers(builder, part, min_frames: int) -> list:
-  """The speaker (bytes) of every clip of `part` in reading order; None for clips the pipeline drops."""
-  ds = builder.as_dataset(split=part, shuffle_files=False, read_config=tfds.ReadConfig(try_autocache=False),
+  """The speaker (bytes) of each clip of `part` in reading order; None for clips left out."""
+  ds = builder.as_dataset(split=part, shuffle_files=False,
+                          read_config=tfds.ReadConfig(try_autocache=False),
                           decoders=tfds.decode.PartialDecoding({"speaker": True, "detected": True}))
   ds = ds.map(lambda ex: (ex["speaker"], tf.shape(ex["detected"])[0]))
   return [bytes(s) if int(n) >= min_frames else None for s, n in ds.as_numpy_iterator()]
 
 
-def balanced_counts(clip_speakers, *, seed: int, epoch: int, per_speaker: Optional[int] = None) -> np.ndarray:
+def balanced_counts(clip_speakers, *, seed: int, epoch: int,
+                    per_speaker: Optional[int] = None) -> np.ndarray:
   """Windows per clip in one speaker-balanced epoch (see the module docstring).
 
   Args:
@@ -381,8 +383,8 @@ def balanced_counts(clip_speakers, *, seed: int, epoch: int, per_speaker: Option
   n_clips = sum(len(v) for v in by_speaker.values())
   q = -(-n_clips // len(by_speaker)) if per_speaker is None else int(per_speaker)
   for speaker, clips in by_speaker.items():
-    tag = int.from_bytes(hashlib.sha256(speaker if isinstance(speaker, bytes) else speaker.encode()).digest()[:8],
-                         "little")
+    name = speaker if isinstance(speaker, bytes) else speaker.encode()
+    tag = int.from_bytes(hashlib.sha256(name).digest()[:8], "little")
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, _BALANCE_TAG, int(epoch), tag])
     clips = np.asarray(clips)
     counts[clips] = q // len(clips)
@@ -491,7 +493,8 @@ class InputIterator:
     return {"dataset": self._builder.info.full_name, "split": str(self._split), "seed": self._seed,
             "window": self._window, "shuffle": bool(self._kwargs.get("shuffle", True)),
             "shuffle_buffer": int(self._kwargs.get("shuffle_buffer", _DEFAULT_SHUFFLE_BUFFER)),
-            "short_clips": self._kwargs.get("short_clips", "drop"), "process_count": self._process_count,
+            "short_clips": self._kwargs.get("short_clips", "drop"),
+            "process_count": self._process_count,
             "balance_speakers": bool(self._kwargs.get("balance_speakers", False))}
 
   def _build(self):

@@ -34,6 +34,7 @@ def build(sources, data_dir, frame_size: int, speech: bool = False) -> tfds.core
 
   With `speech`, the examples must hold the optional `speech` feature too ([T, 384] float16).
   """
-  builder = InMemoryClips(sources=sources, frame_size=frame_size, speech=speech, data_dir=str(data_dir))
+  builder = InMemoryClips(sources=sources, frame_size=frame_size, speech=speech,
+                          data_dir=str(data_dir))
   builder.download_and_prepare()
   return builder

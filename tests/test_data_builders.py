@@ -440,7 +440,7 @@ def test_build_command(grid_folder, tmp_path, capsys):
 
 
 def _zeroed_copy(src, dst, frames=FRAMES + 5):
-  """The first frames of `src` re-encoded WITH an audio track that is digital silence (all zeros)."""
+  """The first frames of `src` re-encoded with an audio track of digital silence (all zeros)."""
   video = video_io.read_video(src, max_frames=frames, with_audio=True)
   video_io.write_video(dst, video.frames, fps=video.fps, audio=np.zeros_like(video.audio))
   return dst
@@ -462,7 +462,8 @@ def test_silent_track_or_wav_means_no_audio(tmp_path):
   # A silent wav beside a clip: no audio too (the clip is kept, not skipped).
   soundfile.write(tmp_path / "zeros.wav", np.zeros(16000, np.float32), audio.SAMPLE_RATE)
   assert common.is_silent_file(tmp_path / "zeros.wav")
-  assert common.preprocess_clip(_spec(bundled.GRID_CLIP, str(tmp_path / "zeros.wav")), opts).mel is None
+  beside = _spec(bundled.GRID_CLIP, str(tmp_path / "zeros.wav"))
+  assert common.preprocess_clip(beside, opts).mel is None
   assert not common.is_silent_file(bundled.GRID_CLIP)
   assert common.preprocess_clip(_spec(bundled.GRID_CLIP), opts).mel is not None
 
@@ -481,8 +482,8 @@ def test_speech_feature_on_bundled_clip(tmp_path):
   root.mkdir()
   shutil.copy(bundled.GRID_CLIP, root / "spk1_neutral_1.mpg")
   _zeroed_copy(bundled.GRID_CLIP, root / "spk2_sad_2.mp4")
-  config = folder.FolderConfig(name="speech_test", folder=str(root), pattern=GRID_PATTERN, speech=True,
-                               frame_size=SIZE, max_frames=12)
+  config = folder.FolderConfig(name="speech_test", folder=str(root), pattern=GRID_PATTERN,
+                               speech=True, frame_size=SIZE, max_frames=12)
   builder = _build(folder.Builder, config, tmp_path)
   assert builder.info.features["speech"].shape == (None, 384)
   ex = _examples(builder)["train"]

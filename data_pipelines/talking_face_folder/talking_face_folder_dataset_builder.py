@@ -222,7 +222,8 @@ class Builder(common.EmotalkBuilder):
       pattern = re.compile(source.pattern) if source.pattern else None
       include = re.compile(source.include) if source.include else None
       files = base.rglob("*") if source.recursive else base.glob("*")
-      videos = sorted(f for f in files if f.suffix.lower() in common.VIDEO_EXTENSIONS and f.is_file())
+      videos = sorted(f for f in files
+                      if f.suffix.lower() in common.VIDEO_EXTENSIONS and f.is_file())
       videos = [v for v in videos if not include or include.fullmatch(v.resolve().stem)]
       for video in videos[::source.stride]:
         video = video.resolve()
@@ -369,12 +370,14 @@ def _av_sources() -> tuple:
 
 def av_config(name: str = "av", **overrides) -> FolderConfig:
   """The av config; `overrides` replace fields (e.g. max_frames=10, folder=...)."""
+  description = (
+      "Audio-visual speech for lip sync from ../shared/data: the sample config's clips, every "
+      f"{AV_GRID_S1_STRIDE}th GRID s1 clip, GRID s4/s26/s31, CREMA-D 1001 video, LRS crops; "
+      "Whisper tiny.en speech features per frame; 128 px; speaker-disjoint, test = the sample's "
+      "test speakers + GRID s26, s31.")
   kwargs = dict(name=name, folder=SHARED_DATA, sources=_av_sources(), dataset="av",
-                test_speakers=AV_TEST_SPEAKERS, frame_size=AV_FRAME_SIZE, speech=True, description=(
-                    "Audio-visual speech for lip sync from ../shared/data: the sample config's clips, "
-                    f"every {AV_GRID_S1_STRIDE}th GRID s1 clip, GRID s4/s26/s31, CREMA-D 1001 video, "
-                    "LRS crops; Whisper tiny.en speech features per frame; 128 px; speaker-disjoint, "
-                    "test = the sample's test speakers + GRID s26, s31."))
+                test_speakers=AV_TEST_SPEAKERS, frame_size=AV_FRAME_SIZE, speech=True,
+                description=description)
   kwargs.update(overrides)
   return FolderConfig(**kwargs)
 
