@@ -13,6 +13,10 @@ Everything else is here:
 * one example per clip (`features.features(frame_size)`): `emotalk_jax.media.preprocess` at 25 fps (any
   input rate), optionally only the first `max_frames` frames; a clip without (usable) audio keeps
   `mel` filled with `audio.LOG_MEL_FLOOR` and `has_audio=False`;
+* a silent audio track (the clip's own or a wav beside it, peak below `audio.SILENCE_PEAK`, e.g.
+  the all-zero tracks of some MEAD driving clips) counts as no audio (`has_audio=False`);
+* with `speech=True` in the config, the optional `speech` feature: Whisper tiny.en encoder features
+  per frame [T, 384] float16 (zeros without audio), the encoder loaded once per process;
 * the neutral reference: when the dataset has neutral clips (`label.emotion == 'neutral'` with
   `label.exact`), the speaker's first neutral clip (by clip id) gives it, computed once per speaker
   from its first second of video (`neutral_source='speaker_neutral'`); otherwise this clip's own

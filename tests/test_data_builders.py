@@ -537,3 +537,10 @@ def test_av_config_sources_and_speaker_disjoint_splits(shared_data):
   _, sample_specs, _ = _scan(folder.Builder, sample, shared_data)
   assert {s.clip_id for s in sample_specs} <= {s.clip_id for s in specs}
   assert len(specs) == len(sample_specs) + 250 + 49 + 10 + 10 + 6 + 44
+
+
+def test_grid_mp4s_with_frozen_timestamps_decode_every_frame(shared_data):
+  """grid_s1/s4/s26/s31 mp4s stamp every frame 0: frames follow each other by their duration."""
+  for name in ("grid_s1/bbaf3s.mp4", "grid_s26/bgbsza.mp4"):
+    video = video_io.read_video(shared_data / "video" / name, max_frames=None, with_audio=True)
+    assert len(video.frames) == 75 and len(video.audio) == pytest.approx(75 * 640, abs=1000)
