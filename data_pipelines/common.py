@@ -13,6 +13,10 @@ Everything else is here:
 * one example per clip (`features.features(frame_size)`): `emotalk_jax.media.preprocess` at 25 fps (any
   input rate), optionally only the first `max_frames` frames; a clip without (usable) audio keeps
   `mel` filled with `audio.LOG_MEL_FLOOR` and `has_audio=False`;
+* a silent audio track (the clip's own or a wav beside it, peak below `audio.SILENCE_PEAK`, e.g.
+  the all-zero tracks of some MEAD driving clips) counts as no audio (`has_audio=False`);
+* with `speech=True` in the config, the optional `speech` feature: Whisper tiny.en encoder features
+  per frame [T, 384] float16 (zeros without audio), the encoder loaded once per process;
 * the neutral reference: when the dataset has neutral clips (`label.emotion == 'neutral'` with
   `label.exact`), the speaker's first neutral clip (by clip id) gives it, computed once per speaker
   from its first second of video (`neutral_source='speaker_neutral'`); otherwise this clip's own
@@ -30,6 +34,7 @@ Everything else is here:
 import abc
 import collections
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -88,6 +93,9 @@ class EmotalkConfig(tfds.core.BuilderConfig):
     validation_fraction: share of the remaining speakers put in validation.
     single_split: when set (e.g. 'test'), every clip goes to this one split and the speaker options
       are ignored: for datasets used only to test a model trained elsewhere.
+    speech: also store the `speech` feature: Whisper tiny.en encoder features per frame, [T, 384]
+      float16 (zeros without audio). Costs about 1.3 s of CPU per clip of up to 22 s (one 30 s
+      encoder window) on top of preprocessing; the encoder is loaded once per build process.
   """
   frame_size: int = features_lib.FRAME_SIZE
   max_frames: int | None = None
@@ -97,6 +105,7 @@ class EmotalkConfig(tfds.core.BuilderConfig):
   test_fraction: float = 0.0
   validation_fraction: float = 0.0
   single_split: str = ""
+  speech: bool = False
 
   def __post_init__(self):
     if self.frame_size not in (128, 256):
@@ -114,6 +123,7 @@ class ProcessOptions:
   frame_size: int = features_lib.FRAME_SIZE
   max_frames: int | None = None
   face_index: int = 0
+  speech: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,15 +155,60 @@ def _quiet_preprocess(video: video_io.Video, opts: ProcessOptions, audio_path=No
   return clip
 
 
+def is_silent_file(path) -> bool:
+  """Whether an audio file is digital silence (peak |x| below `audio.SILENCE_PEAK`, -80 dBFS).
+
+  Raises:
+    InputError: the file cannot be read (or has no audio stream).
+  """
+  wave = audio.load_audio(path, allow_silent=True)
+  return not float(np.max(np.abs(wave), initial=0.0)) >= audio.SILENCE_PEAK
+
+
 def preprocess_clip(spec: ClipSpec, opts: ProcessOptions) -> preprocess.Clip:
   """Decodes (at 25 fps, first `max_frames` frames), tracks, aligns and crops one clip; mel when it has audio.
+
+  A silent audio track (the video's own or the wav beside it: peak below `audio.SILENCE_PEAK`, e.g.
+  all zeros) counts as no audio: the clip is kept with `mel=None` (has_audio False).
 
   Raises:
     InputError (or another exception from decoding): the clip cannot be used.
   """
-  video = video_io.read_video(spec.video_path, fps=FPS, max_frames=opts.max_frames,
-                              with_audio=spec.audio_path is None)
-  return _quiet_preprocess(video, opts, audio_path=spec.audio_path)
+  audio_path = spec.audio_path
+  if audio_path is not None and is_silent_file(audio_path):
+    log.info("%s: %s is silent; the clip has no audio", spec.clip_id, audio_path)
+    audio_path = None
+    video = video_io.read_video(spec.video_path, fps=FPS, max_frames=opts.max_frames,
+                                with_audio=False)
+  else:
+    video = video_io.read_video(spec.video_path, fps=FPS, max_frames=opts.max_frames,
+                                with_audio=audio_path is None)
+  return _quiet_preprocess(video, opts, audio_path=audio_path)
+
+
+@functools.lru_cache(maxsize=1)
+def speech_encoder():
+  """(params, config) of the Whisper tiny.en encoder, loaded once per process."""
+  from emotalk_jax.models import whisper_weights  # pylint: disable=import-outside-toplevel
+  return whisper_weights.load_encoder()
+
+
+def speech_track(clip: preprocess.Clip) -> np.ndarray:
+  """The `speech` feature of a preprocessed clip: [T, 384] float16, zeros when it has no audio.
+
+  Whisper features of the clip's 16 kHz wave cut to its T frames (T * 40 ms); frames past the end of
+  the audio are zero.
+  """
+  from emotalk_jax.models import whisper  # pylint: disable=import-outside-toplevel
+  t = len(clip.frames)
+  out = np.zeros((t, features_lib.SPEECH_DIM), np.float16)
+  if clip.mel is None or clip.audio is None:
+    return out
+  params, config = speech_encoder()
+  wave = np.asarray(clip.audio, np.float32)[:t * (whisper.SAMPLE_RATE // whisper.FPS)]
+  feats = whisper.speech_features(wave, params, config)[:t]
+  out[:len(feats)] = feats.astype(np.float16)
+  return out
 
 
 def neutral_reference(spec: ClipSpec, opts: ProcessOptions) -> NeutralRef:
@@ -177,8 +232,16 @@ def speaker_reference(speaker: str, candidates: Sequence[ClipSpec], opts: Proces
   return None
 
 
-def make_example(spec: ClipSpec, clip: preprocess.Clip, ref: NeutralRef | None) -> dict:
-  """A preprocessed clip -> the feature dict of `features.features()`."""
+def make_example(spec: ClipSpec, clip: preprocess.Clip, ref: NeutralRef | None,
+                 speech: np.ndarray | None = None) -> dict:
+  """A preprocessed clip -> the feature dict of `features.features()`.
+
+  Args:
+    spec: the clip's record.
+    clip: the preprocessed clip.
+    ref: the speaker's neutral reference, or None (then the clip's own first detected frame).
+    speech: [T, 384] Whisper features to store as `speech` (configs with speech=True), or None.
+  """
   t = len(clip.frames)
   has_audio = clip.mel is not None
   mel = clip.mel if has_audio else np.full((t, audio.MEL_WINDOW, audio.N_MELS), audio.LOG_MEL_FLOOR, np.float32)
@@ -188,7 +251,9 @@ def make_example(spec: ClipSpec, clip: preprocess.Clip, ref: NeutralRef | None) 
     source = "first_frame"
   else:
     source = "speaker_neutral"
+  extra = {} if speech is None else {"speech": np.asarray(speech, np.float16)}
   return {
+      **extra,
       "clip_id": spec.clip_id,
       "frames": clip.frames,
       "landmarks": clip.landmarks.astype(np.float32),
@@ -220,7 +285,9 @@ def skip_record(spec: ClipSpec, split: str, e: BaseException) -> dict:
 
 
 def process_spec(spec: ClipSpec, opts: ProcessOptions, ref: NeutralRef | None) -> tuple[str, dict]:
-  return spec.clip_id, make_example(spec, preprocess_clip(spec, opts), ref)
+  clip = preprocess_clip(spec, opts)
+  speech = speech_track(clip) if opts.speech else None
+  return spec.clip_id, make_example(spec, clip, ref, speech)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -469,7 +536,8 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=features_lib.features(self.builder_config.frame_size),
+        features=features_lib.features(self.builder_config.frame_size,
+                                       speech=bool(getattr(self.builder_config, "speech", False))),
         homepage=self.HOMEPAGE or None,
         metadata=tfds.core.MetadataDict(),
     )
@@ -477,7 +545,8 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   @property
   def _process_options(self) -> ProcessOptions:
     c = self.builder_config
-    return ProcessOptions(frame_size=c.frame_size, max_frames=c.max_frames, face_index=c.face_index)
+    return ProcessOptions(frame_size=c.frame_size, max_frames=c.max_frames, face_index=c.face_index,
+                          speech=bool(c.speech))
 
   def _manual_root(self, dl_manager) -> pathlib.Path:
     try:

@@ -19,6 +19,10 @@ One example = one preprocessed clip (`emotalk_jax.media.preprocess`) at 25 fps:
 | `neutral_landmarks` | [68, 2] float32 | its landmarks, [-1, 1] |
 | `neutral_source` | ClassLabel(`speaker_neutral`, `first_frame`) | a neutral clip of the same speaker, or this clip's first frame |
 | `fps` | float32 | 25 |
+| `speech` | [T, 384] float16 | optional (`speech=True` configs): Whisper tiny.en features |
+
+`speech` (only in configs that ask for it): `emotalk_jax.models.whisper.speech_features` of the
+clip's audio, one vector per frame; zeros when `has_audio` is False.
 """
 
 import dataclasses
@@ -31,6 +35,7 @@ from emotalk_jax.media import audio
 from emotalk_jax.models import face_graph
 
 FRAME_SIZE = 256
+SPEECH_DIM = 384  # Width of Whisper tiny.en's encoder: the optional `speech` feature.
 NEUTRAL_SOURCES = ("speaker_neutral", "first_frame")
 
 
@@ -55,9 +60,17 @@ class ClipSpec:
   dataset: str
 
 
-def features(frame_size: int = FRAME_SIZE) -> tfds.features.FeaturesDict:
-  """The FeaturesDict of one example (see the module docstring)."""
+def features(frame_size: int = FRAME_SIZE, speech: bool = False) -> tfds.features.FeaturesDict:
+  """The FeaturesDict of one example (see the module docstring).
+
+  Args:
+    frame_size: side S of the stored crops.
+    speech: also the optional `speech` feature, [T, 384] float16.
+  """
   n = face_graph.NUM_NODES
+  extra = {}
+  if speech:
+    extra["speech"] = tfds.features.Tensor(shape=(None, SPEECH_DIM), dtype=np.float16)
   return tfds.features.FeaturesDict({
       "clip_id": tfds.features.Text(),
       "frames": tfds.features.Video(shape=(None, frame_size, frame_size, 3), encoding_format="jpeg"),
@@ -74,4 +87,5 @@ def features(frame_size: int = FRAME_SIZE) -> tfds.features.FeaturesDict:
       "neutral_landmarks": tfds.features.Tensor(shape=(n, 2), dtype=np.float32),
       "neutral_source": tfds.features.ClassLabel(names=list(NEUTRAL_SOURCES)),
       "fps": tfds.features.Scalar(dtype=np.float32),
+      **extra,
   })

@@ -20,6 +20,7 @@ describes the stored clips). The local (per-process) batch, as numpy from `make_
 | `frames` | [B, K, S, S, 3] uint8 | the window's aligned crops (convert to float in JAX) |
 | `landmarks` | [B, K, 68, 2] float32 | their landmarks, [-1, 1] |
 | `mel` | [B, K, 16, 80] float32 | log-mel window of each frame (all LOG_MEL_FLOOR without audio) |
+| `speech` | [B, K, 384] float32 | if the dataset has it: Whisper features (0 without audio) |
 | `detected` | [B, K] bool | face found in that frame (else filled from its neighbours) |
 | `frame_mask` | [B, K] bool | real frame (False only for padding, `short_clips="pad"`) |
 | `neutral_frame` | [B, S, S, 3] uint8 | the identity reference |
@@ -54,6 +55,13 @@ Design:
   function of the seed: the same seed gives the same batches, run after run
   (`tf.data.Options().deterministic = True`). A global `tf.random.set_seed` would change the shuffle,
   so leave it unset (or set it the same way every run).
+* **Speaker balance** (`balance_speakers=True`). An epoch then draws the same number of windows,
+  q = ceil(clips / speakers), from every speaker of this process's part of the split, whatever
+  their number of clips: a speaker with n clips gives each of them q // n windows, and q % n of
+  them (chosen with a stateless RNG keyed by (seed, epoch, speaker)) one more, each window with its
+  own random start. The clips' speakers are read once when the pipeline is made (one pass over the
+  split's `speaker` and `detected` features). The shuffle then mixes the epoch's q x speakers
+  windows; a buffer at least that large mixes them completely. Resumption works as without.
 * **Multi-host.** Each process reads `tfds.split_for_jax_process(split)` (disjoint, together the
   whole split) and makes batch_size // process_count examples per batch; `to_global_batch` turns the
   local batches into one global `jax.Array` per key, sharded over the mesh's 'data' axis.
@@ -66,6 +74,7 @@ Design:
   (or call `hide_gpus_from_tensorflow()`) before anything else initialises TensorFlow's devices.
 """
 
+import hashlib
 import importlib
 import importlib.util
 import logging
@@ -108,10 +117,15 @@ SHORT_CLIP_MODES = ("drop", "pad")
 _FEATURES = ("clip_id", "frames", "landmarks", "mel", "has_audio", "detected", "emotion", "intensity",
              "emotion_exact", "speaker", "neutral_frame", "neutral_landmarks", "neutral_source")
 # Settings that fix the order of the stream: a state only resumes a pipeline with the same ones.
-_STATE_KEYS = ("dataset", "split", "seed", "window", "shuffle", "shuffle_buffer", "short_clips", "process_count")
+_STATE_KEYS = ("dataset", "split", "seed", "window", "shuffle", "shuffle_buffer", "short_clips",
+               "process_count", "balance_speakers")
+# Values of settings a saved state may lack (states from before the setting existed).
+_STATE_DEFAULTS = {"balance_speakers": False}
+# Optional features, read when the dataset has them.
+_OPTIONAL_FEATURES = ("speech",)
 _DEFAULT_SHUFFLE_BUFFER = 1024
 # Tags that separate the random streams derived from the seed.
-_WINDOW_TAG, _SHUFFLE_TAG = 1, 2
+_WINDOW_TAG, _SHUFFLE_TAG, _BALANCE_TAG = 1, 2, 3
 
 
 # Builders -----------------------------------------------------------------------------------------
@@ -139,9 +153,14 @@ def _check_features(builder) -> None:
                      "expected the format of data_pipelines.features")
 
 
-def _decoders():
+def _optional_features(builder) -> tuple:
+  have = set(builder.info.features.keys())
+  return tuple(k for k in _OPTIONAL_FEATURES if k in have)
+
+
+def _decoders(optional=()):
   # Parse only the features used; keep the images encoded until the window is chosen and shuffled.
-  return tfds.decode.PartialDecoding({k: True for k in _FEATURES},
+  return tfds.decode.PartialDecoding({k: True for k in _FEATURES + tuple(optional)},
                                      decoders={"frames": tfds.decode.SkipDecoding(),
                                                "neutral_frame": tfds.decode.SkipDecoding()})
 
@@ -190,7 +209,8 @@ def _root_key(seed: int):
 def _select_window(ex, *, window: int, key):
   """Gathers the K-frame window (frames still JPEG bytes) and the clip-level labels of one clip."""
   num_frames = tf.shape(ex["landmarks"])[0]
-  same_length = tf.reduce_all(tf.stack([tf.shape(ex[k])[0] == num_frames for k in ("frames", "mel", "detected")]))
+  tracks = ("frames", "mel", "detected") + (("speech",) if "speech" in ex else ())
+  same_length = tf.reduce_all(tf.stack([tf.shape(ex[k])[0] == num_frames for k in tracks]))
   check = tf.debugging.Assert(same_length, ["frames, landmarks, mel and detected differ in length in clip",
                                             ex["clip_id"]])
   with tf.control_dependencies([check]):
@@ -201,7 +221,11 @@ def _select_window(ex, *, window: int, key):
   idx = tf.minimum(idx, num_frames - 1)  # Padding (short_clips="pad") repeats the last frame.
   emotion_index = tf.cast(ex["emotion"], tf.int32)
   intensity = tf.cast(ex["intensity"], tf.float32)
+  extra = {}
+  if "speech" in ex:
+    extra["speech"] = tf.cast(tf.gather(ex["speech"], idx), tf.float32)
   return {
+      **extra,
       "frames": tf.gather(ex["frames"], idx),
       "landmarks": tf.gather(ex["landmarks"], idx),
       "mel": tf.gather(ex["mel"], idx),
@@ -240,7 +264,8 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
                  shuffle: bool = True, repeat: bool = True, data_dir=None,
                  process_index: Optional[int] = None, process_count: Optional[int] = None,
                  shuffle_buffer: int = _DEFAULT_SHUFFLE_BUFFER, short_clips: str = "drop", drop_remainder: bool = True,
-                 start_epoch: int = 0, start_position: int = 0) -> tf.data.Dataset:
+                 start_epoch: int = 0, start_position: int = 0,
+                 balance_speakers: bool = False) -> tf.data.Dataset:
   """tf.data pipeline of this process's batches of random K-frame windows (see the module docstring).
 
   Args:
@@ -258,6 +283,8 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
     drop_remainder: drop a last partial batch (only matters with repeat=False).
     start_epoch, start_position: start after the first `start_position` examples of epoch
       `start_epoch` (resumption; `InputIterator` sets them from its state).
+    balance_speakers: every speaker gives the same number of windows per epoch (see the module
+      docstring), instead of one window per clip.
 
   Returns:
     A dataset of dicts of tensors with a leading local batch axis (keys in the module docstring).
@@ -278,8 +305,9 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
   builder = get_builder(builder_or_name, data_dir)
   _check_features(builder)
   frame_shape = tuple(builder.info.features["frames"].shape[1:])
+  part = process_split(split, process_index, process_count)
   base = builder.as_dataset(
-      split=process_split(split, process_index, process_count), shuffle_files=False, decoders=_decoders(),
+      split=part, shuffle_files=False, decoders=_decoders(_optional_features(builder)),
       read_config=tfds.ReadConfig(try_autocache=False))
   min_frames = window if short_clips == "drop" else 1
   base = base.enumerate().filter(lambda i, ex: tf.shape(ex["landmarks"])[0] >= min_frames)
@@ -288,10 +316,24 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
                      f"has no clip of at least {min_frames} frames")
   root = _root_key(int(seed))
 
+  if balance_speakers:
+    clip_speakers = _clip_speakers(builder, part, min_frames)
+
+    def counts_for(epoch):
+      return balanced_counts(clip_speakers, seed=int(seed), epoch=int(epoch))
+
   def one_epoch(epoch):
     wkey = _fold(root, _WINDOW_TAG, epoch)
-    ds = base.map(lambda i, ex: _select_window(ex, window=window, key=_fold(wkey, i)),
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if balance_speakers:
+      counts = tf.numpy_function(counts_for, [epoch], tf.int64, stateful=False)
+      counts = tf.ensure_shape(counts, [len(clip_speakers)])
+      repeated = base.flat_map(lambda i, ex: tf.data.Dataset.range(counts[i]).map(
+          lambda j: (i, j, ex)))
+      ds = repeated.map(lambda i, j, ex: _select_window(ex, window=window, key=_fold(wkey, i, j)),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+      ds = base.map(lambda i, ex: _select_window(ex, window=window, key=_fold(wkey, i)),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle:
       shuffle_seed = tf.random.stateless_uniform([], seed=_fold(root, _SHUFFLE_TAG, epoch), minval=0,
                                                  maxval=2**62, dtype=tf.int64)
@@ -308,6 +350,46 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
   options = tf.data.Options()
   options.deterministic = True
   return ds.with_options(options)
+
+
+def _clip_speakers(builder, part, min_frames: int) -> list:
+  """The speaker (bytes) of each clip of `part` in reading order; None for clips left out."""
+  ds = builder.as_dataset(split=part, shuffle_files=False,
+                          read_config=tfds.ReadConfig(try_autocache=False),
+                          decoders=tfds.decode.PartialDecoding({"speaker": True, "detected": True}))
+  ds = ds.map(lambda ex: (ex["speaker"], tf.shape(ex["detected"])[0]))
+  return [bytes(s) if int(n) >= min_frames else None for s, n in ds.as_numpy_iterator()]
+
+
+def balanced_counts(clip_speakers, *, seed: int, epoch: int,
+                    per_speaker: Optional[int] = None) -> np.ndarray:
+  """Windows per clip in one speaker-balanced epoch (see the module docstring).
+
+  Args:
+    clip_speakers: [N] the speaker of each clip in reading order; None for a clip left out.
+    seed, epoch: fix which clips of a speaker get the extra windows.
+    per_speaker: q, windows per speaker and epoch; default ceil(clips / speakers).
+
+  Returns:
+    [N] int64 counts; every speaker's clips together get exactly q.
+  """
+  by_speaker = {}
+  for i, s in enumerate(clip_speakers):
+    if s is not None:
+      by_speaker.setdefault(s, []).append(i)
+  counts = np.zeros(len(clip_speakers), np.int64)
+  if not by_speaker:
+    return counts
+  n_clips = sum(len(v) for v in by_speaker.values())
+  q = -(-n_clips // len(by_speaker)) if per_speaker is None else int(per_speaker)
+  for speaker, clips in by_speaker.items():
+    name = speaker if isinstance(speaker, bytes) else speaker.encode()
+    tag = int.from_bytes(hashlib.sha256(name).digest()[:8], "little")
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, _BALANCE_TAG, int(epoch), tag])
+    clips = np.asarray(clips)
+    counts[clips] = q // len(clips)
+    counts[rng.permutation(clips)[:q % len(clips)]] += 1
+  return counts
 
 
 # JAX side -----------------------------------------------------------------------------------------
@@ -361,8 +443,9 @@ class InputIterator:
   the numpy batches only.
 
   State: `get_state()` returns a JSON-serialisable dict: the settings that fix the stream's order
-  (dataset, split, seed, window, shuffle, shuffle_buffer, short_clips, process_count) and, per
-  process index, the epoch and the position in it after the last example handed out.
+  (dataset, split, seed, window, shuffle, shuffle_buffer, short_clips, process_count,
+  balance_speakers) and, per process index, the epoch and the position in it after the last
+  example handed out.
   `set_state(state)` checks the settings and moves to that position; the next batch is the one that
   would have followed (with any batch_size).
 
@@ -410,7 +493,9 @@ class InputIterator:
     return {"dataset": self._builder.info.full_name, "split": str(self._split), "seed": self._seed,
             "window": self._window, "shuffle": bool(self._kwargs.get("shuffle", True)),
             "shuffle_buffer": int(self._kwargs.get("shuffle_buffer", _DEFAULT_SHUFFLE_BUFFER)),
-            "short_clips": self._kwargs.get("short_clips", "drop"), "process_count": self._process_count}
+            "short_clips": self._kwargs.get("short_clips", "drop"),
+            "process_count": self._process_count,
+            "balance_speakers": bool(self._kwargs.get("balance_speakers", False))}
 
   def _build(self):
     ds = make_dataset(self._builder, self._split, batch_size=self._batch_size, window=self._window,
@@ -446,7 +531,7 @@ class InputIterator:
       raise ValueError(f"not an input pipeline state (expected format {STATE_FORMAT!r}): {state!r}")
     ours = self._settings()
     for key in _STATE_KEYS:
-      if state.get(key) != ours[key]:
+      if state.get(key, _STATE_DEFAULTS.get(key)) != ours[key]:
         raise ValueError(f"the saved input pipeline state has {key}={state.get(key)!r} but this pipeline "
                          f"has {key}={ours[key]!r}; resuming needs the same {', '.join(_STATE_KEYS)}")
     entry = state["positions"].get(str(self._process_index))

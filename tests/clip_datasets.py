@@ -10,13 +10,15 @@ with tfds.core.registered.skip_registration():
     """Writes `sources` ({split: {clip_id: example dict}}) as they are, frames JPEG-encoded by TFDS."""
     VERSION = tfds.core.Version("1.0.0")
 
-    def __init__(self, *, sources, frame_size: int, **kwargs):
+    def __init__(self, *, sources, frame_size: int, speech: bool = False, **kwargs):
       self._sources = sources
       self._frame_size = frame_size
+      self._speech = speech
       super().__init__(**kwargs)
 
     def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=features.features(frame_size=self._frame_size))
+      feats = features.features(frame_size=self._frame_size, speech=self._speech)
+      return tfds.core.DatasetInfo(builder=self, features=feats)
 
     def _split_generators(self, dl_manager):
       del dl_manager
@@ -27,8 +29,12 @@ with tfds.core.registered.skip_registration():
         yield clip_id, dict(example)
 
 
-def build(sources, data_dir, frame_size: int) -> tfds.core.DatasetBuilder:
-  """Prepares a dataset of `sources` ({split: {clip_id: example}}) under `data_dir`."""
-  builder = InMemoryClips(sources=sources, frame_size=frame_size, data_dir=str(data_dir))
+def build(sources, data_dir, frame_size: int, speech: bool = False) -> tfds.core.DatasetBuilder:
+  """Prepares a dataset of `sources` ({split: {clip_id: example}}) under `data_dir`.
+
+  With `speech`, the examples must hold the optional `speech` feature too ([T, 384] float16).
+  """
+  builder = InMemoryClips(sources=sources, frame_size=frame_size, speech=speech,
+                          data_dir=str(data_dir))
   builder.download_and_prepare()
   return builder

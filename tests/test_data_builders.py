@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 
 from data_pipelines import common
 from data_pipelines import cremad
+from data_pipelines import features
 from data_pipelines import mead
 from data_pipelines import ravdess
 from data_pipelines import talking_face_folder as folder
@@ -432,3 +433,114 @@ def test_build_command(grid_folder, tmp_path, capsys):
   assert summary["splits"] == {"train": 2, "test": 2} and summary["skipped"] == {"train": 1}
   assert build.main(["mead", "--manual_dir", str(tmp_path / "missing"), "--data_dir", str(tmp_path)]) == 2
   assert "Expected layout" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# Silent tracks, the `speech` feature, the `av` config.
+
+
+def _zeroed_copy(src, dst, frames=FRAMES + 5):
+  """The first frames of `src` re-encoded with an audio track of digital silence (all zeros)."""
+  video = video_io.read_video(src, max_frames=frames, with_audio=True)
+  video_io.write_video(dst, video.frames, fps=video.fps, audio=np.zeros_like(video.audio))
+  return dst
+
+
+def _spec(path, audio_path=None):
+  label = emotions.Label("neutral", emotions.UNSPECIFIED_INTENSITY, "test", False)
+  return features.ClipSpec(
+      clip_id=pathlib.Path(path).stem, video_path=str(path), audio_path=audio_path, label=label,
+      speaker="t/x", dataset="t")
+
+
+def test_silent_track_or_wav_means_no_audio(tmp_path):
+  opts = common.ProcessOptions(frame_size=SIZE, max_frames=10)
+  zeroed = _zeroed_copy(bundled.GRID_CLIP, tmp_path / "zeroed.mp4")
+  track = video_io.read_video(zeroed, max_frames=10).audio
+  assert track is not None and np.max(np.abs(track)) < audio.SILENCE_PEAK  # A track, but silent.
+  assert common.preprocess_clip(_spec(zeroed), opts).mel is None
+  # A silent wav beside a clip: no audio too (the clip is kept, not skipped).
+  soundfile.write(tmp_path / "zeros.wav", np.zeros(16000, np.float32), audio.SAMPLE_RATE)
+  assert common.is_silent_file(tmp_path / "zeros.wav")
+  beside = _spec(bundled.GRID_CLIP, str(tmp_path / "zeros.wav"))
+  assert common.preprocess_clip(beside, opts).mel is None
+  assert not common.is_silent_file(bundled.GRID_CLIP)
+  assert common.preprocess_clip(_spec(bundled.GRID_CLIP), opts).mel is not None
+
+
+def test_mead_eamm_silent_tracks_mean_no_audio(shared_data):
+  opts = common.ProcessOptions(frame_size=SIZE, max_frames=5)
+  sad = shared_data / "video/mead_eamm/sad.mp4"
+  assert video_io.read_video(sad, max_frames=5).audio is not None  # It has a track...
+  assert common.preprocess_clip(_spec(sad), opts).mel is None  # ...of digital silence.
+
+
+def test_speech_feature_on_bundled_clip(tmp_path):
+  """speech=True: [T, 384] float16 Whisper features per frame; zeros for a silent clip."""
+  from emotalk_jax.models import whisper  # pylint: disable=import-outside-toplevel
+  root = tmp_path / "clips"
+  root.mkdir()
+  shutil.copy(bundled.GRID_CLIP, root / "spk1_neutral_1.mpg")
+  _zeroed_copy(bundled.GRID_CLIP, root / "spk2_sad_2.mp4")
+  config = folder.FolderConfig(name="speech_test", folder=str(root), pattern=GRID_PATTERN,
+                               speech=True, frame_size=SIZE, max_frames=12)
+  builder = _build(folder.Builder, config, tmp_path)
+  assert builder.info.features["speech"].shape == (None, 384)
+  ex = _examples(builder)["train"]
+  talking, silent = ex["spk1_neutral_1"], ex["spk2_sad_2"]
+  assert talking["has_audio"] and not silent["has_audio"]
+  assert talking["speech"].shape == (12, 384) and talking["speech"].dtype == np.float16
+  assert silent["speech"].shape == (12, 384) and not silent["speech"].any()
+  wave = video_io.read_video(bundled.GRID_CLIP, max_frames=12).audio[:12 * 640]
+  params, cfg = common.speech_encoder()
+  expected = whisper.speech_features(wave, params, cfg)
+  np.testing.assert_allclose(talking["speech"].astype(np.float32), expected, atol=0.05, rtol=0.01)
+  # Configs without it (e.g. `sample`) have no `speech` feature.
+  assert "speech" not in folder.Builder(config="sample", data_dir=str(tmp_path)).info.features
+
+
+def test_source_stride_takes_every_nth_clip(tmp_path):
+  for i in range(7):
+    (tmp_path / f"c{i}.mp4").write_bytes(b"")
+  config = folder.FolderConfig(name="stride_test", folder=str(tmp_path),
+                               sources=[folder.Source(path=".", stride=3)])
+  _, specs, _ = _scan(folder.Builder, config, tmp_path)
+  assert [s.clip_id for s in specs] == ["c0", "c3", "c6"]
+  with pytest.raises(ValueError, match="stride"):
+    folder.Source(stride=0)
+
+
+def test_av_config_sources_and_speaker_disjoint_splits(shared_data):
+  config = folder.av_config("av_scan", folder=str(shared_data))
+  assert config.speech and config.frame_size == 128
+  _, specs, splits = _scan(folder.Builder, config, shared_data)
+  assert set(splits) == {"train", "test"}
+  train, test = ({s.speaker for s in splits[k]} for k in ("train", "test"))
+  assert not train & test and test == set(folder.AV_TEST_SPEAKERS)
+  assert {"mead/W009", "grid/s26", "grid/s31", "sample/KristiNoem", "sample/FeiFeiLi"} <= test
+  assert {"grid/s1", "grid/s4", "cremad/1001", "lrs/lip2speech", "mead/M030"} <= train
+  by_speaker = {}
+  for s in specs:
+    by_speaker.setdefault(s.speaker, []).append(s)
+  # grid_s1: every 4th of its 999 clips by name (250), plus LipNet's bbaf2n (the same speaker).
+  s1 = sorted(s.clip_id for s in by_speaker["grid/s1"])
+  all_s1 = sorted(p.stem for p in (shared_data / "video/grid_s1").glob("*.mp4"))
+  assert len(all_s1) == 999 and len(s1) == 251
+  assert [c.rsplit("/", 1)[-1] for c in s1 if "grid_s1/" in c] == all_s1[::folder.AV_GRID_S1_STRIDE]
+  assert "video/grid_lipnet/bbaf2n" in s1
+  assert len(by_speaker["grid/s26"]) == len(by_speaker["grid/s31"]) == 10
+  assert len(by_speaker["grid/s4"]) == 49 and len(by_speaker["lrs/lip2speech"]) == 44
+  cremad_labels = {s.label.emotion for s in by_speaker["cremad/1001"]}
+  assert cremad_labels == {"angry", "disgusted", "fear", "happy", "neutral", "sad"}
+  # The sample's clips are all in (the sample config itself is unchanged).
+  sample = folder.sample_config("sample_scan2", folder=str(shared_data))
+  _, sample_specs, _ = _scan(folder.Builder, sample, shared_data)
+  assert {s.clip_id for s in sample_specs} <= {s.clip_id for s in specs}
+  assert len(specs) == len(sample_specs) + 250 + 49 + 10 + 10 + 6 + 44
+
+
+def test_grid_mp4s_with_frozen_timestamps_decode_every_frame(shared_data):
+  """grid_s1/s4/s26/s31 mp4s stamp every frame 0: frames follow each other by their duration."""
+  for name in ("grid_s1/bbaf3s.mp4", "grid_s26/bgbsza.mp4"):
+    video = video_io.read_video(shared_data / "video" / name, max_frames=None, with_audio=True)
+    assert len(video.frames) == 75 and len(video.audio) == pytest.approx(75 * 640, abs=1000)

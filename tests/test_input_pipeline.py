@@ -386,3 +386,84 @@ def test_two_processes_of_four_devices(dataset):
     assert set(out["state"]["positions"]) == {"0", "1"}
     assert out["resumed"] == out["expected"]
   assert outs[0]["state"] == outs[1]["state"]
+
+
+# Speech features and speaker balance ----------------------------------------------------------
+
+
+def _speaker_counts(batches) -> dict:
+  counts = {}
+  for b in batches:
+    for s in b["speaker"]:
+      counts[s.decode()] = counts.get(s.decode(), 0) + 1
+  return counts
+
+
+def test_speech_feature_is_read_when_present(dataset, tmp_path):
+  _, sources = dataset
+  rng = np.random.default_rng(0)
+  with_speech = {}
+  for clip_id, src in sources.items():
+    t = len(src["landmarks"])
+    speech = rng.normal(size=(t, features.SPEECH_DIM)).astype(np.float16)
+    if not src["has_audio"]:
+      speech[:] = 0
+    with_speech[clip_id] = {**src, "speech": speech}
+  builder = clip_datasets.build({"train": with_speech}, tmp_path, SIZE, speech=True)
+  it = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=3, repeat=False)
+  batches = list(it)
+  assert batches
+  for b in batches:
+    assert b["speech"].shape == (4, K, features.SPEECH_DIM) and b["speech"].dtype == np.float32
+    for clip_id, start, speech, has_audio in zip(b["clip_id"], b["start"], b["speech"],
+                                                 b["has_audio"]):
+      src = with_speech[clip_id.decode()]["speech"]
+      np.testing.assert_array_equal(speech, src[start:start + K].astype(np.float32))
+      assert has_audio or not speech.any()
+  # A dataset without the feature gives no `speech` key.
+  assert "speech" not in next(ip.InputIterator(dataset[0], "train", batch_size=4, window=K, seed=3))
+
+
+def test_balanced_counts_give_every_speaker_the_same_share():
+  speakers = [b"a"] * 10 + [None] + [b"b"] * 3 + [b"c"]
+  counts = ip.balanced_counts(speakers, seed=0, epoch=0)
+  assert counts[10] == 0
+  per = {s: int(counts[[i for i, x in enumerate(speakers) if x == s]].sum())
+         for s in (b"a", b"b", b"c")}
+  assert per == {b"a": 5, b"b": 5, b"c": 5}  # ceil(14 clips / 3 speakers) each.
+  assert counts[:10].max() - counts[:10].min() <= 1 and counts[14] == 5
+  np.testing.assert_array_equal(counts, ip.balanced_counts(speakers, seed=0, epoch=0))
+  other = [ip.balanced_counts(speakers, seed=0, epoch=e)[:10] for e in range(1, 6)]
+  assert any((o != counts[:10]).any() for o in other)  # Which clips of 'a' get more changes.
+
+
+def test_speaker_balance_proportions_determinism_and_resume(dataset):
+  builder, _ = dataset
+  # K = 8: c3_short is dropped, so the clips per speaker are s1: 3, s2: 2, s3: 1, s9: 1.
+  plain = _speaker_counts(_take(ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2),
+                                20))
+  assert plain["grid/s1"] / 80 == pytest.approx(3 / 7, abs=0.05)  # Not balanced: 3 of 7 clips.
+  it = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2, balance_speakers=True)
+  batches = _take(it, 50)
+  counts = _speaker_counts(batches)
+  assert set(counts) == {"grid/s1", "grid/s2", "grid/s3", "synthetic/s9"}
+  for speaker, n in counts.items():
+    assert n / 200 == pytest.approx(1 / 4, abs=0.05), (speaker, counts)
+  # Windows of one clip differ (each repeat draws its own start).
+  starts = {int(s) for b in batches for c, s in zip(b["clip_id"], b["start"])
+            if c == b"c5_surprised"}
+  assert len(starts) > 5
+  again = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2, balance_speakers=True)
+  _assert_batches_equal(_take(again, 10), batches[:10])
+  # Resume: exact, with the setting recorded in the state.
+  state = json.loads(json.dumps(again.get_state()))
+  assert state["balance_speakers"] is True
+  fresh = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2, balance_speakers=True,
+                           state=state)
+  _assert_batches_equal(_take(fresh, 5), batches[10:15])
+  with pytest.raises(ValueError, match="balance_speakers"):
+    ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2, state=state)
+  # A state saved before the setting existed resumes an unbalanced pipeline.
+  old = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2).get_state()
+  del old["balance_speakers"]
+  ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2, state=old)

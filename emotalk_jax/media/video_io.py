@@ -141,12 +141,21 @@ def _frames(path, container, stream, fps, max_frames, timeline=None) -> Iterator
       prev_t = start = None
       last_step = None  # Seconds between the last two source frames: the fallback frame duration.
       prev_duration = None
+      last_pts = None  # The latest timestamp the file gave (seconds).
       for frame, pts, duration in _decoded(path, container, stream):
-        if pts is None:  # No timestamp: assume it follows the previous frame by one frame period.
-          pts = 0.0 if prev_t is None else prev_t + (last_step or 1.0 / (native or fps))
-        if start is None:
-          start = timeline["start"] = pts
-        t = pts - start
+        # No timestamp, or one that does not advance (some GRID mp4s stamp every frame 0): the
+        # frame follows the previous one by the last step, else the previous frame's duration,
+        # else one native frame period.
+        if pts is None or (last_pts is not None and pts <= last_pts):
+          if start is None:
+            start = timeline["start"] = 0.0 if pts is None else pts
+          step = last_step or prev_duration or 1.0 / (native or fps)
+          t = 0.0 if prev_t is None else prev_t + step
+        else:
+          last_pts = pts
+          if start is None:
+            start = timeline["start"] = pts
+          t = pts - start
         if prev is not None:
           if t > prev_t:
             last_step = t - prev_t
