@@ -300,3 +300,40 @@ def test_landmark_benchmark_prints_its_figures():
   assert result["clip_frames"] == 300 and result["batch_size"] * result["window"] > 0
   for key in ("train_steps_per_s", "train_examples_per_s", "inference_fps_one_call", "inference_fps_streamed"):
     assert result[key] > 0, key
+
+
+def test_whisper_input_mouth_terms_and_lip_sync_ranking(tmp_path):
+  """A run that reads Whisper-shaped speech features (speech_input='whisper') with the mouth-opening
+  terms: they are in the train metrics; each eval scores lip motion on the whole test clips with audio
+  (both test clips); checkpoints are ranked by the config's best_metric (lip_error), which loading
+  'best' through the stage registry honours; `emotalk evaluate landmark` gives the lip scores of the
+  model and both baselines (a still mouth: std ratio 0)."""
+  from emotalk_jax import stages  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.train import landmark_baselines  # pylint: disable=g-import-not-at-top
+  sources = _sources()
+  rng = np.random.default_rng(0)
+  for split in sources.values():
+    for example in split.values():
+      example["speech"] = rng.normal(size=(len(example["landmarks"]), 384)).astype(np.float16)
+  data_dir = clip_datasets.build(sources, tmp_path / "tfds", SIZE, speech=True).data_dir
+  config = _config(data_dir, lip_eval_clips=8, best_metric="lip_error", best_mode="min", opening_weight=1.0,
+                   opening_velocity_weight=1.0, opening_std_weight=1.0, num_plots=0)
+  config.model.speech_input = "whisper"
+  result = train_landmark.train_and_evaluate(config, tmp_path / "run")
+  for key in ("train/opening", "train/opening_velocity", "train/opening_std"):
+    assert np.isfinite(result[key]) and result[key] >= 0, key
+  assert result["eval/num_lip_clips"] == 2
+  assert np.isfinite(result["eval/lip_std_ratio"]) and result["eval/lip_std_ratio"] >= 0
+  assert result["eval/lip_error"] >= 0
+  records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  errors = {r["step"]: r["eval/lip_error"] for r in records if "eval/lip_error" in r}
+  assert sorted(errors) == [2, 4]
+  best = min(errors, key=errors.get)
+  model, params, _ = stages.get("landmark").load(tmp_path / "run")  # 'best' by the run's lip_error.
+  assert model.speech_input == "whisper"
+  _assert_trees_close(params, _params(tmp_path / "run", best))
+  out = landmark_baselines.compare(config, tmp_path / "run", num_train_batches=2, num_eval_batches=1)
+  assert out["checkpoint_step"] == best
+  assert out["model"]["num_lip_clips"] == out["static"]["num_lip_clips"] == 2
+  for name in ("static", "mean_motion"):
+    assert out[name]["lip_std_ratio"] == pytest.approx(0.0, abs=1e-6), name
