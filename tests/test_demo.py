@@ -41,6 +41,22 @@ def test_happy_and_sad_move_mouth_corners_and_brows_differently(models):
   assert corners > 0.3 and brows > 0.3
 
 
+def test_shipped_stage1_mouth_opens_with_speech_and_closes_in_silence(models):
+  """Stage 1 of the shipped checkpoints on real speech (the bundled sentence between 1 s of digital silence):
+  the inner-lip gap moves by pixels while the sentence is spoken (std >= 1.5 px of a 256 crop, a real
+  speaker's is about 3) and rests, nearly still and less open, in the silences."""
+  from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
+  silence = np.zeros(audio.SAMPLE_RATE, np.float32)
+  wave = np.concatenate([silence, audio.load_audio(bundled.ARCTIC_SPEECH), silence])
+  opening = face_graph.mouth_opening(_drive(models, bundled.ASTRONAUT_PHOTO, wave, "neutral") * 128, np)
+  speech, quiet = opening[30:-30], np.concatenate([opening[:20], opening[-20:]])
+  print(f"inner-lip gap (px, 256 crop): speech mean {speech.mean():.2f} std {speech.std():.2f}; "
+        f"silence mean {quiet.mean():.2f} std {quiet.std():.2f}")
+  assert speech.std() >= 1.5
+  assert quiet.std() <= 0.5 * speech.std()
+  assert quiet.mean() <= speech.mean() - 1.0
+
+
 def _mouth_opening(frames):
   """Inner-lip gap per frame [T] in pixels of each frame's own face (dlib on the decoded video)."""
   out = []
