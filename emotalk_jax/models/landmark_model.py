@@ -505,6 +505,10 @@ def create_model(config: ml_collections.ConfigDict) -> LandmarkNet:
       kwargs[key] = tuple(kwargs[key])
   if "dtype" in kwargs:
     kwargs["dtype"] = config_dtype(kwargs["dtype"])
+  # Configs written before the GRU option was removed name the (conv) temporal module they used.
+  if kwargs.pop("temporal", "conv") != "conv":
+    raise ValueError("model.temporal: only the conv temporal module exists (a GRU's state would not carry "
+                     "across generation's chunks)")
   return LandmarkNet(**kwargs)
 
 
