@@ -44,21 +44,23 @@ def jax_block(tree) -> None:
   jax.block_until_ready(tree)
 
 
-def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_repeats: int = 3) -> dict:
-  """Stage 1 speed with the shipped sample config (`configs/landmark_sample.py`, a synthetic batch of its
-  shape): training steps/s and examples/s (windows of `config.window` frames), and inference frames/s of the
+def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_repeats: int = 3,
+                       config_name: str = "landmark_av") -> dict:
+  """Stage 1 speed with a config (default the shipped checkpoint's, `configs/landmark_av.py`: Whisper
+  features in; `landmark_sample`: log-mel), on a synthetic batch of its shape: training steps/s and examples/s (windows of `config.window` frames), and inference frames/s of the
   landmark network alone on a `clip_seconds` clip at 25 fps, in one call and the way `emotalk generate`
-  streams it (`generate.predict_landmarks`: chunks of 250 frames with 16 frames of context)."""
+  streams it (`generate.predict_landmarks`: chunks of 250 frames with 16 frames of context). The Whisper
+  encoder's own cost is `emotalk bench speech`."""
+  import importlib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from configs import landmark_sample  # pylint: disable=g-import-not-at-top
   from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import landmark_model  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import loop as train_lib  # pylint: disable=g-import-not-at-top
-  config = landmark_sample.get_config()
+  config = importlib.import_module(f"configs.{config_name}").get_config()
   rng = np.random.default_rng(0)
   mesh = input_pipeline.make_mesh()
   model = landmark_model.create_model(config)
@@ -72,6 +74,7 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   emotion[:, 4] = emotion[:, -1] = 1.0
   batch = train_lib.shard_batch({
       "mel": rng.normal(-4, 3, (b, k, landmark_model.MEL_WINDOW, landmark_model.N_MELS)).astype(np.float32),
+      "speech": rng.normal(0, 1, (b, k, landmark_model.SPEECH_FEATURES)).astype(np.float32),
       "emotion": emotion, "has_audio": np.ones(b, bool),
       "landmarks": (template + rng.normal(0, 0.01, (b, k, 68, 2))).astype(np.float32),
       "neutral_landmarks": np.broadcast_to(template, (b, 68, 2)).astype(np.float32)}, mesh)
@@ -84,14 +87,18 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   frames = int(round(clip_seconds * generate.FPS))
   params = holder["state"].params
   mel, emo, neutral = landmark_model.dummy_inputs(1, frames)
-  apply = jax.jit(lambda p, m: model.apply({"params": p}, m, emo, neutral)["landmarks"])
-  one_call = frames * _steps_per_second(lambda: apply(params, mel), tuple, infer_repeats)
+  features = rng.normal(0, 1, (frames, landmark_model.SPEECH_FEATURES)).astype(np.float32)
+  inputs = {"mel": mel, "speech": features[None], "emotion": emo, "neutral_landmarks": neutral}
+  apply = jax.jit(lambda p, x: landmark_model.apply(model, p, x)["landmarks"])
+  one_call = frames * _steps_per_second(lambda: apply(params, inputs), tuple, infer_repeats)
   models = generate.Models(model, jax.device_get(params), config, None, None, None)
-  speech = rng.normal(-4, 3, (int(clip_seconds * 100), landmark_model.N_MELS)).astype(np.float32)
+  log_mel = rng.normal(-4, 3, (int(clip_seconds * 100), landmark_model.N_MELS)).astype(np.float32)
   track = np.repeat(emotion[:1], frames, axis=0)
   streamed = frames * _steps_per_second(
-      lambda: generate.predict_landmarks(models, speech, track, template), tuple, infer_repeats)
-  return {"benchmark": "landmark", "config": "configs/landmark_sample.py",
+      lambda: generate.predict_landmarks(models, log_mel, track, template, speech=features), tuple,
+      infer_repeats)
+  return {"benchmark": "landmark", "config": f"configs/{config_name}.py",
+          "speech_input": model.speech_input,
           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "device": str(jax.devices()[0].platform),
           "num_devices": jax.device_count(), "batch_size": b, "window": k,
           "train_steps_per_s": round(train_sps, 2), "train_examples_per_s": round(train_sps * b, 1),
