@@ -8,8 +8,9 @@ Usage (from the repository root, with the sample dataset built into /tmp/tfds_da
 Every clip of the test split of `talking_face_folder/sample` (13 clips, 5 speakers no network saw) is cut to
 its first `--max-frames` frames and made three times, each the same length as the real clip:
 
-* `ours`: both networks (`generate.load_models`): stage 1 driven by the clip's own mel windows (the stored
-  log-mel floor for clips without audio) and its emotion label from the clip's neutral frame and landmarks,
+* `ours`: both networks (`generate.load_models`): stage 1 driven by the clip's own speech (its stored mel
+  windows, the log-mel floor for clips without audio; or, for a stage 1 reading Whisper features, those of
+  the clip's source audio, zeros without audio) and its emotion label from the clip's neutral frame and landmarks,
   the landmarks smoothed as `emotalk generate` does (no random blinks: they would not be where the real
   clip blinks), stage 2 rendering the neutral frame at the texture network's size S.
 * `static`: the neutral frame at S in every frame.
@@ -45,6 +46,7 @@ from emotalk_jax.evaluate import harness as evaluate
 from emotalk_jax.generate import driving
 from emotalk_jax.generate import pipeline as generate
 from emotalk_jax.media import audio
+from emotalk_jax.models import landmark_model
 from emotalk_jax.train import texture_baselines
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -94,7 +96,14 @@ def make_videos(models: generate.Models, clip: dict) -> dict:
   num_frames = len(clip["frames"])
   neutral = clip["neutral_landmarks"]
   track = np.tile(clip["emotion"].vector(), (num_frames, 1))
-  landmarks = driving.smooth(generate.predict_landmarks_from_windows(models, clip["mel"], track, neutral))
+  speech = None
+  if models.speech_encoder is not None:  # Stage 1 reads Whisper features: of the clip's own speech.
+    speech = np.zeros((num_frames, landmark_model.SPEECH_FEATURES), np.float32)
+    if clip["has_audio"]:
+      features = generate.speech_features(models, clip_speech(clip["clip_id"]))[:num_frames]
+      speech[:len(features)] = features
+  landmarks = driving.smooth(generate.predict_landmarks_from_windows(models, clip["mel"], track, neutral,
+                                                                     speech=speech))
   crop = texture_baselines.resize(clip["neutral_frame"], size)
   ours = np.stack(list(generate.render_frames(models, models.texture_params, crop, neutral, landmarks, track)))
   warp = np.stack([texture_baselines.tps_warp(crop, neutral, lm) for lm in landmarks])
