@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import bundled
 from emotalk_jax import checkpoints
 from emotalk_jax.media import preprocess
 from emotalk_jax.models import landmark_model
@@ -25,44 +24,11 @@ from emotalk_jax.train import loop as train_lib
 import clip_datasets  # tests/ is on sys.path under pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SIZE = 64
-# clip_id, first and end frame in the GRID clip, emotion, intensity, speaker, has_audio, split.
-CUTS = [
-    ("t0_angry", 0, 20, "angry", 1.0, "grid/s1", True, "train"),
-    ("t1_happy", 15, 40, "happy", 2 / 3, "grid/s2", True, "train"),
-    ("t2_sad", 30, 55, "sad", 1 / 3, "grid/s1", False, "train"),
-    ("t3_neutral", 40, 75, "neutral", 1.0, "grid/s2", True, "train"),
-    ("t4_surprised", 5, 35, "surprised", 1.0, "grid/s3", True, "train"),
-    ("e0_fear", 50, 75, "fear", 1.0, "grid/s4", True, "test"),
-    ("e1_disgusted", 0, 30, "disgusted", 0.5, "grid/s4", True, "test"),
-]
-
-
-def _sources():
-  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
-  out = {"train": {}, "test": {}}
-  for clip_id, a, b, emotion, intensity, speaker, has_audio, split in CUTS:
-    out[split][clip_id] = dict(
-        clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=True, frames=grid.frames[a:b],
-        landmarks=grid.landmarks[a:b], mel=grid.mel[a:b].astype(np.float32), detected=grid.detected[a:b],
-        emotion=emotion, intensity=intensity, speaker=speaker, has_audio=has_audio,
-        neutral_frame=grid.frames[a], neutral_landmarks=grid.landmarks[a], neutral_source="first_frame")
-  return out
-
-
-@pytest.fixture(scope="session")
-def dataset_dir(tmp_path_factory) -> str:
-  """The prepared dataset's version directory (readable by path, also from subprocesses)."""
-  return clip_datasets.build(_sources(), tmp_path_factory.mktemp("tfds"), SIZE).data_dir
+SIZE = clip_datasets.SIZE
 
 
 def _config(dataset_dir, **overrides):
-  from configs import landmark_test  # pylint: disable=g-import-not-at-top
-  config = landmark_test.get_config()
-  config.dataset = dataset_dir
-  config.dataset_config = ""
-  config.update(overrides)
-  return config
+  return clip_datasets.stage_config("landmark", dataset_dir, **overrides)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -125,10 +91,10 @@ def test_run_writes_metrics_tensorboard_plots_and_checkpoints(reference_run):
     ckpt.close()
 
 
-def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
+def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, break_training, tmp_path):
   ref_dir, ref = reference_run
-  config = _config(dataset_dir, debug_sigterm_step=1)
-  first = train_landmark.train_and_evaluate(config, tmp_path)
+  break_training(sigterm_after=1)
+  first = train_landmark.train_and_evaluate(_config(dataset_dir), tmp_path)
   assert first["preempted"] and first["step"] == 1
   ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.latest_step() == 1  # Saved on SIGTERM although checkpoint_every_steps is 2.
@@ -147,9 +113,10 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
   np.testing.assert_allclose(list(losses(tmp_path).values()), list(losses(ref_dir).values()), rtol=1e-5)
 
 
-def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
+def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, break_training, tmp_path):
+  break_training(nan_at=3)
   with pytest.raises(FloatingPointError, match=r"at step 3; last good checkpoint: step 2 in .*checkpoints"):
-    train_landmark.train_and_evaluate(_config(dataset_dir, debug_nan_step=3), tmp_path)
+    train_landmark.train_and_evaluate(_config(dataset_dir), tmp_path)
   ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.all_steps() == [2]  # Nothing written after the bad step.
   ckpt.close()
