@@ -48,17 +48,39 @@ def pipeline_dataset(grid_clip, tmp_path_factory):
   return builder, sources
 
 
+@pytest.fixture(scope="session")
+def xla_cache_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("xla_cache"))
+
+
+@pytest.fixture(scope="module")
+def compilation_cache(xla_cache_dir):
+  """A persistent XLA cache while a module runs, one directory for the session: the tiny training
+  runs of several modules compile the same steps again and again."""
+  import jax  # pylint: disable=g-import-not-at-top
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
+  old = {n: getattr(jax.config, n) for n in names}
+  for n, v in zip(names, (xla_cache_dir, 0.0, 0)):
+    jax.config.update(n, v)
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+
+
 @pytest.fixture
 def break_training(monkeypatch):
   """Breaks the next training run from inside the test, wrapping the train step its trainer makes
-  (`emotalk_jax.train.loop.make_train_step`): `break_training(nan_at=N)` multiplies the landmarks of
-  step N's batch by NaN; `break_training(sigterm_after=N)` sends this process a SIGTERM after step N."""
+  (`emotalk_jax.train.loop.make_train_step`, looked up when the run starts; later runs are left
+  alone): `break_training(nan_at=N)` multiplies the landmarks of the batch of the run's Nth step by
+  NaN; `break_training(sigterm_after=N)` sends this process a SIGTERM after the run's Nth step."""
   from emotalk_jax.train import loop  # pylint: disable=g-import-not-at-top
 
   def arm(nan_at=None, sigterm_after=None):
     make = loop.make_train_step
 
     def make_broken(*args, **kwargs):
+      monkeypatch.setattr(loop, "make_train_step", make)  # Only this run.
       step_fn = make(*args, **kwargs)
       done = [0]
 

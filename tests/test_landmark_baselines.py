@@ -14,6 +14,7 @@ from emotalk_jax.train import landmark_baselines
 import clip_datasets  # pylint: disable=g-bad-import-order  (tests/ is on sys.path under pytest)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 # One constant displacement [68, 2] shared by every frame of every clip of `shifted_dataset_dir`.
 SHIFT = (np.random.default_rng(0).normal(size=(68, 2)) * 0.02).astype(np.float32)
 

@@ -31,19 +31,7 @@ def _config(dataset_dir, **overrides):
   return clip_datasets.stage_config("landmark", dataset_dir, **overrides)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache for this module: the runs below compile the same steps again and again."""
-  import jax  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {n: getattr(jax.config, n) for n in names}
-  values = (str(tmp_path_factory.mktemp("xla_cache")), 0.0, 0)
-  for n, v in zip(names, values):
-    jax.config.update(n, v)
-  yield
-  for n, v in old.items():
-    jax.config.update(n, v)
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")
@@ -134,24 +122,6 @@ def test_cli_train_landmark(dataset_dir, tmp_path, capsys):
   ckpt = checkpoints.CheckpointManager(workdir / "checkpoints")
   assert ckpt.latest_step() == 3
   ckpt.close()
-
-
-def test_train_flags_override_config_fields():
-  from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
-  config, workdir = train_main.parse(["emotalk train landmark", "--config", str(REPO_ROOT / "configs" / "landmark.py"),
-                                      "--workdir=/tmp/w", "--config.learning_rate=2e-3",
-                                      "--config.model.dtype=bfloat16", "--config.num_train_steps=3"])
-  assert (config.learning_rate, config.model.dtype, config.num_train_steps, workdir) == (2e-3, "bfloat16", 3, "/tmp/w")
-  assert config.dataset == "mead" and config.batch_size == 32 and config.window == 8
-  with pytest.raises(Exception, match="workdir"):
-    train_main.parse(["emotalk", "--config", str(REPO_ROOT / "configs" / "landmark.py")])
-  with pytest.raises(Exception, match=r"bad --config override: .*no_such_field"):
-    train_main.parse(["emotalk", "--config", str(REPO_ROOT / "configs" / "landmark.py"), "--workdir=w",
-                      "--config.no_such_field=1"])
-  with pytest.raises(Exception, match=r"cannot load the config file nope\.py: .*No such file"):
-    train_main.parse(["emotalk", "--config", "nope.py", "--workdir=w"])
-  with pytest.raises(ValueError, match="unknown training stage"):
-    train_main.main(["nope", "--config", "x", "--workdir", "y"])
 
 
 @pytest.mark.parametrize("name", ["landmark", "landmark_test", "landmark_sample", "landmark_sweep"])
@@ -257,13 +227,3 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   assert sorted(loss) == list(range(1, 301))
   final = np.mean([loss[s] for s in range(291, 301)])  # Last 10 steps: one batch's loss is noisy.
   assert final <= loss[1] / 10, (loss[1], final)
-
-
-def test_landmark_benchmark_prints_its_figures():
-  """`emotalk bench landmark` on a tiny budget: every figure is there and positive (timings not asserted)."""
-  from emotalk_jax.bench import networks as bench  # pylint: disable=g-import-not-at-top
-  result = bench.landmark_benchmark(train_steps=2, clip_seconds=12.0, infer_repeats=1)
-  json.dumps(result)
-  assert result["clip_frames"] == 300 and result["batch_size"] * result["window"] > 0
-  for key in ("train_steps_per_s", "train_examples_per_s", "inference_fps_one_call", "inference_fps_streamed"):
-    assert result[key] > 0, key

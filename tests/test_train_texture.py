@@ -34,18 +34,7 @@ def _config(dataset_dir, **overrides):
   return clip_datasets.stage_config("texture", dataset_dir, **overrides)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache for this module: the runs below compile the same steps again and again."""
-  import jax  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {n: getattr(jax.config, n) for n in names}
-  for n, v in zip(names, (str(tmp_path_factory.mktemp("xla_cache")), 0.0, 0)):
-    jax.config.update(n, v)
-  yield
-  for n, v in old.items():
-    jax.config.update(n, v)
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")
