@@ -124,6 +124,7 @@ INFERENCE_MODULES = ("emotalk_jax.cli.main", "emotalk_jax.generate.pipeline", "e
                      "emotalk_jax.checkpoints")
 
 
+@pytest.mark.slow
 def test_inference_modules_do_not_import_tensorflow():
   """Importing what `emotalk generate / demo / finetune / evaluate` run loads no TensorFlow or TFDS (the
   full generate call is checked in test_generate_pipeline.py)."""

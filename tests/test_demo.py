@@ -15,6 +15,8 @@ from emotalk_jax.media import face
 from emotalk_jax.media import landmarks
 from emotalk_jax.media import video_io
 
+pytestmark = pytest.mark.slow  # The whole module (see pyproject.toml).
+
 INNER_TOP, INNER_BOTTOM = 62, 66  # Middle of the inner lips (iBUG 68).
 
 

@@ -108,6 +108,7 @@ def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
   """A whole `generate` call in a fresh process loads neither TensorFlow nor TFDS (they are for training)."""
   code = (

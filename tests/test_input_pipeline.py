@@ -263,6 +263,7 @@ _EIGHT_DEVICES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_global_batch_sharded_over_eight_simulated_devices(pipeline_dataset):
   builder, _ = pipeline_dataset
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
@@ -318,6 +319,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_of_four_devices(pipeline_dataset):
   """Real multi-process JAX on CPU (gloo): per-process splits -> one global batch over 8 devices,
   one state for both processes, exact resumption on each."""

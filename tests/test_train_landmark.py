@@ -170,6 +170,7 @@ def one_step(dataset_dir, init_npz, out_npz):
   return jax.device_count()
 
 
+@pytest.mark.slow
 def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   script = textwrap.dedent(f"""
       import sys
@@ -199,6 +200,7 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(one)))  # It moved.
 
 
+@pytest.mark.slow
 def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   """Overfits one clip from ../shared/data (50 frames, 64x64, with speech): the landmark loss at the
   last steps is at most a tenth of the first step's (emotion loss off: it alone would fall ~100x).

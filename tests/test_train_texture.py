@@ -204,6 +204,7 @@ def one_step(dataset_dir, init_npz, out_npz):
   return jax.device_count()
 
 
+@pytest.mark.slow
 def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   script = textwrap.dedent(f"""
       import sys
@@ -239,6 +240,7 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
     assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init[net]), jax.tree.leaves(one[net]))), net
 
 
+@pytest.mark.slow
 def test_training_on_real_frame_pairs_lowers_l1_substantially(shared_data, tmp_path):
   """Real frames of a MEAD clip from ../shared/data (64x64 crops, trained at 32), driven from the clip's first
   frame: the L1 of the last steps is well under that of the first (an untrained net is the TPS warp)."""
