@@ -1,7 +1,8 @@
-"""Tiny TFDS datasets in the emotalk example format, made from examples held in memory (a test helper).
+"""Tiny TFDS datasets in the emotalk example format, made from examples held in memory (a test
+helper).
 
-The clips of the shared fixtures in conftest.py (`dataset_dir`, `pipeline_dataset`) are defined here:
-pseudo-clips cut from the bundled GRID clip preprocessed at SIZE x SIZE.
+The clips of the shared fixtures in conftest.py (`dataset_dir`, `pipeline_dataset`) are defined
+here: pseudo-clips cut from the bundled GRID clip preprocessed at SIZE x SIZE.
 """
 
 import numpy as np
@@ -21,8 +22,9 @@ CUTS = [
     ("e0_fear", 50, 75, "fear", 1.0, "grid/s4", True, "test"),
     ("e1_disgusted", 0, 30, "disgusted", 0.5, "grid/s4", True, "test"),
 ]
-# The input pipeline's dataset (one split): clip_id, first and end frame, emotion, intensity, speaker,
-# has_audio; plus INDEX_CLIP, a synthetic clip whose frames, landmarks and mel encode the frame index.
+# The input pipeline's dataset (one split): clip_id, first and end frame, emotion, intensity,
+# speaker, has_audio; plus INDEX_CLIP, a synthetic clip whose frames, landmarks and mel encode the
+# frame index.
 PIPELINE_CUTS = [
     ("c0_angry", 0, 20, "angry", 1.0, "grid/s1", True),
     ("c1_happy", 20, 45, "happy", 2 / 3, "grid/s2", True),
@@ -38,7 +40,8 @@ SHORT = {"c3_short"}  # Shorter than the pipeline tests' window of 8.
 with tfds.core.registered.skip_registration():
 
   class InMemoryClips(tfds.core.GeneratorBasedBuilder):
-    """Writes `sources` ({split: {clip_id: example dict}}) as they are, frames JPEG-encoded by TFDS."""
+    """Writes `sources` ({split: {clip_id: example dict}}) as they are, frames JPEG-encoded by
+    TFDS."""
     VERSION = tfds.core.Version("1.0.0")
 
     def __init__(self, *, sources, frame_size: int, **kwargs):
@@ -47,7 +50,8 @@ with tfds.core.registered.skip_registration():
       super().__init__(**kwargs)
 
     def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=features.features(frame_size=self._frame_size))
+      return tfds.core.DatasetInfo(builder=self,
+                                   features=features.features(frame_size=self._frame_size))
 
     def _split_generators(self, dl_manager):
       del dl_manager
@@ -72,13 +76,14 @@ def preprocessed_grid():
   return preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
 
 
-def example(clip_id, frames, landmarks, mel, detected, *, emotion="neutral", intensity=1.0, speaker="s",
-            has_audio=True, emotion_exact=True):
+def example(clip_id, frames, landmarks, mel, detected, *, emotion="neutral", intensity=1.0,
+            speaker="s", has_audio=True, emotion_exact=True):
   """One example dict as the builder writes it; the neutral frame is the first."""
   return dict(clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=emotion_exact, frames=frames,
-              landmarks=landmarks, mel=np.asarray(mel, np.float32), detected=detected, emotion=emotion,
-              intensity=intensity, speaker=speaker, has_audio=has_audio, neutral_frame=frames[0],
-              neutral_landmarks=landmarks[0], neutral_source="first_frame")
+              landmarks=landmarks, mel=np.asarray(mel, np.float32), detected=detected,
+              emotion=emotion, intensity=intensity, speaker=speaker, has_audio=has_audio,
+              neutral_frame=frames[0], neutral_landmarks=landmarks[0],
+              neutral_source="first_frame")
 
 
 def tiny_sources(grid):
@@ -99,12 +104,13 @@ def pipeline_sources(grid):
     mel = grid.mel[a:b] if has_audio else np.full((b - a, audio.MEL_WINDOW, audio.N_MELS),
                                                     audio.LOG_MEL_FLOOR, np.float32)
     out[clip_id] = example(clip_id, grid.frames[a:b], grid.landmarks[a:b], mel, grid.detected[a:b],
-                           emotion=emotion, intensity=intensity, speaker=speaker, has_audio=has_audio,
-                           emotion_exact=clip_id != "c6_contempt")
+                           emotion=emotion, intensity=intensity, speaker=speaker,
+                           has_audio=has_audio, emotion_exact=clip_id != "c6_contempt")
   t = np.arange(INDEX_LEN)
   out[INDEX_CLIP] = example(
       INDEX_CLIP,
-      np.broadcast_to((5 * t).astype(np.uint8)[:, None, None, None], (INDEX_LEN, SIZE, SIZE, 3)).copy(),
+      np.broadcast_to((5 * t).astype(np.uint8)[:, None, None, None],
+                      (INDEX_LEN, SIZE, SIZE, 3)).copy(),
       np.broadcast_to(t.astype(np.float32)[:, None, None], (INDEX_LEN, 68, 2)).copy(),
       np.broadcast_to(t.astype(np.float32)[:, None, None],
                       (INDEX_LEN, audio.MEL_WINDOW, audio.N_MELS)).copy(),

@@ -8,7 +8,8 @@ import signal
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = pathlib.Path(os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = pathlib.Path(
+    os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +29,9 @@ def grid_clip():
 
 @pytest.fixture(scope="session")
 def dataset_dir(grid_clip, tmp_path_factory) -> str:
-  """The tiny train/test dataset both trainers, the baselines and the stage registry use: pseudo-clips
-  of the GRID clip (clip_datasets.CUTS). Its version directory, readable by path (also from
-  subprocesses)."""
+  """The tiny train/test dataset both trainers, the baselines and the stage registry use:
+  pseudo-clips of the GRID clip (clip_datasets.CUTS). Its version directory, readable by path (also
+  from subprocesses)."""
   import clip_datasets  # pylint: disable=g-import-not-at-top
   return clip_datasets.build(clip_datasets.tiny_sources(grid_clip), tmp_path_factory.mktemp("tfds"),
                              clip_datasets.SIZE).data_dir
@@ -38,9 +39,9 @@ def dataset_dir(grid_clip, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def pipeline_dataset(grid_clip, tmp_path_factory):
-  """(builder, sources) of the input pipeline's dataset: one split of edge cases (a clip shorter than
-  the window, a silent one, an inexact label, a synthetic clip that encodes the frame index), which
-  would spoil the trainers' runs, hence a second dataset."""
+  """(builder, sources) of the input pipeline's dataset: one split of edge cases (a clip shorter
+  than the window, a silent one, an inexact label, a synthetic clip that encodes the frame index),
+  which would spoil the trainers' runs, hence a second dataset."""
   import clip_datasets  # pylint: disable=g-import-not-at-top
   sources = clip_datasets.pipeline_sources(grid_clip)
   builder = clip_datasets.build({"train": sources}, tmp_path_factory.mktemp("tfds_pipeline"),

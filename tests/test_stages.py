@@ -27,7 +27,8 @@ def _init(name, config, seed=0):
   """Inference params of the stage's model, initialised as its trainer does."""
   rng = jax.random.PRNGKey(seed)
   if name == "landmark":
-    return landmark_model.init_params(landmark_model.create_model(config), rng, num_frames=config.window)
+    return landmark_model.init_params(landmark_model.create_model(config), rng,
+                                      num_frames=config.window)
   return texture_model.init_params(texture_model.create_model(config), rng, config.image_size)
 
 
@@ -48,7 +49,8 @@ def test_create_model_and_param_shapes_agree_with_the_model(name):
   config = _tiny_config(name)
   stage = stages.get(name)
   model = stage.create_model(config)
-  assert type(model) is type((landmark_model if name == "landmark" else texture_model).create_model(config))
+  module = landmark_model if name == "landmark" else texture_model
+  assert type(model) is type(module.create_model(config))
   params = _init(name, config)
   shapes = stage.param_shapes(config)
   assert jax.tree.structure(shapes) == jax.tree.structure(params)
@@ -73,7 +75,8 @@ def test_load_of_an_exported_npz_round_trips(name, tmp_path):
 
 def _hand_made_run(workdir, name, config, metrics_by_step):
   """A run's workdir written without training: config.json and one checkpoint per step whose
-  params are the model's init times the step (for texture under 'generator', as its trainer saves)."""
+  params are the model's init times the step (for texture under 'generator', as its trainer
+  saves)."""
   checkpoints.save_config(config, workdir / checkpoints.CONFIG_FILE)
   params = _init(name, config)
   ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", max_to_keep=10, best_metric="m_lmd")
@@ -90,10 +93,12 @@ def _hand_made_run(workdir, name, config, metrics_by_step):
 
 @pytest.mark.parametrize("name", ["landmark", "texture"])
 def test_best_metric_and_mode_of_the_run_config_are_honoured(name, tmp_path):
-  """'best' is ranked by the stage's own metric unless the run's config names another (and its mode)."""
+  """'best' is ranked by the stage's own metric unless the run's config names another (and its
+  mode)."""
   config = _tiny_config(name)
   # The stage's default: landmark the lowest m_lmd (step 2), texture the highest psnr (step 3).
-  metrics = {1: {"m_lmd": 3.0, "psnr": 20.0, "acc": 0.1}, 2: {"m_lmd": 1.0, "psnr": 21.0, "acc": 0.9},
+  metrics = {1: {"m_lmd": 3.0, "psnr": 20.0, "acc": 0.1},
+             2: {"m_lmd": 1.0, "psnr": 21.0, "acc": 0.9},
              3: {"m_lmd": 2.0, "psnr": 30.0, "acc": 0.5}}
   params = _hand_made_run(tmp_path / "default", name, config, metrics)
   default_best = {"landmark": 2, "texture": 3}[name]
@@ -110,7 +115,8 @@ def test_best_metric_and_mode_of_the_run_config_are_honoured(name, tmp_path):
 
 
 def test_export_run_of_a_tiny_run(dataset_dir, tmp_path):
-  """A 2-step landmark run through the registry, then its best checkpoint exported and loaded back."""
+  """A 2-step landmark run through the registry, then its best checkpoint exported and loaded
+  back."""
   stage = stages.get("landmark")
   config = clip_datasets.stage_config("landmark", dataset_dir, num_train_steps=2)
   result = stage.train_and_evaluate(config, tmp_path / "run")
