@@ -21,5 +21,5 @@ def test_train_flags_override_config_fields():
                       "--config.no_such_field=1"])
   with pytest.raises(Exception, match=r"cannot load the config file nope\.py: .*No such file"):
     train_main.parse(["emotalk", "--config", "nope.py", "--workdir=w"])
-  with pytest.raises(ValueError, match="unknown training stage"):
+  with pytest.raises(ValueError, match=r"unknown stage .nope.; expected one of landmark, texture"):
     train_main.main(["nope", "--config", "x", "--workdir", "y"])
