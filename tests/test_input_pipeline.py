@@ -173,6 +173,7 @@ def test_state_saved_with_orbax_next_to_the_train_state(pipeline_dataset, tmp_pa
     expected = _take(it, 2)
     restored = mngr.restore(2, args=ocp.args.Composite(state=ocp.args.StandardRestore(train_state),
                                                        data=ocp.args.JsonRestore()))
+  np.testing.assert_array_equal(restored["state"]["w"], train_state["w"])  # Saved side by side.
   fresh = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=1)
   fresh.set_state(restored["data"])
   _assert_batches_equal(_take(fresh, 2), expected)
