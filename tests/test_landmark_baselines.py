@@ -37,8 +37,9 @@ def test_static_baseline_equals_a_direct_computation(dataset_dir):
   config = _config(dataset_dir, num_eval_batches=2)
   result = landmark_baselines.evaluate_baselines(config, num_train_batches=2)
   assert set(result) == {"static", "mean_motion"}
-  assert all(set(r) == {"m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd", "num_windows", "num_audio_windows"}
-             for r in result.values())
+  lmd_keys = {"m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd", "num_windows", "num_audio_windows"}
+  lip_keys = {"lip_r", "lip_std_ratio", "lip_error", "num_lip_clips"}  # Test clips with audio.
+  assert all(set(r) == lmd_keys | lip_keys for r in result.values())
   # The same test windows as train_landmark.evaluate: unshuffled, the config's seed, window, eval batch size.
   it = input_pipeline.InputIterator(dataset_dir, config.test_split, batch_size=config.eval_batch_size,
                                     window=config.window, seed=config.seed, shuffle=False)
