@@ -104,6 +104,7 @@ def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, break_training, tm
   ckpt.close()
 
 
+@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
 def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_path, capsys):
   from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "run"
@@ -130,6 +131,7 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
     stages.get("texture").load(tmp_path, config=config)
 
 
+@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
 def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   """init_from takes another run's params; with another emotion_dim only init_from_partial can, and then the
   reshaped emotion layers start fresh while everything else is the reference's. Learning rates of 0 keep
@@ -156,6 +158,7 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   assert new["emotion"]["Dense_1"]["kernel"].shape == (6, 6) != ref["emotion"]["Dense_1"]["kernel"].shape
 
 
+@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
 def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path):
   """init_from also takes an exported generator .npz (the shipped sample checkpoint's form): the generator
   starts from it, the discriminator fresh; a missing file is named."""
