@@ -42,7 +42,7 @@ def test_improvement_signs():
   assert better == pytest.approx({"psnr": 10.0, "ssim": 60.0, "f_lmd": 50.0})
 
 
-@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
+@pytest.mark.slow  # Model, TPS and face landmarks on 256 px test frames, twice: minutes on 2 cores.
 def test_compare_and_cli_on_a_tiny_dataset(dataset_dir, tmp_path, capsys):
   config = clip_datasets.stage_config("texture", dataset_dir)  # Conftest's tiny dataset, one test clip.
   params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), config.image_size)
