@@ -69,7 +69,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_plots = 1                # 0: no landmark plots.
   config.lip_eval_clips = 0           # Whole test clips with audio scored for lip motion at each eval (lip_r...).
   config.distributed = False          # True: jax.distributed.initialize() (multi-host).
-  # Test hooks (-1: off): poison the batch of this step with NaN / send SIGTERM after this step.
-  config.debug_nan_step = -1
-  config.debug_sigterm_step = -1
   return config

@@ -72,7 +72,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.max_checkpoints_to_keep = 3    # Plus the best by eval PSNR.
   config.num_grid_rows = 4              # Sample-grid rows per eval (0: none).
   config.distributed = False
-  # Test hooks (-1: off): poison the batch of this step with NaN / send SIGTERM after this step.
-  config.debug_nan_step = -1
-  config.debug_sigterm_step = -1
   return config

@@ -1,12 +1,15 @@
-"""Shared pytest fixtures: the repo's bundled media and the optional ../shared/data tree."""
+"""Shared pytest fixtures: the repo's bundled media, the optional ../shared/data tree, the tiny TFDS
+datasets made from the bundled GRID clip, and hooks that break a training run at a given step."""
 
 import os
 import pathlib
+import signal
 
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = pathlib.Path(os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = pathlib.Path(
+    os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +18,84 @@ def shared_data() -> pathlib.Path:
   if not (SHARED_DATA / "README.md").exists():
     pytest.skip(f"real-media tests need ../shared/data (not found at {SHARED_DATA})")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def grid_clip():
+  """The bundled GRID clip preprocessed at clip_datasets.SIZE (64x64), once per session."""
+  import clip_datasets  # pylint: disable=g-import-not-at-top  (tests/ is on sys.path under pytest)
+  return clip_datasets.preprocessed_grid()
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(grid_clip, tmp_path_factory) -> str:
+  """The tiny train/test dataset both trainers, the baselines and the stage registry use:
+  pseudo-clips of the GRID clip (clip_datasets.CUTS). Its version directory, readable by path (also
+  from subprocesses)."""
+  import clip_datasets  # pylint: disable=g-import-not-at-top
+  return clip_datasets.build(clip_datasets.tiny_sources(grid_clip), tmp_path_factory.mktemp("tfds"),
+                             clip_datasets.SIZE).data_dir
+
+
+@pytest.fixture(scope="session")
+def pipeline_dataset(grid_clip, tmp_path_factory):
+  """(builder, sources) of the input pipeline's dataset: one split of edge cases (a clip shorter
+  than the window, a silent one, an inexact label, a synthetic clip that encodes the frame index),
+  which would spoil the trainers' runs, hence a second dataset."""
+  import clip_datasets  # pylint: disable=g-import-not-at-top
+  sources = clip_datasets.pipeline_sources(grid_clip)
+  builder = clip_datasets.build({"train": sources}, tmp_path_factory.mktemp("tfds_pipeline"),
+                                clip_datasets.SIZE)
+  return builder, sources
+
+
+@pytest.fixture(scope="session")
+def xla_cache_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("xla_cache"))
+
+
+@pytest.fixture(scope="module")
+def compilation_cache(xla_cache_dir):
+  """A persistent XLA cache while a module runs, one directory for the session: the tiny training
+  runs of several modules compile the same steps again and again."""
+  import jax  # pylint: disable=g-import-not-at-top
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
+  old = {n: getattr(jax.config, n) for n in names}
+  for n, v in zip(names, (xla_cache_dir, 0.0, 0)):
+    jax.config.update(n, v)
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+
+
+@pytest.fixture
+def break_training(monkeypatch):
+  """Breaks the next training run from inside the test, wrapping the train step its trainer makes
+  (`emotalk_jax.train.loop.make_train_step`, looked up when the run starts; later runs are left
+  alone): `break_training(nan_at=N)` multiplies the landmarks of the batch of the run's Nth step by
+  NaN; `break_training(sigterm_after=N)` sends this process a SIGTERM after the run's Nth step."""
+  from emotalk_jax.train import loop  # pylint: disable=g-import-not-at-top
+
+  def arm(nan_at=None, sigterm_after=None):
+    make = loop.make_train_step
+
+    def make_broken(*args, **kwargs):
+      monkeypatch.setattr(loop, "make_train_step", make)  # Only this run.
+      step_fn = make(*args, **kwargs)
+      done = [0]
+
+      def broken(state, batch, *rest):
+        if done[0] + 1 == nan_at:
+          batch = dict(batch, landmarks=batch["landmarks"] * float("nan"))
+        out = step_fn(state, batch, *rest)
+        done[0] += 1
+        if done[0] == sigterm_after:
+          os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+      return broken
+
+    monkeypatch.setattr(loop, "make_train_step", make_broken)
+
+  return arm

@@ -124,9 +124,10 @@ INFERENCE_MODULES = ("emotalk_jax.cli.main", "emotalk_jax.generate.pipeline", "e
                      "emotalk_jax.checkpoints")
 
 
+@pytest.mark.slow
 def test_inference_modules_do_not_import_tensorflow():
   """Importing what `emotalk generate / demo / finetune / evaluate` run loads no TensorFlow or TFDS (the
-  full generate call is checked in test_generate.py)."""
+  full generate call is checked in test_generate_pipeline.py)."""
   code = ("import sys, importlib\n"
           f"for m in {INFERENCE_MODULES!r}: importlib.import_module(m)\n"
           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')))\n")

@@ -408,6 +408,7 @@ def test_ravdess_builder(shared_data, tmp_path):
 # Apache Beam (optional extra).
 
 
+@pytest.mark.slow
 def test_beam_build_matches_in_process(grid_folder, tmp_path):
   beam = pytest.importorskip("apache_beam")
   config = folder.FolderConfig(name="grid_beam", folder=str(grid_folder), pattern=GRID_PATTERN,

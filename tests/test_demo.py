@@ -15,6 +15,8 @@ from emotalk_jax.media import face
 from emotalk_jax.media import landmarks
 from emotalk_jax.media import video_io
 
+pytestmark = pytest.mark.slow  # The whole module (see pyproject.toml).
+
 INNER_TOP, INNER_BOTTOM = 62, 66  # Middle of the inner lips (iBUG 68).
 
 
@@ -67,7 +69,7 @@ def _mouth_opening(frames):
   return np.array(out)
 
 
-def test_demo_writes_a_playable_video_whose_mouth_follows_the_speech(tmp_path, models):
+def test_demo_writes_a_playable_video_with_the_speech_track(tmp_path, models):
   out = tmp_path / "demo.mp4"
   assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
   wave = audio.load_audio(bundled.ARCTIC_SPEECH)

@@ -71,6 +71,7 @@ def test_jax_network_matches_keras_on_mead_clips(fer_model, keras_fer, shared_da
   _assert_matches_keras(fer_model, keras_fer, *_clip(shared_data, name, frames=30))
 
 
+@pytest.mark.slow
 def test_default_classifier_never_imports_tensorflow(fer_model):
   code = ("import sys\n"
           "import numpy as np\n"

@@ -38,6 +38,7 @@ def photo(shared_data):
   return shared_data / "faces" / "makeittalk" / "audrey.jpg"
 
 
+@pytest.mark.slow
 def test_finetune_raises_psnr_on_a_real_photo_and_cli_saves_params(photo, tmp_path):
   from configs import texture_test  # pylint: disable=g-import-not-at-top
   config = texture_test.get_config()

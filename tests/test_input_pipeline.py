@@ -1,8 +1,8 @@
-"""The tf.data input pipeline on a small real TFDS dataset built here from the bundled GRID clip.
+"""The tf.data input pipeline on a small real TFDS dataset made from the bundled GRID clip.
 
-The dataset (built once per session): pseudo-clips cut from the preprocessed GRID clip (64x64), with
-different lengths, labels and speakers, one without audio and one shorter than the window, plus a
-synthetic clip whose frames, landmarks and mel encode the frame index.
+The dataset (conftest's `pipeline_dataset`, built once per session): pseudo-clips cut from the
+preprocessed GRID clip (64x64), with different lengths, labels and speakers, one without audio and one
+shorter than the window, plus a synthetic clip whose frames, landmarks and mel encode the frame index.
 """
 
 import json
@@ -18,58 +18,17 @@ import pytest
 
 from data_pipelines import features
 from data_pipelines import input_pipeline as ip
-from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.media import audio
-from emotalk_jax.media import preprocess
 
 import tensorflow as tf  # pylint: disable=g-bad-import-order
 import clip_datasets  # tests/ is on sys.path under pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SIZE = 64
+SIZE = clip_datasets.SIZE
 K = 8
-# clip_id, first and end frame in the GRID clip, emotion, intensity, speaker, has_audio.
-CUTS = [
-    ("c0_angry", 0, 20, "angry", 1.0, "grid/s1", True),
-    ("c1_happy", 20, 45, "happy", 2 / 3, "grid/s2", True),
-    ("c2_sad_silent", 45, 75, "sad", 1 / 3, "grid/s1", False),
-    ("c3_short", 10, 16, "fear", 1.0, "grid/s3", True),
-    ("c4_neutral", 30, 70, "neutral", 2 / 3, "grid/s2", True),
-    ("c5_surprised", 5, 55, "surprised", 1.0, "grid/s3", True),
-    ("c6_contempt", 60, 75, "contempt", 1 / 3, "grid/s1", True),
-]
-INDEX_CLIP, INDEX_LEN = "c7_index", 40
-SHORT = {"c3_short"}
-
-
-def _sources():
-  """clip_id -> the example dict the builder writes (numpy, frames not yet JPEG-encoded)."""
-  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
-  out = {}
-  for clip_id, a, b, emotion, intensity, speaker, has_audio in CUTS:
-    mel = grid.mel[a:b] if has_audio else np.full((b - a, audio.MEL_WINDOW, audio.N_MELS),
-                                                    audio.LOG_MEL_FLOOR, np.float32)
-    out[clip_id] = dict(frames=grid.frames[a:b], landmarks=grid.landmarks[a:b], mel=mel.astype(np.float32),
-                        detected=grid.detected[a:b], emotion=emotion, intensity=intensity, speaker=speaker,
-                        has_audio=has_audio)
-  t = np.arange(INDEX_LEN)
-  out[INDEX_CLIP] = dict(
-      frames=np.broadcast_to((5 * t).astype(np.uint8)[:, None, None, None], (INDEX_LEN, SIZE, SIZE, 3)).copy(),
-      landmarks=np.broadcast_to(t.astype(np.float32)[:, None, None], (INDEX_LEN, 68, 2)).copy(),
-      mel=np.broadcast_to(t.astype(np.float32)[:, None, None], (INDEX_LEN, audio.MEL_WINDOW, audio.N_MELS)).copy(),
-      detected=(t % 3 != 0), emotion="disgusted", intensity=0.5, speaker="synthetic/s9", has_audio=True)
-  for clip_id, src in out.items():
-    src.update(clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=clip_id != "c6_contempt",
-               neutral_frame=src["frames"][0], neutral_landmarks=src["landmarks"][0], neutral_source="first_frame")
-  return out
-
-
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory):
-  """(builder, sources): the prepared test dataset and the arrays it was made from."""
-  sources = _sources()
-  return clip_datasets.build({"train": sources}, tmp_path_factory.mktemp("tfds"), SIZE), sources
+INDEX_CLIP, INDEX_LEN = clip_datasets.INDEX_CLIP, clip_datasets.INDEX_LEN
+SHORT = clip_datasets.SHORT
 
 
 def _take(it, n):
@@ -92,8 +51,8 @@ def test_tensorflow_sees_no_gpu():
   assert tf.config.get_visible_devices("GPU") == []
 
 
-def test_batch_shapes_and_dtypes(dataset):
-  builder, sources = dataset
+def test_batch_shapes_and_dtypes(pipeline_dataset):
+  builder, sources = pipeline_dataset
   batch = next(iter(ip.make_dataset(builder, "train", batch_size=4, window=K, seed=0).as_numpy_iterator()))
   expected = {
       "frames": ((4, K, SIZE, SIZE, 3), np.uint8), "landmarks": ((4, K, 68, 2), np.float32),
@@ -127,8 +86,8 @@ def test_batch_shapes_and_dtypes(dataset):
     assert speaker_ids.setdefault(s, sid) == sid
 
 
-def test_windows_align_with_source_clips(dataset):
-  builder, sources = dataset
+def test_windows_align_with_source_clips(pipeline_dataset):
+  builder, sources = pipeline_dataset
   it = ip.InputIterator(builder, "train", batch_size=7, window=K, seed=3)
   seen = set()
   for batch in _take(it, 3):
@@ -151,8 +110,8 @@ def test_windows_align_with_source_clips(dataset):
   assert seen == set(sources) - SHORT
 
 
-def test_short_clips_dropped_counted_or_padded(dataset):
-  builder, sources = dataset
+def test_short_clips_dropped_counted_or_padded(pipeline_dataset):
+  builder, sources = pipeline_dataset
   stats = ip.clip_length_stats(builder, "train", window=K)
   assert stats["num_clips"] == len(sources) and stats["num_short"] == len(SHORT)
   assert stats["min_frames"] == 6 and stats["max_frames"] == 50
@@ -168,8 +127,8 @@ def test_short_clips_dropped_counted_or_padded(dataset):
   assert padded["start"][i] == 0
 
 
-def test_same_seed_same_batches_and_epochs_are_permutations(dataset):
-  builder, sources = dataset
+def test_same_seed_same_batches_and_epochs_are_permutations(pipeline_dataset):
+  builder, sources = pipeline_dataset
   a = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=11), 3)
   b = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=11), 3)
   _assert_batches_equal(a, b)
@@ -185,8 +144,8 @@ def test_same_seed_same_batches_and_epochs_are_permutations(dataset):
   assert [c for c, _ in _ids(d[:1])] == [c for c, _ in _ids(d[1:])]
 
 
-def test_resume_is_exact(dataset):
-  builder, _ = dataset
+def test_resume_is_exact(pipeline_dataset):
+  builder, _ = pipeline_dataset
   it = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5)
   _take(it, 3)  # 12 windows: past the first epoch of 7.
   state = json.loads(json.dumps(it.get_state()))
@@ -200,10 +159,10 @@ def test_resume_is_exact(dataset):
   assert _ids(_take(other, 6)) == _ids(expected)
 
 
-def test_state_saved_with_orbax_next_to_the_train_state(dataset, tmp_path):
+def test_state_saved_with_orbax_next_to_the_train_state(pipeline_dataset, tmp_path):
   """The recipe of InputIterator's docstring."""
   ocp = pytest.importorskip("orbax.checkpoint")
-  builder, _ = dataset
+  builder, _ = pipeline_dataset
   it = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=1)
   _take(it, 2)
   train_state = {"w": np.arange(3, dtype=np.float32)}
@@ -214,13 +173,14 @@ def test_state_saved_with_orbax_next_to_the_train_state(dataset, tmp_path):
     expected = _take(it, 2)
     restored = mngr.restore(2, args=ocp.args.Composite(state=ocp.args.StandardRestore(train_state),
                                                        data=ocp.args.JsonRestore()))
+  np.testing.assert_array_equal(restored["state"]["w"], train_state["w"])  # Saved side by side.
   fresh = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=1)
   fresh.set_state(restored["data"])
   _assert_batches_equal(_take(fresh, 2), expected)
 
 
-def test_state_from_other_settings_is_rejected(dataset):
-  builder, _ = dataset
+def test_state_from_other_settings_is_rejected(pipeline_dataset):
+  builder, _ = pipeline_dataset
   state = ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5).get_state()
   with pytest.raises(ValueError, match="seed"):
     ip.InputIterator(builder, "train", batch_size=4, window=K, seed=6, state=state)
@@ -230,8 +190,8 @@ def test_state_from_other_settings_is_rejected(dataset):
     ip.InputIterator(builder, "train", batch_size=4, window=K, seed=5, state={"step": 3})
 
 
-def test_process_split_is_disjoint_and_complete(dataset):
-  builder, sources = dataset
+def test_process_split_is_disjoint_and_complete(pipeline_dataset):
+  builder, sources = pipeline_dataset
   halves = []
   for index in range(2):
     ds = ip.make_dataset(builder, "train", batch_size=2, window=K, seed=0, shuffle=False, repeat=False,
@@ -247,8 +207,8 @@ def test_process_split_is_disjoint_and_complete(dataset):
   assert set(it.get_state()["positions"]) == {"1"}
 
 
-def test_bad_arguments(dataset):
-  builder, _ = dataset
+def test_bad_arguments(pipeline_dataset):
+  builder, _ = pipeline_dataset
   with pytest.raises(ValueError, match="not divisible by the 2 processes"):
     ip.make_dataset(builder, "train", batch_size=3, window=K, seed=0, process_index=0, process_count=2)
   with pytest.raises(ValueError, match="window"):
@@ -266,8 +226,8 @@ def test_project_builders_resolve_by_name(tmp_path):
   ip._check_features(builder)  # pylint: disable=protected-access
 
 
-def test_global_batch_on_one_device(dataset):
-  builder, _ = dataset
+def test_global_batch_on_one_device(pipeline_dataset):
+  builder, _ = pipeline_dataset
   mesh = ip.make_mesh()
   batch = next(ip.InputIterator(builder, "train", batch_size=4, window=K, seed=0, mesh=mesh))
   assert "clip_id" not in batch and "epoch" not in batch
@@ -304,8 +264,9 @@ _EIGHT_DEVICES = textwrap.dedent("""
 """)
 
 
-def test_global_batch_sharded_over_eight_simulated_devices(dataset):
-  builder, _ = dataset
+@pytest.mark.slow
+def test_global_batch_sharded_over_eight_simulated_devices(pipeline_dataset):
+  builder, _ = pipeline_dataset
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
   proc = subprocess.run([sys.executable, "-c", _EIGHT_DEVICES, builder.data_dir, str(K)], env=env,
@@ -359,10 +320,11 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_of_four_devices(dataset):
+@pytest.mark.slow
+def test_two_processes_of_four_devices(pipeline_dataset):
   """Real multi-process JAX on CPU (gloo): per-process splits -> one global batch over 8 devices,
   one state for both processes, exact resumption on each."""
-  builder, _ = dataset
+  builder, _ = pipeline_dataset
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
   port = str(_free_port())

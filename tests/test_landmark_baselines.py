@@ -1,4 +1,4 @@
-"""Stage 1 baselines (static, mean motion) on the tiny test dataset of test_train_landmark, and `compare`."""
+"""Stage 1 baselines (static, mean motion) on conftest's tiny dataset, and `compare`."""
 
 import json
 import pathlib
@@ -12,29 +12,34 @@ from emotalk_jax.train import landmark as train_landmark
 from emotalk_jax.train import landmark_baselines
 
 import clip_datasets  # pylint: disable=g-bad-import-order  (tests/ is on sys.path under pytest)
-import test_train_landmark as ttl  # The tiny dataset's builder (tests/ is on sys.path under pytest).
-from test_train_landmark import dataset_dir  # pylint: disable=unused-import  (the fixture)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 # One constant displacement [68, 2] shared by every frame of every clip of `shifted_dataset_dir`.
 SHIFT = (np.random.default_rng(0).normal(size=(68, 2)) * 0.02).astype(np.float32)
 
 @pytest.fixture(scope="module")
-def shifted_dataset_dir(tmp_path_factory) -> str:
-  """The same clips, but every frame's landmarks are its clip's neutral landmarks + SHIFT."""
-  sources = ttl._sources()  # pylint: disable=protected-access
+def shifted_dataset_dir(grid_clip, tmp_path_factory) -> str:
+  """The clips of conftest's `dataset_dir`, but every frame's landmarks are its clip's neutral
+  landmarks + SHIFT."""
+  sources = clip_datasets.tiny_sources(grid_clip)
   for split in sources.values():
     for src in split.values():
       src["landmarks"] = np.broadcast_to(src["neutral_landmarks"] + SHIFT, src["landmarks"].shape).astype(np.float32)
-  return clip_datasets.build(sources, tmp_path_factory.mktemp("tfds_shifted"), ttl.SIZE).data_dir
+  return clip_datasets.build(sources, tmp_path_factory.mktemp("tfds_shifted"), clip_datasets.SIZE).data_dir
+
+
+def _config(dataset_dir, **overrides):
+  return clip_datasets.stage_config("landmark", dataset_dir, **overrides)
 
 
 def test_static_baseline_equals_a_direct_computation(dataset_dir):
-  config = ttl._config(dataset_dir, num_eval_batches=2)  # pylint: disable=protected-access
+  config = _config(dataset_dir, num_eval_batches=2)
   result = landmark_baselines.evaluate_baselines(config, num_train_batches=2)
   assert set(result) == {"static", "mean_motion"}
-  assert all(set(r) == {"m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd", "num_windows", "num_audio_windows"}
-             for r in result.values())
+  lmd_keys = {"m_lmd", "f_lmd", "audio_m_lmd", "audio_f_lmd", "num_windows", "num_audio_windows"}
+  lip_keys = {"lip_r", "lip_std_ratio", "lip_error", "num_lip_clips"}  # Test clips with audio.
+  assert all(set(r) == lmd_keys | lip_keys for r in result.values())
   # The same test windows as train_landmark.evaluate: unshuffled, the config's seed, window, eval batch size.
   it = input_pipeline.InputIterator(dataset_dir, config.test_split, batch_size=config.eval_batch_size,
                                     window=config.window, seed=config.seed, shuffle=False)
@@ -59,7 +64,7 @@ def test_static_baseline_equals_a_direct_computation(dataset_dir):
 
 
 def test_mean_motion_is_exact_when_every_clip_moves_the_same(shifted_dataset_dir):
-  config = ttl._config(shifted_dataset_dir)  # pylint: disable=protected-access
+  config = _config(shifted_dataset_dir)
   np.testing.assert_allclose(train_landmark.mean_displacement(config), SHIFT, atol=1e-6)  # One pass.
   result = landmark_baselines.evaluate_baselines(config)
   assert result["mean_motion"]["m_lmd"] < 1e-3 and result["mean_motion"]["f_lmd"] < 1e-3
@@ -67,7 +72,7 @@ def test_mean_motion_is_exact_when_every_clip_moves_the_same(shifted_dataset_dir
 
 
 def test_compare_a_trained_workdir_and_the_cli(dataset_dir, tmp_path, capsys):
-  config = ttl._config(dataset_dir, num_train_steps=2)  # pylint: disable=protected-access
+  config = _config(dataset_dir, num_train_steps=2)
   train_landmark.train_and_evaluate(config, tmp_path)
   result = landmark_baselines.compare(config, tmp_path, num_train_batches=1)
   assert {"model", "static", "mean_motion", "improvement_pct"} <= set(result)

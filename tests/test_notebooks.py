@@ -7,6 +7,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="notebook tests need the test extra (nbformat)")
 nbclient = pytest.importorskip("nbclient", reason="notebook tests need the test extra (nbclient, ipykernel)")
 
+pytestmark = pytest.mark.slow  # The whole module (see pyproject.toml).
+
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "colab").glob("*.ipynb"))
 
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import bundled
 from emotalk_jax import checkpoints
-from emotalk_jax.media import preprocess
 from emotalk_jax.models import texture_model
 from emotalk_jax.train import texture as train_texture
 from emotalk_jax.train import texture_baselines
@@ -44,20 +42,14 @@ def test_improvement_signs():
   assert better == pytest.approx({"psnr": 10.0, "ssim": 60.0, "f_lmd": 50.0})
 
 
-def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
-  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=64)
-  clip = dict(clip_id="e0", dataset="test", fps=25.0, emotion_exact=True, frames=grid.frames[:30],
-              landmarks=grid.landmarks[:30], mel=np.zeros((30, 16, 80), np.float32), detected=grid.detected[:30],
-              emotion="happy", intensity=0.5, speaker="s", has_audio=False, neutral_frame=grid.frames[0],
-              neutral_landmarks=grid.landmarks[0], neutral_source="first_frame")
-  data_dir = clip_datasets.build({"train": {"e0": clip}, "test": {"e0": dict(clip)}}, tmp_path / "tfds", 64).data_dir
-  from configs import texture_test  # pylint: disable=g-import-not-at-top
-  config = texture_test.get_config()
-  config.dataset, config.dataset_config = data_dir, ""
+@pytest.mark.slow  # Model, TPS and face landmarks on 256 px test frames, twice: minutes on 2 cores.
+def test_compare_and_cli_on_a_tiny_dataset(dataset_dir, tmp_path, capsys):
+  config = clip_datasets.stage_config("texture", dataset_dir)  # Conftest's tiny dataset, one test clip.
   params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), config.image_size)
   npz = checkpoints.export(params, config, tmp_path / "texture.npz")
-  result = texture_baselines.compare(config, npz, frame_stride=6, max_frames=4)
-  assert result["num_clips"] == 1 and result["num_frames"] == 4 and result["image_size"] == 32
+  result = texture_baselines.compare(config, npz, frame_stride=6, max_frames=4, max_clips=1)
+  assert result["num_clips"] == len(result["per_clip"]) == 1
+  assert result["num_frames"] == 4 and result["image_size"] == 32
   for method in texture_baselines.METHODS:
     assert 10 < result[method]["psnr"] < 60 and 0 < result[method]["ssim"] <= 1 and result[method]["f_lmd"] >= 0
   # The untrained net is the TPS warp plus a little synthesis (occlusion ~0.95): close to the TPS baseline.
@@ -69,11 +61,11 @@ def test_compare_and_cli_on_a_tiny_dataset(tmp_path, capsys):
     assert paired["mean"] == pytest.approx(result["model"]["psnr"] - result[baseline]["psnr"], abs=1e-6)
   from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   assert cli.main(["evaluate", "texture", "--config", str(REPO_ROOT / "configs" / "texture_test.py"),
-                   "--workdir", str(npz), f"--config.dataset={data_dir}", "--config.dataset_config=",
-                   "--max_frames=2", "--frame_stride=10"]) == 0
+                   "--workdir", str(npz), f"--config.dataset={dataset_dir}", "--config.dataset_config=",
+                   "--max_frames=2", "--frame_stride=10", "--max_clips=1"]) == 0
   out = capsys.readouterr().out
   printed = json.loads(out[out.index("{\n"):])  # After any progress text.
-  assert printed["num_frames"] == 2 and set(printed["per_clip"]) == {"e0"}
+  assert printed["num_frames"] == 2 and set(printed["per_clip"]) == set(result["per_clip"])
 
 
 def test_paired_difference_verdicts():

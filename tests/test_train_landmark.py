@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import bundled
 from emotalk_jax import checkpoints
 from emotalk_jax.media import preprocess
 from emotalk_jax.models import landmark_model
@@ -25,59 +24,14 @@ from emotalk_jax.train import loop as train_lib
 import clip_datasets  # tests/ is on sys.path under pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SIZE = 64
-# clip_id, first and end frame in the GRID clip, emotion, intensity, speaker, has_audio, split.
-CUTS = [
-    ("t0_angry", 0, 20, "angry", 1.0, "grid/s1", True, "train"),
-    ("t1_happy", 15, 40, "happy", 2 / 3, "grid/s2", True, "train"),
-    ("t2_sad", 30, 55, "sad", 1 / 3, "grid/s1", False, "train"),
-    ("t3_neutral", 40, 75, "neutral", 1.0, "grid/s2", True, "train"),
-    ("t4_surprised", 5, 35, "surprised", 1.0, "grid/s3", True, "train"),
-    ("e0_fear", 50, 75, "fear", 1.0, "grid/s4", True, "test"),
-    ("e1_disgusted", 0, 30, "disgusted", 0.5, "grid/s4", True, "test"),
-]
-
-
-def _sources():
-  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
-  out = {"train": {}, "test": {}}
-  for clip_id, a, b, emotion, intensity, speaker, has_audio, split in CUTS:
-    out[split][clip_id] = dict(
-        clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=True, frames=grid.frames[a:b],
-        landmarks=grid.landmarks[a:b], mel=grid.mel[a:b].astype(np.float32), detected=grid.detected[a:b],
-        emotion=emotion, intensity=intensity, speaker=speaker, has_audio=has_audio,
-        neutral_frame=grid.frames[a], neutral_landmarks=grid.landmarks[a], neutral_source="first_frame")
-  return out
-
-
-@pytest.fixture(scope="session")
-def dataset_dir(tmp_path_factory) -> str:
-  """The prepared dataset's version directory (readable by path, also from subprocesses)."""
-  return clip_datasets.build(_sources(), tmp_path_factory.mktemp("tfds"), SIZE).data_dir
+SIZE = clip_datasets.SIZE
 
 
 def _config(dataset_dir, **overrides):
-  from configs import landmark_test  # pylint: disable=g-import-not-at-top
-  config = landmark_test.get_config()
-  config.dataset = dataset_dir
-  config.dataset_config = ""
-  config.update(overrides)
-  return config
+  return clip_datasets.stage_config("landmark", dataset_dir, **overrides)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache for this module: the runs below compile the same steps again and again."""
-  import jax  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {n: getattr(jax.config, n) for n in names}
-  values = (str(tmp_path_factory.mktemp("xla_cache")), 0.0, 0)
-  for n, v in zip(names, values):
-    jax.config.update(n, v)
-  yield
-  for n, v in old.items():
-    jax.config.update(n, v)
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +79,10 @@ def test_run_writes_metrics_tensorboard_plots_and_checkpoints(reference_run):
     ckpt.close()
 
 
-def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
+def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, break_training, tmp_path):
   ref_dir, ref = reference_run
-  config = _config(dataset_dir, debug_sigterm_step=1)
-  first = train_landmark.train_and_evaluate(config, tmp_path)
+  break_training(sigterm_after=1)
+  first = train_landmark.train_and_evaluate(_config(dataset_dir), tmp_path)
   assert first["preempted"] and first["step"] == 1
   ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.latest_step() == 1  # Saved on SIGTERM although checkpoint_every_steps is 2.
@@ -147,9 +101,10 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
   np.testing.assert_allclose(list(losses(tmp_path).values()), list(losses(ref_dir).values()), rtol=1e-5)
 
 
-def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
+def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, break_training, tmp_path):
+  break_training(nan_at=3)
   with pytest.raises(FloatingPointError, match=r"at step 3; last good checkpoint: step 2 in .*checkpoints"):
-    train_landmark.train_and_evaluate(_config(dataset_dir, debug_nan_step=3), tmp_path)
+    train_landmark.train_and_evaluate(_config(dataset_dir), tmp_path)
   ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.all_steps() == [2]  # Nothing written after the bad step.
   ckpt.close()
@@ -167,24 +122,6 @@ def test_cli_train_landmark(dataset_dir, tmp_path, capsys):
   ckpt = checkpoints.CheckpointManager(workdir / "checkpoints")
   assert ckpt.latest_step() == 3
   ckpt.close()
-
-
-def test_train_flags_override_config_fields():
-  from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
-  config, workdir = train_main.parse(["emotalk train landmark", "--config", str(REPO_ROOT / "configs" / "landmark.py"),
-                                      "--workdir=/tmp/w", "--config.learning_rate=2e-3",
-                                      "--config.model.dtype=bfloat16", "--config.num_train_steps=3"])
-  assert (config.learning_rate, config.model.dtype, config.num_train_steps, workdir) == (2e-3, "bfloat16", 3, "/tmp/w")
-  assert config.dataset == "mead" and config.batch_size == 32 and config.window == 8
-  with pytest.raises(Exception, match="workdir"):
-    train_main.parse(["emotalk", "--config", str(REPO_ROOT / "configs" / "landmark.py")])
-  with pytest.raises(Exception, match=r"bad --config override: .*no_such_field"):
-    train_main.parse(["emotalk", "--config", str(REPO_ROOT / "configs" / "landmark.py"), "--workdir=w",
-                      "--config.no_such_field=1"])
-  with pytest.raises(Exception, match=r"cannot load the config file nope\.py: .*No such file"):
-    train_main.parse(["emotalk", "--config", "nope.py", "--workdir=w"])
-  with pytest.raises(ValueError, match="unknown training stage"):
-    train_main.main(["nope", "--config", "x", "--workdir", "y"])
 
 
 @pytest.mark.parametrize("name", ["landmark", "landmark_test", "landmark_sample", "landmark_sweep"])
@@ -233,6 +170,7 @@ def one_step(dataset_dir, init_npz, out_npz):
   return jax.device_count()
 
 
+@pytest.mark.slow
 def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   script = textwrap.dedent(f"""
       import sys
@@ -262,6 +200,7 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(one)))  # It moved.
 
 
+@pytest.mark.slow
 def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   """Overfits one clip from ../shared/data (50 frames, 64x64, with speech): the landmark loss at the
   last steps is at most a tenth of the first step's (emotion loss off: it alone would fall ~100x).
@@ -292,17 +231,7 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   assert final <= loss[1] / 10, (loss[1], final)
 
 
-def test_landmark_benchmark_prints_its_figures():
-  """`emotalk bench landmark` on a tiny budget: every figure is there and positive (timings not asserted)."""
-  from emotalk_jax.bench import networks as bench  # pylint: disable=g-import-not-at-top
-  result = bench.landmark_benchmark(train_steps=2, clip_seconds=12.0, infer_repeats=1)
-  json.dumps(result)
-  assert result["clip_frames"] == 300 and result["batch_size"] * result["window"] > 0
-  for key in ("train_steps_per_s", "train_examples_per_s", "inference_fps_one_call", "inference_fps_streamed"):
-    assert result[key] > 0, key
-
-
-def test_whisper_input_mouth_terms_and_lip_sync_ranking(tmp_path):
+def test_whisper_input_mouth_terms_and_lip_sync_ranking(grid_clip, tmp_path):
   """A run that reads Whisper-shaped speech features (speech_input='whisper') with the mouth-opening
   terms: they are in the train metrics; each eval scores lip motion on the whole test clips with audio
   (both test clips); checkpoints are ranked by the config's best_metric (lip_error), which loading
@@ -310,7 +239,7 @@ def test_whisper_input_mouth_terms_and_lip_sync_ranking(tmp_path):
   model and both baselines (a still mouth: std ratio 0)."""
   from emotalk_jax import stages  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import landmark_baselines  # pylint: disable=g-import-not-at-top
-  sources = _sources()
+  sources = clip_datasets.tiny_sources(grid_clip)
   rng = np.random.default_rng(0)
   for split in sources.values():
     for example in split.values():

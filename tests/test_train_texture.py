@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
-from emotalk_jax import bundled
 from emotalk_jax import checkpoints
 from emotalk_jax.media import preprocess
 from emotalk_jax.models import texture_model
@@ -28,53 +27,14 @@ from emotalk_jax.train import texture as train_texture
 import clip_datasets  # tests/ is on sys.path under pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SIZE = 64
-CUTS = [  # clip_id, first and end frame in the GRID clip, emotion, intensity, speaker, split.
-    ("t0_angry", 0, 20, "angry", 1.0, "grid/s1", "train"),
-    ("t1_happy", 15, 40, "happy", 2 / 3, "grid/s2", "train"),
-    ("t2_sad", 30, 55, "sad", 1 / 3, "grid/s1", "train"),
-    ("t3_neutral", 40, 75, "neutral", 1.0, "grid/s2", "train"),
-    ("e0_fear", 50, 75, "fear", 1.0, "grid/s4", "test"),
-]
-
-
-def _example(clip, a, b, clip_id, emotion="neutral", intensity=1.0, speaker="s"):
-  return dict(clip_id=clip_id, dataset="test", fps=25.0, emotion_exact=True, frames=clip.frames[a:b],
-              landmarks=clip.landmarks[a:b], mel=np.zeros((b - a, 16, 80), np.float32), detected=clip.detected[a:b],
-              emotion=emotion, intensity=intensity, speaker=speaker, has_audio=False, neutral_frame=clip.frames[a],
-              neutral_landmarks=clip.landmarks[a], neutral_source="first_frame")
-
-
-@pytest.fixture(scope="session")
-def dataset_dir(tmp_path_factory) -> str:
-  grid = preprocess.preprocess_video(bundled.GRID_CLIP, size=SIZE)
-  sources = {"train": {}, "test": {}}
-  for clip_id, a, b, emotion, intensity, speaker, split in CUTS:
-    sources[split][clip_id] = _example(grid, a, b, clip_id, emotion, intensity, speaker)
-  return clip_datasets.build(sources, tmp_path_factory.mktemp("tfds"), SIZE).data_dir
+SIZE = clip_datasets.SIZE
 
 
 def _config(dataset_dir, **overrides):
-  from configs import texture_test  # pylint: disable=g-import-not-at-top
-  config = texture_test.get_config()
-  config.dataset = dataset_dir
-  config.dataset_config = ""
-  config.update(overrides)
-  return config
+  return clip_datasets.stage_config("texture", dataset_dir, **overrides)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache for this module: the runs below compile the same steps again and again."""
-  import jax  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {n: getattr(jax.config, n) for n in names}
-  for n, v in zip(names, (str(tmp_path_factory.mktemp("xla_cache")), 0.0, 0)):
-    jax.config.update(n, v)
-  yield
-  for n, v in old.items():
-    jax.config.update(n, v)
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +84,10 @@ def test_run_writes_metrics_grids_and_checkpoints(reference_run):
     ckpt.close()
 
 
-def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
+def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, break_training, tmp_path):
   ref_dir, ref = reference_run
-  first = train_texture.train_and_evaluate(_config(dataset_dir, debug_sigterm_step=1), tmp_path)
+  break_training(sigterm_after=1)
+  first = train_texture.train_and_evaluate(_config(dataset_dir), tmp_path)
   assert first["preempted"] and first["step"] == 1
   second = train_texture.train_and_evaluate(_config(dataset_dir), tmp_path)
   assert second["step"] == 4 and not second["preempted"]
@@ -134,14 +95,16 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, tmp_path):
   assert second["eval/psnr"] == pytest.approx(ref["eval/psnr"], rel=1e-5)
 
 
-def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, tmp_path):
+def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, break_training, tmp_path):
+  break_training(nan_at=3)
   with pytest.raises(FloatingPointError, match=r"at step 3; last good checkpoint: step 2 in .*checkpoints"):
-    train_texture.train_and_evaluate(_config(dataset_dir, debug_nan_step=3), tmp_path)
+    train_texture.train_and_evaluate(_config(dataset_dir), tmp_path)
   ckpt = checkpoints.CheckpointManager(tmp_path / "checkpoints")
   assert ckpt.all_steps() == [2]
   ckpt.close()
 
 
+@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
 def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_path, capsys):
   from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "run"
@@ -168,6 +131,7 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
     stages.get("texture").load(tmp_path, config=config)
 
 
+@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
 def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   """init_from takes another run's params; with another emotion_dim only init_from_partial can, and then the
   reshaped emotion layers start fresh while everything else is the reference's. Learning rates of 0 keep
@@ -194,6 +158,7 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   assert new["emotion"]["Dense_1"]["kernel"].shape == (6, 6) != ref["emotion"]["Dense_1"]["kernel"].shape
 
 
+@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
 def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path):
   """init_from also takes an exported generator .npz (the shipped sample checkpoint's form): the generator
   starts from it, the discriminator fresh; a missing file is named."""
@@ -242,6 +207,7 @@ def one_step(dataset_dir, init_npz, out_npz):
   return jax.device_count()
 
 
+@pytest.mark.slow
 def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
   script = textwrap.dedent(f"""
       import sys
@@ -277,13 +243,15 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
     assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(init[net]), jax.tree.leaves(one[net]))), net
 
 
+@pytest.mark.slow
 def test_training_on_real_frame_pairs_lowers_l1_substantially(shared_data, tmp_path):
   """Real frames of a MEAD clip from ../shared/data (64x64 crops, trained at 32), driven from the clip's first
   frame: the L1 of the last steps is well under that of the first (an untrained net is the TPS warp)."""
   from emotalk_jax.media import video_io  # pylint: disable=g-import-not-at-top
   clip = preprocess.preprocess_decoded(video_io.read_video(
       shared_data / "video" / "mead_dreamtalk" / "W009_front_surprised_level3_001.mp4", max_frames=40), size=SIZE)
-  src = _example(clip, 0, 40, "real")
+  src = clip_datasets.example("real", clip.frames[:40], clip.landmarks[:40], np.zeros((40, 16, 80)),
+                              clip.detected[:40], has_audio=False)
   builder = clip_datasets.build({"train": {"real": src}, "test": {"real": dict(src)}}, tmp_path / "tfds", SIZE)
   config = _config(builder.data_dir, image_size=32, num_train_steps=100, learning_rate=2e-3, window=4,
                    adversarial_weight=0.0, feature_matching_weight=0.0, log_every_steps=1, eval_every_steps=0,

@@ -337,8 +337,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       metrics.update(lip_sync(predict_fn(model), state.params, config, builder, config.lip_eval_clips))
     return metrics
 
-  def poison(batch):  # The debug_nan_step test hook.
-    return dict(batch, landmarks=batch["landmarks"] * jnp.nan)
-
   return train_lib.train_loop(config, workdir, state=state, train_step=train_step, train_iter=train_iter,
-                              ckpt=ckpt, evaluate_fn=evaluate_fn, poison_fn=poison)
+                              ckpt=ckpt, evaluate_fn=evaluate_fn)

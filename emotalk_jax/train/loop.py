@@ -318,7 +318,7 @@ def mean_metrics(history) -> dict:
 # The training loop ----------------------------------------------------------------------------------------
 
 def train_loop(config, workdir, *, state: TrainState, train_step: Callable, train_iter, ckpt: checkpoints.CheckpointManager,
-               evaluate_fn: Callable, step_args=(), poison_fn: Optional[Callable] = None) -> dict:
+               evaluate_fn: Callable, step_args=()) -> dict:
   """The loop a trainer runs once it has its state, step and data: log, evaluate, checkpoint, stop.
 
   Per step: next batch, `train_step(state, batch, *step_args)`, NaN/Inf check (`check_finite`), progress
@@ -326,13 +326,11 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
   `config.eval_every_steps` (and at the last step) `evaluate_fn(state, step) -> dict` of eval scalars
   (it may write plots); every `config.checkpoint_every_steps`, at the last step and on SIGTERM a
   checkpoint (state + `train_iter.get_state()`, ranked by the eval metrics of that step if any).
-  Test hooks: `config.debug_nan_step` passes that step's batch through `poison_fn`;
-  `config.debug_sigterm_step` sends this process a SIGTERM after that step. Closes `ckpt`.
+  Closes `ckpt`.
 
   Returns:
     {'step', 'preempted', 'train/<m>' (mean over the last log interval), 'eval/<m>' (last eval)}.
   """
-  import os  # pylint: disable=g-import-not-at-top
   writer = MetricWriter(workdir)
   step = int(state.step)
   total = int(config.num_train_steps)
@@ -343,8 +341,6 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
     with PreemptionHandler() as preempt:
       while step < total:
         batch = next(train_iter)
-        if step + 1 == config.get("debug_nan_step", -1) and poison_fn is not None:
-          batch = poison_fn(batch)
         state, metrics = train_step(state, batch, *step_args)
         step += 1
         metrics = jax.device_get(metrics)
@@ -352,8 +348,6 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
         history.append(metrics)
         bar.update(1)
         bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", refresh=False)
-        if step == config.get("debug_sigterm_step", -1):
-          os.kill(os.getpid(), signal.SIGTERM)
         is_last = step == total
         if step % config.log_every_steps == 0 or is_last:
           final = {f"train/{k}": v for k, v in mean_metrics(history).items()}

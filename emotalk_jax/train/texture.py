@@ -328,9 +328,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     grid = workdir / "samples" / f"step_{step:06d}.png" if config.num_grid_rows else None
     return evaluate(eval_step, state.params["generator"], config, builder, mesh, grid_path=grid)
 
-  def poison(batch):  # The debug_nan_step test hook.
-    return dict(batch, landmarks=batch["landmarks"] * jnp.nan)
-
   return train_lib.train_loop(config, workdir, state=state, train_step=train_step, train_iter=train_iter,
-                              ckpt=ckpt, evaluate_fn=evaluate_fn, step_args=(train_lib.replicate(vgg, mesh),),
-                              poison_fn=poison)
+                              ckpt=ckpt, evaluate_fn=evaluate_fn, step_args=(train_lib.replicate(vgg, mesh),))

@@ -1,5 +1,7 @@
 """The classifier's ceiling on the real labelled MEAD clips, and the throughput benchmark's JSON."""
 
+import json
+
 import pytest
 
 from emotalk_jax.bench import evaluate as eval_bench
@@ -25,6 +27,7 @@ def test_expression_classifier_on_real_mead_clips(shared_data):
 
 def test_benchmark_json():
   result = eval_bench.evaluate_benchmark([bundled.GRID_CLIP], num_frames=10)
+  assert json.loads(json.dumps(result))["benchmark"] == "evaluate"  # What `emotalk bench evaluate` prints.
   clip = result["clips"][0]
   assert result["benchmark"] == "evaluate" and clip["clip"] == "bbaf2n.mpg" and clip["frames"] == 10
   assert clip["fps_total"] > 0 and {"faces", "image", "cpbd", "lmd", "csim", "lipsync"} <= set(clip["fps_by_stage"])

@@ -1,4 +1,4 @@
-"""Tests for the stage-1 losses and the landmark metrics (M-LMD, F-LMD)."""
+"""models/landmark_losses.py: the stage-1 losses (the metrics they mirror: test_lmd.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,6 @@ import numpy as np
 import optax
 import pytest
 
-from emotalk_jax.evaluate import lmd
 from emotalk_jax.models import face_graph
 from emotalk_jax.models import landmark_losses
 
@@ -32,7 +31,7 @@ def test_mouth_errors_cost_mouth_weight_times_more():
     np.testing.assert_allclose(parts["voiced"], 20 * 0.01 / 68, rtol=1e-5)
 
 
-def test_euclidean_distance_is_what_lmd_measures():
+def test_euclidean_distance_is_the_mean_node_distance():
   target = _face()
   pred = target.copy()
   pred[..., MOUTH, 0] += 0.1
@@ -157,23 +156,3 @@ def test_emotion_loss_one_hot_and_mixture():
 def test_losses_reject_mismatched_shapes():
   with pytest.raises(ValueError):
     landmark_losses.landmark_loss(np.zeros((2, 3, 68, 2)), np.zeros((2, 4, 68, 2)))
-
-
-def test_lmd_identical_and_translated_are_zero():
-  target = _face()
-  assert lmd.f_lmd(target, target) == 0.0
-  shift = np.random.default_rng(3).normal(0, 0.2, (2, 4, 1, 2)).astype(np.float32)  # Per frame.
-  np.testing.assert_allclose(lmd.f_lmd(target + shift, target), 0.0, atol=1e-4)
-  np.testing.assert_allclose(lmd.m_lmd(target + shift, target), 0.0, atol=1e-4)
-
-
-@pytest.mark.parametrize("size", [256, 128])
-def test_lmd_one_pixel_mouth_shift(size):
-  target = _face()
-  pred = target.copy()
-  pred[..., MOUTH, 0] += 2.0 / size  # One pixel right in a `size` crop.
-  # Centring on all 68 points moves the centre by 20/68 px: the mouth is then off by 48/68 px,
-  # the other 48 points by 20/68 px.
-  np.testing.assert_allclose(lmd.m_lmd(pred, target, size), 48 / 68, rtol=1e-4)
-  np.testing.assert_allclose(lmd.f_lmd(pred, target, size), 2 * 20 * 48 / 68**2, rtol=1e-4)
-  np.testing.assert_allclose(lmd.lmd(pred, target, points=[0, 1], size=size), 20 / 68, rtol=1e-4)

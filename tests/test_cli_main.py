@@ -117,6 +117,7 @@ def test_failed_run_keeps_the_existing_output(capsys, tmp_path):
   assert code == 2 and out.read_bytes() == b"precious"
 
 
+@pytest.mark.slow
 def test_console_script_prints_no_traceback(tmp_path):
   """The installed entry point: real process, exit status and stderr."""
   proc = subprocess.run([sys.executable, "-m", "emotalk_jax.cli", "landmarks", str(tmp_path / "missing.jpg")],

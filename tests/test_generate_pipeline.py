@@ -108,6 +108,7 @@ def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
   """A whole `generate` call in a fresh process loads neither TensorFlow nor TFDS (they are for training)."""
   code = (
@@ -130,6 +131,7 @@ def test_crop_only_and_schedule(models, tmp_path):
   _check_video(out, audio.load_audio(bundled.ARCTIC_SPEECH).size, (SIZE, SIZE))
 
 
+@pytest.mark.slow  # Trains: one-shot fine-tuning compiles the texture train step (about a minute).
 def test_finetune_first(models, tmp_path):
   summary = generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=tmp_path / "ft.mp4", models=models,
                               crop_only=True, finetune_steps=3, progress=False)
