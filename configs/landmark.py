@@ -26,26 +26,43 @@ def get_config() -> ml_collections.ConfigDict:
   config.shuffle_buffer = 1024
   config.seed = 0
 
-  config.model = ml_collections.ConfigDict(dict(
-      audio_dim=128, emotion_dim=64, graph_features=(32, 64, 64), graph_dim=128, decoder_features=(64, 64),
-      temporal_kernel=5, temporal_layers=2, emotion_head=True, displacement_scale=0.1,
-      dropout_rate=0.1, motion_readout=True, zero_init_decoder=True, shape_only=True, speech_input="mel",
-      dtype="float32"))
+  config.model = ml_collections.ConfigDict(
+      dict(audio_dim=128,
+           emotion_dim=64,
+           graph_features=(32, 64, 64),
+           graph_dim=128,
+           decoder_features=(64, 64),
+           temporal_kernel=5,
+           temporal_layers=2,
+           emotion_head=True,
+           displacement_scale=0.1,
+           dropout_rate=0.1,
+           motion_readout=True,
+           zero_init_decoder=True,
+           shape_only=True,
+           speech_input="mel",
+           dtype="float32"))
 
   # Loss.
   config.mouth_weight = 3.0
   config.velocity_weight = 1.0
   config.emotion_weight = 0.1
-  config.silent_weight = 1.0    # Clips without audio: emotion geometry (see models.landmark_losses.landmark_loss).
-  config.landmark_distance = "squared"  # Per-node error: squared | euclidean (as M-LMD / F-LMD measure).
-  config.head_motion_weight = 0.1  # Within-window motion of the nodes speech does not move (head motion).
+  # Clips without audio: emotion geometry (see models.landmark_losses.landmark_loss).
+  config.silent_weight = 1.0
+  # Per-node error: squared | euclidean (as M-LMD / F-LMD measure).
+  config.landmark_distance = "squared"
+  # Within-window motion of the nodes speech does not move (head motion).
+  config.head_motion_weight = 0.1
   config.flip_prob = 0.5        # Left-right mirroring of the landmarks.
-  # Mouth opening (inner-lip gap) of clips with audio: L1 per frame, of its velocity, of its std over the
-  # window (see models.landmark_losses.opening_loss). A landmark distance alone favours a still mouth.
+  # Mouth opening (inner-lip gap) of clips with audio: L1 per frame, of its velocity, of its std
+  # over the
+  # window (see models.landmark_losses.opening_loss). A landmark distance alone favours a still
+  # mouth.
   config.opening_weight = 0.0
   config.opening_velocity_weight = 0.0
   config.opening_std_weight = 0.0
-  config.balance_speakers = False  # Draw training windows evenly over speakers (one can be most of the data).
+  # Draw training windows evenly over speakers (one can be most of the data).
+  config.balance_speakers = False
   # Start from the training set's mean displacement (the mean-motion baseline) and keep it fixed:
   # the network learns what audio and emotion add to it.
   config.init_mean_displacement = True
@@ -65,8 +82,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 100
   config.eval_every_steps = 2000
   config.checkpoint_every_steps = 2000
-  config.max_checkpoints_to_keep = 3  # Plus the best by eval M-LMD (ranked where eval and checkpoint steps meet).
+  # Plus the best by eval M-LMD (ranked where eval and checkpoint steps meet).
+  config.max_checkpoints_to_keep = 3
   config.num_plots = 1                # 0: no landmark plots.
-  config.lip_eval_clips = 0           # Whole test clips with audio scored for lip motion at each eval (lip_r...).
+  # Whole test clips with audio scored for lip motion at each eval (lip_r...).
+  config.lip_eval_clips = 0
   config.distributed = False          # True: jax.distributed.initialize() (multi-host).
   return config

@@ -1,12 +1,13 @@
-"""Stage 1 for lip sync: the audio-visual sample dataset, Whisper speech features, mouth-motion terms.
+"""Stage 1 for lip sync: the audio-visual sample dataset, Whisper speech features, mouth-motion
+terms.
 
   python -m data_pipelines.build talking_face_folder --config av     # ../shared/data; stores `speech`
   emotalk train landmark --config configs/landmark_av.py --workdir ~/runs/landmark_av
   emotalk evaluate landmark --config configs/landmark_av.py --workdir ~/runs/landmark_av
 
-The best checkpoint is the one whose predicted mouth opening follows the true one best on the whole test
-clips with audio (`lip_error` = (1 - r) + |log std ratio|, see train.landmark.lip_sync), not the one with
-the lowest landmark distance, which favours a mouth that hardly moves.
+The best checkpoint is the one whose predicted mouth opening follows the true one best on the whole
+test clips with audio (`lip_error` = (1 - r) + |log std ratio|, see train.landmark.lip_sync), not
+the one with the lowest landmark distance, which favours a mouth that hardly moves.
 """
 
 from configs import landmark_sample

@@ -1,4 +1,5 @@
-"""Stage 1 on the sample dataset (the clips in ../shared/data): a quick real run on one GPU or a CPU.
+"""Stage 1 on the sample dataset (the clips in ../shared/data): a quick real run on one GPU or a
+CPU.
 
   python -m data_pipelines.build talking_face_folder --config sample
   emotalk train landmark --config configs/landmark_sample.py --workdir ~/runs/landmark_sample

@@ -3,7 +3,8 @@
   emotalk train landmark --config configs/landmark_test.py --workdir /tmp/landmark_test \
       --config.dataset=PATH_TO_A_PREPARED_DATASET_DIR
 
-(the default dataset is the sample dataset, `python -m data_pipelines.build talking_face_folder --config sample`).
+(the default dataset is the sample dataset, `python -m data_pipelines.build talking_face_folder
+--config sample`).
 """
 
 from configs import landmark
@@ -18,8 +19,13 @@ def get_config():
   config.eval_batch_size = 8
   config.num_eval_batches = 1
   config.shuffle_buffer = 16
-  config.model.update(audio_dim=8, emotion_dim=8, graph_features=(8, 8), graph_dim=8, decoder_features=(8,),
-                      temporal_kernel=3, temporal_layers=1)
+  config.model.update(audio_dim=8,
+                      emotion_dim=8,
+                      graph_features=(8, 8),
+                      graph_dim=8,
+                      decoder_features=(8,),
+                      temporal_kernel=3,
+                      temporal_layers=1)
   config.lr_schedule = "constant"  # The step's program then does not depend on num_train_steps.
   config.warmup_steps = 1
   config.num_train_steps = 4

@@ -4,10 +4,12 @@
   emotalk train texture --config configs/texture_sample.py --workdir ~/runs/texture_sample
   emotalk evaluate texture --config configs/texture_sample.py --workdir ~/runs/texture_sample
 
-Short CPU runs favour reconstruction: the adversarial terms are off (they sharpen textures over long GPU
-runs but cost PSNR early), and the flow is held near the landmarks' thin-plate spline (`flow_residual_weight`):
-a free residual flow moves the features off their landmarks. L1 is counted again, at twice the weight, near
-the target landmarks (`landmark_l1_weight`), where dlib reads. Measured effects of both: docs/results.md.
+Short CPU runs favour reconstruction: the adversarial terms are off (they sharpen textures over long
+  GPU
+runs but cost PSNR early), and the flow is held near the landmarks' thin-plate spline
+(`flow_residual_weight`): a free residual flow moves the features off their landmarks. L1 is counted
+again, at twice the weight, near the target landmarks (`landmark_l1_weight`), where dlib reads.
+Measured effects of both: docs/results.md.
 """
 
 from configs import texture_128

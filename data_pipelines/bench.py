@@ -2,9 +2,9 @@
 
   python -m data_pipelines.bench            # or: emotalk bench data
 
-Builds the sample dataset from ../shared/data (`talking_face_folder`, config `sample`) when it is present, else a
-folder of copies of the bundled GRID clip, into a temporary data_dir; then times the training input pipeline on it.
-Timings are wall-clock on the machine that runs them.
+Builds the sample dataset from ../shared/data (`talking_face_folder`, config `sample`) when it is
+present, else a folder of copies of the bundled GRID clip, into a temporary data_dir; then times the
+training input pipeline on it. Timings are wall-clock on the machine that runs them.
 """
 
 import contextlib
@@ -26,13 +26,18 @@ from emotalk_jax import emotions
 
 
 def _bundled_folder(root, num_clips: int) -> None:
-  """`num_clips` copies of the bundled GRID clip named <speaker>_<emotion>.mpg (labels from the names)."""
+  """`num_clips` copies of the bundled GRID clip named <speaker>_<emotion>.mpg (labels from the
+  names)."""
   for i in range(num_clips):
     shutil.copy(bundled.GRID_CLIP, os.path.join(root, f"s{i % 4}_{emotions.EMOTIONS[i % 8]}.mpg"))
 
 
-def data_benchmark(frame_size: int = 256, max_frames: int | None = 100, batch_size: int = 8, window: int = 5,
-                   num_batches: int = 50, bundled_clips: int = 8) -> dict:
+def data_benchmark(frame_size: int = 256,
+                   max_frames: int | None = 100,
+                   batch_size: int = 8,
+                   window: int = 5,
+                   num_batches: int = 50,
+                   bundled_clips: int = 8) -> dict:
   """Builds a dataset (clips/min) and reads training batches from it (examples/s)."""
   with tempfile.TemporaryDirectory() as tmp:
     if (folder_builder.shared_data_root() / "README.md").exists():
@@ -49,30 +54,52 @@ def data_benchmark(frame_size: int = 256, max_frames: int | None = 100, batch_si
       _bundled_folder(manual_dir, bundled_clips)
     builder = folder_builder.Builder(config=config, data_dir=os.path.join(tmp, "tfds"))
     start = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress to stdout; stdout is for the JSON
-      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    # TFDS prints progress to stdout; stdout is for the JSON
+    with contextlib.redirect_stdout(sys.stderr):
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir))
     build_s = time.perf_counter() - start
     splits = {k: v.num_examples for k, v in builder.info.splits.items()}
     num_clips = sum(splits.values())
-    num_frames = sum(len(ex["landmarks"]) for split in splits
-                     for ex in tfds.as_numpy(builder.as_dataset(split=split, decoders={
-                         "frames": tfds.decode.SkipDecoding(), "neutral_frame": tfds.decode.SkipDecoding()})))
+    num_frames = sum(
+        len(ex["landmarks"]) for split in splits for ex in tfds.as_numpy(
+            builder.as_dataset(split=split,
+                               decoders={
+                                   "frames": tfds.decode.SkipDecoding(),
+                                   "neutral_frame": tfds.decode.SkipDecoding()
+                               })))
 
-    it = input_pipeline.InputIterator(builder, "train", batch_size=batch_size, window=window, seed=0)
+    it = input_pipeline.InputIterator(builder,
+                                      "train",
+                                      batch_size=batch_size,
+                                      window=window,
+                                      seed=0)
     next(it)  # builds the tf.data graph and fills the prefetch buffer outside the timing
     start = time.perf_counter()
     for _ in range(num_batches):
       batch = next(it)
     read_s = time.perf_counter() - start
   return {
-      "benchmark": "data", "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "source": source,
-      "build": {"frame_size": frame_size, "max_frames": max_frames, "splits": splits, "frames": int(num_frames),
-                "seconds": round(build_s, 1), "clips_per_min": round(60 * num_clips / build_s, 1),
-                "frames_per_s": round(num_frames / build_s, 1)},
-      "input_pipeline": {"split": "train", "batch_size": batch_size, "window_frames": window,
-                         "batch_frames_shape": list(np.shape(batch["frames"])),
-                         "examples_per_s": round(num_batches * batch_size / read_s, 1),
-                         "batches_per_s": round(num_batches / read_s, 2)},
+      "benchmark": "data",
+      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+      "source": source,
+      "build": {
+          "frame_size": frame_size,
+          "max_frames": max_frames,
+          "splits": splits,
+          "frames": int(num_frames),
+          "seconds": round(build_s, 1),
+          "clips_per_min": round(60 * num_clips / build_s, 1),
+          "frames_per_s": round(num_frames / build_s, 1)
+      },
+      "input_pipeline": {
+          "split": "train",
+          "batch_size": batch_size,
+          "window_frames": window,
+          "batch_frames_shape": list(np.shape(batch["frames"])),
+          "examples_per_s": round(num_batches * batch_size / read_s, 1),
+          "batches_per_s": round(num_batches / read_s, 2)
+      },
   }
 
 

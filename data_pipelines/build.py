@@ -1,16 +1,20 @@
-"""Builds one emotalk TFDS dataset: `python -m data_pipelines.build NAME [options]`; prints a JSON summary.
+"""Builds one emotalk TFDS dataset: `python -m data_pipelines.build NAME [options]`; prints a JSON
+summary.
 
 The same as `tfds build data_pipelines/NAME ...`, without the `tfds` command's own dependencies (in
-TFDS 4.9.10 that command imports apache_beam and mlcroissant at start-up, even for in-process builds).
+TFDS 4.9.10 that command imports apache_beam and mlcroissant at start-up, even for in-process
+builds).
 
   python -m data_pipelines.build mead --manual_dir ~/data/MEAD --data_dir ~/tensorflow_datasets
   python -m data_pipelines.build mead --config left_30 --manual_dir ~/data/MEAD
   python -m data_pipelines.build talking_face_folder --config sample
   python -m data_pipelines.build talking_face_folder --manual_dir my_clips \\
-      --config '{"name": "mine", "pattern": "(?P<speaker>[a-z]+)_(?P<emotion>[a-z]+)", "test_fraction": 0.2}'
+      --config '{"name": "mine", "pattern": "(?P<speaker>[a-z]+)_(?P<emotion>[a-z]+)",
+      "test_fraction": 0.2}'
   python -m data_pipelines.build cremad --manual_dir CREMA-D --beam_pipeline_options direct_num_workers=2
 
-`--config` takes a config name or a JSON object of the config's fields (a new config: give it a new name).
+`--config` takes a config name or a JSON object of the config's fields (a new config: give it a new
+name).
 """
 
 import argparse
@@ -38,9 +42,11 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("dataset", help=f"one of {', '.join(BUILDERS)} (or data_pipelines/<name>)")
   parser.add_argument("--config", help="config name, or a JSON object of config fields")
-  parser.add_argument("--manual_dir", help="the raw dataset (MEAD, CREMA-D, RAVDESS; a folder of clips)")
+  parser.add_argument("--manual_dir",
+                      help="the raw dataset (MEAD, CREMA-D, RAVDESS; a folder of clips)")
   parser.add_argument("--data_dir", help="where to write (default: TFDS's, ~/tensorflow_datasets)")
-  parser.add_argument("--beam_pipeline_options", help="build with Apache Beam: comma-separated flags, "
+  parser.add_argument("--beam_pipeline_options",
+                      help="build with Apache Beam: comma-separated flags, "
                       "e.g. runner=DirectRunner,direct_num_workers=4")
   parser.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
   args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """The shared core of the emotalk TFDS builders: clip -> example, neutral references, skips, splits.
 
-A dataset builder (`data_pipelines/<name>/<name>_dataset_builder.py`) subclasses `EmotalkBuilder` and
-implements three things:
+A dataset builder (`data_pipelines/<name>/<name>_dataset_builder.py`) subclasses `EmotalkBuilder`
+and implements three things:
 
 * `_check_layout(manual_dir)`: raise `LayoutError` (its message shows the expected layout) when the
   manual_dir is missing or malformed;
@@ -10,9 +10,9 @@ implements three things:
 
 Everything else is here:
 
-* one example per clip (`features.features(frame_size)`): `emotalk_jax.media.preprocess` at 25 fps (any
-  input rate), optionally only the first `max_frames` frames; a clip without (usable) audio keeps
-  `mel` filled with `audio.LOG_MEL_FLOOR` and `has_audio=False`;
+* one example per clip (`features.features(frame_size)`): `emotalk_jax.media.preprocess` at 25 fps
+  (any input rate), optionally only the first `max_frames` frames; a clip without (usable) audio
+  keeps `mel` filled with `audio.LOG_MEL_FLOOR` and `has_audio=False`;
 * a silent audio track (the clip's own or a wav beside it, peak below `audio.SILENCE_PEAK`, e.g.
   the all-zero tracks of some MEAD driving clips) counts as no audio (`has_audio=False`);
 * with `speech=True` in the config, the optional `speech` feature: Whisper tiny.en encoder features
@@ -26,9 +26,9 @@ Everything else is here:
   `builder.info.metadata['skipped_clips']` (count per split and every clip with its reason). A split
   in which every clip fails raises instead (that is a setup problem, not bad clips);
 * generation in-process, or with Apache Beam when a `beam_runner` or `beam_options` is given in the
-  `tfds.download.DownloadConfig` (`tfds build ... --beam_pipeline_options=...`): `_generate_examples`
-  then returns a `beam.PTransform` (neutral references computed once per speaker, passed to the clip
-  workers as a side input).
+  `tfds.download.DownloadConfig` (`tfds build ... --beam_pipeline_options=...`):
+  `_generate_examples` then returns a `beam.PTransform` (neutral references computed once per
+  speaker, passed to the clip workers as a side input).
 """
 
 import abc
@@ -68,7 +68,8 @@ log = logging.getLogger("emotalk.data")
 
 
 class LayoutError(InputError):
-  """The manual_dir (or a folder/CSV given to a builder) is missing or does not have the expected layout."""
+  """The manual_dir (or a folder/CSV given to a builder) is missing or does not have the expected
+  layout."""
 
 
 def layout_error(path, problem: str, expected: str) -> LayoutError:
@@ -132,7 +133,8 @@ class ProcessOptions:
 
 @dataclasses.dataclass(frozen=True)
 class NeutralRef:
-  """The identity reference: one aligned crop [S, S, 3] uint8 and its landmarks [68, 2] in [-1, 1]."""
+  """The identity reference: one aligned crop [S, S, 3] uint8 and its landmarks [68, 2] in [-1,
+  1]."""
   frame: np.ndarray
   landmarks: np.ndarray
   clip_id: str
@@ -144,7 +146,9 @@ def _reference_index(detected: np.ndarray) -> int:
   return int(hits[0]) if hits.size else 0
 
 
-def _quiet_preprocess(video: video_io.Video, opts: ProcessOptions, audio_path=None) -> preprocess.Clip:
+def _quiet_preprocess(video: video_io.Video,
+                      opts: ProcessOptions,
+                      audio_path=None) -> preprocess.Clip:
   """`preprocess.preprocess_decoded` with its 'no audio' warnings turned into debug logs."""
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -166,7 +170,8 @@ def is_silent_file(path) -> bool:
 
 
 def preprocess_clip(spec: ClipSpec, opts: ProcessOptions) -> preprocess.Clip:
-  """Decodes (at 25 fps, first `max_frames` frames), tracks, aligns and crops one clip; mel when it has audio.
+  """Decodes (at 25 fps, first `max_frames` frames), tracks, aligns and crops one clip; mel when it
+  has audio.
 
   A silent audio track (the video's own or the wav beside it: peak below `audio.SILENCE_PEAK`, e.g.
   all zeros) counts as no audio: the clip is kept with `mel=None` (has_audio False).
@@ -213,14 +218,19 @@ def speech_track(clip: preprocess.Clip) -> np.ndarray:
 
 def neutral_reference(spec: ClipSpec, opts: ProcessOptions) -> NeutralRef:
   """The reference frame of a neutral clip, from its first second."""
-  video = video_io.read_video(spec.video_path, fps=FPS, max_frames=NEUTRAL_PREFIX_FRAMES, with_audio=False)
+  video = video_io.read_video(spec.video_path,
+                              fps=FPS,
+                              max_frames=NEUTRAL_PREFIX_FRAMES,
+                              with_audio=False)
   clip = _quiet_preprocess(video, opts)
   i = _reference_index(clip.detected)
   return NeutralRef(clip.frames[i], clip.landmarks[i].astype(np.float32), spec.clip_id)
 
 
-def speaker_reference(speaker: str, candidates: Sequence[ClipSpec], opts: ProcessOptions) -> NeutralRef | None:
-  """The first of a speaker's neutral clips that preprocesses, or None (then clips use their own frame)."""
+def speaker_reference(speaker: str, candidates: Sequence[ClipSpec],
+                      opts: ProcessOptions) -> NeutralRef | None:
+  """The first of a speaker's neutral clips that preprocesses, or None (then clips use their own
+  frame)."""
   for spec in candidates:
     try:
       return neutral_reference(spec, opts)
@@ -244,7 +254,8 @@ def make_example(spec: ClipSpec, clip: preprocess.Clip, ref: NeutralRef | None,
   """
   t = len(clip.frames)
   has_audio = clip.mel is not None
-  mel = clip.mel if has_audio else np.full((t, audio.MEL_WINDOW, audio.N_MELS), audio.LOG_MEL_FLOOR, np.float32)
+  mel = clip.mel if has_audio else np.full(
+      (t, audio.MEL_WINDOW, audio.N_MELS), audio.LOG_MEL_FLOOR, np.float32)
   if ref is None:
     i = _reference_index(clip.detected)
     ref = NeutralRef(clip.frames[i], clip.landmarks[i], spec.clip_id)
@@ -328,11 +339,13 @@ def speaker_splits(
   Args:
     speakers: the speaker ids (duplicates are fine).
     test, validation, train: explicit speaker lists (a published protocol, a CSV's split column).
-      Matching is on the full id or on the id without its dataset prefix ('mead/M003' matches 'M003').
+      Matching is on the full id or on the id without its dataset prefix ('mead/M003' matches
+      'M003').
     strict: raise if a listed speaker is not among `speakers`.
   """
   speakers = sorted(set(speakers))
-  for name, frac in (("test_fraction", test_fraction), ("validation_fraction", validation_fraction)):
+  for name, frac in (("test_fraction", test_fraction), ("validation_fraction",
+                                                        validation_fraction)):
     if not 0.0 <= frac < 1.0:
       raise ValueError(f"{name} must be in [0, 1), got {frac}")
 
@@ -351,7 +364,8 @@ def speaker_splits(
       if s in wanted or short(s) in wanted:
         assigned[s] = split
     if strict:
-      found = {s for s in speakers if assigned.get(s) == split} | {short(s) for s in speakers if assigned.get(s) == split}
+      found = {s for s in speakers if assigned.get(s) == split
+              } | {short(s) for s in speakers if assigned.get(s) == split}
       missing = sorted(wanted - found)
       if missing:
         raise ValueError(f"{split} speakers not found in the data: {missing}")
@@ -367,7 +381,8 @@ def speaker_splits(
   return assigned
 
 
-def group_by_split(specs: Iterable[ClipSpec], assignment: Mapping[str, str]) -> dict[str, list[ClipSpec]]:
+def group_by_split(specs: Iterable[ClipSpec],
+                   assignment: Mapping[str, str]) -> dict[str, list[ClipSpec]]:
   """Specs grouped by the split of their speaker, each sorted by clip id; empty splits left out."""
   out = collections.defaultdict(list)
   for s in specs:
@@ -379,7 +394,8 @@ def check_unique_ids(specs: Sequence[ClipSpec], where) -> None:
   seen = {}
   for s in specs:
     if s.clip_id in seen:
-      raise InputError(where, f"two clips get the id {s.clip_id!r}: {seen[s.clip_id]} and {s.video_path}")
+      raise InputError(where,
+                       f"two clips get the id {s.clip_id!r}: {seen[s.clip_id]} and {s.video_path}")
     seen[s.clip_id] = s.video_path
 
 
@@ -397,8 +413,10 @@ def is_inside(path, root) -> bool:
 
 
 def generate_in_process(specs: Sequence[ClipSpec], candidates: Mapping[str, Sequence[ClipSpec]],
-                        opts: ProcessOptions, split: str, skipped: list) -> Iterator[tuple[str, dict]]:
-  """Yields (clip_id, example) for every clip that preprocesses; appends a record per failure to `skipped`."""
+                        opts: ProcessOptions, split: str,
+                        skipped: list) -> Iterator[tuple[str, dict]]:
+  """Yields (clip_id, example) for every clip that preprocesses; appends a record per failure to
+  `skipped`."""
   refs = {}
   n_ok = 0
   n_failed = 0
@@ -441,7 +459,8 @@ def _beam_write_skips(records, path):
 
 def beam_transform(specs: Sequence[ClipSpec], candidates: Mapping[str, Sequence[ClipSpec]],
                    opts: ProcessOptions, split: str, skip_part_path):
-  """The Beam version of `generate_in_process`: a PTransform from the pipeline to (key, example) pairs.
+  """The Beam version of `generate_in_process`: a PTransform from the pipeline to (key, example)
+  pairs.
 
   The skip records of the split are written (as one JSON list) to `skip_part_path`.
   """
@@ -457,11 +476,9 @@ def beam_transform(specs: Sequence[ClipSpec], candidates: Mapping[str, Sequence[
       refs = (pbegin
               | "speakers" >> beam.Create(speaker_candidates)
               | "neutral_reference" >> beam.Map(_beam_reference, opts))
-      results = (pbegin
-                 | "clips" >> beam.Create(specs)
-                 | "reshuffle" >> beam.Reshuffle()
-                 | "preprocess" >> beam.FlatMap(_beam_process, opts, split, beam.pvalue.AsDict(refs))
-                 .with_outputs("skipped", main="examples"))
+      results = (pbegin | "clips" >> beam.Create(specs) | "reshuffle" >> beam.Reshuffle() |
+                 "preprocess" >> beam.FlatMap(_beam_process, opts, split, beam.pvalue.AsDict(
+                     refs)).with_outputs("skipped", main="examples"))
       _ = (results.skipped
            | "collect_skipped" >> beam.combiners.ToList()
            | "write_skipped" >> beam.Map(_beam_write_skips, skip_part_path))
@@ -482,7 +499,8 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   # Dataset tag written in `dataset` and used as speaker prefix.
   DATASET = ""
   HOMEPAGE = ""
-  # Whether the speaker's neutral clip gives the reference (datasets with neutral clips per speaker).
+  # Whether the speaker's neutral clip gives the reference (datasets with neutral clips per
+  # speaker).
   SPEAKER_NEUTRAL = True
 
   def __init__(self, *args, **kwargs):
@@ -511,7 +529,8 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """The clips of the layout."""
 
   def _assign_splits(self, specs: Sequence[ClipSpec]) -> dict[str, list[ClipSpec]]:
-    """Speaker-disjoint splits from the config's speaker lists and fractions (override for other rules).
+    """Speaker-disjoint splits from the config's speaker lists and fractions (override for other
+    rules).
 
     With `single_split` set in the config, every clip goes to that split (cross-dataset testing).
     """
@@ -524,8 +543,11 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       if missing:
         log.warning("%s: %s speakers %s are not in the data (their split gets no clips from them)",
                     self.name, split, missing)
-    assignment = speaker_splits((s.speaker for s in specs), test=c.test_speakers, validation=c.validation_speakers,
-                                test_fraction=c.test_fraction, validation_fraction=c.validation_fraction,
+    assignment = speaker_splits((s.speaker for s in specs),
+                                test=c.test_speakers,
+                                validation=c.validation_speakers,
+                                test_fraction=c.test_fraction,
+                                validation_fraction=c.validation_fraction,
                                 salt=self.name)
     return group_by_split(specs, assignment)
 
@@ -567,14 +589,19 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     splits = self._assign_splits(specs)
     candidates = self._neutral_candidates(specs)
     counts = {k: len(v) for k, v in splits.items()}
-    log.info("%s: %d clips, %d speakers; splits %s", self.name, len(specs), len({s.speaker for s in specs}), counts)
-    return {split: self._generate_examples(split_specs, candidates, split) for split, split_specs in splits.items()}
+    log.info("%s: %d clips, %d speakers; splits %s", self.name, len(specs),
+             len({s.speaker for s in specs}), counts)
+    return {
+        split: self._generate_examples(split_specs, candidates, split)
+        for split, split_specs in splits.items()
+    }
 
   def _generate_examples(self, specs, candidates, split):
     """In-process: a generator of (clip_id, example). With Beam: a PTransform producing the same."""
     opts = self._process_options
     if self._use_beam:
-      return beam_transform(specs, candidates, opts, split, self.data_path / _SKIP_PART.format(split=split))
+      return beam_transform(specs, candidates, opts, split,
+                            self.data_path / _SKIP_PART.format(split=split))
     return generate_in_process(specs, candidates, opts, split, self._skipped)
 
   def _download_and_prepare(self, dl_manager, download_config):
@@ -587,12 +614,17 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       part.unlink()
     records.sort(key=lambda r: (r["split"], r["clip_id"]))
     per_split = collections.Counter(r["split"] for r in records)
-    report = {"num_skipped": len(records), "per_split": dict(sorted(per_split.items())), "skipped": records}
+    report = {
+        "num_skipped": len(records),
+        "per_split": dict(sorted(per_split.items())),
+        "skipped": records
+    }
     (self.data_path / SKIP_REPORT).write_text(json.dumps(report, indent=1))
     self.info.metadata["skipped_clips"] = report
     if records:
       log.warning("%s: skipped %d clip(s) (%s); reasons in %s", self.name, len(records),
-                  ", ".join(f"{k}: {v}" for k, v in sorted(per_split.items())), self.data_path / SKIP_REPORT)
+                  ", ".join(f"{k}: {v}" for k, v in sorted(per_split.items())),
+                  self.data_path / SKIP_REPORT)
       for r in records:
         log.warning("  skipped %s [%s]: %s", r["clip_id"], r["split"], r["reason"])
     else:

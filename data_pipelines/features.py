@@ -1,4 +1,5 @@
-"""The example format every emotalk TFDS builder writes, and the clip record a builder's layout scan yields.
+"""The example format every emotalk TFDS builder writes, and the clip record a builder's layout scan
+yields.
 
 One example = one preprocessed clip (`emotalk_jax.media.preprocess`) at 25 fps:
 
@@ -46,8 +47,8 @@ class ClipSpec:
   Attributes:
     clip_id: unique within the dataset.
     video_path: the clip's video file.
-    audio_path: a separate audio file (MEAD's m4a, CREMA-D's wav, a wav beside a clip), or None to use
-      the video's own track (or none).
+    audio_path: a separate audio file (MEAD's m4a, CREMA-D's wav, a wav beside a clip), or None to
+      use the video's own track (or none).
     label: the emotion label mapped onto MEAD's classes.
     speaker: dataset-prefixed speaker id (speaker-disjoint splits group by it).
     dataset: short dataset name.
@@ -72,20 +73,35 @@ def features(frame_size: int = FRAME_SIZE, speech: bool = False) -> tfds.feature
   if speech:
     extra["speech"] = tfds.features.Tensor(shape=(None, SPEECH_DIM), dtype=np.float16)
   return tfds.features.FeaturesDict({
-      "clip_id": tfds.features.Text(),
-      "frames": tfds.features.Video(shape=(None, frame_size, frame_size, 3), encoding_format="jpeg"),
-      "landmarks": tfds.features.Tensor(shape=(None, n, 2), dtype=np.float32),
-      "mel": tfds.features.Tensor(shape=(None, audio.MEL_WINDOW, audio.N_MELS), dtype=np.float32),
-      "has_audio": tfds.features.Scalar(dtype=np.bool_),
-      "detected": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
-      "emotion": tfds.features.ClassLabel(names=list(emotions.EMOTIONS)),
-      "intensity": tfds.features.Scalar(dtype=np.float32),
-      "emotion_exact": tfds.features.Scalar(dtype=np.bool_),
-      "speaker": tfds.features.Text(),
-      "dataset": tfds.features.Text(),
-      "neutral_frame": tfds.features.Image(shape=(frame_size, frame_size, 3)),
-      "neutral_landmarks": tfds.features.Tensor(shape=(n, 2), dtype=np.float32),
-      "neutral_source": tfds.features.ClassLabel(names=list(NEUTRAL_SOURCES)),
-      "fps": tfds.features.Scalar(dtype=np.float32),
+      "clip_id":
+          tfds.features.Text(),
+      "frames":
+          tfds.features.Video(shape=(None, frame_size, frame_size, 3), encoding_format="jpeg"),
+      "landmarks":
+          tfds.features.Tensor(shape=(None, n, 2), dtype=np.float32),
+      "mel":
+          tfds.features.Tensor(shape=(None, audio.MEL_WINDOW, audio.N_MELS), dtype=np.float32),
+      "has_audio":
+          tfds.features.Scalar(dtype=np.bool_),
+      "detected":
+          tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+      "emotion":
+          tfds.features.ClassLabel(names=list(emotions.EMOTIONS)),
+      "intensity":
+          tfds.features.Scalar(dtype=np.float32),
+      "emotion_exact":
+          tfds.features.Scalar(dtype=np.bool_),
+      "speaker":
+          tfds.features.Text(),
+      "dataset":
+          tfds.features.Text(),
+      "neutral_frame":
+          tfds.features.Image(shape=(frame_size, frame_size, 3)),
+      "neutral_landmarks":
+          tfds.features.Tensor(shape=(n, 2), dtype=np.float32),
+      "neutral_source":
+          tfds.features.ClassLabel(names=list(NEUTRAL_SOURCES)),
+      "fps":
+          tfds.features.Scalar(dtype=np.float32),
       **extra,
   })

@@ -44,17 +44,17 @@ batches), `make_mesh`, `to_global_batch`, `process_split`, `clip_length_stats`, 
 Design:
 * **Windows.** Clip i of epoch e gets the window start ~ U{0, ..., T-K}, drawn with a stateless RNG
   keyed by (seed, e, i), where i is the clip's index in this process's split. Only the K JPEG frames
-  of the window are decoded (frames are read with `tfds.decode.SkipDecoding`). Frame j of a window is
-  frame start + j of the clip, and so are `landmarks[j]`, `mel[j]` (the mel window centred on it)
+  of the window are decoded (frames are read with `tfds.decode.SkipDecoding`). Frame j of a window
+  is frame start + j of the clip, and so are `landmarks[j]`, `mel[j]` (the mel window centred on it)
   and `detected[j]`. Clips shorter than K are dropped by default (`clip_length_stats` counts them);
-  `short_clips="pad"` keeps them instead, repeating the last frame and marking the padding False
-  in `frame_mask`.
+  `short_clips="pad"` keeps them instead, repeating the last frame and marking the padding False in
+  `frame_mask`.
 * **Shuffling and determinism.** Epoch e shuffles the (already windowed, so small) examples with a
   buffer of `shuffle_buffer` and a seed derived from (seed, e); the order on disk is already random
   (TFDS shuffles examples when it writes them), files are read in a fixed order. Everything is a
   function of the seed: the same seed gives the same batches, run after run
-  (`tf.data.Options().deterministic = True`). A global `tf.random.set_seed` would change the shuffle,
-  so leave it unset (or set it the same way every run).
+  (`tf.data.Options().deterministic = True`). A global `tf.random.set_seed` would change the
+  shuffle, so leave it unset (or set it the same way every run).
 * **Speaker balance** (`balance_speakers=True`). An epoch then draws the same number of windows,
   q = ceil(clips / speakers), from every speaker of this process's part of the split, whatever
   their number of clips: a speaker with n clips gives each of them q // n windows, and q % n of
@@ -95,8 +95,9 @@ def hide_gpus_from_tensorflow() -> None:
     tf.config.set_visible_devices([], "GPU")
   except (RuntimeError, ValueError) as e:  # Devices already initialised.
     if tf.config.get_visible_devices("GPU"):
-      logging.warning("TensorFlow already initialised and sees a GPU (%s); import "
-                      "data_pipelines.input_pipeline before using TensorFlow so it stays on the CPU", e)
+      logging.warning(
+          "TensorFlow already initialised and sees a GPU (%s); import "
+          "data_pipelines.input_pipeline before using TensorFlow so it stays on the CPU", e)
 
 
 hide_gpus_from_tensorflow()
@@ -114,8 +115,9 @@ DATA_AXIS = "data"
 STATE_FORMAT = "emotalk_input_pipeline/v1"
 SHORT_CLIP_MODES = ("drop", "pad")
 # Features the pipeline reads; others a builder may add are not even parsed.
-_FEATURES = ("clip_id", "frames", "landmarks", "mel", "has_audio", "detected", "emotion", "intensity",
-             "emotion_exact", "speaker", "neutral_frame", "neutral_landmarks", "neutral_source")
+_FEATURES = ("clip_id", "frames", "landmarks", "mel", "has_audio", "detected", "emotion",
+             "intensity", "emotion_exact", "speaker", "neutral_frame", "neutral_landmarks",
+             "neutral_source")
 # Settings that fix the order of the stream: a state only resumes a pipeline with the same ones.
 _STATE_KEYS = ("dataset", "split", "seed", "window", "shuffle", "shuffle_buffer", "short_clips",
                "process_count", "balance_speakers")
@@ -165,8 +167,11 @@ def _decoders(optional=()):
                                                "neutral_frame": tfds.decode.SkipDecoding()})
 
 
-def process_split(split: str, process_index: Optional[int] = None, process_count: Optional[int] = None):
-  """This process's disjoint part of `split` (all parts together are the split; sizes differ by <= 1)."""
+def process_split(split: str,
+                  process_index: Optional[int] = None,
+                  process_count: Optional[int] = None):
+  """This process's disjoint part of `split` (all parts together are the split; sizes differ by
+  <= 1)."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if not 0 <= process_index < process_count:
@@ -176,8 +181,13 @@ def process_split(split: str, process_index: Optional[int] = None, process_count
   return tfds.split_for_jax_process(split, process_index=process_index, process_count=process_count)
 
 
-def clip_length_stats(builder_or_name, split: str, window: int, *, data_dir=None,
-                      process_index: Optional[int] = None, process_count: Optional[int] = 1) -> dict:
+def clip_length_stats(builder_or_name,
+                      split: str,
+                      window: int,
+                      *,
+                      data_dir=None,
+                      process_index: Optional[int] = None,
+                      process_count: Optional[int] = 1) -> dict:
   """Counts the clips of `split` (by default all processes' parts) shorter than `window` frames.
 
   Parses only each clip's `detected` track, but still reads every record of the split once (TFRecord
@@ -185,10 +195,12 @@ def clip_length_stats(builder_or_name, split: str, window: int, *, data_dir=None
   Returns {'num_clips', 'num_short', 'min_frames', 'max_frames', 'total_frames'}.
   """
   builder = get_builder(builder_or_name, data_dir)
-  ds = builder.as_dataset(split=process_split(split, process_index, process_count), shuffle_files=False,
+  ds = builder.as_dataset(split=process_split(split, process_index, process_count),
+                          shuffle_files=False,
                           decoders=tfds.decode.PartialDecoding({"detected": True}))
-  lengths = np.fromiter((int(n) for n in ds.map(lambda ex: tf.shape(ex["detected"])[0]).as_numpy_iterator()),
-                        np.int64)
+  lengths = np.fromiter(
+      (int(n) for n in ds.map(lambda ex: tf.shape(ex["detected"])[0]).as_numpy_iterator()),
+      np.int64)
   return {"num_clips": int(lengths.size), "num_short": int((lengths < window).sum()),
           "min_frames": int(lengths.min() if lengths.size else 0),
           "max_frames": int(lengths.max(initial=0)), "total_frames": int(lengths.sum())}
@@ -211,8 +223,8 @@ def _select_window(ex, *, window: int, key):
   num_frames = tf.shape(ex["landmarks"])[0]
   tracks = ("frames", "mel", "detected") + (("speech",) if "speech" in ex else ())
   same_length = tf.reduce_all(tf.stack([tf.shape(ex[k])[0] == num_frames for k in tracks]))
-  check = tf.debugging.Assert(same_length, ["frames, landmarks, mel and detected differ in length in clip",
-                                            ex["clip_id"]])
+  check = tf.debugging.Assert(
+      same_length, ["frames, landmarks, mel and detected differ in length in clip", ex["clip_id"]])
   with tf.control_dependencies([check]):
     num_starts = tf.maximum(num_frames - window, 0) + 1
   start = tf.random.stateless_uniform([], seed=key, minval=0, maxval=num_starts, dtype=tf.int32)
@@ -253,20 +265,34 @@ def _decode_image(encoded):
 
 
 def _decode_images(ex, *, window: int, frame_shape):
-  frames = tf.map_fn(_decode_image, ex["frames"], fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+  frames = tf.map_fn(_decode_image,
+                     ex["frames"],
+                     fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
   frames.set_shape([window, *frame_shape])
   neutral = _decode_image(ex["neutral_frame"])
   neutral.set_shape(frame_shape)
   return {**ex, "frames": frames, "neutral_frame": neutral}
 
 
-def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, seed: int,
-                 shuffle: bool = True, repeat: bool = True, data_dir=None,
-                 process_index: Optional[int] = None, process_count: Optional[int] = None,
-                 shuffle_buffer: int = _DEFAULT_SHUFFLE_BUFFER, short_clips: str = "drop", drop_remainder: bool = True,
-                 start_epoch: int = 0, start_position: int = 0,
+def make_dataset(builder_or_name,
+                 split: str,
+                 *,
+                 batch_size: int,
+                 window: int,
+                 seed: int,
+                 shuffle: bool = True,
+                 repeat: bool = True,
+                 data_dir=None,
+                 process_index: Optional[int] = None,
+                 process_count: Optional[int] = None,
+                 shuffle_buffer: int = _DEFAULT_SHUFFLE_BUFFER,
+                 short_clips: str = "drop",
+                 drop_remainder: bool = True,
+                 start_epoch: int = 0,
+                 start_position: int = 0,
                  balance_speakers: bool = False) -> tf.data.Dataset:
-  """tf.data pipeline of this process's batches of random K-frame windows (see the module docstring).
+  """tf.data pipeline of this process's batches of random K-frame windows (see the module
+  docstring).
 
   Args:
     builder_or_name: a TFDS builder, a registered dataset name, or a prepared dataset's directory.
@@ -278,7 +304,8 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
     repeat: go on forever (epochs 0, 1, ...); else stop after one epoch.
     data_dir: TFDS data_dir for a dataset given by name.
     process_index, process_count: this process and how many (default: JAX's).
-    shuffle_buffer: clips in the shuffle buffer: windows, still JPEG, so about K * 20 kB each at 256x256.
+    shuffle_buffer: clips in the shuffle buffer: windows, still JPEG, so about K * 20 kB each at
+      256x256.
     short_clips: 'drop' clips with fewer than K frames, or 'pad' them (`frame_mask` marks padding).
     drop_remainder: drop a last partial batch (only matters with repeat=False).
     start_epoch, start_position: start after the first `start_position` examples of epoch
@@ -289,7 +316,8 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
   Returns:
     A dataset of dicts of tensors with a leading local batch axis (keys in the module docstring).
   """
-  for name, value in (("batch_size", batch_size), ("window", window), ("shuffle_buffer", shuffle_buffer)):
+  for name, value in (("batch_size", batch_size), ("window", window), ("shuffle_buffer",
+                                                                       shuffle_buffer)):
     if not isinstance(value, (int, np.integer)) or value < 1:
       raise ValueError(f"{name} must be a positive integer, got {value!r}")
   if short_clips not in SHORT_CLIP_MODES:
@@ -312,8 +340,9 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
   min_frames = window if short_clips == "drop" else 1
   base = base.enumerate().filter(lambda i, ex: tf.shape(ex["landmarks"])[0] >= min_frames)
   if repeat and next(iter(base.take(1)), None) is None:
-    raise ValueError(f"{builder.info.full_name} {split} (process {process_index} of {process_count}) "
-                     f"has no clip of at least {min_frames} frames")
+    raise ValueError(
+        f"{builder.info.full_name} {split} (process {process_index} of {process_count}) "
+        f"has no clip of at least {min_frames} frames")
   root = _root_key(int(seed))
 
   if balance_speakers:
@@ -335,10 +364,14 @@ def make_dataset(builder_or_name, split: str, *, batch_size: int, window: int, s
       ds = base.map(lambda i, ex: _select_window(ex, window=window, key=_fold(wkey, i)),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle:
-      shuffle_seed = tf.random.stateless_uniform([], seed=_fold(root, _SHUFFLE_TAG, epoch), minval=0,
-                                                 maxval=2**62, dtype=tf.int64)
+      shuffle_seed = tf.random.stateless_uniform([],
+                                                 seed=_fold(root, _SHUFFLE_TAG, epoch),
+                                                 minval=0,
+                                                 maxval=2**62,
+                                                 dtype=tf.int64)
       ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
-    ds = ds.enumerate().skip(tf.where(epoch == start_epoch, tf.constant(start_position, tf.int64), 0))
+    ds = ds.enumerate().skip(
+        tf.where(epoch == start_epoch, tf.constant(start_position, tf.int64), 0))
     return ds.map(lambda pos, ex: {**ex, "epoch": epoch, "position": pos})
 
   end = np.iinfo(np.int64).max if repeat else 1
@@ -405,7 +438,8 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
 
 
 def to_global_batch(local_batch: Mapping[str, Any], mesh: jax.sharding.Mesh) -> dict:
-  """This process's numpy batch -> global `jax.Array`s, batch axis sharded over the mesh's 'data' axis.
+  """This process's numpy batch -> global `jax.Array`s, batch axis sharded over the mesh's 'data'
+  axis.
 
   Every process calls it with its own local batch (the same size everywhere); the global batch is
   the processes' batches in process order. Text arrays (`clip_id`, `speaker`) stay host-side and
@@ -462,9 +496,19 @@ class InputIterator:
   ```
   """
 
-  def __init__(self, builder_or_name, split: str, *, batch_size: int, window: int, seed: int,
-               mesh: Optional[jax.sharding.Mesh] = None, data_dir=None, process_index: Optional[int] = None,
-               process_count: Optional[int] = None, state: Optional[Mapping[str, Any]] = None, **kwargs):
+  def __init__(self,
+               builder_or_name,
+               split: str,
+               *,
+               batch_size: int,
+               window: int,
+               seed: int,
+               mesh: Optional[jax.sharding.Mesh] = None,
+               data_dir=None,
+               process_index: Optional[int] = None,
+               process_count: Optional[int] = None,
+               state: Optional[Mapping[str, Any]] = None,
+               **kwargs):
     """Args as `make_dataset` (whose other keyword arguments pass through `kwargs`), and:
 
     mesh: give global `jax.Array` batches sharded over this mesh; None: local numpy batches.
@@ -480,8 +524,9 @@ class InputIterator:
     self._process_count = jax.process_count() if process_count is None else int(process_count)
     self._kwargs = kwargs
     if mesh is not None and DATA_AXIS in mesh.shape and batch_size % mesh.shape[DATA_AXIS]:
-      raise ValueError(f"batch_size {batch_size} is not divisible by the {mesh.shape[DATA_AXIS]} devices "
-                       f"on the mesh's {DATA_AXIS!r} axis")
+      raise ValueError(
+          f"batch_size {batch_size} is not divisible by the {mesh.shape[DATA_AXIS]} devices "
+          f"on the mesh's {DATA_AXIS!r} axis")
     self._epoch, self._position = 0, 0
     self._iterator = None
     if state is not None:
@@ -498,9 +543,16 @@ class InputIterator:
             "balance_speakers": bool(self._kwargs.get("balance_speakers", False))}
 
   def _build(self):
-    ds = make_dataset(self._builder, self._split, batch_size=self._batch_size, window=self._window,
-                      seed=self._seed, process_index=self._process_index, process_count=self._process_count,
-                      start_epoch=self._epoch, start_position=self._position, **self._kwargs)
+    ds = make_dataset(self._builder,
+                      self._split,
+                      batch_size=self._batch_size,
+                      window=self._window,
+                      seed=self._seed,
+                      process_index=self._process_index,
+                      process_count=self._process_count,
+                      start_epoch=self._epoch,
+                      start_position=self._position,
+                      **self._kwargs)
     self._iterator = ds.as_numpy_iterator()
 
   def __iter__(self):
@@ -520,7 +572,12 @@ class InputIterator:
     if self._process_count > 1 and jax.process_count() == self._process_count:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       everyone = np.asarray(multihost_utils.process_allgather(mine.astype(np.int32)))
-      positions = {str(i): {"epoch": int(e), "position": int(p)} for i, (e, p) in enumerate(everyone)}
+      positions = {
+          str(i): {
+              "epoch": int(e),
+              "position": int(p)
+          } for i, (e, p) in enumerate(everyone)
+      }
     else:  # One process, or several simulated by passing process_index/process_count.
       positions = {str(self._process_index): {"epoch": int(mine[0]), "position": int(mine[1])}}
     return {"format": STATE_FORMAT, **self._settings(), "positions": positions}
@@ -532,15 +589,16 @@ class InputIterator:
     ours = self._settings()
     for key in _STATE_KEYS:
       if state.get(key, _STATE_DEFAULTS.get(key)) != ours[key]:
-        raise ValueError(f"the saved input pipeline state has {key}={state.get(key)!r} but this pipeline "
-                         f"has {key}={ours[key]!r}; resuming needs the same {', '.join(_STATE_KEYS)}")
+        raise ValueError(
+            f"the saved input pipeline state has {key}={state.get(key)!r} but this pipeline "
+            f"has {key}={ours[key]!r}; resuming needs the same {', '.join(_STATE_KEYS)}")
     entry = state["positions"].get(str(self._process_index))
     if entry is None:
-      raise ValueError(f"the saved input pipeline state has no position for process {self._process_index}")
+      raise ValueError(
+          f"the saved input pipeline state has no position for process {self._process_index}")
     self._epoch, self._position = int(entry["epoch"]), int(entry["position"])
     self._iterator = None
 
   # Aliases for trainers that use these names.
   state_dict = get_state
   restore = set_state
-

@@ -11,6 +11,7 @@ ASTRONAUT_PHOTO = ASSETS_DIR / "skimage_astronaut.png"
 # CMU ARCTIC a0007, 16 kHz mono speech, 4 s.
 ARCTIC_SPEECH = ASSETS_DIR / "pysptk_arctic_a0007.wav"
 
-# Sample checkpoints of both stages (landmark.npz, texture.npz + .json configs; README.md says how they were
+# Sample checkpoints of both stages (landmark.npz, texture.npz + .json configs; README.md says how
+# they were
 # made, from which data, their metrics and licence).
 CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"

@@ -1,15 +1,16 @@
-"""Where params live on disk: Orbax checkpoints of training runs, exported `.npz` files, their configs.
+"""Where params live on disk: Orbax checkpoints of training runs, exported `.npz` files, their
+configs.
 
-`CheckpointManager` saves and restores a training run's state (params, optimizer state, step, rng) and the
-input iterator's position. Two forms are accepted wherever a trained network is loaded (`load_params`;
-`emotalk_jax.stages` says which model each stage's params must fit):
+`CheckpointManager` saves and restores a training run's state (params, optimizer state, step, rng)
+and the input iterator's position. Two forms are accepted wherever a trained network is loaded
+(`load_params`; `emotalk_jax.stages` says which model each stage's params must fit):
 * a training workdir: `checkpoints/<step>/` (Orbax, see `CheckpointManager`) and the run's
   `config.json` (written by the trainers);
 * an exported `NAME.npz` (`save_params_npz`: flat '/'-joined names -> arrays, no pickle) with its
   config beside it as `NAME.json`. These are what ships in `emotalk_jax/assets/checkpoints/`.
 
-Params that do not fit the config's model (another size, another architecture) are refused with every
-differing name and shape listed (`check_params_match`).
+Params that do not fit the config's model (another size, another architecture) are refused with
+every differing name and shape listed (`check_params_match`).
 """
 
 import json
@@ -65,13 +66,22 @@ class CheckpointManager:
     policies = [ocp_policy.LatestN(max_to_keep)]
     if best_metric:
       self.best_fn = lambda metrics: float(metrics[best_metric])
-      policies.append(ocp_policy.BestN(get_metric_fn=self.best_fn, reverse=best_mode == "min", n=keep_best,
-                                       keep_checkpoints_without_metrics=False))
-    # best_fn/best_mode also make Orbax write the metrics to disk, so the ranking survives a restart.
-    options = ocp.CheckpointManagerOptions(preservation_policy=ocp_policy.AnyPreservationPolicy(policies),
-                                           best_fn=self.best_fn if best_metric else None, best_mode=best_mode,
-                                           enable_async_checkpointing=async_save, create=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+      policies.append(
+          ocp_policy.BestN(get_metric_fn=self.best_fn,
+                           reverse=best_mode == "min",
+                           n=keep_best,
+                           keep_checkpoints_without_metrics=False))
+    # best_fn/best_mode also make Orbax write the metrics to disk, so the ranking survives a
+    # restart.
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocp_policy.AnyPreservationPolicy(policies),
+        best_fn=self.best_fn if best_metric else None,
+        best_mode=best_mode,
+        enable_async_checkpointing=async_save,
+        create=True)
+    self._manager = ocp.CheckpointManager(self.directory,
+                                          options=options,
+                                          item_names=("state", "data"))
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
@@ -80,7 +90,8 @@ class CheckpointManager:
     return list(self._manager.all_steps())
 
   def best_step(self) -> Optional[int]:
-    """The kept step with the best `best_metric` (None: no best_metric, or no checkpoint has metrics)."""
+    """The kept step with the best `best_metric` (None: no best_metric, or no checkpoint has
+    metrics)."""
     if not self.best_metric:
       return None
     scored = []
@@ -93,7 +104,8 @@ class CheckpointManager:
     return (min(scored) if self.best_mode == "min" else max(scored))[1]
 
   def resolve_step(self, checkpoint="latest") -> int:
-    """The step of `checkpoint`: 'latest', 'best' (the latest when none was ranked) or a step number.
+    """The step of `checkpoint`: 'latest', 'best' (the latest when none was ranked) or a step
+    number.
 
     Raises FileNotFoundError when there is no such checkpoint."""
     latest = self.latest_step()
@@ -105,15 +117,18 @@ class CheckpointManager:
       best = self.best_step()
       return latest if best is None else best
     if int(checkpoint) not in self.all_steps():
-      raise FileNotFoundError(f"no checkpoint of step {checkpoint} in {self.directory} (have {self.all_steps()})")
+      raise FileNotFoundError(
+          f"no checkpoint of step {checkpoint} in {self.directory} (have {self.all_steps()})")
     return int(checkpoint)
 
   def save(self, step: int, state, data_state: Optional[Mapping[str, Any]] = None,
            metrics: Optional[Mapping[str, float]] = None, force: bool = True) -> bool:
-    """Saves the state and the iterator position at `step`; `metrics` (host floats) rank it for 'best'."""
+    """Saves the state and the iterator position at `step`; `metrics` (host floats) rank it for
+    'best'."""
     if metrics is not None and self.best_metric and self.best_metric not in metrics:
       metrics = None
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(dict(data_state or {})))
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              data=ocp.args.JsonSave(dict(data_state or {})))
     metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
     return self._manager.save(int(step), args=args, metrics=metrics, force=force)
 
@@ -121,12 +136,15 @@ class CheckpointManager:
     """(state, data_state) of `step` (default: the latest), shaped and sharded like `target`."""
     step = self.resolve_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                                   data=ocp.args.JsonRestore()))
+    restored = self._manager.restore(step,
+                                     args=ocp.args.Composite(
+                                         state=ocp.args.StandardRestore(abstract),
+                                         data=ocp.args.JsonRestore()))
     return restored["state"], dict(restored["data"] or {})
 
   def restore_params(self, step: Optional[int] = None):
-    """Only the params of a checkpoint, as numpy arrays (no target needed: for evaluation, export)."""
+    """Only the params of a checkpoint, as numpy arrays (no target needed: for evaluation,
+    export)."""
     restored = self._manager.restore(self.resolve_step() if step is None else step,
                                      args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     return jax.tree.map(np.asarray, restored["state"]["params"])
@@ -140,8 +158,8 @@ class CheckpointManager:
 
 def save_params_npz(params, path) -> None:
   """Writes a params pytree as a plain .npz (keys are '/'-joined paths; no pickle)."""
-  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params) if hasattr(params, "unfreeze") else params,
-                                         sep="/")
+  flat = flax.traverse_util.flatten_dict(
+      flax.core.unfreeze(params) if hasattr(params, "unfreeze") else params, sep="/")
   np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
 
 
@@ -154,7 +172,9 @@ def _flat_fits(params, reference):
   """(flat params, flat reference, the '/'-joined names present in both with the same shape)."""
   flat = flax.traverse_util.flatten_dict(params, sep="/")
   ref = flax.traverse_util.flatten_dict(reference, sep="/")
-  return flat, ref, {k for k in ref.keys() & flat.keys() if tuple(np.shape(flat[k])) == tuple(ref[k].shape)}
+  return flat, ref, {
+      k for k in ref.keys() & flat.keys() if tuple(np.shape(flat[k])) == tuple(ref[k].shape)
+  }
 
 
 def check_params_match(params, reference, source: str = "params") -> None:
@@ -166,13 +186,16 @@ def check_params_match(params, reference, source: str = "params") -> None:
   problems += [f"{k}: shape {tuple(np.shape(flat[k]))}, the model expects {tuple(ref[k].shape)}"
                for k in sorted((ref.keys() & flat.keys()) - fits)]
   if problems:
-    shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+    shown = "; ".join(
+        problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
     raise ValueError(f"{source} do not fit the model ({len(problems)} differ): {shown}")
 
 
 def merge_params(restored, fresh):
-  """Model surgery for a warm start: `fresh` (a params pytree) with every param of `restored` whose path
-  and shape it shares. Returns (params, names of fresh params kept, names of restored params dropped)."""
+  """Model surgery for a warm start: `fresh` (a params pytree) with every param of `restored` whose
+  path
+  and shape it shares. Returns (params, names of fresh params kept, names of restored params
+  dropped)."""
   flat, ref, fits = _flat_fits(restored, fresh)
   merged = {k: (flat[k] if k in fits else v) for k, v in ref.items()}
   return (flax.traverse_util.unflatten_dict(merged, sep="/"), sorted(ref.keys() - fits),
@@ -180,14 +203,21 @@ def merge_params(restored, fresh):
 
 
 
-def load_params(path, expected_shapes: Callable[[ml_collections.ConfigDict], dict], *,
-                config: Optional[ml_collections.ConfigDict] = None, subtree: Optional[str] = None,
-                checkpoint: Union[str, int] = "best", best_metric: str = "m_lmd", best_mode: str = "min"):
-  """(params, config) of a workdir or an exported `.npz`, checked against the model the config builds.
+def load_params(path,
+                expected_shapes: Callable[[ml_collections.ConfigDict], dict],
+                *,
+                config: Optional[ml_collections.ConfigDict] = None,
+                subtree: Optional[str] = None,
+                checkpoint: Union[str, int] = "best",
+                best_metric: str = "m_lmd",
+                best_mode: str = "min"):
+  """(params, config) of a workdir or an exported `.npz`, checked against the model the config
+  builds.
 
   Args:
     path: a training workdir or an exported `.npz`.
-    expected_shapes: config -> the model's params as ShapeDtypeStructs (`jax.eval_shape` of its init).
+    expected_shapes: config -> the model's params as ShapeDtypeStructs (`jax.eval_shape` of its
+      init).
     config: the model's config (default: the workdir's `config.json` / the npz's `.json`).
     subtree: take this top-level key of the stored params (e.g. 'generator' of a GAN's state).
     checkpoint: for a workdir: 'best' (by `best_metric`), 'latest' or a step.

@@ -316,7 +316,8 @@ def from_mead(emotion_name: str, level) -> Label:
   """MEAD emotion folder name (e.g. 'angry') and level (1-3, 'level_3', 'level3') -> Label."""
   name = str(emotion_name).strip().lower()
   if name not in EMOTIONS:
-    raise InputError(str(emotion_name), f"not a MEAD emotion; expected one of {', '.join(EMOTIONS)}")
+    raise InputError(str(emotion_name),
+                     f"not a MEAD emotion; expected one of {', '.join(EMOTIONS)}")
   return Label(name, mead_level_to_intensity(level), f"mead:{name}", True)
 
 
@@ -392,7 +393,8 @@ def _match_cremad(name) -> re.Match:
 
 
 def from_cremad_filename(name) -> Label:
-  """CREMA-D clip name, with or without extension or folder (e.g. '1001_DFA_ANG_XX.flv') -> Label."""
+  """CREMA-D clip name, with or without extension or folder (e.g. '1001_DFA_ANG_XX.flv') ->
+  Label."""
   m = _match_cremad(name)
   return from_cremad(m.group(3), m.group(4))
 
@@ -523,9 +525,15 @@ def ravdess_actor(name) -> int:
 
 # EmoDB ----------------------------------------------------------------------------------------
 
-_EMODB_EMOTIONS = {"W": ("anger", "angry"), "L": ("boredom", "neutral"),
-                   "E": ("disgust", "disgusted"), "A": ("fear", "fear"),
-                   "F": ("happiness", "happy"), "T": ("sadness", "sad"), "N": ("neutral", "neutral")}
+_EMODB_EMOTIONS = {
+    "W": ("anger", "angry"),
+    "L": ("boredom", "neutral"),
+    "E": ("disgust", "disgusted"),
+    "A": ("fear", "fear"),
+    "F": ("happiness", "happy"),
+    "T": ("sadness", "sad"),
+    "N": ("neutral", "neutral")
+}
 _EMODB_NAME = re.compile(r"(\d{2})([ab]\d{2})([A-Z])([a-z])")
 _EMODB_PATTERN = ("'SSTTTEV' (e.g. 03a01Wa.wav): speaker 2 digits, text a01-b10, emotion letter "
                   "W L E A F T N, version letter")

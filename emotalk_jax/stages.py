@@ -1,5 +1,6 @@
-"""The two trained stages in one table: how each builds its model, loads and exports its params, trains and
-is evaluated. The CLI (`emotalk train|evaluate|export STAGE`), generation and fine-tuning all go through it.
+"""The two trained stages in one table: how each builds its model, loads and exports its params,
+trains and is evaluated. The CLI (`emotalk train|evaluate|export STAGE`), generation and fine-tuning
+all go through it.
 
 ```python
 from emotalk_jax import stages
@@ -7,9 +8,9 @@ model, params, config = stages.get("texture").load("runs/texture_sample")     # 
 stages.get("landmark").export_run("runs/landmark_sample", "mine/landmark.npz")  # what --checkpoint reads
 ```
 
-Each part is named by module path and imported only when used: the trainers and dataset evaluators read
-TFDS datasets and so pull in TensorFlow, which generation and the evaluation harness never import; and the
-command line imports this table to list the stages without paying for JAX.
+Each part is named by module path and imported only when used: the trainers and dataset evaluators
+read TFDS datasets and so pull in TensorFlow, which generation and the evaluation harness never
+import; and the command line imports this table to list the stages without paying for JAX.
 """
 
 import dataclasses
@@ -25,13 +26,15 @@ class Stage:
 
   Attributes:
     name: 'landmark' (stage 1) or 'texture' (stage 2).
-    model: module with `create_model(config)` (the Flax module) and `param_shapes(config)` (the inference
+    model: module with `create_model(config)` (the Flax module) and `param_shapes(config)` (the
+      inference
       params as ShapeDtypeStructs: what a checkpoint must fit).
     subtree: the key of the inference params inside a training run's params (the GAN's 'generator').
     best_metric, best_mode: how the trainer ranks checkpoints ('best'), unless the run's config sets
       `best_metric` / `best_mode`.
     trainer: module with `train_and_evaluate(config, workdir) -> dict`.
-    evaluator: module with `main(argv) -> dict`, `emotalk evaluate STAGE` (the model against baselines).
+    evaluator: module with `main(argv) -> dict`, `emotalk evaluate STAGE` (the model against
+      baselines).
   """
   name: str
   model: str
@@ -55,8 +58,8 @@ class Stage:
 
   def load_params(self, path, config: Optional[ml_collections.ConfigDict] = None,
                   checkpoint: Union[str, int] = "best"):
-    """(params, config) of a training workdir (its `checkpoint`: 'best', 'latest' or a step) or of an
-    exported `.npz` (+ its `.json` config), checked against the model the config builds.
+    """(params, config) of a training workdir (its `checkpoint`: 'best', 'latest' or a step) or of
+    an exported `.npz` (+ its `.json` config), checked against the model the config builds.
 
     Raises:
       FileNotFoundError: no such file, checkpoint or config.
@@ -78,7 +81,8 @@ class Stage:
 
   def export_run(self, workdir, out_npz, checkpoint: Union[str, int] = "best",
                  config: Optional[ml_collections.ConfigDict] = None) -> dict:
-    """Writes a run's inference params as `out_npz` + its `.json` config; returns {'stage', 'output'}."""
+    """Writes a run's inference params as `out_npz` + its `.json` config; returns {'stage',
+    'output'}."""
     from emotalk_jax import checkpoints  # pylint: disable=g-import-not-at-top
     params, config = self.load_params(workdir, config, checkpoint)
     return {"stage": self.name, "output": str(checkpoints.export(params, config, out_npz))}
@@ -99,4 +103,3 @@ def get(name: str) -> Stage:
   if name not in STAGES:
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")
   return STAGES[name]
-

@@ -1,8 +1,11 @@
-"""The package's import layers, read from the source (every import statement, also those inside functions).
+"""The package's import layers, read from the source (every import statement, also those inside
+functions).
 
-Low to high: the base modules (errors, bundled, emotions) <- media <- models <- checkpoints, stages <-
-evaluate <- train, generate <- bench, cli. A module imports only its own layer or lower ones; train and
-generate never import each other; only train, bench and cli read datasets (`data_pipelines`, TensorFlow).
+Low to high: the base modules (errors, bundled, emotions) <- media <- models <- checkpoints, stages
+  <-
+evaluate <- train, generate <- bench, cli. A module imports only its own layer or lower ones; train
+and generate never import each other; only train, bench and cli read datasets (`data_pipelines`,
+TensorFlow).
 """
 
 import ast
@@ -39,7 +42,8 @@ def _modules() -> dict:
 
 
 def _imports(name: str, path: pathlib.Path) -> set:
-  """The absolute names of the package (and data_pipelines) modules `path` imports, anywhere in it."""
+  """The absolute names of the package (and data_pipelines) modules `path` imports, anywhere in
+  it."""
   package = name if path.name == "__init__.py" else name.rpartition(".")[0]
   found = set()
   for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -48,14 +52,17 @@ def _imports(name: str, path: pathlib.Path) -> set:
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
       if node.level:
-        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+        base = ".".join(
+            package.split(".")[:len(package.split(".")) - node.level + 1] +
+            ([base] if base else []))
       found.update(f"{base}.{alias.name}" for alias in node.names)
       found.add(base)
   return {f for f in found if f.split(".")[0] in ("emotalk_jax", "data_pipelines")}
 
 
 def _part(module: str) -> str:
-  """'emotalk_jax.media.audio' -> 'media'; 'emotalk_jax.stages' -> 'stages'; data_pipelines -> itself."""
+  """'emotalk_jax.media.audio' -> 'media'; 'emotalk_jax.stages' -> 'stages'; data_pipelines ->
+  itself."""
   bits = module.split(".")
   return bits[0] if bits[0] == "data_pipelines" else (bits[1] if len(bits) > 1 else "")
 
@@ -75,7 +82,8 @@ def test_imports_follow_the_layers():
       other = _part(target)
       if other == "data_pipelines":
         if own not in DATASET_READERS:
-          problems.append(f"{name} imports {target} (datasets are read only by {sorted(DATASET_READERS)})")
+          problems.append(
+              f"{name} imports {target} (datasets are read only by {sorted(DATASET_READERS)})")
       elif other and other != own and (LAYER_OF[other] > LAYER_OF[own] or (own, other) in NEVER):
         problems.append(f"{name} ({own}) imports {target} ({other})")
   assert not problems, "\n".join(sorted(problems))
@@ -85,7 +93,8 @@ def test_no_import_cycles_between_modules():
   modules = _modules()
   graph = {name: {t for t in _imports(name, path) if t in modules and t != name}
            for name, path in modules.items()}
-  # A package's __init__ is imported with any of its modules; the edge from a module to its own package
+  # A package's __init__ is imported with any of its modules; the edge from a module to its own
+  # package
   # is not a cycle of the code.
   for name in graph:
     graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
@@ -115,21 +124,30 @@ def test_the_layer_check_catches_a_violation(tmp_path, monkeypatch):
   (fake / "bad.py").write_text("def f():\n  from emotalk_jax.train import loop\n")
   monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "emotalk_jax")
   monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-  with pytest.raises(AssertionError, match=r"emotalk_jax.media.bad \(media\) imports emotalk_jax.train.loop"):
+  with pytest.raises(AssertionError,
+                     match=r"emotalk_jax.media.bad \(media\) imports emotalk_jax.train.loop"):
     test_imports_follow_the_layers()
 
 
-INFERENCE_MODULES = ("emotalk_jax.cli.main", "emotalk_jax.generate.pipeline", "emotalk_jax.generate.finetune",
-                     "emotalk_jax.evaluate.harness", "emotalk_jax.evaluate.manifest", "emotalk_jax.stages",
+INFERENCE_MODULES = ("emotalk_jax.cli.main", "emotalk_jax.generate.pipeline",
+                     "emotalk_jax.generate.finetune", "emotalk_jax.evaluate.harness",
+                     "emotalk_jax.evaluate.manifest", "emotalk_jax.stages",
                      "emotalk_jax.checkpoints")
 
 
 @pytest.mark.slow
 def test_inference_modules_do_not_import_tensorflow():
-  """Importing what `emotalk generate / demo / finetune / evaluate` run loads no TensorFlow or TFDS (the
+  """Importing what `emotalk generate / demo / finetune / evaluate` run loads no TensorFlow or TFDS
+  (the
   full generate call is checked in test_generate_pipeline.py)."""
-  code = ("import sys, importlib\n"
-          f"for m in {INFERENCE_MODULES!r}: importlib.import_module(m)\n"
-          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')))\n")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+  code = (
+      "import sys, importlib\n"
+      f"for m in {INFERENCE_MODULES!r}: importlib.import_module(m)\n"
+      "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')))\n"
+  )
+  out = subprocess.run([sys.executable, "-c", code],
+                       capture_output=True,
+                       text=True,
+                       cwd=ROOT,
+                       check=True)
   assert out.stdout.strip() == "[]", out.stdout[:500]

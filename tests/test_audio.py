@@ -43,7 +43,8 @@ def test_stereo_is_averaged_and_resampled(tmp_path):
 def test_shared_m4a_and_audio_only_mov(shared_data):
   m4a = audio.load_audio(shared_data / "speech/mead_evp/M030_angry.m4a")  # AAC at 48 kHz.
   assert len(m4a) / 16000 == pytest.approx(5.87, abs=0.05)
-  mov = audio.load_audio(shared_data / "speech/eamm_audio/sample1.mov")  # WAV data behind a .mov name.
+  # WAV data behind a .mov name.
+  mov = audio.load_audio(shared_data / "speech/eamm_audio/sample1.mov")
   assert len(mov) == 180960
   assert np.abs(m4a).max() > 0.05 and np.abs(mov).max() > 0.05
 
@@ -64,7 +65,8 @@ def test_num_video_frames():
   assert audio.num_video_frames(640) == 1
   assert audio.num_video_frames(639) == 1
   assert audio.num_video_frames(0) == 0
-  assert audio.num_video_frames(16016, fps=30000 / 1001) == 30  # 1.001 s at 29.97 fps, no float slop.
+  # 1.001 s at 29.97 fps, no float slop.
+  assert audio.num_video_frames(16016, fps=30000 / 1001) == 30
   assert audio.num_video_frames(16000, fps=30) == 30
 
 
@@ -91,7 +93,8 @@ def test_marker_seen_by_the_right_windows():
   mel[100] = 1.0  # Mel frame 100 = 1.00 s = video frame 25 at 25 fps.
   windows = audio.mel_windows(mel, 75)
   hits = np.argwhere(windows[:, :, 0] == 1.0)
-  # Window i covers mel frames 4i - 8 .. 4i + 7, so frame 100 is row 100 - (4i - 8) of windows 24..27.
+  # Window i covers mel frames 4i - 8 .. 4i + 7, so frame 100 is row 100 - (4i - 8) of windows
+  # 24..27.
   assert hits.tolist() == [[24, 12], [25, 8], [26, 4], [27, 0]]
 
 

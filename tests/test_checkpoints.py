@@ -1,4 +1,5 @@
-"""checkpoints.py: Orbax checkpoints of training runs (CheckpointManager), exported .npz params, shape
+"""checkpoints.py: Orbax checkpoints of training runs (CheckpointManager), exported .npz params,
+shape
 checks (check_params_match) and partial loads (merge_params)."""
 
 import jax
@@ -36,19 +37,33 @@ def test_checkpoint_round_trip_with_iterator_state(tmp_path):
 
 
 def test_checkpoints_keep_last_n_and_best(tmp_path):
-  ckpt = checkpoints.CheckpointManager(tmp_path, max_to_keep=2, best_metric="m_lmd", best_mode="min")
+  ckpt = checkpoints.CheckpointManager(tmp_path,
+                                       max_to_keep=2,
+                                       best_metric="m_lmd",
+                                       best_mode="min")
   # step -> eval M-LMD (None: saved without an eval).
   for step, m_lmd in [(1, 3.0), (2, 1.0), (3, None), (4, 2.0), (5, 4.0), (6, None)]:
     if step == 4:  # A restart in between: the ranking comes back from disk.
       ckpt.close()
-      ckpt = checkpoints.CheckpointManager(tmp_path, max_to_keep=2, best_metric="m_lmd", best_mode="min")
+      ckpt = checkpoints.CheckpointManager(tmp_path,
+                                           max_to_keep=2,
+                                           best_metric="m_lmd",
+                                           best_mode="min")
       assert ckpt.best_step() == 2
-    ckpt.save(step, _state(step=step), {}, metrics=None if m_lmd is None else {"m_lmd": m_lmd, "f_lmd": 9.0})
+    ckpt.save(step,
+              _state(step=step), {},
+              metrics=None if m_lmd is None else {
+                  "m_lmd": m_lmd,
+                  "f_lmd": 9.0
+              })
     ckpt.wait()
   assert sorted(ckpt.all_steps()) == [2, 5, 6]
   assert ckpt.best_step() == 2 and ckpt.latest_step() == 6
   ckpt.close()
-  maximise = checkpoints.CheckpointManager(tmp_path / "max", max_to_keep=1, best_metric="acc", best_mode="max")
+  maximise = checkpoints.CheckpointManager(tmp_path / "max",
+                                           max_to_keep=1,
+                                           best_metric="acc",
+                                           best_mode="max")
   for step, acc in [(1, 0.2), (2, 0.9), (3, 0.5), (4, 0.1)]:
     maximise.save(step, _state(step=step), {}, metrics={"acc": acc})
     maximise.wait()
@@ -64,7 +79,15 @@ def test_save_params_npz_round_trip(tmp_path):
 
 
 def test_merge_params_keeps_what_fits_and_reports_the_rest():
-  fresh = {"a": {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)}, "new": {"kernel": jnp.zeros(2)}}
+  fresh = {
+      "a": {
+          "kernel": jnp.zeros((3, 4)),
+          "bias": jnp.zeros(4)
+      },
+      "new": {
+          "kernel": jnp.zeros(2)
+      }
+  }
   restored = {"a": {"kernel": np.ones((3, 5)), "bias": np.ones(4)}, "old": {"kernel": np.ones(2)}}
   merged, kept, dropped = checkpoints.merge_params(restored, fresh)
   np.testing.assert_array_equal(merged["a"]["bias"], 1.0)   # Same path and shape: restored.
@@ -75,11 +98,21 @@ def test_merge_params_keeps_what_fits_and_reports_the_rest():
 
 
 def test_check_params_match_names_missing_unexpected_and_reshaped():
-  reference = {"a": {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)}, "b": {"kernel": jnp.zeros(2)}}
-  checkpoints.check_params_match(jax.tree.map(np.ones_like, reference), reference)  # Fits: no error.
+  reference = {
+      "a": {
+          "kernel": jnp.zeros((3, 4)),
+          "bias": jnp.zeros(4)
+      },
+      "b": {
+          "kernel": jnp.zeros(2)
+      }
+  }
+  # Fits: no error.
+  checkpoints.check_params_match(jax.tree.map(np.ones_like, reference), reference)
   checkpoints.check_params_match(reference, jax.eval_shape(lambda: reference))  # Shapes only.
   params = {"a": {"kernel": np.ones((3, 5)), "bias": np.ones(4)}, "c": {"kernel": np.ones(2)}}
-  with pytest.raises(ValueError, match=r"^ckpt do not fit the model \(3 differ\): b/kernel: missing; "
-                                       r"c/kernel: not in the model; "
-                                       r"a/kernel: shape \(3, 5\), the model expects \(3, 4\)$"):
+  with pytest.raises(ValueError,
+                     match=r"^ckpt do not fit the model \(3 differ\): b/kernel: missing; "
+                     r"c/kernel: not in the model; "
+                     r"a/kernel: shape \(3, 5\), the model expects \(3, 4\)$"):
     checkpoints.check_params_match(params, reference, "ckpt")

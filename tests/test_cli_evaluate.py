@@ -1,4 +1,5 @@
-"""`emotalk evaluate` harness forms beside the stage forms; bad input -> `emotalk: error: <file>: <problem>`."""
+"""`emotalk evaluate` harness forms beside the stage forms; bad input -> `emotalk: error: <file>:
+<problem>`."""
 
 import json
 
@@ -19,8 +20,8 @@ def _run(capsys, *argv):
 
 def test_single_video(tmp_path, capsys):
   out = tmp_path / "res" / "grid.json"
-  rc, stdout, _ = _run(capsys, "--generated", GRID, "--reference", GRID, "--json", str(out), "--metrics",
-                       "image,lmd", "--max-frames", "6")
+  rc, stdout, _ = _run(capsys, "--generated", GRID, "--reference", GRID, "--json", str(out),
+                       "--metrics", "image,lmd", "--max-frames", "6")
   assert rc == 0
   printed = json.loads(stdout)
   assert printed["json"] == str(out) and printed["psnr"] == 100.0 and "per_frame" not in printed
@@ -28,16 +29,16 @@ def test_single_video(tmp_path, capsys):
   assert saved["m_lmd"] == 0.0 and len(saved["per_frame"]["psnr"]) == 6
   curves = tmp_path / "res" / "grid_curves.png"
   assert printed["plots"] == [str(curves)] and curves.exists()
-  rc, stdout, _ = _run(capsys, "--generated", GRID, "--json", str(tmp_path / "b.json"), "--metrics", "cpbd",
-                       "--max-frames", "3", "--no-plots")
+  rc, stdout, _ = _run(capsys, "--generated", GRID, "--json", str(tmp_path / "b.json"), "--metrics",
+                       "cpbd", "--max-frames", "3", "--no-plots")
   assert rc == 0 and "plots" not in json.loads(stdout) and not (tmp_path / "b_curves.png").exists()
 
 
 def test_manifest(tmp_path, capsys):
   manifest = tmp_path / "eval.csv"
   manifest.write_text(f"generated,reference\n{GRID},{GRID}\n")
-  rc, stdout, err = _run(capsys, "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"), "--metrics",
-                         "image", "--max-frames", "4", "--no-plots")
+  rc, stdout, err = _run(capsys, "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"),
+                         "--metrics", "image", "--max-frames", "4", "--no-plots")
   assert rc == 0 and "evaluating 1/1: bbaf2n" in err
   summary = json.loads(stdout)
   assert summary["rows"] == 1 and summary["failed"] == [] and summary["means"]["PSNR"] == 100.0
@@ -51,9 +52,11 @@ def test_manifest(tmp_path, capsys):
     (["--manifest", "m.csv", "--out-dir", "o", "--reference", GRID], "--reference is per video"),
     (["--manifest", "m.csv", "--generated", GRID], "either --generated VIDEO or --manifest CSV"),
     (["--generated", GRID, "--out-dir", "o"], "--out-dir is for --manifest"),
-    (["--generated", GRID, "--metrics", "image,fid"], "emotalk: error: --metrics: unknown metric group 'fid'"),
+    (["--generated", GRID, "--metrics", "image,fid"
+     ], "emotalk: error: --metrics: unknown metric group 'fid'"),
     (["--generated", GRID, "--max-frames", "0"], "--max-frames: must be at least 1"),
-    (["--generated", GRID, "--emotion-model", "nope.h5", "--metrics", "emotion"], "nope.h5: no such model file"),
+    (["--generated", GRID, "--emotion-model", "nope.h5", "--metrics", "emotion"
+     ], "nope.h5: no such model file"),
     (["--generated", GRID, "landmark"], "emotalk: error: evaluate landmark: harness options"),
 ])
 def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
@@ -70,11 +73,13 @@ def test_bad_manifest_names_the_file(tmp_path, capsys):
 
 
 def test_stage_forms_still_parse():
-  args = cli.build_parser().parse_args(["evaluate", "landmark", "--config", "c.py", "--workdir", "w"])
+  args = cli.build_parser().parse_args(
+      ["evaluate", "landmark", "--config", "c.py", "--workdir", "w"])
   assert args.stage == "landmark" and args.flags == ["--config", "c.py", "--workdir", "w"]
   assert args.generated is None and args.func is cli.cmd_evaluate
   assert list(stages.STAGES) == ["landmark", "texture"]
-  harness = cli.build_parser().parse_args(["evaluate", "--generated", "g.mp4", "--emotion", "happy"])
+  harness = cli.build_parser().parse_args(
+      ["evaluate", "--generated", "g.mp4", "--emotion", "happy"])
   assert harness.stage is None and harness.generated == "g.mp4" and harness.flags == []
   for what in ("evaluate", "emotion-ceiling"):
     assert cli.build_parser().parse_args(["bench", what]).what == what

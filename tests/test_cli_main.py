@@ -1,4 +1,5 @@
-"""The `emotalk` command: outputs on real media, and a clear error with exit status 2 for every bad input."""
+"""The `emotalk` command: outputs on real media, and a clear error with exit status 2 for every
+bad input."""
 
 import json
 import subprocess
@@ -41,7 +42,9 @@ def test_preprocess_writes_npz_and_video(capsys, tmp_path):
   code, stdout, _ = run(capsys, "preprocess", "--out", tmp_path, "--size", 128, "--quiet")
   assert code == 0
   summary = json.loads(stdout)
-  assert summary["frames"] == 75 and summary["frames_filled"] == 0 and summary["mel_shape"] == [75, 16, 80]
+  assert summary["frames"] == 75 and summary["frames_filled"] == 0 and summary["mel_shape"] == [
+      75, 16, 80
+  ]
   with np.load(summary["npz"]) as data:
     assert data["frames"].shape == (75, 128, 128, 3)
   assert len(video_io.read_video(summary["video"]).frames) == 75
@@ -120,7 +123,11 @@ def test_failed_run_keeps_the_existing_output(capsys, tmp_path):
 @pytest.mark.slow
 def test_console_script_prints_no_traceback(tmp_path):
   """The installed entry point: real process, exit status and stderr."""
-  proc = subprocess.run([sys.executable, "-m", "emotalk_jax.cli", "landmarks", str(tmp_path / "missing.jpg")],
-                        capture_output=True, text=True, check=False)
+  proc = subprocess.run(
+      [sys.executable, "-m", "emotalk_jax.cli", "landmarks",
+       str(tmp_path / "missing.jpg")],
+      capture_output=True,
+      text=True,
+      check=False)
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr and "missing.jpg" in proc.stderr

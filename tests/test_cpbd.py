@@ -17,13 +17,17 @@ REAL_CLIPS = ("video/mead_dreamtalk/M030_front_angry_level3_001.mp4",
 
 @pytest.fixture(scope="module")
 def real_frames(shared_data):
-  return [cv2.cvtColor(video_io.read_video(shared_data / c, max_frames=1, with_audio=False).frames[0],
-                       cv2.COLOR_RGB2GRAY) for c in REAL_CLIPS]
+  return [
+      cv2.cvtColor(
+          video_io.read_video(shared_data / c, max_frames=1, with_audio=False).frames[0],
+          cv2.COLOR_RGB2GRAY) for c in REAL_CLIPS
+  ]
 
 
 @pytest.fixture(scope="module")
 def reference_compute():
-  """`cpbd.compute` from the PyPI package (1.0.7), whose import of scipy.ndimage.imread (removed in SciPy
+  """`cpbd.compute` from the PyPI package (1.0.7), whose import of scipy.ndimage.imread (removed in
+  SciPy
   1.2; only its command-line entry uses it) is shimmed for the import."""
   pytest.importorskip("skimage", reason="the cpbd package needs scikit-image (test extra)")
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
@@ -52,7 +56,8 @@ def test_agrees_with_the_cpbd_package_on_real_frames(real_frames, reference_comp
 
 
 def test_our_canny_matches_scikit_image(real_frames):
-  feature = pytest.importorskip("skimage.feature", reason="scikit-image (test extra) is the Canny reference")
+  feature = pytest.importorskip("skimage.feature",
+                                reason="scikit-image (test extra) is the Canny reference")
   for gray in real_frames:
     ours = cpbd.canny(gray.astype(np.float64))
     theirs = feature.canny(gray.astype(np.float64))
@@ -80,14 +85,17 @@ def test_sharper_scores_higher_on_the_bundled_photo():
 
 def test_flat_or_tiny_images_have_no_edges():
   assert cpbd.cpbd(np.full((128, 128), 100, np.uint8)) == 0.0
-  assert cpbd.cpbd(np.random.default_rng(0).integers(0, 255, (40, 40), dtype=np.uint8)) == 0.0  # No full block.
+  # No full block.
+  assert cpbd.cpbd(np.random.default_rng(0).integers(0, 255, (40, 40), dtype=np.uint8)) == 0.0
   frames = np.zeros((2, 64, 64, 3), np.uint8)
   np.testing.assert_array_equal(cpbd.cpbd_frames(frames), [0.0, 0.0])
 
 
 def test_edge_width_of_a_ramp():
-  # A horizontal ramp 6 px wide between two flat levels: its edge pixels' Marziliano width spans the ramp
-  # plus one step either side. A slight vertical slope keeps the gradient angles from being all exactly 0
+  # A horizontal ramp 6 px wide between two flat levels: its edge pixels' Marziliano width spans the
+  # ramp
+  # plus one step either side. A slight vertical slope keeps the gradient angles from being all
+  # exactly 0
   # (the reference measures nothing then).
   row = np.concatenate([np.full(20, 50.0), np.linspace(50, 200, 8)[1:-1], np.full(20, 200.0)])
   gray = np.tile(row, (9, 1)) + 0.5 * np.arange(9)[:, None]

@@ -1,7 +1,9 @@
-"""The TFDS builders (data_pipelines/): real builds of tiny datasets (few clips, 30 frames, 128 px crops).
+"""The TFDS builders (data_pipelines/): real builds of tiny datasets (few clips, 30 frames, 128 px
+crops).
 
-The folder builder runs on the bundled GRID clip (works on a fresh clone); MEAD, CREMA-D and RAVDESS run
-on real clips of ../shared/data renamed into each dataset's official layout (skipped without it).
+The folder builder runs on the bundled GRID clip (works on a fresh clone); MEAD, CREMA-D and RAVDESS
+run on real clips of ../shared/data renamed into each dataset's official layout (skipped without
+it).
 """
 
 import csv
@@ -95,7 +97,9 @@ def _silent_copy(src, dst, frames=FRAMES + 5):
 def test_speaker_splits_are_deterministic_disjoint_and_honour_lists():
   speakers = [f"x/s{i:02d}" for i in range(20)]
   a = common.speaker_splits(speakers, test=["s03"], test_fraction=0.1, validation_fraction=0.1)
-  b = common.speaker_splits(list(reversed(speakers)) + speakers[:3], test=["s03"], test_fraction=0.1,
+  b = common.speaker_splits(list(reversed(speakers)) + speakers[:3],
+                            test=["s03"],
+                            test_fraction=0.1,
                             validation_fraction=0.1)
   assert a == b and set(a) == set(speakers)
   assert a["x/s03"] == "test"
@@ -116,7 +120,8 @@ def test_speaker_splits_are_deterministic_disjoint_and_honour_lists():
 
 @pytest.fixture(scope="module")
 def grid_folder(tmp_path_factory) -> pathlib.Path:
-  """spk1: neutral + happy (own sound); spk2: sad with a wav beside it, angry without sound; a broken clip."""
+  """spk1: neutral + happy (own sound); spk2: sad with a wav beside it, angry without sound; a
+  broken clip."""
   root = tmp_path_factory.mktemp("clips")
   shutil.copy(bundled.GRID_CLIP, root / "spk1_neutral_1.mpg")
   shutil.copy(bundled.GRID_CLIP, root / "spk1_happy_3.mpg")
@@ -146,11 +151,14 @@ def test_folder_builder_on_bundled_clip(grid_folder, tmp_path):
     for e in split.values():
       _check_example(e, builder)
   happy = ex["train"]["spk1_happy_3"]
-  assert _label(builder, happy) == "happy" and happy["intensity"] == pytest.approx(1.0) and happy["emotion_exact"]
+  assert _label(
+      builder,
+      happy) == "happy" and happy["intensity"] == pytest.approx(1.0) and happy["emotion_exact"]
   assert happy["has_audio"] and happy["dataset"] == b"folder"
   # spk1 has a neutral clip: its reference; spk2 has none: the clip's own frame.
   assert _source(builder, happy) == "speaker_neutral"
-  np.testing.assert_array_equal(happy["neutral_frame"], ex["train"]["spk1_neutral_1"]["neutral_frame"])
+  np.testing.assert_array_equal(happy["neutral_frame"],
+                                ex["train"]["spk1_neutral_1"]["neutral_frame"])
   sad, angry = ex["test"]["more/spk2_sad_2"], ex["test"]["more/spk2_angry_3"]
   assert sad["has_audio"]  # The wav beside it.
   assert not angry["has_audio"]  # No sound at all: kept, marked.
@@ -192,8 +200,10 @@ def test_folder_builder_csv_labels_and_path_checks(grid_folder, tmp_path):
                                  unlabelled="", **SMALL)
     _, specs, splits = _scan(folder.Builder, config, grid_folder)
     by_id = {s.clip_id: s for s in specs}
-    assert set(by_id) == {"spk1_neutral_1", "spk1_happy_3", "more/spk2_sad_2"}  # Unlabelled left out.
-    assert by_id["spk1_happy_3"].label.emotion == "happy" and by_id["spk1_happy_3"].label.intensity == 0.5
+    # Unlabelled left out.
+    assert set(by_id) == {"spk1_neutral_1", "spk1_happy_3", "more/spk2_sad_2"}
+    assert by_id["spk1_happy_3"].label.emotion == "happy" and by_id[
+        "spk1_happy_3"].label.intensity == 0.5
     assert by_id["more/spk2_sad_2"].audio_path.endswith("spk2_sad_2.wav")
     assert {s.clip_id for s in splits["test"]} == {"more/spk2_sad_2"}
     # Unlabelled clips default to neutral, inexact.
@@ -216,7 +226,9 @@ def test_folder_builder_layout_errors(tmp_path):
   config = folder.FolderConfig(name="missing", folder=str(tmp_path / "nope"))
   with pytest.raises(common.LayoutError, match="Expected layout"):
     _build(folder.Builder, config, tmp_path)
-  config = folder.FolderConfig(name="bad_emotion", folder=str(tmp_path / "c"), pattern=r"(?P<emotion>[a-z]+)_\d")
+  config = folder.FolderConfig(name="bad_emotion",
+                               folder=str(tmp_path / "c"),
+                               pattern=r"(?P<emotion>[a-z]+)_\d")
   (tmp_path / "c").mkdir()
   shutil.copy(bundled.GRID_CLIP, tmp_path / "c" / "grumpy_1.mpg")
   with pytest.raises(common.InputError, match="emotion_map"):
@@ -241,23 +253,33 @@ def test_sample_config_labels_and_speaker_disjoint_split(shared_data):
   assert obama == {"sample/Obama"}
   unlabelled = by_id["video/hdtf_sadtalker/RD_Radio2_000"].label
   assert unlabelled.emotion == "neutral" and not unlabelled.exact
-  assert not any("expression_source" in i or "pose_source1" in i for i in by_id)  # Silent EDTalk clips.
+  # Silent EDTalk clips.
+  assert not any("expression_source" in i or "pose_source1" in i for i in by_id)
 
 
 
 def test_sample_dataset_build(shared_data, tmp_path):
-  """The whole sample dataset, built for real (10 frames per clip, 128 px): splits, labels, audio, references."""
-  config = folder.sample_config("sample_small", folder=str(shared_data), frame_size=SIZE, max_frames=10)
+  """The whole sample dataset, built for real (10 frames per clip, 128 px): splits, labels,
+  audio, references."""
+  config = folder.sample_config("sample_small",
+                                folder=str(shared_data),
+                                frame_size=SIZE,
+                                max_frames=10)
   builder = folder.Builder(config=config, data_dir=str(tmp_path))
   builder.download_and_prepare()
   assert common.read_skip_report(builder)["num_skipped"] == 0
-  examples = {split: list(tfds.as_numpy(builder.as_dataset(split=split))) for split in ("train", "test")}
+  examples = {
+      split: list(tfds.as_numpy(builder.as_dataset(split=split))) for split in ("train", "test")
+  }
   speakers = {k: {ex["speaker"].decode() for ex in v} for k, v in examples.items()}
-  assert speakers["test"] == set(folder.SAMPLE_TEST_SPEAKERS) and not speakers["train"] & speakers["test"]
+  assert speakers["test"] == set(
+      folder.SAMPLE_TEST_SPEAKERS) and not speakers["train"] & speakers["test"]
   by_id = {ex["clip_id"].decode(): ex for v in examples.values() for ex in v}
   angry = by_id["video/mead_dreamtalk/M030_front_angry_level3_001"]
-  assert emotions.EMOTIONS[angry["emotion"]] == "angry" and angry["intensity"] == 1.0 and angry["emotion_exact"]
-  assert angry["neutral_source"] == 0 and not angry["has_audio"]  # M030's neutral clip; MEAD clips are silent
+  assert emotions.EMOTIONS[
+      angry["emotion"]] == "angry" and angry["intensity"] == 1.0 and angry["emotion_exact"]
+  # M030's neutral clip; MEAD clips are silent
+  assert angry["neutral_source"] == 0 and not angry["has_audio"]
   radio = by_id["video/hdtf_sadtalker/RD_Radio2_000"]
   assert radio["has_audio"] and not radio["emotion_exact"] and radio["neutral_source"] == 1
   assert radio["frames"].shape == (10, SIZE, SIZE, 3) and radio["mel"].shape == (10, 16, 80)
@@ -286,20 +308,26 @@ def test_mead_builder(shared_data, tmp_path):
   builder = _build(mead.Builder, config, tmp_path, manual_dir=root)
   ex = _examples(builder)
   assert _speakers(ex, "train") == {"mead/M030"} and _speakers(ex, "test") == {"mead/W009"}
-  assert set(ex["train"]) == {f"M030_front_{e}_level_{l}_001" for e, l in (("neutral", 1), ("angry", 3), ("happy", 3))}
+  assert set(ex["train"]) == {
+      f"M030_front_{e}_level_{l}_001" for e, l in (("neutral", 1), ("angry", 3), ("happy", 3))
+  }
   for split in ex.values():
     for e in split.values():
       _check_example(e, builder)
       assert _source(builder, e) == "speaker_neutral"
   angry = ex["train"]["M030_front_angry_level_3_001"]
-  assert _label(builder, angry) == "angry" and angry["intensity"] == pytest.approx(1.0) and angry["emotion_exact"]
+  assert _label(
+      builder,
+      angry) == "angry" and angry["intensity"] == pytest.approx(1.0) and angry["emotion_exact"]
   assert angry["has_audio"]  # The m4a; the DreamTalk videos themselves are silent.
   assert not ex["train"]["M030_front_happy_level_3_001"]["has_audio"]
   assert ex["test"]["W009_front_neutral_level_1_001"]["intensity"] == pytest.approx(1 / 3)
   np.testing.assert_array_equal(ex["test"]["W009_front_happy_level_3_001"]["neutral_frame"],
                                 ex["test"]["W009_front_neutral_level_1_001"]["neutral_frame"])
   report = common.read_skip_report(builder)
-  assert report["per_split"] == {"test": 1} and report["skipped"][0]["clip_id"] == "W009_front_sad_level_3_001"
+  assert report["per_split"] == {
+      "test": 1
+  } and report["skipped"][0]["clip_id"] == "W009_front_sad_level_3_001"
   # The published protocol is the default; another view is a config.
   assert mead.Builder.builder_configs["front"].test_speakers == ("M003",)
   with pytest.raises(common.LayoutError, match=r"video/left_30"):
@@ -311,7 +339,8 @@ def test_mead_layout_errors(tmp_path):
   (tmp_path / "M003" / "video.tar").write_bytes(b"")
   with pytest.raises(common.LayoutError, match="extract the tar"):
     _scan(mead.Builder, "front", tmp_path)
-  with pytest.raises(common.LayoutError, match=r"does not exist or is empty\nExpected layout:\n(.*\n)*<manual_dir>/"):
+  with pytest.raises(common.LayoutError,
+                     match=r"does not exist or is empty\nExpected layout:\n(.*\n)*<manual_dir>/"):
     _build(mead.Builder, "front", tmp_path, manual_dir=tmp_path / "missing")
 
 
@@ -337,18 +366,25 @@ def test_cremad_builder(shared_data, tmp_path):
   for name, grid_clip in clips.items():
     _write_flv(grid / f"{grid_clip}.mpg", root / "VideoFlash" / f"{name}.flv")
     if name != "1002_IEO_HAP_HI":
-      soundfile.write(root / "AudioWAV" / f"{name}.wav", audio.load_audio(grid / f"{grid_clip}.mpg"), audio.SAMPLE_RATE)
+      soundfile.write(root / "AudioWAV" / f"{name}.wav",
+                      audio.load_audio(grid / f"{grid_clip}.mpg"), audio.SAMPLE_RATE)
   _broken(root / "VideoFlash" / "1002_IEO_SAD_LO.flv")
   (root / "processedResults").mkdir()
-  shutil.copy(shared_data / "speech" / "cremad_labels" / "summaryTable.csv", root / "processedResults")
+  shutil.copy(shared_data / "speech" / "cremad_labels" / "summaryTable.csv",
+              root / "processedResults")
 
-  builder = _build(cremad.Builder, cremad.CremadConfig(name="test_small", **SMALL), tmp_path, manual_dir=root)
+  builder = _build(cremad.Builder,
+                   cremad.CremadConfig(name="test_small", **SMALL),
+                   tmp_path,
+                   manual_dir=root)
   ex = _examples(builder)
-  assert set(ex) == {"test"} and set(ex["test"]) == set(clips)  # Cross-dataset default: one test split.
+  # Cross-dataset default: one test split.
+  assert set(ex) == {"test"} and set(ex["test"]) == set(clips)
   for e in ex["test"].values():
     _check_example(e, builder)
   ang, hap = ex["test"]["1001_DFA_ANG_XX"], ex["test"]["1002_IEO_HAP_HI"]
-  assert _label(builder, ang) == "angry" and ang["intensity"] == pytest.approx(2 / 3) and ang["has_audio"]
+  assert _label(builder, ang) == "angry" and ang["intensity"] == pytest.approx(
+      2 / 3) and ang["has_audio"]
   assert _label(builder, hap) == "happy" and hap["intensity"] == pytest.approx(1.0)
   assert not hap["has_audio"]  # No wav and a silent flv.
   assert _source(builder, ang) == "speaker_neutral" and _source(builder, hap) == "first_frame"
@@ -356,7 +392,9 @@ def test_cremad_builder(shared_data, tmp_path):
   assert common.read_skip_report(builder)["per_split"] == {"test": 1}
 
   # Crowd votes as labels (scan only): the labels are the CSV's audio-visual votes.
-  votes = {r["FileName"]: r for r in csv.DictReader(open(root / "processedResults" / "summaryTable.csv"))}
+  votes = {
+      r["FileName"]: r for r in csv.DictReader(open(root / "processedResults" / "summaryTable.csv"))
+  }
   _, specs, _ = _scan(cremad.Builder, cremad.CremadConfig(name="votes", label_source="votes"), root)
   for s in specs:
     assert s.label.source == f"cremad-multimodal-vote:{votes[s.clip_id]['MultiModalVote']}"
@@ -382,17 +420,23 @@ def test_ravdess_builder(shared_data, tmp_path):
     for name in names:
       wave = audio.load_audio(speech / f"03{name[2:]}.wav")
       video_io.write_video(root / folder_name / f"{name}.mp4", frames, fps=25, audio=wave)
-  shutil.copy(root / "Actor_02" / "01-01-05-02-01-01-02.mp4", root / "Actor_02" / "02-01-05-02-01-01-02.mp4")
+  shutil.copy(root / "Actor_02" / "01-01-05-02-01-01-02.mp4",
+              root / "Actor_02" / "02-01-05-02-01-01-02.mp4")
   _broken(root / "Actor_02" / "01-01-03-02-01-01-02.mp4")
 
-  builder = _build(ravdess.Builder, ravdess.RavdessConfig(name="test_small", **SMALL), tmp_path, manual_dir=root)
+  builder = _build(ravdess.Builder,
+                   ravdess.RavdessConfig(name="test_small", **SMALL),
+                   tmp_path,
+                   manual_dir=root)
   ex = _examples(builder)["test"]
-  assert set(ex) == {n for names in layout.values() for n in names}  # The video-only 02-... copy is ignored.
+  # The video-only 02-... copy is ignored.
+  assert set(ex) == {n for names in layout.values() for n in names}
   for e in ex.values():
     _check_example(e, builder)
     assert e["has_audio"]
   calm = ex["01-01-02-02-01-01-01"]
-  assert _label(builder, calm) == "neutral" and not calm["emotion_exact"] and calm["intensity"] == 1.0
+  assert _label(builder,
+                calm) == "neutral" and not calm["emotion_exact"] and calm["intensity"] == 1.0
   angry = ex["01-01-05-02-01-01-02"]
   assert _label(builder, angry) == "angry" and angry["speaker"] == b"ravdess/actor_02"
   assert _source(builder, ex["01-01-05-02-01-01-01"]) == "speaker_neutral"
@@ -427,12 +471,18 @@ def test_build_command(grid_folder, tmp_path, capsys):
   from data_pipelines import build  # pylint: disable=import-outside-toplevel
   config = json.dumps({"name": "cli", "pattern": GRID_PATTERN, "frame_size": SIZE, "max_frames": 10,
                        "test_speakers": ["spk2"]})
-  assert build.main(["talking_face_folder", "--manual_dir", str(grid_folder), "--data_dir", str(tmp_path),
-                     "--config", config]) == 0
+  assert build.main([
+      "talking_face_folder", "--manual_dir",
+      str(grid_folder), "--data_dir",
+      str(tmp_path), "--config", config
+  ]) == 0
   out = capsys.readouterr().out  # TFDS prints progress lines before the summary.
   summary = json.loads(out[out.rindex('{\n "dataset"'):])
   assert summary["splits"] == {"train": 2, "test": 2} and summary["skipped"] == {"train": 1}
-  assert build.main(["mead", "--manual_dir", str(tmp_path / "missing"), "--data_dir", str(tmp_path)]) == 2
+  assert build.main(
+      ["mead", "--manual_dir",
+       str(tmp_path / "missing"), "--data_dir",
+       str(tmp_path)]) == 2
   assert "Expected layout" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
-"""The shipped sample checkpoints end to end: `emotalk demo`, real photos and speech, emotions that show."""
+"""The shipped sample checkpoints end to end: `emotalk demo`, real photos and speech, emotions
+that show."""
 
 import math
 
@@ -44,13 +45,15 @@ def test_happy_and_sad_move_mouth_corners_and_brows_differently(models):
 
 
 def test_shipped_stage1_mouth_opens_with_speech_and_closes_in_silence(models):
-  """Stage 1 of the shipped checkpoints on real speech (the bundled sentence between 1 s of digital silence):
-  the inner-lip gap moves by pixels while the sentence is spoken (std >= 1.5 px of a 256 crop, a real
+  """Stage 1 of the shipped checkpoints on real speech (the bundled sentence between 1 s of digital
+  silence): the inner-lip gap moves by pixels while the sentence is spoken (std >= 1.5 px of a 256
+  crop, a real
   speaker's is about 3) and rests, nearly still and less open, in the silences."""
   from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   silence = np.zeros(audio.SAMPLE_RATE, np.float32)
   wave = np.concatenate([silence, audio.load_audio(bundled.ARCTIC_SPEECH), silence])
-  opening = face_graph.mouth_opening(_drive(models, bundled.ASTRONAUT_PHOTO, wave, "neutral") * 128, np)
+  opening = face_graph.mouth_opening(
+      _drive(models, bundled.ASTRONAUT_PHOTO, wave, "neutral") * 128, np)
   speech, quiet = opening[30:-30], np.concatenate([opening[:20], opening[-20:]])
   print(f"inner-lip gap (px, 256 crop): speech mean {speech.mean():.2f} std {speech.std():.2f}; "
         f"silence mean {quiet.mean():.2f} std {quiet.std():.2f}")
@@ -81,21 +84,28 @@ def test_demo_writes_a_playable_video_with_the_speech_track(tmp_path, models):
 
 
 def test_real_photo_and_speech_mouth_moves_more_during_speech(shared_data, models, tmp_path):
-  speech = audio.load_audio(shared_data / "speech" / "misc" / "emotalkingface_speech01.wav")[:3 * 16000]
+  speech = audio.load_audio(shared_data / "speech" / "misc" / "emotalkingface_speech01.wav")[:3 *
+                                                                                             16000]
   silence = np.zeros(16000, np.float32)
   wave = np.concatenate([silence, speech, silence])  # 1 s silence | 3 s speech | 1 s silence.
   wav = tmp_path / "speech.wav"
   import soundfile  # pylint: disable=g-import-not-at-top
   soundfile.write(wav, wave, 16000)
   out = tmp_path / "real.mp4"
-  summary = generate.generate(shared_data / "faces" / "makeittalk" / "audrey.jpg", wav, "neutral", out,
-                              models=models, progress=False)
+  summary = generate.generate(shared_data / "faces" / "makeittalk" / "audrey.jpg",
+                              wav,
+                              "neutral",
+                              out,
+                              models=models,
+                              progress=False)
   video = video_io.read_video(out, fps=None)
   assert video.frames.shape[0] == summary["frames"] == math.ceil(wave.size * 25 / 16000)
   opening = _mouth_opening(video.frames)
-  # Motion is the frame-to-frame change within a stretch: the mouth may come to rest at another opening after
+  # Motion is the frame-to-frame change within a stretch: the mouth may come to rest at another
+  # opening after
   # the speech than before it (dlib reads the gap in steps of about a pixel), which is not movement.
   motion_of = lambda x: float(np.abs(np.diff(x)).mean())
-  speaking, quiet = motion_of(opening[30:100]), (motion_of(opening[5:20]) + motion_of(opening[110:])) / 2
+  speaking, quiet = motion_of(
+      opening[30:100]), (motion_of(opening[5:20]) + motion_of(opening[110:])) / 2
   print(f"mouth opening, mean change per frame: speech {speaking:.4f}, silence {quiet:.4f}")
   assert speaking > 1.5 * quiet

@@ -40,7 +40,9 @@ def test_emotion_track_blends_smoothly_between_keyframes():
   happy, neutral = emotions.EMOTIONS.index("happy"), emotions.EMOTIONS.index("neutral")
   np.testing.assert_allclose(track[:26], np.broadcast_to(keys[0].emotion.vector(), (26, 9)))
   after = int(np.ceil((1.0 + driving.TRANSITION_S) * 25))
-  np.testing.assert_allclose(track[after:], np.broadcast_to(keys[1].emotion.vector(), (60 - after, 9)), atol=1e-6)
+  np.testing.assert_allclose(track[after:],
+                             np.broadcast_to(keys[1].emotion.vector(), (60 - after, 9)),
+                             atol=1e-6)
   ramp = track[25:after + 1, happy]
   assert np.all(np.diff(ramp) >= 0) and np.all(np.diff(track[25:after + 1, neutral]) <= 0)
   assert np.max(np.abs(np.diff(track, axis=0))) < 0.2  # No step from one frame to the next.
@@ -59,7 +61,8 @@ def test_blinks_come_at_a_natural_rate():
 
 
 def _eye_opening(track):
-  return np.linalg.norm(track[:, driving.UPPER_LIDS] - track[:, driving.LOWER_LIDS], axis=-1).mean(axis=-1)
+  return np.linalg.norm(track[:, driving.UPPER_LIDS] - track[:, driving.LOWER_LIDS],
+                        axis=-1).mean(axis=-1)
 
 
 def test_a_blink_closes_the_eyes_and_touches_nothing_else():

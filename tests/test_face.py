@@ -16,21 +16,25 @@ from emotalk_jax.media import video_io
 
 def _iou(a: face.Box, b: face.Box) -> float:
   """Intersection over union of two boxes."""
-  inter = face.Box(max(a.left, b.left), max(a.top, b.top), min(a.right, b.right), min(a.bottom, b.bottom)).area
+  inter = face.Box(max(a.left, b.left), max(a.top, b.top), min(a.right, b.right),
+                   min(a.bottom, b.bottom)).area
   union = a.area + b.area - inter
   return inter / union if union > 0 else 0.0
 
 
 def _eye_centres(points):
-  return np.stack([points[..., face.RIGHT_EYE, :].mean(-2), points[..., face.LEFT_EYE, :].mean(-2)], -2)
+  return np.stack([points[..., face.RIGHT_EYE, :].mean(-2), points[..., face.LEFT_EYE, :].mean(-2)],
+                  -2)
 
 
 def _similarity_warp(image, angle_deg, scale, out_size):
-  """Rotates/scales an image about its centre into an out_size canvas; returns it and its [2, 3] map."""
+  """Rotates/scales an image about its centre into an out_size canvas; returns it and its [2, 3]
+  map."""
   h, w = image.shape[:2]
   m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, scale)
   m[:, 2] += [(out_size[0] - w) / 2, (out_size[1] - h) / 2]
-  return cv2.warpAffine(image, m, out_size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), m
+  return cv2.warpAffine(image, m, out_size, flags=cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REPLICATE), m
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,8 @@ def test_astronaut_landmarks(astronaut, astronaut_landmarks):
   boxes = face.default_detector().detect(astronaut)
   assert len(boxes) == 1
   box = boxes[0]
-  # The face is the astronaut's (upper middle of the photo), and the landmarks lie in and around its box.
+  # The face is the astronaut's (upper middle of the photo), and the landmarks lie in and around its
+  # box.
   assert 140 < box.centre[0] < 300 and 60 < box.centre[1] < 220
   pad = 0.25 * box.width
   assert np.all(points[:, 0] > box.left - pad) and np.all(points[:, 0] < box.right + pad)
@@ -69,7 +74,8 @@ def test_astronaut_landmarks(astronaut, astronaut_landmarks):
 def _two_faces(astronaut):
   """The astronaut's face (large) beside the GRID speaker (smaller), as one photo."""
   big = cv2.resize(astronaut[30:250, 110:330], (288, 288), interpolation=cv2.INTER_AREA)
-  small = video_io.read_video(bundled.GRID_CLIP, max_frames=1, with_audio=False).frames[0]  # 288x360, face about 100 px wide.
+  # 288x360, face about 100 px wide.
+  small = video_io.read_video(bundled.GRID_CLIP, max_frames=1, with_audio=False).frames[0]
   return np.ascontiguousarray(np.concatenate([big, small], axis=1))
 
 
@@ -88,7 +94,9 @@ def test_several_faces_warns_and_picks_largest(astronaut):
 
 @pytest.mark.parametrize("kind", ["blank", "background"])
 def test_no_face_raises_input_error(astronaut, kind):
-  image = np.full((240, 320, 3), 200, np.uint8) if kind == "blank" else np.ascontiguousarray(astronaut[:160, 340:])
+  image = np.full(
+      (240, 320, 3), 200, np.uint8) if kind == "blank" else np.ascontiguousarray(astronaut[:160,
+                                                                                           340:])
   with pytest.raises(errors.InputError, match=r"^empty\.png: no face found") as info:
     face.face_landmarks(image, source="empty.png")
   assert info.value.path == "empty.png"
@@ -123,7 +131,8 @@ def test_fit_similarity_recovers_transform():
   true[:, :, 2] = [[5, -3], [100, 20], [-7, 0.5]]
   dst = face.transform_points(src, true)
   np.testing.assert_allclose(face.fit_similarity(src, dst), true, atol=1e-9)
-  np.testing.assert_allclose(face.compose(face.invert(true), true)[:, :, :2], np.broadcast_to(np.eye(2), (3, 2, 2)),
+  np.testing.assert_allclose(face.compose(face.invert(true), true)[:, :, :2],
+                             np.broadcast_to(np.eye(2), (3, 2, 2)),
                              atol=1e-12)
   np.testing.assert_allclose(face.transform_points(dst, face.invert(true)), src, atol=1e-9)
   np.testing.assert_allclose(face.transform_scale(true), scale)
@@ -161,7 +170,8 @@ def test_rotated_scaled_copy_aligns_to_same_crop(astronaut, astronaut_landmarks)
 
 
 def test_crop_antialiases_when_shrinking(astronaut, astronaut_landmarks):
-  # Pixel noise shrunk 5x: area averaging leaves little of it; point sampling would keep all (std ~74).
+  # Pixel noise shrunk 5x: area averaging leaves little of it; point sampling would keep all (std
+  # ~74).
   noise = np.random.default_rng(0).integers(0, 256, (600, 600, 3)).astype(np.uint8)
   shrunk = face.crop(noise, np.array([[0.2, 0.0, -0.4], [0.0, 0.2, -0.4]]), 100)
   assert shrunk.astype(float).std() < 25
@@ -184,8 +194,11 @@ def test_paste_back_round_trip(astronaut, astronaut_landmarks, size):
   out = face.paste_back(astronaut, crop, m, feather=0.1)
   assert out.shape == astronaut.shape and out.dtype == np.uint8
   # Unchanged outside the crop's footprint.
-  footprint = cv2.warpAffine(np.ones((size, size), np.uint8), m, astronaut.shape[1::-1],
-                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0).astype(bool)
+  footprint = cv2.warpAffine(np.ones((size, size), np.uint8),
+                             m,
+                             astronaut.shape[1::-1],
+                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                             borderValue=0).astype(bool)
   outside = ~cv2.dilate(footprint.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
   np.testing.assert_array_equal(out[outside], astronaut[outside])
   # Inside the face (landmark hull), the twice-resampled crop reproduces the photo.
@@ -202,12 +215,16 @@ def test_paste_back_blends_softly(astronaut, astronaut_landmarks):
   out = face.paste_back(astronaut, white, m, feather=0.15).astype(float)
   nose = np.round(astronaut_landmarks[30]).astype(int)
   assert np.all(out[nose[1], nose[0]] == 255)  # Fully replaced in the middle ...
-  # ... and a gradual ramp towards the edge: along a row from the nose outwards, whiteness rises smoothly.
-  centre_to_edge = face.transform_points(np.array([[size / 2, size / 2], [0.0, size / 2]]), face.invert(m))
+  # ... and a gradual ramp towards the edge: along a row from the nose outwards, whiteness rises
+  # smoothly.
+  centre_to_edge = face.transform_points(np.array([[size / 2, size / 2], [0.0, size / 2]]),
+                                         face.invert(m))
   xs = np.linspace(centre_to_edge[1, 0], centre_to_edge[0, 0], 40)
   ys = np.linspace(centre_to_edge[1, 1], centre_to_edge[0, 1], 40)
-  alpha = (out - astronaut)[np.round(ys).astype(int), np.round(xs).astype(int)].mean(-1) / np.maximum(
-      255.0 - astronaut[np.round(ys).astype(int), np.round(xs).astype(int)].mean(-1), 1)
+  alpha = (
+      out - astronaut)[np.round(ys).astype(int), np.round(xs).astype(int)].mean(-1) / np.maximum(
+          255.0 -
+          astronaut[np.round(ys).astype(int), np.round(xs).astype(int)].mean(-1), 1)
   partial = (alpha > 0.05) & (alpha < 0.95)
   assert partial.sum() >= 3
   mask = face.crop_mask(size, 0.15)
@@ -232,11 +249,12 @@ def test_face_score_separates_face_from_background(astronaut, astronaut_landmark
 def test_align_face(astronaut):
   aligned = face.align_face(astronaut, source="astronaut.png", size=128)
   assert aligned.crop.shape == (128, 128, 3)
-  assert np.linalg.norm(aligned.landmarks[face.STABLE_POINTS] - face.template(128)[face.STABLE_POINTS],
+  assert np.linalg.norm(aligned.landmarks[face.STABLE_POINTS] -
+                        face.template(128)[face.STABLE_POINTS],
                         axis=-1).mean() < 4
 
 
-# ---------------------------------------------------------------------------------------------------------
+#  -------------------------------------------------------------------------------------------------
 # Real media from ../shared/data.
 
 
@@ -244,15 +262,19 @@ def test_cremad_photos_align_near_template(shared_data):
   for path in sorted((shared_data / "faces" / "cremad_emotalkingface").glob("*.png")):
     points = face.face_landmarks(video_io.read_image(path), source=path.name)
     in_crop = face.transform_points(points, face.align_transform(points, 256))
-    err = np.linalg.norm(in_crop[face.STABLE_POINTS] - face.template(256)[face.STABLE_POINTS], axis=-1)
+    err = np.linalg.norm(in_crop[face.STABLE_POINTS] - face.template(256)[face.STABLE_POINTS],
+                         axis=-1)
     assert err.mean() < 6, (path.name, err.mean())
 
 
 def test_hard_photos_have_a_face(shared_data):
-  # Glasses, sunglasses, black and white, a photo of a photo, a frowning tilted face (needs the lower
+  # Glasses, sunglasses, black and white, a photo of a photo, a frowning tilted face (needs the
+  # lower
   # threshold), uncropped portraits.
-  names = ["makeittalk/neo.jpg", "makeittalk/audrey.jpg", "liveportrait/s11.jpg", "liveportrait/d8.jpg",
-           "edtalk/uncrop_face.jpg", "makeittalk/harry.jpg"]
+  names = [
+      "makeittalk/neo.jpg", "makeittalk/audrey.jpg", "liveportrait/s11.jpg", "liveportrait/d8.jpg",
+      "edtalk/uncrop_face.jpg", "makeittalk/harry.jpg"
+  ]
   for name in names:
     image = video_io.read_image(shared_data / "faces" / name)
     with warnings.catch_warnings():
@@ -263,8 +285,9 @@ def test_hard_photos_have_a_face(shared_data):
 
 
 def test_full_hd_frame(shared_data):
-  frame = video_io.read_video(shared_data / "video" / "mead_eamm" / "M030_sad_3_001.mp4", max_frames=1,
-                             with_audio=False).frames[0]
+  frame = video_io.read_video(shared_data / "video" / "mead_eamm" / "M030_sad_3_001.mp4",
+                              max_frames=1,
+                              with_audio=False).frames[0]
   assert frame.shape == (1080, 1920, 3)
   points = face.face_landmarks(frame, source="M030_sad_3_001.mp4")
   crop = face.crop(frame, face.align_transform(points, 256), 256)

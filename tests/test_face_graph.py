@@ -71,7 +71,9 @@ def test_senders_receivers_and_adjacency(self_loops):
 
   norm = face_graph.normalized_adjacency(edges, self_loops=self_loops)
   degree = adjacency.sum(axis=1)
-  np.testing.assert_allclose(norm, adjacency / np.sqrt(degree[:, None] * degree[None, :]), rtol=1e-6)
+  np.testing.assert_allclose(norm,
+                             adjacency / np.sqrt(degree[:, None] * degree[None, :]),
+                             rtol=1e-6)
   assert np.max(np.abs(np.linalg.eigvalsh(norm))) <= 1.0 + 1e-5
 
 
@@ -102,7 +104,8 @@ def test_batched_graph_under_jit():
   @jax.jit
   def roundtrip(x):
     graph = face_graph.batched_graph(x, edges)
-    return face_graph.unbatch_nodes(graph._replace(nodes=face_graph.gcn_aggregate(graph)), x.shape[:-2])
+    return face_graph.unbatch_nodes(graph._replace(nodes=face_graph.gcn_aggregate(graph)),
+                                    x.shape[:-2])
 
   x = jnp.ones((2, 4, 68, 3))
   out = roundtrip(x)

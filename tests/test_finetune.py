@@ -1,4 +1,5 @@
-"""One-shot fine-tuning on a real photo: augmentation geometry, PSNR rises, the CLI writes reloadable params."""
+"""One-shot fine-tuning on a real photo: augmentation geometry, PSNR rises, the CLI writes
+reloadable params."""
 
 import json
 
@@ -17,13 +18,21 @@ SIZE = 64
 
 
 def test_augmented_pairs_move_landmarks_with_the_image():
-  """A bright dot at a landmark stays under that landmark after flip + affine (no colour / noise)."""
+  """A bright dot at a landmark stays under that landmark after flip + affine (no colour /
+  noise)."""
   photo = -jnp.ones((SIZE, SIZE, 3))
-  points = jnp.zeros((68, 2)).at[:, 0].set(jnp.linspace(-0.5, 0.5, 68)).at[30].set(jnp.asarray([0.3, -0.2]))
+  points = jnp.zeros((68, 2)).at[:, 0].set(jnp.linspace(-0.5, 0.5,
+                                                        68)).at[30].set(jnp.asarray([0.3, -0.2]))
   px = np.rint(((np.asarray(points[30]) + 1) * SIZE - 1) / 2).astype(int)
   photo = photo.at[px[1] - 1:px[1] + 2, px[0] - 1:px[0] + 2].set(1.0)
-  pairs = finetune.augmented_pairs(jax.random.PRNGKey(3), photo, points, 8, colour=0.0, landmark_noise=0.0,
-                                   max_rotation=10.0, max_shift=0.1)
+  pairs = finetune.augmented_pairs(jax.random.PRNGKey(3),
+                                   photo,
+                                   points,
+                                   8,
+                                   colour=0.0,
+                                   landmark_noise=0.0,
+                                   max_rotation=10.0,
+                                   max_shift=0.1)
   for key, lm_key in (("neutral", "neutral_landmarks"), ("target", "target_landmarks")):
     for img, lm in zip(np.asarray(pairs[key]), np.asarray(pairs[lm_key])):
       # The flip may renumber points: find the moved dot's landmark among all 68.
@@ -44,24 +53,33 @@ def test_finetune_raises_psnr_on_a_real_photo_and_cli_saves_params(photo, tmp_pa
   config = texture_test.get_config()
   config.image_size = SIZE
   config.model.width = 8
-  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), SIZE)
-  # An untrained net copies its (warped) input; start from a decoder that adds a random correction, shown
-  # almost everywhere, so there is something to adapt: a random residual head and occlusion logit bias -6 at
+  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0),
+                                     SIZE)
+  # An untrained net copies its (warped) input; start from a decoder that adds a random correction,
+  # shown
+  # almost everywhere, so there is something to adapt: a random residual head and occlusion logit
+  # bias -6 at
   # the finest scale (sigmoid(-3) ~ 0.05).
   head = params["decoder"]["to_residual"]["kernel"]
-  params["decoder"]["to_residual"]["kernel"] = 0.3 * jax.random.normal(jax.random.PRNGKey(1), head.shape)
+  params["decoder"]["to_residual"]["kernel"] = 0.3 * jax.random.normal(
+      jax.random.PRNGKey(1), head.shape)
   params["motion"]["head2"]["bias"] = params["motion"]["head2"]["bias"].at[2].set(-6.0)
   run = tmp_path / "run"
   checkpoints.export(params, config, run / "texture.npz")
   from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
   out = tmp_path / "adapted"
-  assert cli.main(["finetune", "--image", str(photo), "--checkpoint", str(run / "texture.npz"), "--out", str(out),
-                   "--steps", "60", "--learning-rate", "1e-3"]) == 0
+  assert cli.main([
+      "finetune", "--image",
+      str(photo), "--checkpoint",
+      str(run / "texture.npz"), "--out",
+      str(out), "--steps", "60", "--learning-rate", "1e-3"
+  ]) == 0
   report = json.loads((out / "report.json").read_text())
   assert report["psnr_after"] > report["psnr_before"] + 1.0, report
   assert report["ssim_after"] > report["ssim_before"], report
   assert report["steps"] == 60 and report["size"] == SIZE
   model, adapted, _ = stages.get("texture").load(out / finetune.PARAMS_FILE)
   assert model.width == 8
-  assert not np.allclose(adapted["decoder"]["to_residual"]["kernel"], params["decoder"]["to_residual"]["kernel"])
+  assert not np.allclose(adapted["decoder"]["to_residual"]["kernel"],
+                         params["decoder"]["to_residual"]["kernel"])
   assert (out / "reconstruction.png").stat().st_size > 0

@@ -1,7 +1,8 @@
-"""Tests for end-to-end generation with tiny untrained networks (fast; the bundled photo and speech).
+"""Tests for end-to-end generation with tiny untrained networks (fast; the bundled photo and
+speech).
 
-What trained networks must show (a moving mouth, emotions that differ) is tested on the shipped sample
-checkpoints in tests/test_demo.py.
+What trained networks must show (a moving mouth, emotions that differ) is tested on the shipped
+sample checkpoints in tests/test_demo.py.
 """
 
 import json
@@ -42,10 +43,13 @@ def _texture_config():
 def checkpoint_dir(tmp_path_factory):
   out = tmp_path_factory.mktemp("checkpoints")
   lm_config = landmark_test.get_config()
-  lm_params = landmark_model.init_params(landmark_model.create_model(lm_config), jax.random.PRNGKey(0), num_frames=lm_config.window)
+  lm_params = landmark_model.init_params(landmark_model.create_model(lm_config),
+                                         jax.random.PRNGKey(0),
+                                         num_frames=lm_config.window)
   checkpoints.export(lm_params, lm_config, out / "landmark.npz")
   tx_config = _texture_config()
-  tx_params = texture_model.init_params(texture_model.create_model(tx_config), jax.random.PRNGKey(1), SIZE)
+  tx_params = texture_model.init_params(texture_model.create_model(tx_config),
+                                        jax.random.PRNGKey(1), SIZE)
   checkpoints.export(tx_params, tx_config, out / "texture.npz")
   return out
 
@@ -71,13 +75,16 @@ def test_chunked_landmarks_equal_one_pass(models):
 def test_landmarks_from_dataset_windows(models):
   wave = audio.load_audio(bundled.ARCTIC_SPEECH)
   mel = audio.log_mel(wave)
-  mel[:8] = mel[-16:] = audio.LOG_MEL_FLOOR  # Silent ends: the windows variant reads silence beyond them.
+  # Silent ends: the windows variant reads silence beyond them.
+  mel[:8] = mel[-16:] = audio.LOG_MEL_FLOOR
   frames = audio.num_video_frames(wave.size)
   track = np.tile(emotions.Emotion.of("happy", 0.5).vector(), (frames, 1))
   neutral = landmarks.normalize(face.template(), 256)
   windows = audio.mel_windows(mel, frames)
   from_windows = generate.predict_landmarks_from_windows(models, windows, track, neutral, chunk=9)
-  np.testing.assert_allclose(from_windows, generate.predict_landmarks(models, mel, track, neutral), atol=1e-5)
+  np.testing.assert_allclose(from_windows,
+                             generate.predict_landmarks(models, mel, track, neutral),
+                             atol=1e-5)
   with pytest.raises(ValueError, match="emotion vectors"):
     generate.predict_landmarks_from_windows(models, windows[:-1], track, neutral)
 
@@ -90,27 +97,34 @@ def _check_video(path, num_samples, size=None):
   if size is not None:
     assert video.frames.shape[1:3] == size
   heard = audio.decode_audio(path)
-  assert heard is not None and abs(heard.size - num_samples) < 0.05 * audio.SAMPLE_RATE  # AAC priming.
+  # AAC priming.
+  assert heard is not None and abs(heard.size - num_samples) < 0.05 * audio.SAMPLE_RATE
   return video
 
 
 def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
   out = tmp_path / "out.mp4"
-  summary = generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, "happy:0.7", out, models=models,
+  summary = generate.generate(bundled.ASTRONAUT_PHOTO,
+                              bundled.ARCTIC_SPEECH,
+                              "happy:0.7",
+                              out,
+                              models=models,
                               progress=False)
   wave = audio.load_audio(bundled.ARCTIC_SPEECH)
   photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   video = _check_video(out, wave.size, photo.shape[:2])
   assert summary["frames"] == video.frames.shape[0] and summary["size"] == SIZE
   # Far from the face the photo is untouched (up to H.264).
-  corner = np.abs(video.frames[:, :40, -40:].astype(int) - photo[None, :40, -40:].astype(int)).mean()
+  corner = np.abs(video.frames[:, :40, -40:].astype(int) -
+                  photo[None, :40, -40:].astype(int)).mean()
   assert corner < 4
 
 
 @pytest.mark.slow
 @pytest.mark.slow
 def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
-  """A whole `generate` call in a fresh process loads neither TensorFlow nor TFDS (they are for training)."""
+  """A whole `generate` call in a fresh process loads neither TensorFlow nor TFDS (they are for
+  training)."""
   code = (
       "import json, sys\n"
       "from emotalk_jax import bundled\n"
@@ -126,15 +140,25 @@ def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
 
 def test_crop_only_and_schedule(models, tmp_path):
   out = tmp_path / "crop.mp4"
-  generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=out, models=models, crop_only=True,
-                    emotion_schedule="0:neutral,1.5:happy:0.8,3:sad:0.5", progress=False)
+  generate.generate(bundled.ASTRONAUT_PHOTO,
+                    bundled.ARCTIC_SPEECH,
+                    out=out,
+                    models=models,
+                    crop_only=True,
+                    emotion_schedule="0:neutral,1.5:happy:0.8,3:sad:0.5",
+                    progress=False)
   _check_video(out, audio.load_audio(bundled.ARCTIC_SPEECH).size, (SIZE, SIZE))
 
 
 @pytest.mark.slow  # Trains: one-shot fine-tuning compiles the texture train step (about a minute).
 def test_finetune_first(models, tmp_path):
-  summary = generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=tmp_path / "ft.mp4", models=models,
-                              crop_only=True, finetune_steps=3, progress=False)
+  summary = generate.generate(bundled.ASTRONAUT_PHOTO,
+                              bundled.ARCTIC_SPEECH,
+                              out=tmp_path / "ft.mp4",
+                              models=models,
+                              crop_only=True,
+                              finetune_steps=3,
+                              progress=False)
   report = summary["finetune"]
   assert report["steps"] == 3 and report["size"] == SIZE
   assert np.isfinite(report["psnr_before"]) and np.isfinite(report["psnr_after"])
@@ -143,7 +167,11 @@ def test_finetune_first(models, tmp_path):
 
 def test_speech_from_a_video_file(models, tmp_path):
   out = tmp_path / "grid.mp4"
-  generate.generate(bundled.ASTRONAUT_PHOTO, bundled.GRID_CLIP, out=out, models=models, crop_only=True,
+  generate.generate(bundled.ASTRONAUT_PHOTO,
+                    bundled.GRID_CLIP,
+                    out=out,
+                    models=models,
+                    crop_only=True,
                     progress=False)
   _check_video(out, audio.load_audio(bundled.GRID_CLIP).size)
 
@@ -181,7 +209,10 @@ def test_unwritable_output(models, tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("x")
   with pytest.raises(InputError):
-    generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=blocker / "out.mp4", models=models,
+    generate.generate(bundled.ASTRONAUT_PHOTO,
+                      bundled.ARCTIC_SPEECH,
+                      out=blocker / "out.mp4",
+                      models=models,
                       progress=False)
 
 
@@ -207,7 +238,11 @@ def test_manifest_skips_failing_rows(models, tmp_path):
                       f"photo.png,{bundled.ARCTIC_SPEECH},sad,a/one.mp4\n"
                       "missing.png,speech.wav,happy,two.mp4\n"
                       f"photo.png,{bundled.ARCTIC_SPEECH},happy,../escape.mp4\n")
-  result = generate.generate_manifest(manifest, tmp_path / "videos", models=models, crop_only=True, progress=False)
+  result = generate.generate_manifest(manifest,
+                                      tmp_path / "videos",
+                                      models=models,
+                                      crop_only=True,
+                                      progress=False)
   assert result["total"] == 3
   assert [r["row"] for r in result["succeeded"]] == [2]
   assert (tmp_path / "videos" / "a" / "one.mp4").is_file()

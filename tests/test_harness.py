@@ -1,4 +1,5 @@
-"""The harness on in-memory frames and on files: identical, shifted and blurred copies, missing faces."""
+"""The harness on in-memory frames and on files: identical, shifted and blurred copies, missing
+faces."""
 
 import json
 
@@ -26,8 +27,13 @@ def test_identical_videos_score_perfectly(clip):
   assert result["psnr"] == evaluate.image_metrics.PSNR_CAP and result["ssim"] == 1.0
   assert result["m_lmd"] == 0.0 and result["f_lmd"] == 0.0 and result["lmd_frames"] == 28
   assert result["cpbd"] == result["cpbd_reference"] > 0
-  assert result["frames"] == {"generated": 28, "reference": 28, "compared": 28, "generated_without_face": 0,
-                              "reference_without_face": 0}
+  assert result["frames"] == {
+      "generated": 28,
+      "reference": 28,
+      "compared": 28,
+      "generated_without_face": 0,
+      "reference_without_face": 0
+  }
   assert len(result["per_frame"]["ssim"]) == 28
   json.dumps(result, allow_nan=False)  # Strict JSON: no NaN or Infinity anywhere.
 
@@ -39,13 +45,16 @@ def test_an_analysed_reference_scores_like_its_frames(clip):
   raw = evaluate.evaluate_frames(generated, clip.frames[:12], metrics=PIXEL_AND_SHAPE)
   for key in ("psnr", "ssim", "cpbd", "cpbd_reference", "m_lmd", "f_lmd", "frames"):
     assert analysed[key] == raw[key]
-  assert "cpbd" in vars(reference)  # Computed once, then reused by the next video scored against it.
+  # Computed once, then reused by the next video scored against it.
+  assert "cpbd" in vars(reference)
 
 
 def test_shifted_and_blurred_copies_score_worse(clip):
   frames = clip.frames
-  shifted = evaluate.evaluate_frames(frames[4:], frames[:-4], metrics=PIXEL_AND_SHAPE)  # 4 frames (160 ms) late.
-  blurred = evaluate.evaluate_frames(np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in frames]), frames,
+  # 4 frames (160 ms) late.
+  shifted = evaluate.evaluate_frames(frames[4:], frames[:-4], metrics=PIXEL_AND_SHAPE)
+  blurred = evaluate.evaluate_frames(np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in frames]),
+                                     frames,
                                      metrics=PIXEL_AND_SHAPE)
   for result in (shifted, blurred):
     assert result["psnr"] < 40 and result["ssim"] < 0.98
@@ -60,19 +69,26 @@ def test_frames_without_a_face_are_skipped_and_counted(clip):
   result = evaluate.evaluate_frames(generated, clip.frames, metrics=("lmd",))
   assert result["frames"]["generated_without_face"] == 4
   assert result["lmd_frames"] == 24 and result["lmd_skipped_frames"] == 4
-  assert result["per_frame"]["m_lmd"][10:14] == [None] * 4 and result["per_frame"]["m_lmd"][9] is not None
+  assert result["per_frame"]["m_lmd"][10:14] == [
+      None
+  ] * 4 and result["per_frame"]["m_lmd"][9] is not None
   assert result["skipped"] == {}
 
 
 def test_csim_same_person_above_a_different_person(clip):
   same = evaluate.evaluate_frames(clip.frames[10:18], source=clip.frames[0], metrics=("csim",))
   astronaut = video_io.read_image(bundled.ASTRONAUT_PHOTO)
-  different = evaluate.evaluate_frames(clip.frames[10:18], source=astronaut, metrics=("csim",), csim_every=2)
+  different = evaluate.evaluate_frames(clip.frames[10:18],
+                                       source=astronaut,
+                                       metrics=("csim",),
+                                       csim_every=2)
   assert same["csim_frames"] == 8 and different["csim_frames"] == 4
   assert same["csim"] > different["csim"] + 0.05
   assert different["per_frame"]["csim"][1] is None  # Not embedded (every 2nd frame).
   with pytest.raises(InputError, match="<source>: no face found"):
-    evaluate.evaluate_frames(clip.frames[:3], source=np.full((64, 64, 3), 90, np.uint8), metrics=("csim",))
+    evaluate.evaluate_frames(clip.frames[:3],
+                             source=np.full((64, 64, 3), 90, np.uint8),
+                             metrics=("csim",))
 
 
 def test_emotion_accuracy_and_contempt(clip):
@@ -86,13 +102,17 @@ def test_emotion_accuracy_and_contempt(clip):
   assert 0.5 < e["frame_accuracy"] <= 1.0 and abs(sum(e["probabilities"].values()) - 1) < 1e-3
   assert len(neutral["per_frame"]["emotion_probabilities"]) == 12
   contempt = evaluate.evaluate_frames(clip.frames[:4], emotion="contempt", metrics=("emotion",))
-  assert contempt["emotion"]["correct"] is None and "contempt is not one of" in contempt["emotion"]["note"]
+  assert contempt["emotion"]["correct"] is None and "contempt is not one of" in contempt["emotion"][
+      "note"]
   none = evaluate.evaluate_frames(clip.frames[:4], metrics=("emotion",), emotion_model=None)
   assert "emotion" not in none and "no expression classifier" in none["skipped"]["emotion"]
 
 
 def test_lip_sync_needs_speech(clip):
-  result = evaluate.evaluate_frames(clip.frames, clip.frames, audio=clip.audio, metrics=("lipsync", "syncnet"))
+  result = evaluate.evaluate_frames(clip.frames,
+                                    clip.frames,
+                                    audio=clip.audio,
+                                    metrics=("lipsync", "syncnet"))
   assert result["lipsync"]["r_lag0"] == result["lipsync_reference"]["r_lag0"] > 0.2
   assert len(result["per_frame"]["mouth_opening"]) == len(result["per_frame"]["energy_db"]) == 28
   assert result["skipped"] == {"syncnet": "no SyncNet weights (--syncnet FILE)"}
@@ -118,14 +138,20 @@ def test_bad_inputs(clip, tmp_path):
 
 
 def test_files_and_plots(tmp_path):
-  result = evaluate.evaluate_files(bundled.GRID_CLIP, bundled.GRID_CLIP, source=bundled.ASTRONAUT_PHOTO,
-                                   max_frames=10, metrics=("image", "lmd", "csim", "lipsync"))
+  result = evaluate.evaluate_files(bundled.GRID_CLIP,
+                                   bundled.GRID_CLIP,
+                                   source=bundled.ASTRONAUT_PHOTO,
+                                   max_frames=10,
+                                   metrics=("image", "lmd", "csim", "lipsync"))
   assert result["inputs"]["audio"] == "the generated video's track"
   assert result["psnr"] == 100.0 and result["frames"]["generated"] == 10
-  assert set(result["seconds"]) >= {"decode", "faces", "image", "total"} and result["frames_per_second"] > 0
+  assert set(result["seconds"]) >= {"decode", "faces", "image", "total"
+                                   } and result["frames_per_second"] > 0
   paths = eval_plots.plot_result(result, tmp_path / "grid")
-  assert [p.split("/")[-1] for p in paths] == ["grid_curves.png"]  # No emotion group: no emotion plot.
+  # No emotion group: no emotion plot.
+  assert [p.split("/")[-1] for p in paths] == ["grid_curves.png"]
   assert (tmp_path / "grid_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   probs = {"emotion_probabilities": [[0.1, 0.9], None, [0.5, 0.5]]}
-  assert eval_plots.plot_emotions(tmp_path / "e.png", probs, ["happy", "sad"], target="sad").exists()
+  assert eval_plots.plot_emotions(tmp_path / "e.png", probs, ["happy", "sad"],
+                                  target="sad").exists()
   assert eval_plots.plot_curves(tmp_path / "none.png", {}) is None

@@ -41,13 +41,20 @@ def test_more_damage_scores_worse(photo):
 
 
 def test_matches_scikit_image(photo):
-  metrics = pytest.importorskip("skimage.metrics", reason="scikit-image (test extra) is the SSIM reference")
-  other = np.clip(photo + np.random.default_rng(1).normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
-  expected = metrics.structural_similarity(photo, other, gaussian_weights=True, sigma=1.5,
-                                           use_sample_covariance=False, data_range=255, channel_axis=-1)
+  metrics = pytest.importorskip("skimage.metrics",
+                                reason="scikit-image (test extra) is the SSIM reference")
+  other = np.clip(photo + np.random.default_rng(1).normal(0, 12, photo.shape), 0,
+                  255).astype(np.uint8)
+  expected = metrics.structural_similarity(photo,
+                                           other,
+                                           gaussian_weights=True,
+                                           sigma=1.5,
+                                           use_sample_covariance=False,
+                                           data_range=255,
+                                           channel_axis=-1)
   assert image_metrics.ssim_frame(photo, other) == pytest.approx(expected, abs=1e-9)
-  assert image_metrics.psnr(photo, other) == pytest.approx(metrics.peak_signal_noise_ratio(photo, other,
-                                                                                           data_range=255))
+  assert image_metrics.psnr(photo, other) == pytest.approx(
+      metrics.peak_signal_noise_ratio(photo, other, data_range=255))
 
 
 def test_bad_shapes_are_rejected(photo):

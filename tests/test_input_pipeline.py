@@ -1,8 +1,9 @@
 """The tf.data input pipeline on a small real TFDS dataset made from the bundled GRID clip.
 
 The dataset (conftest's `pipeline_dataset`, built once per session): pseudo-clips cut from the
-preprocessed GRID clip (64x64), with different lengths, labels and speakers, one without audio and one
-shorter than the window, plus a synthetic clip whose frames, landmarks and mel encode the frame index.
+preprocessed GRID clip (64x64), with different lengths, labels and speakers, one without audio and
+one shorter than the window, plus a synthetic clip whose frames, landmarks and mel encode the frame
+index.
 """
 
 import json
@@ -53,16 +54,28 @@ def test_tensorflow_sees_no_gpu():
 
 def test_batch_shapes_and_dtypes(pipeline_dataset):
   builder, sources = pipeline_dataset
-  batch = next(iter(ip.make_dataset(builder, "train", batch_size=4, window=K, seed=0).as_numpy_iterator()))
+  batch = next(
+      iter(ip.make_dataset(builder, "train", batch_size=4, window=K, seed=0).as_numpy_iterator()))
   expected = {
-      "frames": ((4, K, SIZE, SIZE, 3), np.uint8), "landmarks": ((4, K, 68, 2), np.float32),
-      "mel": ((4, K, audio.MEL_WINDOW, audio.N_MELS), np.float32), "detected": ((4, K), np.bool_),
-      "frame_mask": ((4, K), np.bool_), "neutral_frame": ((4, SIZE, SIZE, 3), np.uint8),
-      "neutral_landmarks": ((4, 68, 2), np.float32), "neutral_source": ((4,), np.int32),
-      "emotion": ((4, emotions.NUM_EMOTIONS + 1), np.float32), "emotion_index": ((4,), np.int32),
-      "intensity": ((4,), np.float32), "emotion_exact": ((4,), np.bool_), "has_audio": ((4,), np.bool_),
-      "speaker_id": ((4,), np.int32), "start": ((4,), np.int32), "num_frames": ((4,), np.int32),
-      "clip_id": ((4,), object), "speaker": ((4,), object), "epoch": ((4,), np.int64),
+      "frames": ((4, K, SIZE, SIZE, 3), np.uint8),
+      "landmarks": ((4, K, 68, 2), np.float32),
+      "mel": ((4, K, audio.MEL_WINDOW, audio.N_MELS), np.float32),
+      "detected": ((4, K), np.bool_),
+      "frame_mask": ((4, K), np.bool_),
+      "neutral_frame": ((4, SIZE, SIZE, 3), np.uint8),
+      "neutral_landmarks": ((4, 68, 2), np.float32),
+      "neutral_source": ((4,), np.int32),
+      "emotion": ((4, emotions.NUM_EMOTIONS + 1), np.float32),
+      "emotion_index": ((4,), np.int32),
+      "intensity": ((4,), np.float32),
+      "emotion_exact": ((4,), np.bool_),
+      "has_audio": ((4,), np.bool_),
+      "speaker_id": ((4,), np.int32),
+      "start": ((4,), np.int32),
+      "num_frames": ((4,), np.int32),
+      "clip_id": ((4,), object),
+      "speaker": ((4,), object),
+      "epoch": ((4,), np.int64),
       "position": ((4,), np.int64),
   }
   assert set(batch) == set(expected)
@@ -100,7 +113,8 @@ def test_windows_align_with_source_clips(pipeline_dataset):
       np.testing.assert_array_equal(batch["landmarks"][i], src["landmarks"][window])
       np.testing.assert_array_equal(batch["mel"][i], src["mel"][window])
       np.testing.assert_array_equal(batch["detected"][i], src["detected"][window])
-      frame_err = np.abs(batch["frames"][i].astype(int) - src["frames"][window]).mean(axis=(1, 2, 3))
+      frame_err = np.abs(batch["frames"][i].astype(int) - src["frames"][window]).mean(axis=(1, 2,
+                                                                                            3))
       assert frame_err.max() < 6, (clip_id, frame_err)  # JPEG; a neighbouring frame differs by more
       if clip_id == INDEX_CLIP:
         t = start + np.arange(K)
@@ -118,12 +132,14 @@ def test_short_clips_dropped_counted_or_padded(pipeline_dataset):
   dropped = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=0), 2)
   assert not SHORT & {c for c, _ in _ids(dropped)}
   # Padded: the short clip comes with a mask, its last frame repeated in the padding.
-  padded = next(ip.InputIterator(builder, "train", batch_size=8, window=K, seed=0, short_clips="pad"))
+  padded = next(
+      ip.InputIterator(builder, "train", batch_size=8, window=K, seed=0, short_clips="pad"))
   assert sorted(c.decode() for c in padded["clip_id"]) == sorted(sources)
   i = [c.decode() for c in padded["clip_id"]].index("c3_short")
   np.testing.assert_array_equal(padded["frame_mask"][i], np.arange(K) < 6)
   assert not padded["detected"][i][6:].any()
-  np.testing.assert_array_equal(padded["landmarks"][i][6:], np.repeat(sources["c3_short"]["landmarks"][-1:], 2, 0))
+  np.testing.assert_array_equal(padded["landmarks"][i][6:],
+                                np.repeat(sources["c3_short"]["landmarks"][-1:], 2, 0))
   assert padded["start"][i] == 0
 
 
@@ -135,7 +151,8 @@ def test_same_seed_same_batches_and_epochs_are_permutations(pipeline_dataset):
   c = _take(ip.InputIterator(builder, "train", batch_size=7, window=K, seed=12), 3)
   assert _ids(a) != _ids(c)
   usable = sorted(set(sources) - SHORT)
-  epochs = [[clip for clip, _ in _ids([batch])] for batch in a]  # 7 usable clips: one batch = one epoch.
+  # 7 usable clips: one batch = one epoch.
+  epochs = [[clip for clip, _ in _ids([batch])] for batch in a]
   for epoch in epochs:
     assert sorted(epoch) == usable
   assert len({tuple(e) for e in epochs}) > 1  # reshuffled each epoch
@@ -194,15 +211,28 @@ def test_process_split_is_disjoint_and_complete(pipeline_dataset):
   builder, sources = pipeline_dataset
   halves = []
   for index in range(2):
-    ds = ip.make_dataset(builder, "train", batch_size=2, window=K, seed=0, shuffle=False, repeat=False,
-                         process_index=index, process_count=2)
+    ds = ip.make_dataset(builder,
+                         "train",
+                         batch_size=2,
+                         window=K,
+                         seed=0,
+                         shuffle=False,
+                         repeat=False,
+                         process_index=index,
+                         process_count=2)
     batches = list(ds.as_numpy_iterator())
     assert all(len(b["clip_id"]) == 1 for b in batches)  # batch_size // process_count
     halves.append({c for c, _ in _ids(batches)})
   assert not halves[0] & halves[1]
   assert halves[0] | halves[1] == set(sources) - SHORT
   # Each process's iterator state holds its own position.
-  it = ip.InputIterator(builder, "train", batch_size=2, window=K, seed=0, process_index=1, process_count=2)
+  it = ip.InputIterator(builder,
+                        "train",
+                        batch_size=2,
+                        window=K,
+                        seed=0,
+                        process_index=1,
+                        process_count=2)
   next(it)
   assert set(it.get_state()["positions"]) == {"1"}
 
@@ -210,7 +240,13 @@ def test_process_split_is_disjoint_and_complete(pipeline_dataset):
 def test_bad_arguments(pipeline_dataset):
   builder, _ = pipeline_dataset
   with pytest.raises(ValueError, match="not divisible by the 2 processes"):
-    ip.make_dataset(builder, "train", batch_size=3, window=K, seed=0, process_index=0, process_count=2)
+    ip.make_dataset(builder,
+                    "train",
+                    batch_size=3,
+                    window=K,
+                    seed=0,
+                    process_index=0,
+                    process_count=2)
   with pytest.raises(ValueError, match="window"):
     ip.make_dataset(builder, "train", batch_size=4, window=0, seed=0)
   with pytest.raises(ValueError, match="short_clips"):
@@ -308,8 +344,9 @@ _TWO_PROCESSES = textwrap.dedent("""
                                state=json.loads(json.dumps(state)))
     out = {"process": jax.process_index(), "devices": jax.device_count(), "local_devices": jax.local_device_count(),
            "shape": list(second["frames"].shape),
-           "local_shards": sorted({tuple(s.data.shape) for s in second["frames"].addressable_shards}),
-           "state": state, "expected": expected, "resumed": starts(next(resumed))}
+           "local_shards": sorted({tuple(s.data.shape) for s in
+           second["frames"].addressable_shards}), "state": state, "expected": expected, "resumed":
+           starts(next(resumed))}
     print("RESULT" + json.dumps(out))
 """)
 
@@ -328,8 +365,16 @@ def test_two_processes_of_four_devices(pipeline_dataset):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
   port = str(_free_port())
-  procs = [subprocess.Popen([sys.executable, "-c", _TWO_PROCESSES, str(i), port, builder.data_dir, str(K)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  procs = [
+      subprocess.Popen(
+          [sys.executable, "-c", _TWO_PROCESSES,
+           str(i), port, builder.data_dir,
+           str(K)],
+          env=env,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE,
+          text=True) for i in range(2)
+  ]
   outs = []
   for proc in procs:
     try:

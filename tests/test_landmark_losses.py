@@ -15,7 +15,8 @@ NOT_MOUTH = np.arange(20)  # Jaw and right brow: 20 nodes, as many as the mouth.
 
 def _face(batch=2, frames=4, seed=0):
   rng = np.random.default_rng(seed)
-  return (face_graph.schematic_face() + rng.normal(0, 0.02, (batch, frames, 68, 2))).astype(np.float32)
+  return (face_graph.schematic_face() + rng.normal(0, 0.02,
+                                                   (batch, frames, 68, 2))).astype(np.float32)
 
 
 def test_mouth_errors_cost_mouth_weight_times_more():
@@ -37,7 +38,8 @@ def test_euclidean_distance_is_the_mean_node_distance():
   pred[..., MOUTH, 0] += 0.1
   total, _ = landmark_losses.landmark_loss(pred, target, mouth_weight=1.0, distance="euclidean")
   np.testing.assert_allclose(total, 20 * 0.1 / 68, rtol=1e-4)
-  grad = jax.grad(lambda p: landmark_losses.landmark_loss(p, target, distance="euclidean")[0])(jnp.asarray(target))
+  grad = jax.grad(lambda p: landmark_losses.landmark_loss(p, target, distance="euclidean")[0])(
+      jnp.asarray(target))
   assert np.all(np.isfinite(grad))  # Finite at a perfect prediction.
   with pytest.raises(ValueError, match="distance"):
     landmark_losses.landmark_loss(pred, target, distance="l3")
@@ -49,7 +51,11 @@ def test_velocity_ignores_a_constant_offset_but_sees_jitter():
   total, parts = landmark_losses.landmark_loss(target + offset, target)
   assert parts["voiced"] > 1e-4
   assert parts["velocity"] < 1e-12  # Zero but for the rounding of (target + offset) - target.
-  np.testing.assert_allclose(total, landmark_losses.landmark_loss(target + offset, target, velocity_weight=0.0)[0], rtol=1e-5)
+  np.testing.assert_allclose(total,
+                             landmark_losses.landmark_loss(target + offset,
+                                                           target,
+                                                           velocity_weight=0.0)[0],
+                             rtol=1e-5)
   jitter = target.copy()
   jitter[:, 1::2] += 0.01
   with_velocity, parts = landmark_losses.landmark_loss(jitter, target)
@@ -69,11 +75,14 @@ def test_is_the_plain_per_frame_loss_for_voiced_clips():
 def test_head_motion_weight_discounts_motion_of_the_other_nodes():
   target = _face(batch=1, frames=6)
   nodding = target.copy()
-  nodding[0][:, 17:48, 1] += np.array([0.04, -0.04, 0.02, -0.02, 0.01, -0.01])[:, None]  # Zero window mean.
-  assert landmark_losses.landmark_loss(nodding, target, head_motion_weight=0.0)[0] == pytest.approx(0.0, abs=1e-9)
+  # Zero window mean.
+  nodding[0][:, 17:48, 1] += np.array([0.04, -0.04, 0.02, -0.02, 0.01, -0.01])[:, None]
+  assert landmark_losses.landmark_loss(nodding, target,
+                                       head_motion_weight=0.0)[0] == pytest.approx(0.0, abs=1e-9)
   assert landmark_losses.landmark_loss(nodding, target, head_motion_weight=1.0)[0] > 1e-4
   raised = target.copy()
-  raised[0][:, 17:27, 1] -= 0.03  # Brows raised for the whole window: the emotion's geometry, always counted.
+  # Brows raised for the whole window: the emotion's geometry, always counted.
+  raised[0][:, 17:27, 1] -= 0.03
   assert landmark_losses.landmark_loss(raised, target, head_motion_weight=0.0)[0] > 1e-4
 
 
@@ -106,7 +115,8 @@ def test_silent_clips_train_emotion_geometry_not_speech_motion():
     _, parts = landmark_losses.landmark_loss(pred, target, audio_mask=~silent, silent_weight=0.5)
     return float(parts["silent"])
 
-  # Lips and jaw moving frame to frame around the right mean shape: words the model cannot hear, free.
+  # Lips and jaw moving frame to frame around the right mean shape: words the model cannot hear,
+  # free.
   talking = target.copy()
   talking[1][:, speech, 1] += np.array([0.05, -0.05, 0.03, -0.03, 0.02, -0.02])[:, None]
   assert silent_part(talking) == pytest.approx(0.0, abs=1e-9)
@@ -116,7 +126,10 @@ def test_silent_clips_train_emotion_geometry_not_speech_motion():
   brows_off[1][:, 17:27, 1] += 0.05
   assert silent_part(mouth_off) > 1e-4 and silent_part(brows_off) > 1e-4
   # The silent term is weighted into the total; examples with audio keep their full per-frame loss.
-  total, parts = landmark_losses.landmark_loss(brows_off, target, audio_mask=~silent, silent_weight=0.5)
+  total, parts = landmark_losses.landmark_loss(brows_off,
+                                               target,
+                                               audio_mask=~silent,
+                                               silent_weight=0.5)
   np.testing.assert_allclose(total, parts["voiced"] + 0.5 * parts["silent"], rtol=1e-6)
   assert parts["voiced"] == 0.0
 
@@ -129,7 +142,8 @@ def test_all_masked_is_zero_without_nan():
   def loss(pred):
     total, parts = landmark_losses.landmark_loss(pred, target, audio_mask=mask)
     emotion = np.full((2, 9), np.nan, np.float32)
-    return total + parts["velocity"] + landmark_losses.emotion_loss(pred[:, 0, :8, 0], emotion, mask)
+    return total + parts["velocity"] + landmark_losses.emotion_loss(pred[:, 0, :8, 0], emotion,
+                                                                    mask)
 
   value, grad = jax.jit(jax.value_and_grad(loss))(jnp.asarray(_face(seed=2)))
   assert value == 0.0
@@ -150,7 +164,9 @@ def test_emotion_loss_one_hot_and_mixture():
   np.testing.assert_allclose(landmark_losses.emotion_loss(logits[:1], mixture),
                              -(0.6 * log_p[0, 4] + 0.4 * log_p[0, 7]), rtol=1e-6)
   masked = landmark_losses.emotion_loss(logits, one_hot, np.array([False, True, False]))
-  np.testing.assert_allclose(masked, optax.softmax_cross_entropy(logits[1], one_hot[1, :8]), rtol=1e-6)
+  np.testing.assert_allclose(masked,
+                             optax.softmax_cross_entropy(logits[1], one_hot[1, :8]),
+                             rtol=1e-6)
 
 
 def test_losses_reject_mismatched_shapes():

@@ -48,7 +48,8 @@ def test_blob_peaks_on_the_landmark_pixel():
 def test_blob_width_follows_sigma():
   size = 64
   px = np.full((68, 2), 32.0, np.float32)
-  maps = np.asarray(landmark_maps.heatmaps(landmarks.normalize(px, size), size, sigma=2.0, per_landmark=True))
+  maps = np.asarray(
+      landmark_maps.heatmaps(landmarks.normalize(px, size), size, sigma=2.0, per_landmark=True))
   np.testing.assert_allclose(maps[32, 34, 0], np.exp(-4.0 / 8.0), rtol=1e-5)  # 2 px right
   np.testing.assert_allclose(maps[29, 32, 0], np.exp(-9.0 / 8.0), rtol=1e-5)  # 3 px up
 
@@ -112,7 +113,8 @@ def _naive_maps(lm, size, width, segments_of):
   t = jnp.clip((rx * ab[..., 0] + ry * ab[..., 1]) / (jnp.sum(ab * ab, -1) + 1e-12), 0.0, 1.0)
   values = jnp.exp(-((rx - t * ab[..., 0]) ** 2 + (ry - t * ab[..., 1]) ** 2) / (2 * width**2))
   bounds = np.cumsum([0] + [len(s) for s in segments_of])
-  return jnp.stack([jnp.max(values[..., i:j, :, :], axis=-3) for i, j in zip(bounds, bounds[1:])], axis=-1)
+  return jnp.stack([jnp.max(values[..., i:j, :, :], axis=-3) for i, j in zip(bounds, bounds[1:])],
+                   axis=-1)
 
 
 def test_gradients_match_autodiff_and_are_finite():
@@ -120,11 +122,14 @@ def test_gradients_match_autodiff_and_are_finite():
   faces = _jittered_faces((2,), seed=4)
   weights = jnp.asarray(np.random.default_rng(5).standard_normal((2, size, size, 9)), jnp.float32)
   points = [np.repeat(np.arange(s, e)[:, None], 2, axis=1) for s, e, _ in face_graph.PARTS.values()]
-  cases = [(functools.partial(landmark_maps.edge_map, thickness=1.0), 1.0, list(face_graph.part_edge_groups().values())),
+  cases = [(functools.partial(landmark_maps.edge_map,
+                              thickness=1.0), 1.0, list(face_graph.part_edge_groups().values())),
            (functools.partial(landmark_maps.heatmaps, sigma=1.5), 1.5, points)]
   for fn, width, segments_of in cases:
     grad = jax.jit(jax.grad(lambda lm, fn=fn: jnp.sum(fn(lm, size) * weights)))(faces)
-    ref = jax.jit(jax.grad(lambda lm, w=width, s=segments_of: jnp.sum(_naive_maps(lm, size, w, s) * weights)))(faces)
+    ref = jax.jit(
+        jax.grad(lambda lm, w=width, s=segments_of: jnp.sum(_naive_maps(lm, size, w, s) * weights))
+    )(faces)
     assert bool(jnp.all(jnp.isfinite(grad)))
     np.testing.assert_allclose(grad, ref, atol=1e-3 * float(jnp.max(jnp.abs(ref))))
 
@@ -150,7 +155,8 @@ def test_to_rgb():
   size = 32
   parts = landmark_maps.to_rgb(landmark_maps.edge_map(FACE, size))
   assert parts.shape == (size, size, 3) and parts.dtype == np.uint8 and parts.max() >= 250
-  per_landmark = landmark_maps.to_rgb(landmark_maps.heatmaps(_jittered_faces((2,)), size, per_landmark=True))
+  per_landmark = landmark_maps.to_rgb(
+      landmark_maps.heatmaps(_jittered_faces((2,)), size, per_landmark=True))
   assert per_landmark.shape == (2, size, size, 3)
   single = landmark_maps.to_rgb(landmark_maps.edge_map(FACE, size, merge=True))
   assert np.all(single[..., 0] == single[..., 1])  # grey

@@ -19,7 +19,8 @@ MODULES = {"audio_encoder", "emotion_encoder", "graph_encoder", "temporal", "gra
 def _inputs(batch, frames, seed=0, per_frame_emotion=False):
   rng = np.random.default_rng(seed)
   mel = rng.normal(-4.0, 3.0, (batch, frames, lm.MEL_WINDOW, lm.N_MELS)).astype(np.float32)
-  weights = rng.dirichlet(np.ones(emotions.NUM_EMOTIONS), (batch, frames) if per_frame_emotion else batch)
+  weights = rng.dirichlet(np.ones(emotions.NUM_EMOTIONS),
+                          (batch, frames) if per_frame_emotion else batch)
   intensity = rng.uniform(0.3, 1.0, weights.shape[:-1] + (1,))
   emotion = np.concatenate([weights, intensity], axis=-1).astype(np.float32)
   neutral = face_graph.schematic_face() + rng.normal(0, 0.03, (batch, 68, 2)).astype(np.float32)
@@ -70,7 +71,8 @@ def test_mean_displacement_param_shifts_every_frame(model, params):
   inputs = lm.dummy_inputs(2, 3)
   shift = np.random.default_rng(0).normal(0, 0.01, (68, 2)).astype(np.float32)
   base = model.apply({"params": params}, *inputs)["landmarks"]
-  moved = model.apply({"params": dict(params, mean_displacement=jnp.asarray(shift))}, *inputs)["landmarks"]
+  moved = model.apply({"params": dict(params, mean_displacement=jnp.asarray(shift))},
+                      *inputs)["landmarks"]
   np.testing.assert_allclose(moved - base, np.broadcast_to(shift, base.shape), atol=1e-6)
 
 
@@ -79,7 +81,8 @@ def test_dropout_only_in_training(params):
   inputs = lm.dummy_inputs(2, 3)
   rngs = {"dropout": jax.random.PRNGKey(1)}
   a = model.apply({"params": params}, *inputs, train=True, rngs=rngs)["landmarks"]
-  b = model.apply({"params": params}, *inputs, train=True, rngs={"dropout": jax.random.PRNGKey(2)})["landmarks"]
+  b = model.apply({"params": params}, *inputs, train=True,
+                  rngs={"dropout": jax.random.PRNGKey(2)})["landmarks"]
   assert not np.allclose(a, b)
   np.testing.assert_array_equal(model.apply({"params": params}, *inputs)["landmarks"],
                                 lm.LandmarkNet().apply({"params": params}, *inputs)["landmarks"])
@@ -167,7 +170,8 @@ def test_frozen_audio_encoder_is_bit_identical_after_a_step(model, params):
 
   def loss_fn(p):
     out = model.apply({"params": p}, mel, emotion, neutral)
-    total, _ = landmark_losses.landmark_loss(out["landmarks"], jnp.broadcast_to(target, out["landmarks"].shape))
+    total, _ = landmark_losses.landmark_loss(out["landmarks"],
+                                             jnp.broadcast_to(target, out["landmarks"].shape))
     return total + landmark_losses.emotion_loss(out["emotion_logits"], emotion)
 
   @jax.jit
@@ -209,7 +213,8 @@ def test_remove_similarity_keeps_shape_changes_and_drops_head_motion():
   # A small head motion (first-order similarity) vanishes.
   head = _similarity_field(neutral, 0.02, 0.01, np.array([0.03, -0.02]))[:, None]
   residual = lm.remove_similarity(jnp.asarray(head, jnp.float32), jnp.asarray(neutral))
-  assert np.abs(residual).max() < 1e-3 * np.abs(head).max() + 2e-4  # Only the rotation's 2nd order is left.
+  # Only the rotation's 2nd order is left.
+  assert np.abs(residual).max() < 1e-3 * np.abs(head).max() + 2e-4
   # A jaw drop keeps most of its motion, and projecting twice changes nothing.
   jaw = np.zeros((2, 1, 68, 2), np.float32)
   jaw[:, :, 5:12, 1] = 0.04
@@ -218,7 +223,8 @@ def test_remove_similarity_keeps_shape_changes_and_drops_head_motion():
   assert np.linalg.norm(once) > 0.7 * np.linalg.norm(jaw)
   np.testing.assert_allclose(lm.remove_similarity(once, jnp.asarray(neutral)), once, atol=1e-6)
   # What is left is orthogonal to every similarity motion of that face.
-  for scale, angle, shift in ((1e-3, 0, 0), (0, 1e-3, 0), (0, 0, np.array([1e-3, 0])), (0, 0, np.array([0, 1e-3]))):
+  for scale, angle, shift in ((1e-3, 0, 0), (0, 1e-3, 0), (0, 0, np.array([1e-3, 0])),
+                              (0, 0, np.array([0, 1e-3]))):
     field = _similarity_field(neutral, scale, angle, shift)
     dots = np.einsum("btnd,bnd->bt", np.asarray(once), field)
     assert np.abs(dots).max() < 1e-4 * np.linalg.norm(field) * np.linalg.norm(once)
@@ -234,10 +240,13 @@ def test_shape_only_net_starts_at_its_prior_and_never_moves_the_head():
   np.testing.assert_allclose(out["displacement"], jnp.broadcast_to(prior, (2, 3, 68, 2)), atol=1e-7)
   # After random output layers, the learned part still has no head motion in it.
   rng = iter(jax.random.split(jax.random.PRNGKey(1), 4))
-  params = dict(params, graph_decoder=dict(params["graph_decoder"], out=jax.tree_util.tree_map(
-                    lambda x: jax.random.normal(next(rng), x.shape), params["graph_decoder"]["out"])),
-                motion_readout=jax.tree_util.tree_map(lambda x: jax.random.normal(next(rng), x.shape),
-                                                      params["motion_readout"]))
+  params = dict(
+      params,
+      graph_decoder=dict(params["graph_decoder"],
+                         out=jax.tree_util.tree_map(lambda x: jax.random.normal(next(rng), x.shape),
+                                                    params["graph_decoder"]["out"])),
+      motion_readout=jax.tree_util.tree_map(lambda x: jax.random.normal(next(rng), x.shape),
+                                            params["motion_readout"]))
   learned = model.apply({"params": params}, mel, emotion, neutral)["displacement"] - prior
   assert np.abs(learned).max() > 1e-3
   np.testing.assert_allclose(lm.remove_similarity(learned, neutral), learned, atol=1e-6)

@@ -15,4 +15,6 @@ def test_pixel_centres_and_edges_map_to_normalised_range():
 def test_round_trip():
   rng = np.random.default_rng(0)
   px = rng.uniform(0, 128, size=(4, 68, 2)).astype(np.float32)
-  np.testing.assert_allclose(landmarks.denormalize(landmarks.normalize(px, 128), 128), px, atol=1e-4)
+  np.testing.assert_allclose(landmarks.denormalize(landmarks.normalize(px, 128), 128),
+                             px,
+                             atol=1e-4)

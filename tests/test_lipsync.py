@@ -25,9 +25,11 @@ def test_energy_envelope_follows_the_sound_in_time():
   energy = lipsync.energy_envelope(wave, 60)
   assert energy.shape == (60,)
   loud = energy > energy.max() - 10
-  # Frame i's window is centred on t = i / 25 s: frames 26..34 lie inside the burst, 20 and 40 far outside.
+  # Frame i's window is centred on t = i / 25 s: frames 26..34 lie inside the burst, 20 and 40 far
+  # outside.
   assert loud[26:35].all() and not loud[:24].any() and not loud[37:].any()
-  assert energy.min() == pytest.approx(energy.max() - lipsync.FLOOR_DB)  # Silence sits on the floor.
+  # Silence sits on the floor.
+  assert energy.min() == pytest.approx(energy.max() - lipsync.FLOOR_DB)
   assert lipsync.energy_envelope(wave, 0).shape == (0,)
   # Frames past the end of the audio (cut at 1.2 s, mid-burst) are silence.
   cut = lipsync.energy_envelope(wave[:19200], 60)

@@ -11,7 +11,8 @@ MOUTH = face_graph.MOUTH
 
 def _face(batch=2, frames=4, seed=0):
   rng = np.random.default_rng(seed)
-  return (face_graph.schematic_face() + rng.normal(0, 0.02, (batch, frames, 68, 2))).astype(np.float32)
+  return (face_graph.schematic_face() + rng.normal(0, 0.02,
+                                                   (batch, frames, 68, 2))).astype(np.float32)
 
 
 def test_lmd_identical_and_translated_are_zero():

@@ -18,16 +18,23 @@ from emotalk_jax.train import loop as train_lib
 
 
 def _config(**kw):
-  config = ml_collections.ConfigDict(dict(optimizer="adam", learning_rate=1.0, lr_schedule="cosine", warmup_steps=10,
-                                          num_train_steps=110, end_lr_factor=0.0, grad_clip_norm=0.0))
+  config = ml_collections.ConfigDict(
+      dict(optimizer="adam",
+           learning_rate=1.0,
+           lr_schedule="cosine",
+           warmup_steps=10,
+           num_train_steps=110,
+           end_lr_factor=0.0,
+           grad_clip_norm=0.0))
   config.update(kw)
   return config
 
 
 def test_schedules():
   cosine = train_lib.make_schedule(_config())
-  np.testing.assert_allclose([cosine(0), cosine(5), cosine(10), cosine(60), cosine(110)], [0, 0.5, 1, 0.5, 0],
-                             atol=1e-6)
+  np.testing.assert_allclose(
+      [cosine(0), cosine(5), cosine(10), cosine(60),
+       cosine(110)], [0, 0.5, 1, 0.5, 0], atol=1e-6)
   constant = train_lib.make_schedule(_config(lr_schedule="constant", warmup_steps=0))
   assert float(constant(0)) == float(constant(1000)) == 1.0
   warm = train_lib.make_schedule(_config(lr_schedule="constant", warmup_steps=4))
@@ -54,8 +61,12 @@ def test_optimizers_and_clipping(name):
 def test_frozen_params_never_change():
   params = {"encoder": {"w": jnp.ones(4)}, "prior": jnp.ones(2)}
   grads = {"encoder": {"w": jnp.ones(4)}, "prior": jnp.ones(2)}
-  tx, _ = train_lib.make_optimizer(_config(optimizer="adamw", lr_schedule="constant", warmup_steps=0,
-                                           learning_rate=0.1, frozen_params=("prior",)))
+  tx, _ = train_lib.make_optimizer(
+      _config(optimizer="adamw",
+              lr_schedule="constant",
+              warmup_steps=0,
+              learning_rate=0.1,
+              frozen_params=("prior",)))
   updates, _ = tx.update(grads, tx.init(params), params)
   np.testing.assert_array_equal(updates["prior"], 0.0)  # Not even weight decay moves it.
   assert np.all(np.asarray(updates["encoder"]["w"]) < 0)
@@ -70,8 +81,12 @@ def _loss_fn(params, batch, rng):
 
 def test_train_step_shards_and_donates():
   mesh = input_pipeline.make_mesh()
-  tx, schedule = train_lib.make_optimizer(_config(optimizer="sgd", lr_schedule="constant", warmup_steps=0,
-                                                  learning_rate=0.1, momentum=None))
+  tx, schedule = train_lib.make_optimizer(
+      _config(optimizer="sgd",
+              lr_schedule="constant",
+              warmup_steps=0,
+              learning_rate=0.1,
+              momentum=None))
   params = {"w": jnp.zeros((3,)), "b": jnp.zeros(())}
   state = train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(0)), mesh)
   assert state.params["w"].sharding == train_lib.replicated_sharding(mesh)
@@ -98,7 +113,8 @@ def test_check_finite_names_step_and_checkpoint(tmp_path):
   ckpt = checkpoints.CheckpointManager(tmp_path)
   ckpt.save(3, _state(), {"pos": 1})
   ckpt.wait()
-  with pytest.raises(FloatingPointError, match=r"grad_norm=inf at step 9; last good checkpoint: step 3 in "):
+  with pytest.raises(FloatingPointError,
+                     match=r"grad_norm=inf at step 9; last good checkpoint: step 3 in "):
     train_lib.check_finite({"loss": 1.0, "grad_norm": np.inf}, 9, ckpt)
   ckpt.close()
 
@@ -125,21 +141,29 @@ def test_metric_writer_jsonl_and_tensorboard(tmp_path):
   writer.write_scalars(2, {"train/loss": float("nan")})
   writer.close()
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert [(l["step"], l["train/loss"]) for l in lines] == [(1, 0.5), (2, "nan")] and lines[0]["eval/m_lmd"] == 2.0
+  assert [(l["step"], l["train/loss"]) for l in lines] == [(1, 0.5), (2, "nan")
+                                                          ] and lines[0]["eval/m_lmd"] == 2.0
   events = list(tmp_path.glob("events.out.tfevents.*"))
   assert events
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tags = {v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0])) for v in e.summary.value}
+  tags = {
+      v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0])) for v in e.summary.value
+  }
   assert {"train/loss", "eval/m_lmd"} <= tags
 
 
 def test_maybe_initialize_distributed_is_off_by_default(monkeypatch):
   calls = []
   monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
-  assert not train_lib.maybe_initialize_distributed(ml_collections.ConfigDict({"distributed": False}))
+  assert not train_lib.maybe_initialize_distributed(
+      ml_collections.ConfigDict({"distributed": False}))
   assert train_lib.maybe_initialize_distributed(
-      ml_collections.ConfigDict({"distributed": True, "coordinator_address": "h:1234", "num_processes": 2,
-                                 "process_id": None}))
+      ml_collections.ConfigDict({
+          "distributed": True,
+          "coordinator_address": "h:1234",
+          "num_processes": 2,
+          "process_id": None
+      }))
   assert calls == [{"coordinator_address": "h:1234", "num_processes": 2}]
 
 

@@ -1,4 +1,5 @@
-"""End-to-end preprocessing on real clips: the bundled GRID clip always, ../shared/data clips when present."""
+"""End-to-end preprocessing on real clips: the bundled GRID clip always, ../shared/data clips
+when present."""
 
 import numpy as np
 import pytest
@@ -37,7 +38,8 @@ def test_smoothing_lowers_jitter_in_the_crop(grid_clip):
 def test_crop_landmarks_map_back_to_the_frame(grid_clip):
   """Crop-space landmarks pushed through the inverse transform land near the raw detections."""
   from emotalk_jax.media import face  # pylint: disable=g-import-not-at-top
-  back = face.transform_points(lm.denormalize(grid_clip.landmarks, 256), face.invert(grid_clip.transforms))
+  back = face.transform_points(lm.denormalize(grid_clip.landmarks, 256),
+                               face.invert(grid_clip.transforms))
   err = np.linalg.norm(back - grid_clip.image_landmarks, axis=-1).mean()
   assert err < 2.0  # px in the 360x288 frame; smoothing moves points by about a pixel
 
@@ -52,7 +54,9 @@ def test_separate_audio_file_sets_the_mel(tmp_path):
 def test_save_and_load_round_trip(grid_clip, tmp_path):
   path = preprocess.save_clip(grid_clip, tmp_path / "out" / "clip.npz")
   arrays = preprocess.load_clip_arrays(path)
-  assert set(arrays) == {"frames", "landmarks", "transforms", "image_landmarks", "detected", "fps", "mel"}
+  assert set(arrays) == {
+      "frames", "landmarks", "transforms", "image_landmarks", "detected", "fps", "mel"
+  }
   np.testing.assert_array_equal(arrays["frames"], grid_clip.frames)
   np.testing.assert_array_equal(arrays["landmarks"], grid_clip.landmarks)
   assert not list((tmp_path / "out").glob(".*partial*"))

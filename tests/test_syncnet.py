@@ -1,4 +1,5 @@
-"""SyncNet: the weight file format and its loader (on tiny files written here), layouts, LSE scoring."""
+"""SyncNet: the weight file format and its loader (on tiny files written here), layouts, LSE
+scoring."""
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -11,14 +12,19 @@ from emotalk_jax.evaluate import syncnet
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
 
-TINY = syncnet.SyncNetConfig(audio_channels=(4, 4, 4, 4, 4, 8), lip_channels=(4, 4, 4, 4, 4, 8), fc_hidden=8,
+TINY = syncnet.SyncNetConfig(audio_channels=(4, 4, 4, 4, 4, 8),
+                             lip_channels=(4, 4, 4, 4, 4, 8),
+                             fc_hidden=8,
                              embed_dim=6)
 
 
 def _random_state(config, seed=0) -> dict:
   rng = np.random.default_rng(seed)
-  return {name: (rng.uniform(0.5, 1.5, shape) if name.endswith("running_var") else rng.normal(0, 0.2, shape))
-          .astype(np.float32) for name, shape in syncnet.expected_shapes(config).items()}
+  return {
+      name: (rng.uniform(0.5, 1.5, shape) if name.endswith("running_var") else rng.normal(
+          0, 0.2, shape)).astype(np.float32
+                                ) for name, shape in syncnet.expected_shapes(config).items()
+  }
 
 
 @pytest.fixture
@@ -31,13 +37,15 @@ def tiny_file(tmp_path):
 
 def test_standard_architecture_matches_syncnet_python():
   shapes = syncnet.expected_shapes()
-  assert len(shapes) == 88  # 12 convolutions + 4 linear layers (weight, bias), 16 batch norms (4 each).
+  # 12 convolutions + 4 linear layers (weight, bias), 16 batch norms (4 each).
+  assert len(shapes) == 88
   assert shapes["netcnnaud.0.weight"] == (64, 1, 3, 3)
   assert shapes["netcnnaud.18.weight"] == (512, 256, 5, 4)
   assert shapes["netcnnlip.0.weight"] == (96, 3, 5, 7, 7)
   assert shapes["netcnnlip.18.weight"] == (512, 256, 1, 6, 6)
   assert shapes["netcnnlip.19.running_var"] == (512,)
-  assert shapes["netfclip.0.weight"] == (512, 512)  # The lip tower ends at 1x1x1 for 5 frames of 224x224.
+  # The lip tower ends at 1x1x1 for 5 frames of 224x224.
+  assert shapes["netfclip.0.weight"] == (512, 512)
   assert shapes["netfcaud.3.weight"] == (1024, 512)
   assert sum(int(np.prod(s)) for s in shapes.values()) == 13_640_256
 
@@ -46,7 +54,8 @@ def test_loads_a_tiny_file_into_flax_layouts(tiny_file):
   path, state = tiny_file
   variables = syncnet.load_params(path, TINY)
   audio = variables["params"]["audio_tower"]
-  np.testing.assert_array_equal(audio["netcnnaud_0"]["kernel"], state["netcnnaud.0.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(audio["netcnnaud_0"]["kernel"],
+                                state["netcnnaud.0.weight"].transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(audio["netfcaud_3"]["kernel"], state["netfcaud.3.weight"].T)
   np.testing.assert_array_equal(audio["netcnnaud_1"]["scale"], state["netcnnaud.1.weight"])
   lips = variables["batch_stats"]["lip_tower"]
@@ -78,7 +87,10 @@ def test_missing_unexpected_and_pickled_tensors(tiny_file, tmp_path):
   np.savez(tmp_path / "extra.npz", **state, **{"netcnnaud.99.weight": np.zeros(3, np.float32)})
   with pytest.raises(InputError, match="unexpected tensor 'netcnnaud.99.weight'"):
     syncnet.load_params(tmp_path / "extra.npz", TINY)
-  np.savez(tmp_path / "objects.npz", **dict(state, **{"netcnnaud.0.bias": np.array([{"a": 1}], object)}))
+  np.savez(tmp_path / "objects.npz",
+           **dict(state, **{"netcnnaud.0.bias": np.array([{
+               "a": 1
+           }], object)}))
   with pytest.raises(InputError, match="not a SyncNet .npz weight file"):
     syncnet.load_params(tmp_path / "objects.npz", TINY)
   (tmp_path / "text.npz").write_text("hello")
@@ -89,7 +101,8 @@ def test_missing_unexpected_and_pickled_tensors(tiny_file, tmp_path):
 
 
 def _torch_conv(x, w, b, stride, padding):
-  """PyTorch's ConvNd (cross-correlation) on [C, *spatial] with [O, C, *k] weights, written out directly."""
+  """PyTorch's ConvNd (cross-correlation) on [C, *spatial] with [O, C, *k] weights, written out
+  directly."""
   x = np.pad(x, [(0, 0)] + [(p, p) for p in padding])
   k = w.shape[2:]
   out_shape = [(x.shape[1 + d] - k[d]) // stride[d] + 1 for d in range(len(k))]
@@ -100,7 +113,8 @@ def _torch_conv(x, w, b, stride, padding):
   return out
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), (1, 2), (1, 1)), ((2, 3, 3), (1, 2, 2), (0, 1, 1))])
+@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), (1, 2), (1, 1)),
+                                                     ((2, 3, 3), (1, 2, 2), (0, 1, 1))])
 def test_pytorch_convolution_layout_is_converted(kernel, stride, padding):
   rng = np.random.default_rng(1)
   w = rng.normal(size=(5, 2) + kernel).astype(np.float32)
@@ -109,14 +123,17 @@ def test_pytorch_convolution_layout_is_converted(kernel, stride, padding):
   conv = nn.Conv(5, kernel, stride, padding=tuple((p, p) for p in padding))
   params = {"params": {"kernel": syncnet._torch_to_flax("x.0.weight", w), "bias": b}}  # pylint: disable=protected-access
   ours = conv.apply(params, jnp.asarray(np.moveaxis(x, 0, -1))[None])[0]
-  np.testing.assert_allclose(np.moveaxis(np.asarray(ours), -1, 0), _torch_conv(x, w, b, stride, padding),
-                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(np.moveaxis(np.asarray(ours), -1, 0),
+                             _torch_conv(x, w, b, stride, padding),
+                             rtol=1e-4,
+                             atol=1e-4)
   dense = syncnet._torch_to_flax("x.3.weight", w.reshape(5, -1))  # pylint: disable=protected-access
   assert dense.shape == (w[0].size, 5)
 
 
 def test_lse_on_a_real_clip_with_a_tiny_model(tiny_file):
-  video = video_io.read_video(bundled.GRID_CLIP, max_frames=12)  # 7 windows: one batch (CPU convs are slow).
+  # 7 windows: one batch (CPU convs are slow).
+  video = video_io.read_video(bundled.GRID_CLIP, max_frames=12)
   points = tracking.track_landmarks(video.frames).landmarks
   variables = syncnet.load_params(tiny_file[0], TINY)
   result = syncnet.lse(variables, video.frames, points, video.audio, TINY, batch=7)
@@ -134,7 +151,9 @@ def test_face_crops_and_mfcc():
   crops = syncnet.face_crops(frame[None], points[None])
   assert crops.shape == (1, 224, 224, 3) and crops.dtype == np.float32
   assert crops[0, 112, 112, 2] == pytest.approx(200) and crops[0, 112, 112, 0] == 0  # BGR order.
-  assert syncnet.mfcc(np.zeros(16000, np.float32) + 0.01 * np.sin(np.arange(16000))).shape == (13, 99)
-  # A face near the frame's edge: the crop is filled with syncnet_python's grey where the frame ends.
+  assert syncnet.mfcc(np.zeros(16000, np.float32) + 0.01 * np.sin(np.arange(16000))).shape == (13,
+                                                                                               99)
+  # A face near the frame's edge: the crop is filled with syncnet_python's grey where the frame
+  # ends.
   edge = syncnet.face_crops(frame[None], (points - [150.0, 0.0])[None])
   assert edge[0, 112, 0, 0] == syncnet.PAD_VALUE

@@ -1,4 +1,5 @@
-"""Stage 2 evaluation: the thin-plate-spline baseline, and model vs baselines on held-out clips (+ CLI)."""
+"""Stage 2 evaluation: the thin-plate-spline baseline, and model vs baselines on held-out clips
+(+ CLI)."""
 
 import json
 import pathlib
@@ -7,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from data_pipelines import input_pipeline  # pylint: disable=unused-import  (keeps TF off GPUs first)
+# Keeps TF off GPUs first.
+from data_pipelines import input_pipeline  # pylint: disable=unused-import
 from emotalk_jax import checkpoints
 from emotalk_jax.models import texture_model
 from emotalk_jax.train import texture as train_texture
@@ -44,25 +46,33 @@ def test_improvement_signs():
 
 @pytest.mark.slow  # Model, TPS and face landmarks on 256 px test frames, twice: minutes on 2 cores.
 def test_compare_and_cli_on_a_tiny_dataset(dataset_dir, tmp_path, capsys):
-  config = clip_datasets.stage_config("texture", dataset_dir)  # Conftest's tiny dataset, one test clip.
-  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), config.image_size)
+  # Conftest's tiny dataset, one test clip.
+  config = clip_datasets.stage_config("texture", dataset_dir)
+  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0),
+                                     config.image_size)
   npz = checkpoints.export(params, config, tmp_path / "texture.npz")
   result = texture_baselines.compare(config, npz, frame_stride=6, max_frames=4, max_clips=1)
   assert result["num_clips"] == len(result["per_clip"]) == 1
   assert result["num_frames"] == 4 and result["image_size"] == 32
   for method in texture_baselines.METHODS:
-    assert 10 < result[method]["psnr"] < 60 and 0 < result[method]["ssim"] <= 1 and result[method]["f_lmd"] >= 0
-  # The untrained net is the TPS warp plus a little synthesis (occlusion ~0.95): close to the TPS baseline.
+    assert 10 < result[method]["psnr"] < 60 and 0 < result[method]["ssim"] <= 1 and result[method][
+        "f_lmd"] >= 0
+  # The untrained net is the TPS warp plus a little synthesis (occlusion ~0.95): close to the TPS
+  # baseline.
   assert abs(result["model"]["psnr"] - result["tps"]["psnr"]) < 3
   assert set(result["improvement_pct"]) == {"copy", "tps"}
   for baseline in ("copy", "tps"):
     paired = result["paired"][baseline]["psnr"]
     assert paired["num_clips"] == 1 and paired["verdict"] == "unknown" and paired["ci95"] is None
-    assert paired["mean"] == pytest.approx(result["model"]["psnr"] - result[baseline]["psnr"], abs=1e-6)
+    assert paired["mean"] == pytest.approx(result["model"]["psnr"] - result[baseline]["psnr"],
+                                           abs=1e-6)
   from emotalk_jax.cli import main as cli  # pylint: disable=g-import-not-at-top
-  assert cli.main(["evaluate", "texture", "--config", str(REPO_ROOT / "configs" / "texture_test.py"),
-                   "--workdir", str(npz), f"--config.dataset={dataset_dir}", "--config.dataset_config=",
-                   "--max_frames=2", "--frame_stride=10", "--max_clips=1"]) == 0
+  assert cli.main([
+      "evaluate", "texture", "--config",
+      str(REPO_ROOT / "configs" / "texture_test.py"), "--workdir",
+      str(npz), f"--config.dataset={dataset_dir}", "--config.dataset_config=", "--max_frames=2",
+      "--frame_stride=10", "--max_clips=1"
+  ]) == 0
   out = capsys.readouterr().out
   printed = json.loads(out[out.index("{\n"):])  # After any progress text.
   assert printed["num_frames"] == 2 and set(printed["per_clip"]) == set(result["per_clip"])
@@ -71,13 +81,14 @@ def test_compare_and_cli_on_a_tiny_dataset(dataset_dir, tmp_path, capsys):
 def test_paired_difference_verdicts():
   rng = np.random.default_rng(0)
   baseline = [rng.normal(1.3, 0.3, 20) for _ in range(12)]
-  better = texture_baselines.paired_difference([b - 0.1 + rng.normal(0, 0.02, 20) for b in baseline], baseline,
-                                               higher_is_better=False)
+  better = texture_baselines.paired_difference(
+      [b - 0.1 + rng.normal(0, 0.02, 20) for b in baseline], baseline, higher_is_better=False)
   assert better["verdict"] == "better" and better["clips_better"] == 12 and better["num_clips"] == 12
   assert better["ci95"][0] < better["mean"] < better["ci95"][1] < 0
   assert better["mean"] == pytest.approx(-0.1, abs=0.02)
   # Higher is better for PSNR: the same numbers read the other way round.
-  assert texture_baselines.paired_difference([b - 0.1 for b in baseline], baseline, True)["verdict"] == "worse"
+  assert texture_baselines.paired_difference([b - 0.1 for b in baseline], baseline,
+                                             True)["verdict"] == "worse"
   # Half the clips a bit better, half a bit worse: the interval spans 0.
   mixed = [b + (0.05 if i % 2 else -0.05) for i, b in enumerate(baseline)]
   tie = texture_baselines.paired_difference(mixed, baseline, higher_is_better=False)

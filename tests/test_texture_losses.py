@@ -29,7 +29,8 @@ def test_feature_matching_is_l1_of_features_and_stops_the_real_gradient():
   real, fake = _outputs([1.0, 1.0]), _outputs([0.0, 0.5])
   assert float(tl.feature_matching_loss(real, fake)) == pytest.approx((2.0 + 1.0) / 2)
   assert float(tl.feature_matching_loss(real, real)) == 0.0
-  g = jax.grad(lambda r: tl.feature_matching_loss([([r], r)], [([jnp.zeros_like(r)], r)]))(jnp.ones((1, 2, 2, 1)))
+  g = jax.grad(lambda r: tl.feature_matching_loss([([r], r)], [([jnp.zeros_like(r)], r)]))(jnp.ones(
+      (1, 2, 2, 1)))
   np.testing.assert_array_equal(g, 0.0)
 
 
@@ -37,11 +38,13 @@ def test_flow_smoothness_in_pixels_and_edge_aware():
   flow = jnp.zeros((1, 8, 8, 2))
   assert float(tl.flow_smoothness(flow)) == 0.0
   assert float(tl.flow_smoothness(flow + 0.3)) == 0.0  # Constant motion is free.
-  ramp = jnp.broadcast_to((jnp.arange(8.0) * 0.25)[None, None, :, None], (1, 8, 8, 2))  # 1 px per px in x.
+  # 1 px per px in x.
+  ramp = jnp.broadcast_to((jnp.arange(8.0) * 0.25)[None, None, :, None], (1, 8, 8, 2))
   # dx: |d flow_x| = |d flow_y| = 1 px (x); dy: 0 -> 0.5 * (1 + 0).
   assert float(tl.flow_smoothness(ramp)) == pytest.approx(0.5)
   edges = jnp.broadcast_to((jnp.arange(8.0) % 2)[None, None, :, None], (1, 8, 8, 3))
-  assert float(tl.flow_smoothness(ramp, edges)) < 0.01  # Image edges everywhere along x: motion may change.
+  # Image edges everywhere along x: motion may change.
+  assert float(tl.flow_smoothness(ramp, edges)) < 0.01
 
 
 def test_landmark_l1_weights_the_pixels_at_the_landmarks():
@@ -54,5 +57,6 @@ def test_landmark_l1_weights_the_pixels_at_the_landmarks():
   far_away = target.at[0, 28, 28].set(1.0)
   assert float(tl.landmark_l1(far_away, target, landmarks)) < 1e-12
   # The landmark's pixel has weight 1 of a total of about 2 pi sigma^2 = 56.5 (sigma 3 px).
-  assert float(tl.landmark_l1(at_landmark, target, landmarks)) == pytest.approx(1.0 / 56.5, rel=0.02)
+  assert float(tl.landmark_l1(at_landmark, target, landmarks)) == pytest.approx(1.0 / 56.5,
+                                                                                rel=0.02)
   assert float(tl.l1(at_landmark, target)) == float(tl.l1(far_away, target))

@@ -17,8 +17,10 @@ def test_generator_and_discriminator_shapes(size):
   assert out["image"].shape == (3, size, size, 3)
   assert out["flow"].shape == (3, size, size, 2) and out["occlusion"].shape == (3, size, size, 1)
   assert [f.shape[1] for f in out["flows"]] == [size // 8, size // 4, size // 2]
-  d_out, _ = jax.eval_shape(lambda: disc.init_with_output(jax.random.PRNGKey(0), inputs[0], inputs[2]))
-  assert [logits.shape for _, logits in d_out] == [(3, size // 8, size // 8, 1), (3, size // 16, size // 16, 1)]
+  d_out, _ = jax.eval_shape(
+      lambda: disc.init_with_output(jax.random.PRNGKey(0), inputs[0], inputs[2]))
+  assert [logits.shape for _, logits in d_out] == [(3, size // 8, size // 8, 1),
+                                                   (3, size // 16, size // 16, 1)]
   assert all(len(feats) == 4 for feats, _ in d_out)
 
 
@@ -45,7 +47,8 @@ def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_si
   np.testing.assert_array_equal(out["flow"], 0.0)  # Zero-initialised flow heads.
   np.testing.assert_array_equal(out["warped"], inputs[0])
   assert float(out["occlusion"].min()) > 0.9
-  # The decoder's residual head starts at zero: its frame is the warped image, whatever the occlusion.
+  # The decoder's residual head starts at zero: its frame is the warped image, whatever the
+  # occlusion.
   np.testing.assert_allclose(out["rgb"], inputs[0], atol=1e-6)
   np.testing.assert_allclose(out["image"], inputs[0], atol=1e-6)
   out64 = jax.eval_shape(model.apply, {"params": params}, *_inputs(size=64))  # pylint: disable=not-callable  # The same params at another size.
@@ -54,8 +57,8 @@ def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_si
 
 def test_bfloat16_compute_keeps_float32_params_and_outputs(params):
   model = tm.TextureNet(width=8, dtype=jnp.bfloat16)
-  assert jax.tree.structure(jax.eval_shape(lambda: tm.init_params(model, jax.random.PRNGKey(0), 32))) == jax.tree.structure(
-      params)
+  assert jax.tree.structure(jax.eval_shape(
+      lambda: tm.init_params(model, jax.random.PRNGKey(0), 32))) == jax.tree.structure(params)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   out = jax.jit(model.apply)({"params": params}, *_inputs())
   assert out["image"].dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out["image"])))
@@ -68,11 +71,12 @@ def test_gradients_reach_every_branch(params):
   inputs = _inputs()
   d_params = tm.init_params(disc, jax.random.PRNGKey(1), 32)
   target = jnp.roll(inputs[0], 2, axis=2)
-  # FiLM and the decoder's residual head start at zero, which blocks the gradient of everything behind them
+  # FiLM and the decoder's residual head start at zero, which blocks the gradient of everything
+  # behind them
   # (emotion encoder; texture branch and decoder); move them off zero.
   params = jax.tree_util.tree_map_with_path(
-      lambda path, p: p + 0.01 if any(k in jax.tree_util.keystr(path) for k in ("film", "to_residual")) else p,
-      params)
+      lambda path, p: p + 0.01
+      if any(k in jax.tree_util.keystr(path) for k in ("film", "to_residual")) else p, params)
 
   def loss(p):
     out = model.apply({"params": p}, *inputs)
@@ -110,8 +114,9 @@ def test_untrained_net_with_tps_prior_starts_at_the_tps_warp(params):
 
 
 def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
-  """An untrained TPS net adds nothing to the spline, so the smoothness and residual terms are zero, though
-  the spline itself bends (smoothing it would pull features off their landmarks); a flow residual of a
+  """An untrained TPS net adds nothing to the spline, so the smoothness and residual terms are zero,
+  though the spline itself bends (smoothing it would pull features off their landmarks); a flow
+  residual of a
   known length is measured in pixels."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import texture_losses  # pylint: disable=g-import-not-at-top
@@ -123,11 +128,16 @@ def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   pairs = {"neutral": image, "target": image}
   terms = train_texture.generator_reconstruction_losses(out, pairs, config, None)
   assert float(terms["flow_smoothness"]) == 0.0 and float(terms["flow_residual"]) < 1e-5
-  assert float(terms["occlusion"]) == pytest.approx(1.0 - float(jax.nn.sigmoid(3.0)), abs=1e-4)  # occlusion_bias 3.
+  # occlusion_bias 3.
+  assert float(terms["occlusion"]) == pytest.approx(1.0 - float(jax.nn.sigmoid(3.0)), abs=1e-4)
   assert float(texture_losses.flow_smoothness(out["flows"][-1])) > 1e-3
-  # A residual of (3, 4) px at every scale: each scale's pixels are 2 / its size in normalised units.
-  shifted = dict(out, residual_flows=[jnp.broadcast_to(jnp.asarray([3.0, 4.0]) * 2 / r.shape[1], r.shape)
-                                      for r in out["residual_flows"]])
+  # A residual of (3, 4) px at every scale: each scale's pixels are 2 / its size in normalised
+  # units.
+  shifted = dict(out,
+                 residual_flows=[
+                     jnp.broadcast_to(jnp.asarray([3.0, 4.0]) * 2 / r.shape[1], r.shape)
+                     for r in out["residual_flows"]
+                 ])
   terms = train_texture.generator_reconstruction_losses(shifted, pairs, config, None)
   assert float(terms["flow_residual"]) == pytest.approx(5.0, rel=1e-5)
   # Finite gradients at the start, where every residual is exactly zero.

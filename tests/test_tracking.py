@@ -39,7 +39,8 @@ def _lip_gap(points):
 def test_grid_clip_tracks_every_frame(grid_frames, grid_track):
   num_frames = len(grid_frames)
   assert num_frames == 75
-  assert grid_track.landmarks.shape == (num_frames, 68, 2) and grid_track.landmarks.dtype == np.float32
+  assert grid_track.landmarks.shape == (num_frames, 68,
+                                        2) and grid_track.landmarks.dtype == np.float32
   assert grid_track.detected.all() and grid_track.num_filled == 0
   assert grid_track.num_detections <= num_frames // 10
   # Tracking agrees with detecting in every frame to about the predictor's own frame-to-frame noise.
@@ -106,13 +107,16 @@ def test_follows_the_chosen_face_among_several(grid_frames):
 def test_scene_cut_is_followed_at_once(grid_frames, grid_track):
   import cv2  # pylint: disable=g-import-not-at-top
   photo = cv2.imread(str(bundled.ASTRONAUT_PHOTO))[..., ::-1]
-  # Cut to the astronaut, warped so her face lands just beside the speaker's (a third of a face width to
+  # Cut to the astronaut, warped so her face lands just beside the speaker's (a third of a face
+  # width to
   # the right): a tracker that only follows the previous box would take frames to slide across.
   speaker = face.predictor_box(grid_track.landmarks[19])
   astronaut = face.predictor_box(face.face_landmarks(np.ascontiguousarray(photo)))
   k = speaker.width / astronaut.width
   shift = np.array(speaker.centre) + [speaker.width / 3, 0] - k * np.array(astronaut.centre)
-  cut = cv2.warpAffine(photo, np.array([[k, 0, shift[0]], [0, k, shift[1]]]), (360, 288), flags=cv2.INTER_AREA,
+  cut = cv2.warpAffine(photo,
+                       np.array([[k, 0, shift[0]], [0, k, shift[1]]]), (360, 288),
+                       flags=cv2.INTER_AREA,
                        borderMode=cv2.BORDER_REPLICATE)
   frames = np.concatenate([grid_frames[:20], np.repeat(cut[None], 8, axis=0), grid_frames[20:30]])
   track = tracking.track_landmarks(frames, source="cut.mp4")
@@ -142,7 +146,8 @@ def test_smoothing_keeps_a_still_face_and_has_no_lag():
   smoothed = tracking.smooth_landmarks(noisy)
   assert tracking.jitter(smoothed[:, RIGID]) < 0.5 * tracking.jitter(noisy[:, RIGID])
   gap = smoothed[:, 66, 1] - smoothed[:, 62, 1]
-  lag = np.argmax(signal.correlate(gap - gap.mean(), opening - opening.mean(), mode="full")) - (len(t) - 1)
+  lag = np.argmax(signal.correlate(gap - gap.mean(), opening - opening.mean(),
+                                   mode="full")) - (len(t) - 1)
   assert lag == 0
   # The 4 Hz mouth movement keeps most of its depth.
   assert np.ptp(gap[10:-10]) > 0.85 * np.ptp(opening)
@@ -154,18 +159,21 @@ def test_align_video_on_grid(grid_frames, grid_track):
   assert aligned.crops.shape == (num_frames, 128, 128, 3) and aligned.crops.dtype == np.uint8
   assert aligned.transforms.shape == (num_frames, 2, 3)
   assert aligned.landmarks.shape == (num_frames, 68, 2)
-  err = np.linalg.norm(aligned.landmarks[:, face.STABLE_POINTS] - face.template(128)[face.STABLE_POINTS], axis=-1)
+  err = np.linalg.norm(aligned.landmarks[:, face.STABLE_POINTS] -
+                       face.template(128)[face.STABLE_POINTS],
+                       axis=-1)
   assert err.mean() < 3
   # Smoothing lowers the crop-space jitter of the landmarks and the crop's shake.
   raw = tracking.align_video(grid_frames, size=128, track=grid_track, smooth=False)
-  assert tracking.jitter(aligned.landmarks[:, RIGID]) < 0.8 * tracking.jitter(raw.landmarks[:, RIGID])
+  assert tracking.jitter(aligned.landmarks[:,
+                                           RIGID]) < 0.8 * tracking.jitter(raw.landmarks[:, RIGID])
   def shake(transforms):
     corners = face.transform_points(np.array([[0.0, 0.0], [127.0, 127.0]]), face.invert(transforms))
     return np.linalg.norm(np.diff(corners, 2, axis=0), axis=-1).mean()
   assert shake(aligned.transforms) < 0.8 * shake(raw.transforms)
 
 
-# ---------------------------------------------------------------------------------------------------------
+#  -------------------------------------------------------------------------------------------------
 # Real media from ../shared/data.
 
 

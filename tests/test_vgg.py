@@ -15,7 +15,8 @@ LAYERS = ("relu1_1", "relu2_1")
 
 
 def _converter():
-  spec = importlib.util.spec_from_file_location("convert_vgg19", REPO_ROOT / "tools" / "convert_vgg19.py")
+  spec = importlib.util.spec_from_file_location("convert_vgg19",
+                                                REPO_ROOT / "tools" / "convert_vgg19.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -45,10 +46,12 @@ def test_loads_a_tiny_file_and_the_loss_behaves(tmp_path):
   grad = jax.grad(lambda x: vgg.perceptual_loss(weights, x, b, LAYERS, (1.0, 1.0)))(a)
   assert np.abs(np.asarray(grad)).sum() > 0
   # relu1_1 by hand: conv of the normalised input + relu.
-  feats = vgg.VGG19(LAYERS).apply({"params": weights["params"]}, a * 0.5 + 0.5, weights["mean"], weights["std"])
+  feats = vgg.VGG19(LAYERS).apply({"params": weights["params"]}, a * 0.5 + 0.5, weights["mean"],
+                                  weights["std"])
   x = ((np.asarray(a) * 0.5 + 0.5) - vgg.IMAGENET_MEAN) / vgg.IMAGENET_STD
-  ref = jax.lax.conv_general_dilated(x, params["conv1_1"]["kernel"], (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["conv1_1"]["bias"]
+  ref = jax.lax.conv_general_dilated(
+      x, params["conv1_1"]["kernel"],
+      (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["conv1_1"]["bias"]
   np.testing.assert_allclose(feats["relu1_1"], np.maximum(ref, 0), atol=1e-4)
   assert feats["relu2_1"].shape == (2, 8, 8, 128)
 
@@ -74,7 +77,8 @@ def test_torchvision_state_dict_conversion(tmp_path):
   state = {}
   for name, index in zip(vgg.CONV_NAMES, converter.TORCH_INDICES):
     if name in params:
-      state[f"features.{index}.weight"] = params[name]["kernel"].transpose(3, 2, 0, 1)  # OIHW, as torch stores it.
+      # OIHW, as torch stores it.
+      state[f"features.{index}.weight"] = params[name]["kernel"].transpose(3, 2, 0, 1)
       state[f"features.{index}.bias"] = params[name]["bias"]
   converted = converter.from_torch_state_dict(state)
   assert set(converted) == set(params)
@@ -97,8 +101,12 @@ def test_keras_h5_conversion_matches_caffe_preprocessing(tmp_path):
   assert converter.main(["convert", str(tmp_path / "keras.h5"), str(tmp_path / "vgg.npz")]) == 0
   weights = vgg.load_weights(tmp_path / "vgg.npz", ("relu1_1",))
   rgb = np.random.default_rng(2).uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
-  ours = vgg.VGG19(("relu1_1",)).apply({"params": weights["params"]}, rgb, weights["mean"], weights["std"])
+  ours = vgg.VGG19(("relu1_1",)).apply({"params": weights["params"]}, rgb, weights["mean"],
+                                       weights["std"])
   caffe = rgb[..., ::-1] * 255.0 - converter.CAFFE_MEAN_BGR  # What Keras' VGG19 sees.
-  ref = jax.lax.conv_general_dilated(caffe, params["conv1_1"]["kernel"], (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["conv1_1"]["bias"]
+  ref = jax.lax.conv_general_dilated(
+      caffe,
+      params["conv1_1"]["kernel"], (1, 1),
+      "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["conv1_1"]["bias"]
   np.testing.assert_allclose(ours["relu1_1"], np.maximum(ref, 0), rtol=1e-4, atol=1e-3)

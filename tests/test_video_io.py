@@ -1,4 +1,5 @@
-"""video_io on real media: reading every container, frame-rate resampling, atomic writing, input errors."""
+"""video_io on real media: reading every container, frame-rate resampling, atomic writing, input
+errors."""
 
 import fractions
 import math
@@ -22,7 +23,8 @@ def grid():
 
 
 def _gray_frames(values, size=(48, 64)):
-  """[T, H, W, 3] uint8 frames, frame k uniformly `values[k]`: the frame id survives lossy coding."""
+  """[T, H, W, 3] uint8 frames, frame k uniformly `values[k]`: the frame id survives lossy
+  coding."""
   return np.stack([np.full(size + (3,), v, np.uint8) for v in values])
 
 
@@ -37,7 +39,9 @@ def _transcode(src, dst, video_codec, audio_codec, num_frames=10, **video_option
     vs = out.add_stream(video_codec, rate=25)
     vs.width, vs.height, vs.pix_fmt = 360, 288, "yuv420p"
     vs.options = video_options
-    aus = out.add_stream(audio_codec, rate=16000 if audio_codec != "libopus" else 48000, layout="mono")
+    aus = out.add_stream(audio_codec,
+                         rate=16000 if audio_codec != "libopus" else 48000,
+                         layout="mono")
     aus.codec_context.format = "fltp" if audio_codec == "aac" else "flt"
     for i, rgb in enumerate(clip.frames):
       frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -103,7 +107,8 @@ def test_shared_odd_rate_clip(shared_data):
   assert native.frames.shape == (135, 700, 700, 3)
   clip = video_io.read_video(path, fps=25)
   assert len(clip.frames) == math.ceil(135 / native.fps * 25)  # 6.1 s -> 153.
-  # The first frame comes 33 ms (528 samples) after the audio starts: that audio is dropped to keep sync.
+  # The first frame comes 33 ms (528 samples) after the audio starts: that audio is dropped to keep
+  # sync.
   assert len(clip.audio) == len(audio.decode_audio(path)) - 528
 
 
@@ -113,7 +118,8 @@ def test_shared_mpg_audio_only_mov_and_truncated_mp4(shared_data, tmp_path):
   with pytest.raises(InputError, match="no video stream"):
     video_io.read_video(shared_data / "speech/eamm_audio/sample1.mov")
   # Index at the end of the file: the first 2 KB hold no usable structure at all.
-  (tmp_path / "cut.mp4").write_bytes((shared_data / "video/videoretalking/face_2.mp4").read_bytes()[:2048])
+  (tmp_path / "cut.mp4").write_bytes(
+      (shared_data / "video/videoretalking/face_2.mp4").read_bytes()[:2048])
   with pytest.raises(InputError, match="not a readable video"):
     video_io.read_video(tmp_path / "cut.mp4")
 
@@ -130,7 +136,8 @@ def test_flv_and_webm(tmp_path, name, video_codec, audio_codec, options):
   clip = video_io.read_video(tmp_path / name)
   assert clip.frames.shape == (10, 288, 360, 3)
   assert np.abs(clip.frames.astype(np.float32) - src.frames).mean() < 12
-  # FLV has no edit list, so AAC's 1024-sample encoder delay and last-frame padding stay in the track.
+  # FLV has no edit list, so AAC's 1024-sample encoder delay and last-frame padding stay in the
+  # track.
   assert clip.audio is not None and 0.39 <= len(clip.audio) / 16000 <= 0.4 + 2 * 1024 / 16000
 
 
@@ -141,7 +148,8 @@ def test_resampling_takes_latest_frame_at_or_before_each_time(tmp_path):
   assert len(frames) == 13  # ceil(0.5 s * 25).
   assert _frame_ids(frames) == [math.floor(i * 30 / 25) for i in range(13)]
   # Upsampling repeats frames: 0.5 s at 60 fps.
-  assert _frame_ids(video_io.iter_frames(path, fps=60)) == [math.floor(i * 30 / 60) for i in range(30)]
+  assert _frame_ids(video_io.iter_frames(path,
+                                         fps=60)) == [math.floor(i * 30 / 60) for i in range(30)]
 
 
 def test_ntsc_rate(tmp_path):
@@ -228,7 +236,9 @@ def test_write_errors(tmp_path):
   with pytest.raises(InputError, match="extension"):
     video_io.write_video(tmp_path / "a.gif", _gray_frames([1]))
   with pytest.raises(InputError, match="mono"):
-    video_io.write_video(tmp_path / "a.mp4", _gray_frames([1]), audio=np.zeros((2, 100), np.float32))
+    video_io.write_video(tmp_path / "a.mp4",
+                         _gray_frames([1]),
+                         audio=np.zeros((2, 100), np.float32))
   assert not list(tmp_path.iterdir())
 
 
@@ -293,7 +303,8 @@ def test_read_image(tmp_path):
   rgb = photo[100:110, 200:212]
   bgr = np.ascontiguousarray(rgb[..., ::-1])
   cv2.imwrite(str(tmp_path / "gray.png"), rgb[..., 0])
-  np.testing.assert_array_equal(video_io.read_image(tmp_path / "gray.png"), np.repeat(rgb[..., :1], 3, axis=2))
+  np.testing.assert_array_equal(video_io.read_image(tmp_path / "gray.png"),
+                                np.repeat(rgb[..., :1], 3, axis=2))
   alpha = np.full(rgb.shape[:2] + (1,), 9, np.uint8)
   cv2.imwrite(str(tmp_path / "rgba.png"), np.concatenate([bgr, alpha], axis=2))
   np.testing.assert_array_equal(video_io.read_image(tmp_path / "rgba.png"), rgb)
@@ -305,13 +316,17 @@ def test_read_image_applies_exif_orientation(tmp_path):
   bgr = np.zeros((20, 40, 3), np.uint8)
   bgr[:, :10, 2] = 255  # A red band on the left.
   jpeg = cv2.imencode(".jpg", bgr)[1].tobytes()
-  # A minimal EXIF block: big-endian TIFF header and one IFD entry, Orientation (0x0112) = 6 (turn 90° cw).
+  # A minimal EXIF block: big-endian TIFF header and one IFD entry, Orientation (0x0112) = 6 (turn
+  # 90° cw).
   tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">HHHIHH", 1, 0x0112, 3, 1, 6, 0) + b"\x00" * 4
   app1 = b"Exif\x00\x00" + tiff
-  (tmp_path / "phone.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:])
+  (tmp_path / "phone.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H",
+                                                                            len(app1) + 2) + app1 +
+                                       jpeg[2:])
   upright = video_io.read_image(tmp_path / "phone.jpg")
   assert upright.shape == (40, 20, 3)
-  assert upright[:8, :, 0].mean() > 200 and upright[-20:, :, 0].mean() < 30  # The band is now on top.
+  # The band is now on top.
+  assert upright[:8, :, 0].mean() > 200 and upright[-20:, :, 0].mean() < 30
 
 
 def test_read_image_errors(tmp_path):

@@ -22,7 +22,8 @@ def test_zero_flow_returns_the_input_exactly(padding):
 @pytest.mark.parametrize("dx,dy", [(3, 0), (0, -2), (2, 5), (-4, -1)])
 def test_integer_shift_matches_np_roll_away_from_borders(dx, dy):
   image = _image(h=20, w=24)
-  flow = warp.pixels_to_flow(jnp.broadcast_to(jnp.asarray([dx, dy], jnp.float32), (2, 20, 24, 2)), 20, 24)
+  flow = warp.pixels_to_flow(jnp.broadcast_to(jnp.asarray([dx, dy], jnp.float32), (2, 20, 24, 2)),
+                             20, 24)
   out = np.asarray(warp.warp(image, flow))
   # out[y, x] = image[y + dy, x + dx]  <=>  np.roll by (-dy, -dx).
   expected = np.roll(np.asarray(image), (-dy, -dx), axis=(1, 2))
@@ -37,9 +38,11 @@ def test_half_pixel_shift_averages_neighbours_and_borders():
   border = np.asarray(warp.warp(image, flow, "border"))[0, ..., 0]
   img = np.asarray(image)[0, ..., 0]
   np.testing.assert_allclose(zeros[:, :-1], 0.5 * (img[:, :-1] + img[:, 1:]), atol=1e-6)
-  np.testing.assert_allclose(zeros[:, -1], 0.5 * img[:, -1], atol=1e-6)  # The outside tap counts as 0.
+  # The outside tap counts as 0.
+  np.testing.assert_allclose(zeros[:, -1], 0.5 * img[:, -1], atol=1e-6)
   np.testing.assert_allclose(border[:, -1], img[:, -1], atol=1e-6)  # Clamped to the edge pixel.
-  far = warp.warp(image, jnp.full((1, 4, 6, 2), 5.0), "zeros")  # Entirely outside: all zero, no NaN.
+  # Entirely outside: all zero, no NaN.
+  far = warp.warp(image, jnp.full((1, 4, 6, 2), 5.0), "zeros")
   np.testing.assert_array_equal(np.asarray(far), 0.0)
 
 
@@ -70,11 +73,13 @@ def test_gradients_flow_to_image_and_flow():
 def test_tps_flow_carries_target_points_onto_source_points():
   rng = np.random.default_rng(0)
   source = jnp.asarray(rng.uniform(-0.6, 0.6, (2, 20, 2)), jnp.float32)
-  target = source + jnp.asarray([0.05, -0.03]) + 0.01 * jnp.asarray(rng.normal(size=(2, 20, 2)), jnp.float32)
+  target = source + jnp.asarray([0.05, -0.03
+                                ]) + 0.01 * jnp.asarray(rng.normal(size=(2, 20, 2)), jnp.float32)
   flow = warp.tps_flow(source, target, 64)
   px = ((np.asarray(target) + 1) * 64 - 1) / 2
   at_target = warp.sample_pixels(flow, jnp.asarray(px[..., 0]), jnp.asarray(px[..., 1]), "border")
-  np.testing.assert_allclose(np.asarray(target + at_target), np.asarray(source), atol=1e-2)  # Smoothing spline.
+  # Smoothing spline.
+  np.testing.assert_allclose(np.asarray(target + at_target), np.asarray(source), atol=1e-2)
   corners = np.asarray(flow)[:, [0, 0, -1, -1], [0, -1, 0, -1]]
   assert np.abs(corners).max() < 0.02  # The border anchors stay (nearly) in place.
   same = warp.tps_flow(source, source, 32)  # No motion: zero flow.

@@ -5,24 +5,26 @@ Usage (from the repository root, with the real media at ../shared/data):
   python tools/make_face_template.py [--data ../shared/data] [--out emotalk_jax/assets/face_template.json]
 
 How the template is made:
-  1. Shape. Landmarks (dlib 68-point predictor in the detector's box, via `emotalk_jax.media.face`; nothing
-     here depends on an earlier template) of neutral, frontal faces of ten people: the two MEAD neutral
-     clips (M030, W009; they speak, so only the quarter of frames with the smallest inner-lip gap), the
-     seven CREMA-D neutral photos and the NASA astronaut photo. Each clip is first reduced to one mean
-     shape so that every person weighs the same.
+  1. Shape. Landmarks (dlib 68-point predictor in the detector's box, via `emotalk_jax.media.face`;
+     nothing here depends on an earlier template) of neutral, frontal faces of ten people: the two
+     MEAD neutral clips (M030, W009; they speak, so only the quarter of frames with the smallest
+     inner-lip gap), the seven CREMA-D neutral photos and the NASA astronaut photo. Each clip is
+     first reduced to one mean shape so that every person weighs the same.
   2. Generalised Procrustes analysis: each person's shape is aligned to the running mean by a
-     least-squares similarity on the stable points (brows, nose, eyes), all 68 points are averaged, and
-     this repeats until the mean stops changing.
-  3. Symmetry: the mean is averaged with its mirror image (x -> -x with left/right points swapped), which
-     also makes it upright.
+     least-squares similarity on the stable points (brows, nose, eyes), all 68 points are averaged,
+     and this repeats until the mean stops changing.
+  3. Symmetry: the mean is averaged with its mirror image (x -> -x with left/right points swapped),
+     which also makes it upright.
   4. Framing: the crop places the face as the 256x256 MEAD crops of ali-vilab/dreamtalk do (a common
-     talking-face framing with forehead and chin margins): the scale and vertical offset are the medians
-     of the similarity fits of the template to every 4th frame of the 16 clips in video/mead_dreamtalk,
+     talking-face framing with forehead and chin margins): the scale and vertical offset are the
+     medians of the similarity fits of the template to every 4th frame of the 16 clips in
+     video/mead_dreamtalk,
      and the face is centred horizontally. Result: eye centres at y = -0.26 (row 94 of 256),
      brows at -0.43 (forehead above), chin at +0.69 (row 216), jaw edges at x = +-0.58.
-  5. Predictor box: the median box of dlib's face detector, expressed in template coordinates over all
-     faces seen above plus every photo in faces/. `emotalk_jax.media.face.predictor_box` maps it through a
-     face's alignment to give the shape predictor consistently framed boxes while tracking.
+  5. Predictor box: the median box of dlib's face detector, expressed in template coordinates over
+     all faces seen above plus every photo in faces/. `emotalk_jax.media.face.predictor_box` maps it
+     through a face's alignment to give the shape predictor consistently framed boxes while
+     tracking.
 The output holds only these averaged coordinates (no image data).
 """
 
@@ -43,7 +45,8 @@ from emotalk_jax.media import video_io  # pylint: disable=g-import-not-at-top,wr
 
 NEUTRAL_VIDEOS = ["video/mead_dreamtalk/M030_front_neutral_level1_001.mp4",
                   "video/mead_dreamtalk/W009_front_neutral_level1_001.mp4"]
-NEUTRAL_PHOTOS = [f"faces/cremad_emotalkingface/img{i:02d}.png" for i in range(1, 8)] + ["faces/skimage_astronaut.png"]
+NEUTRAL_PHOTOS = [f"faces/cremad_emotalkingface/img{i:02d}.png" for i in range(1, 8)
+                 ] + ["faces/skimage_astronaut.png"]
 FRAMING_GLOB = "video/mead_dreamtalk/*.mp4"
 PHOTO_GLOB = "faces/*/*.*"
 FRAMING_SIZE = 256
@@ -132,9 +135,10 @@ def main(argv=None):
       offsets_x.append(m[0, 2])
       offsets_y.append(m[1, 2])
   scale_px, offset_y = np.median(scales), np.median(offsets_y)
-  print(f"MEAD framing: {len(scales)} frames, scale {scale_px:.2f} px/unit (IQR "
-        f"{np.subtract(*np.percentile(scales, [75, 25])):.2f}), centre x {np.median(offsets_x):.1f} px "
-        f"y {offset_y:.1f} px")
+  print(
+      f"MEAD framing: {len(scales)} frames, scale {scale_px:.2f} px/unit (IQR "
+      f"{np.subtract(*np.percentile(scales, [75, 25])):.2f}), centre x {np.median(offsets_x):.1f} px "
+      f"y {offset_y:.1f} px")
   # Template units -> 256-crop pixels -> [-1, 1].
   centre = np.array([(FRAMING_SIZE - 1) / 2, offset_y])
   points = (mean * scale_px + centre + 0.5) * 2 / FRAMING_SIZE - 1
@@ -147,34 +151,43 @@ def main(argv=None):
         box_samples.append(found)
   boxes = []
   for box, lm in box_samples:
-    m = face.fit_similarity(lm[face.STABLE_POINTS], points[face.STABLE_POINTS])  # image px -> template units
+    # image px -> template units
+    m = face.fit_similarity(lm[face.STABLE_POINTS], points[face.STABLE_POINTS])
     c = face.transform_points(np.array([box.centre]), m)[0]
     boxes.append([c[0], c[1], 0.5 * (box.width + box.height) * float(face.transform_scale(m))])
   predictor_box = np.median(np.array(boxes), axis=0)
-  print(f"predictor box from {len(boxes)} detections: centre ({predictor_box[0]:.3f}, {predictor_box[1]:.3f}) "
-        f"side {predictor_box[2]:.3f} (template units)")
+  print(
+      f"predictor box from {len(boxes)} detections: centre ({predictor_box[0]:.3f}, {predictor_box[1]:.3f}) "
+      f"side {predictor_box[2]:.3f} (template units)")
 
   for name, idx in [("chin (8)", [8]), ("eye centres", face.EYES), ("brows", face.BROWS)]:
     print(f"  {name}: y = {points[idx, 1].mean():+.3f}")
   print(f"  jaw x range {points[face.JAW, 0].min():+.3f} .. {points[face.JAW, 0].max():+.3f}")
 
   asset = {
-      "description": "Canonical 68-point (iBUG 300-W order) face in [-1, 1] crop coordinates (x right, y down; "
-                     "pixel centre j of an S-pixel crop at (2j + 1) / S - 1), used to align faces.",
-      "made_by": "tools/make_face_template.py (see its docstring for the method)",
-      "method": "generalised Procrustes mean (similarity fits on brows, nose and eyes) of dlib 68-point "
-                "landmarks of 10 neutral frontal faces, symmetrised; framed like the 256x256 MEAD crops "
-                "of ali-vilab/dreamtalk (median scale and vertical offset over their frames), centred "
-                "horizontally",
-      "sources": NEUTRAL_VIDEOS + NEUTRAL_PHOTOS + ["framing: " + FRAMING_GLOB,
-                                                    "predictor box: the above plus " + PHOTO_GLOB],
-      "note": "only averaged coordinates, no image data; the photos and clips used are research media "
-              "(MEAD, CREMA-D) and a public-domain NASA photo",
+      "description":
+          "Canonical 68-point (iBUG 300-W order) face in [-1, 1] crop coordinates (x right, y down; "
+          "pixel centre j of an S-pixel crop at (2j + 1) / S - 1), used to align faces.",
+      "made_by":
+          "tools/make_face_template.py (see its docstring for the method)",
+      "method":
+          "generalised Procrustes mean (similarity fits on brows, nose and eyes) of dlib 68-point "
+          "landmarks of 10 neutral frontal faces, symmetrised; framed like the 256x256 MEAD crops "
+          "of ali-vilab/dreamtalk (median scale and vertical offset over their frames), centred "
+          "horizontally",
+      "sources":
+          NEUTRAL_VIDEOS + NEUTRAL_PHOTOS +
+          ["framing: " + FRAMING_GLOB, "predictor box: the above plus " + PHOTO_GLOB],
+      "note":
+          "only averaged coordinates, no image data; the photos and clips used are research media "
+          "(MEAD, CREMA-D) and a public-domain NASA photo",
       "points": [[round(float(x), 5), round(float(y), 5)] for x, y in points],
-      "stable_indices": face.STABLE_POINTS.tolist(),
+      "stable_indices":
+          face.STABLE_POINTS.tolist(),
       "predictor_box": [round(float(v), 5) for v in predictor_box],
-      "predictor_box_note": "median dlib HOG face box [centre x, centre y, side] in the same coordinates; "
-                            "emotalk_jax.media.face.predictor_box maps it into an image",
+      "predictor_box_note":
+          "median dlib HOG face box [centre x, centre y, side] in the same coordinates; "
+          "emotalk_jax.media.face.predictor_box maps it into an image",
   }
   text = json.dumps(asset, indent=1)
   # One line per number list (a point, the box, the indices) keeps the file readable.

@@ -19,8 +19,8 @@ LABEL_SOURCES = ("filename", "votes")
 VOTE_MODALITIES = ("multimodal", "face", "voice")
 
 LAYOUT = """\
-<manual_dir>/                       a clone of github.com/CheyneyComputerScience/CREMA-D (git lfs pull)
-  VideoFlash/
+<manual_dir>/                       a clone of github.com/CheyneyComputerScience/CREMA-D (git lfs
+  pull) VideoFlash/
     1001_DFA_ANG_XX.flv               <actor>_<sentence>_<ANG|DIS|FEA|HAP|NEU|SAD>_<LO|MD|HI|XX>.flv
     ...
   AudioWAV/
@@ -50,7 +50,8 @@ class CremadConfig(common.EmotalkConfig):
     if self.label_source not in LABEL_SOURCES:
       raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {self.label_source!r}")
     if self.vote_modality not in VOTE_MODALITIES:
-      raise ValueError(f"vote_modality must be one of {VOTE_MODALITIES}, got {self.vote_modality!r}")
+      raise ValueError(
+          f"vote_modality must be one of {VOTE_MODALITIES}, got {self.vote_modality!r}")
 
 
 class Builder(common.EmotalkBuilder):
@@ -62,13 +63,24 @@ class Builder(common.EmotalkBuilder):
       "Clone https://github.com/CheyneyComputerScience/CREMA-D (the media are in Git LFS: `git lfs pull`; "
       "ODbL) and pass the clone as manual_dir:\n" + LAYOUT)
   BUILDER_CONFIGS = [
-      CremadConfig(name="cross_dataset", description=(
-          "All 91 actors in one 'test' split, labels from the file names (the acted emotion).")),
-      CremadConfig(name="cross_dataset_votes", label_source="votes", description=(
-          "All actors in 'test', labels from the crowd's audio-visual votes (summaryTable.csv).")),
-      CremadConfig(name="speaker_split", single_split="", test_fraction=0.1, validation_fraction=0.1,
-                   description=("Speaker-disjoint train/validation/test by actor (10% / 10% of actors, "
-                                "deterministic by actor id), labels from the file names.")),
+      CremadConfig(
+          name="cross_dataset",
+          description=(
+              "All 91 actors in one 'test' split, labels from the file names (the acted emotion)."
+          )),
+      CremadConfig(
+          name="cross_dataset_votes",
+          label_source="votes",
+          description=(
+              "All actors in 'test', labels from the crowd's audio-visual votes (summaryTable.csv)."
+          )),
+      CremadConfig(
+          name="speaker_split",
+          single_split="",
+          test_fraction=0.1,
+          validation_fraction=0.1,
+          description=("Speaker-disjoint train/validation/test by actor (10% / 10% of actors, "
+                       "deterministic by actor id), labels from the file names.")),
   ]
   DEFAULT_CONFIG_NAME = "cross_dataset"
 
@@ -78,18 +90,21 @@ class Builder(common.EmotalkBuilder):
     if not (root / "VideoFlash").is_dir():
       raise common.layout_error(root, "no VideoFlash/ folder", LAYOUT)
     if not any((root / "VideoFlash").glob("*.flv")):
-      raise common.layout_error(root / "VideoFlash", "no .flv clips (with Git LFS, run `git lfs pull`)", LAYOUT)
+      raise common.layout_error(root / "VideoFlash",
+                                "no .flv clips (with Git LFS, run `git lfs pull`)", LAYOUT)
     if self.builder_config.label_source == "votes" and not self._votes_path(root).is_file():
-      raise common.layout_error(self._votes_path(root), "label_source='votes' needs CREMA-D's summaryTable.csv",
-                                LAYOUT)
+      raise common.layout_error(self._votes_path(root),
+                                "label_source='votes' needs CREMA-D's summaryTable.csv", LAYOUT)
 
   def _votes_path(self, root: pathlib.Path) -> pathlib.Path:
     c = self.builder_config
-    return pathlib.Path(c.votes_csv) if c.votes_csv else root / "processedResults" / "summaryTable.csv"
+    return pathlib.Path(
+        c.votes_csv) if c.votes_csv else root / "processedResults" / "summaryTable.csv"
 
   def _scan(self, root: pathlib.Path) -> list[ClipSpec]:
     c = self.builder_config
-    votes = emotions.load_crema_votes(self._votes_path(root), c.vote_modality) if c.label_source == "votes" else None
+    votes = emotions.load_crema_votes(self._votes_path(root),
+                                      c.vote_modality) if c.label_source == "votes" else None
     specs = []
     for video in sorted((root / "VideoFlash").glob("*.flv")):
       try:
@@ -100,7 +115,8 @@ class Builder(common.EmotalkBuilder):
         continue
       if votes is not None:
         if video.stem not in votes:
-          common.log.warning("cremad: %s has no row in %s; ignored", video.name, self._votes_path(root))
+          common.log.warning("cremad: %s has no row in %s; ignored", video.name,
+                             self._votes_path(root))
           continue
         label = votes[video.stem]
       wav = root / "AudioWAV" / f"{video.stem}.wav"

@@ -17,7 +17,8 @@ from data_pipelines.features import ClipSpec
 from emotalk_jax import emotions
 
 VIEWS = ("front", "down", "top", "left_30", "left_60", "right_30", "right_60")
-# The test speaker of the MEAD paper's baseline: "It is M003." (the MEAD authors, answering which subject
+# The test speaker of the MEAD paper's baseline: "It is M003." (the MEAD authors, answering which
+# subject
 # ids form the test set: https://github.com/uniBruce/Mead/issues/4).
 MEAD_TEST_SPEAKERS = ("M003",)
 _SPEAKER = re.compile(r"[MW]\d{3}")
@@ -25,8 +26,8 @@ _LEVEL = re.compile(r"level_([123])")
 
 LAYOUT = """\
 <manual_dir>/
-  M003/                       one folder per speaker (M003, M005, ..., W040), video.tar and audio.tar extracted
-    video/
+  M003/                       one folder per speaker (M003, M005, ..., W040), video.tar and
+    audio.tar extracted video/
       front/                  view: front, down, top, left_30, left_60, right_30, right_60
         angry/                emotion: angry contempt disgusted fear happy neutral sad surprised
           level_1/            level_1, level_2, level_3 (neutral: level_1 only)
@@ -66,7 +67,9 @@ class Builder(common.EmotalkBuilder):
       "speaker's video.tar and audio.tar inside its folder, and pass the parent folder as manual_dir:\n"
       + LAYOUT)
   BUILDER_CONFIGS = [
-      MeadConfig(name=view, view=view, description=f"MEAD, {view} view, 256x256 crops, test speaker M003.")
+      MeadConfig(name=view,
+                 view=view,
+                 description=f"MEAD, {view} view, 256x256 crops, test speaker M003.")
       for view in VIEWS
   ]
   DEFAULT_CONFIG_NAME = "front"
@@ -88,7 +91,8 @@ class Builder(common.EmotalkBuilder):
       raise common.layout_error(root, f"no speaker folder has video/{view}/{hint}", LAYOUT)
     for p in speakers:
       if p not in with_view:
-        common.log.warning("mead: %s has no video/%s/ (MEAD lacks some views for some speakers); skipped", p, view)
+        common.log.warning(
+            "mead: %s has no video/%s/ (MEAD lacks some views for some speakers); skipped", p, view)
 
   def _scan(self, root: pathlib.Path) -> list[ClipSpec]:
     view = self.builder_config.view
@@ -105,7 +109,8 @@ class Builder(common.EmotalkBuilder):
         for level_dir in sorted(p for p in emo_dir.iterdir() if p.is_dir()):
           m = _LEVEL.fullmatch(level_dir.name)
           if m is None:
-            common.log.warning("mead: ignoring %s (expected level_1, level_2 or level_3)", level_dir)
+            common.log.warning("mead: ignoring %s (expected level_1, level_2 or level_3)",
+                               level_dir)
             continue
           label = emotions.from_mead(emo_dir.name, int(m.group(1)))
           for video in sorted(level_dir.glob("*.mp4")):

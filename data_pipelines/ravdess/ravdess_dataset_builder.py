@@ -5,8 +5,8 @@ The Zenodo archives `Video_Speech_Actor_XX.zip` unpack to `Actor_XX/`; both of t
     <manual_dir>/Video_Speech_Actor_01/Actor_01/01-01-05-02-01-01-01.mp4
     <manual_dir>/Actor_01/01-01-05-02-01-01-01.mp4
 
-Only audio-visual speech files (modality 01, vocal channel 01) are used; the video-only copies (02-...)
-and song files (..-02-...) are ignored. See README.md in this folder.
+Only audio-visual speech files (modality 01, vocal channel 01) are used; the video-only copies
+(02-...) and song files (..-02-...) are ignored. See README.md in this folder.
 """
 
 import dataclasses
@@ -23,10 +23,10 @@ _ZIP_DIR = re.compile(r"Video_Speech_Actor_(\d{2})")
 
 LAYOUT = """\
 <manual_dir>/
-  Video_Speech_Actor_01/            the Zenodo archive Video_Speech_Actor_01.zip unpacked in a folder of its name
-    Actor_01/
-      01-01-01-01-01-01-01.mp4      MM-VV-EE-II-SS-RR-AA.mp4: modality 01 (audio-video), vocal channel 01 (speech)
-      ...
+  Video_Speech_Actor_01/            the Zenodo archive Video_Speech_Actor_01.zip unpacked in a
+    folder of its name Actor_01/
+      01-01-01-01-01-01-01.mp4      MM-VV-EE-II-SS-RR-AA.mp4: modality 01 (audio-video), vocal
+      channel 01 (speech) ...
   ...
 or, the archives unpacked together:
 <manual_dir>/
@@ -52,8 +52,13 @@ class Builder(common.EmotalkBuilder):
       "CC BY-NC-SA 4.0), unpack them and pass their parent folder as manual_dir:\n" + LAYOUT)
   BUILDER_CONFIGS = [
       RavdessConfig(name="cross_dataset", description="All 24 actors in one 'test' split."),
-      RavdessConfig(name="speaker_split", single_split="", test_fraction=0.2, description=(
-          "Speaker-disjoint train/test by actor (20% of actors in test, deterministic by actor id).")),
+      RavdessConfig(
+          name="speaker_split",
+          single_split="",
+          test_fraction=0.2,
+          description=
+          ("Speaker-disjoint train/test by actor (20% of actors in test, deterministic by actor id)."
+          )),
   ]
   DEFAULT_CONFIG_NAME = "cross_dataset"
 
@@ -76,7 +81,8 @@ class Builder(common.EmotalkBuilder):
     names = [p.name for p in dirs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-      raise common.layout_error(root, f"{dupes[0]} is there twice (plain and inside Video_Speech_Actor_XX/)", LAYOUT)
+      raise common.layout_error(
+          root, f"{dupes[0]} is there twice (plain and inside Video_Speech_Actor_XX/)", LAYOUT)
 
   def _scan(self, root: pathlib.Path) -> list[ClipSpec]:
     specs = []
@@ -92,8 +98,13 @@ class Builder(common.EmotalkBuilder):
         if name.modality != 1 or name.vocal_channel != 1:
           continue  # Video-only copies and song.
         if name.actor != folder_actor:
-          common.log.warning("ravdess: %s names actor %02d but lies in %s; using %02d", video, name.actor,
-                             actor_dir.name, name.actor)
-        specs.append(ClipSpec(clip_id=video.stem, video_path=str(video), audio_path=None, label=label,
-                              speaker=f"ravdess/actor_{name.actor:02d}", dataset="ravdess"))
+          common.log.warning("ravdess: %s names actor %02d but lies in %s; using %02d", video,
+                             name.actor, actor_dir.name, name.actor)
+        specs.append(
+            ClipSpec(clip_id=video.stem,
+                     video_path=str(video),
+                     audio_path=None,
+                     label=label,
+                     speaker=f"ravdess/actor_{name.actor:02d}",
+                     dataset="ravdess"))
     return specs

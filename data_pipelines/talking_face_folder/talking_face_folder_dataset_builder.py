@@ -1,16 +1,19 @@
-"""A folder of talking-face clips, labelled by file-name rules or a CSV: users' data and the sample dataset.
+"""A folder of talking-face clips, labelled by file-name rules or a CSV: users' data and the sample
+dataset.
 
 Labels per clip, first that applies:
 1. the CSV (`labels_csv`; columns file,emotion,intensity,speaker,split; only `file` is required);
 2. the `pattern`: a regex matched against the whole file stem, with named groups `emotion`,
    `level` (MEAD 1-3) or `intensity` (0-1), `speaker` (all optional);
-3. unlabelled: `unlabelled` class (default neutral) with emotion_exact=False; '' leaves such clips out.
+3. unlabelled: `unlabelled` class (default neutral) with emotion_exact=False; '' leaves such clips
+  out.
 Emotion names go through `emotion_map` (e.g. furious -> angry), then through the project's aliases
-(anger, happiness, ANG...); names in `approximate` give emotion_exact=False. Intensity without a level:
-2/3 (`emotions.UNSPECIFIED_INTENSITY`).
+(anger, happiness, ANG...); names in `approximate` give emotion_exact=False. Intensity without a
+level: 2/3 (`emotions.UNSPECIFIED_INTENSITY`).
 
-A `.wav` beside a clip with the same stem is its audio; else the clip's own track; clips with neither
-are kept with has_audio=False. Any frame rate (resampled to 25 fps). See README.md in this folder.
+A `.wav` beside a clip with the same stem is its audio; else the clip's own track; clips with
+neither are kept with has_audio=False. Any frame rate (resampled to 25 fps). See README.md in this
+folder.
 """
 
 import csv
@@ -25,7 +28,8 @@ from data_pipelines.features import ClipSpec
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 
-# `folder` value meaning the project's shared data: $EMOTALK_SHARED_DATA, else <repo>/../shared/data.
+# `folder` value meaning the project's shared data: $EMOTALK_SHARED_DATA, else
+# <repo>/../shared/data.
 SHARED_DATA = "@shared_data"
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CSV_COLUMNS = ("file", "emotion", "intensity", "speaker", "split")
@@ -43,7 +47,8 @@ LAYOUT = """\
 
 def shared_data_root() -> pathlib.Path:
   """$EMOTALK_SHARED_DATA, else `../shared/data` next to the repository."""
-  return pathlib.Path(os.environ.get("EMOTALK_SHARED_DATA") or (REPO_ROOT.parent / "shared" / "data"))
+  return pathlib.Path(
+      os.environ.get("EMOTALK_SHARED_DATA") or (REPO_ROOT.parent / "shared" / "data"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,14 +87,18 @@ class Source:
     if int(self.stride) < 1:
       raise ValueError(f"Source {self.path!r}: stride must be at least 1, got {self.stride}")
     object.__setattr__(self, "approximate", tuple(self.approximate))
-    object.__setattr__(self, "emotion_map", {str(k).lower(): str(v) for k, v in dict(self.emotion_map).items()})
+    object.__setattr__(self, "emotion_map", {
+        str(k).lower(): str(v) for k, v in dict(self.emotion_map).items()
+    })
     object.__setattr__(self, "speaker_map", dict(self.speaker_map))
     for name in ("pattern", "include"):
       if getattr(self, name):
         try:
           re.compile(getattr(self, name))
         except re.error as e:
-          raise ValueError(f"Source {self.path!r}: {name} {getattr(self, name)!r} is not a valid regex ({e})") from None
+          raise ValueError(
+              f"Source {self.path!r}: {name} {getattr(self, name)!r} is not a valid regex ({e})"
+          ) from None
     if self.unlabelled:
       emotions.emotion_index(self.unlabelled)
 
@@ -120,9 +129,14 @@ class FolderConfig(common.EmotalkConfig):
     if self.sources:
       self.sources = tuple(s if isinstance(s, Source) else Source(**s) for s in self.sources)
     else:
-      self.sources = (Source(path=".", pattern=self.pattern, labels_csv=self.labels_csv, recursive=True,
-                             emotion_map=self.emotion_map or {}, approximate=tuple(self.approximate),
-                             unlabelled=self.unlabelled, speaker_map=self.speaker_map or {}),)
+      self.sources = (Source(path=".",
+                             pattern=self.pattern,
+                             labels_csv=self.labels_csv,
+                             recursive=True,
+                             emotion_map=self.emotion_map or {},
+                             approximate=tuple(self.approximate),
+                             unlabelled=self.unlabelled,
+                             speaker_map=self.speaker_map or {}),)
 
 
 def _label(raw_emotion: str, level, intensity, source: Source, where) -> emotions.Label:
@@ -131,7 +145,8 @@ def _label(raw_emotion: str, level, intensity, source: Source, where) -> emotion
   try:
     cls = emotions.EMOTIONS[emotions.emotion_index(name)]
   except InputError as e:
-    raise InputError(where, f"{e.problem} (add {raw.lower()!r} to the config's emotion_map)") from None
+    raise InputError(where,
+                     f"{e.problem} (add {raw.lower()!r} to the config's emotion_map)") from None
   if level not in (None, ""):
     value = emotions.mead_level_to_intensity(level)
   elif intensity not in (None, ""):
@@ -151,7 +166,8 @@ def _read_csv(path: pathlib.Path, base: pathlib.Path, root: pathlib.Path) -> dic
   with open(path, newline="", encoding="utf-8-sig") as f:
     reader = csv.DictReader(f)
     if not reader.fieldnames or "file" not in reader.fieldnames:
-      raise common.layout_error(path, f"the CSV needs a 'file' column (columns: {', '.join(CSV_COLUMNS)})", LAYOUT)
+      raise common.layout_error(
+          path, f"the CSV needs a 'file' column (columns: {', '.join(CSV_COLUMNS)})", LAYOUT)
     unknown = sorted(set(reader.fieldnames) - set(CSV_COLUMNS))
     if unknown:
       raise InputError(path, f"unknown column(s) {unknown}; expected {', '.join(CSV_COLUMNS)}")
@@ -180,7 +196,8 @@ class Builder(common.EmotalkBuilder):
   DATASET = "folder"
   SPEAKER_NEUTRAL = True
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Put your clips in a folder and give it as the config's `folder` (or as manual_dir):\n" + LAYOUT)
+      "Put your clips in a folder and give it as the config's `folder` (or as manual_dir):\n" +
+      LAYOUT)
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
@@ -209,7 +226,8 @@ class Builder(common.EmotalkBuilder):
       if source.labels_csv:
         csv_path = base / source.labels_csv
         if not csv_path.is_file() or not common.is_inside(csv_path, root):
-          raise common.layout_error(csv_path, "labels_csv is missing (or outside the folder)", LAYOUT)
+          raise common.layout_error(csv_path, "labels_csv is missing (or outside the folder)",
+                                    LAYOUT)
 
   def _scan(self, root: pathlib.Path) -> list[ClipSpec]:
     c = self.builder_config
@@ -239,16 +257,16 @@ class Builder(common.EmotalkBuilder):
         where = str(video)
         raw_emotion = (row or {}).get("emotion") or groups.get("emotion")
         if raw_emotion:
-          label = _label(raw_emotion, groups.get("level"), (row or {}).get("intensity") or groups.get("intensity"),
-                         source, where)
+          label = _label(raw_emotion, groups.get("level"), (row or {}).get("intensity") or
+                         groups.get("intensity"), source, where)
         elif source.unlabelled:
           label = emotions.Label(emotions.EMOTIONS[emotions.emotion_index(source.unlabelled)],
                                  emotions.UNSPECIFIED_INTENSITY, "folder:unlabelled", exact=False)
         else:
           common.log.info("folder: %s has no label; left out (unlabelled='')", video)
           continue
-        raw_speaker = ((row or {}).get("speaker") or source.speaker_map.get(stem) or groups.get("speaker")
-                       or source.speaker or stem)
+        raw_speaker = ((row or {}).get("speaker") or source.speaker_map.get(stem) or
+                       groups.get("speaker") or source.speaker or stem)
         speaker = f"{source.namespace or c.dataset}/{source.speaker_map.get(raw_speaker, raw_speaker)}"
         wav = video.with_suffix(".wav")
         rel = video.relative_to(root).with_suffix("")
@@ -258,8 +276,9 @@ class Builder(common.EmotalkBuilder):
         split = (row or {}).get("split")
         if split:
           if self._csv_splits.setdefault(speaker, split) != split:
-            raise InputError(base / source.labels_csv, f"speaker {speaker} is given two splits "
-                             f"({self._csv_splits[speaker]} and {split}); splits must be speaker-disjoint")
+            raise InputError(
+                base / source.labels_csv, f"speaker {speaker} is given two splits "
+                f"({self._csv_splits[speaker]} and {split}); splits must be speaker-disjoint")
     return specs
 
   def _assign_splits(self, specs):
@@ -268,9 +287,13 @@ class Builder(common.EmotalkBuilder):
       return super()._assign_splits(specs)
     by_csv = {split: [s for s, v in self._csv_splits.items() if v == split] for split in SPLITS}
     assignment = common.speaker_splits(
-        (s.speaker for s in specs), test=tuple(c.test_speakers) + tuple(by_csv["test"]),
-        validation=tuple(c.validation_speakers) + tuple(by_csv["validation"]), train=by_csv["train"],
-        test_fraction=c.test_fraction, validation_fraction=c.validation_fraction, salt=self.name)
+        (s.speaker for s in specs),
+        test=tuple(c.test_speakers) + tuple(by_csv["test"]),
+        validation=tuple(c.validation_speakers) + tuple(by_csv["validation"]),
+        train=by_csv["train"],
+        test_fraction=c.test_fraction,
+        validation_fraction=c.validation_fraction,
+        salt=self.name)
     return common.group_by_split(specs, assignment)
 
 
@@ -290,45 +313,82 @@ def _sample_sources() -> tuple:
   aoc = "AlexandriaOcasioCortez"
   return (
       # Talking heads with audio: unlabelled -> neutral, emotion_exact=False.
-      Source(path="video/hdtf_sadtalker", namespace="sample", speaker_map={
-          "WDA_AlexandriaOcasioCortez_000": aoc, "RD_Radio2_000": "RD_Radio2",
-          "WDA_BobMenendez_000": "BobMenendez", "WDA_EdMarkey0_000": "EdMarkey"}),
+      Source(path="video/hdtf_sadtalker",
+             namespace="sample",
+             speaker_map={
+                 "WDA_AlexandriaOcasioCortez_000": aoc,
+                 "RD_Radio2_000": "RD_Radio2",
+                 "WDA_BobMenendez_000": "BobMenendez",
+                 "WDA_EdMarkey0_000": "EdMarkey"
+             }),
       # Identities of these are not given: each folder is one speaker group, so no unknown person
       # can sit on both sides of the split.
       Source(path="video/lrs2_deepavsr", namespace="sample", speaker="lrs2"),
       Source(path="video/voxceleb2_pcavs", namespace="sample", speaker="voxceleb2"),
       Source(path="video/grid_lipnet", namespace="sample", speaker="grid"),
-      Source(path="video/styletalk_source", namespace="sample", pattern=r"(?P<speaker>[A-Za-z]+)(?:_clip.*)?",
-             speaker_map={"andrew": "AndrewNg", "feifeili": "FeiFeiLi", "reagan": "Reagan"}),
-      Source(path="video/videoretalking", namespace="sample", speaker_map={
-          "face_1": "videoretalking_face_1", "face_2": "videoretalking_face_2", "face_3": aoc,
-          "face_4": "videoretalking_face_4"}),
+      Source(path="video/styletalk_source",
+             namespace="sample",
+             pattern=r"(?P<speaker>[A-Za-z]+)(?:_clip.*)?",
+             speaker_map={
+                 "andrew": "AndrewNg",
+                 "feifeili": "FeiFeiLi",
+                 "reagan": "Reagan"
+             }),
+      Source(path="video/videoretalking",
+             namespace="sample",
+             speaker_map={
+                 "face_1": "videoretalking_face_1",
+                 "face_2": "videoretalking_face_2",
+                 "face_3": aoc,
+                 "face_4": "videoretalking_face_4"
+             }),
       # EDTalk: the clips with audio (own track or the wav beside it).
-      Source(path="video/edtalk", namespace="sample", include=r"mouth_source|pose_source2|uncrop_Obama",
-             speaker_map={"mouth_source": "edtalk_mouth_source", "pose_source2": "TedLieu",
-                          "uncrop_Obama": "Obama"}),
+      Source(path="video/edtalk",
+             namespace="sample",
+             include=r"mouth_source|pose_source2|uncrop_Obama",
+             speaker_map={
+                 "mouth_source": "edtalk_mouth_source",
+                 "pose_source2": "TedLieu",
+                 "uncrop_Obama": "Obama"
+             }),
       # Labelled MEAD.
       Source(path="video/mead_dreamtalk", namespace="mead", pattern=_MEAD_FLAT),
-      # EAMM: M030_sad_3_001 (same person as DreamTalk's M030) and 6 green-screen MEAD subjects whose ids are
+      # EAMM: M030_sad_3_001 (same person as DreamTalk's M030) and 6 green-screen MEAD subjects
+      # whose ids are
       # not given (one speaker group 'eamm_drivers'); no level -> intensity 2/3.
-      Source(path="video/mead_eamm", namespace="mead",
+      Source(path="video/mead_eamm",
+             namespace="mead",
              pattern=r"(?:(?P<speaker>[MW]\d{3})_)?(?P<emotion>[a-z]+)(?:_(?P<level>[123])_\d{3})?",
              speaker="eamm_drivers"),
       # In-the-wild emotional clips (silent): label from the first word of the name.
-      Source(path="video/styletalk_style", namespace="sample",
+      Source(path="video/styletalk_style",
+             namespace="sample",
              pattern=r"(?P<speaker>(?P<emotion>[a-z]+)(?:_[a-z]+\d*)?)_clip\d+",
-             emotion_map={"furious": "angry", "happyenglish": "happy", "nice": "happy", "vscodehappy": "happy",
-                          "sadfather": "sad", "spata": "angry", "trump": "neutral"},
+             emotion_map={
+                 "furious": "angry",
+                 "happyenglish": "happy",
+                 "nice": "happy",
+                 "vscodehappy": "happy",
+                 "sadfather": "sad",
+                 "spata": "angry",
+                 "trump": "neutral"
+             },
              approximate=("nice", "spata", "trump")),
   )
 
 
 def sample_config(name: str = "sample", **overrides) -> FolderConfig:
-  """The sample config; `overrides` replace fields (e.g. frame_size=128, max_frames=50, folder=...)."""
-  kwargs = dict(name=name, folder=SHARED_DATA, sources=_sample_sources(), dataset="sample",
-                test_speakers=SAMPLE_TEST_SPEAKERS, description=(
-                    "The project's sample dataset from ../shared/data (or $EMOTALK_SHARED_DATA): talking heads "
-                    "with audio, labelled MEAD, in-the-wild emotional clips; speaker-disjoint train/test."))
+  """The sample config; `overrides` replace fields (e.g. frame_size=128, max_frames=50,
+  folder=...)."""
+  kwargs = dict(
+      name=name,
+      folder=SHARED_DATA,
+      sources=_sample_sources(),
+      dataset="sample",
+      test_speakers=SAMPLE_TEST_SPEAKERS,
+      description=
+      ("The project's sample dataset from ../shared/data (or $EMOTALK_SHARED_DATA): talking heads "
+       "with audio, labelled MEAD, in-the-wild emotional clips; speaker-disjoint train/test."))
   kwargs.update(overrides)
   return FolderConfig(**kwargs)
 
@@ -383,9 +443,12 @@ def av_config(name: str = "av", **overrides) -> FolderConfig:
 
 
 Builder.BUILDER_CONFIGS = [
-    FolderConfig(name="default", description=(
-        "The manual_dir (or `folder`): every clip in it, labels from labels.csv if given, else neutral "
-        "(emotion_exact=False); all speakers in train unless test_speakers / test_fraction say otherwise.")),
+    FolderConfig(
+        name="default",
+        description=
+        ("The manual_dir (or `folder`): every clip in it, labels from labels.csv if given, else neutral "
+         "(emotion_exact=False); all speakers in train unless test_speakers / test_fraction say otherwise."
+        )),
     sample_config(),
     av_config(),
 ]

@@ -1,2 +1,3 @@
-"""Benchmarks that print JSON (`emotalk bench ...`). Timings are wall-clock on the machine that runs them; tests
+"""Benchmarks that print JSON (`emotalk bench ...`). Timings are wall-clock on the machine that runs
+them; tests
 never assert them."""

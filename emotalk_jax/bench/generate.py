@@ -1,10 +1,12 @@
-"""Generation benchmark (`emotalk bench generate`): end-to-end frames/s at 128 and 256, with and without the
-one-shot fine-tune, where the time goes, and peak memory against the length of the speech.
+"""Generation benchmark (`emotalk bench generate`): end-to-end frames/s at 128 and 256, with and
+without the one-shot fine-tune, where the time goes, and peak memory against the length of the
+speech.
 
-Each measurement runs in a fresh subprocess, so its peak RSS (`ru_maxrss`) is its own and compilation is
-counted as a user would see it. Speech of any length is the bundled CMU ARCTIC sentence repeated. The
-networks are the shipped sample checkpoints at their size (128) and, for other sizes, untrained networks of
-the `configs/texture.py` architecture at that size: the speed of a network does not depend on its weights.
+Each measurement runs in a fresh subprocess, so its peak RSS (`ru_maxrss`) is its own and
+compilation is counted as a user would see it. Speech of any length is the bundled CMU ARCTIC
+sentence repeated. The networks are the shipped sample checkpoints at their size (128) and, for
+other sizes, untrained networks of the `configs/texture.py` architecture at that size: the speed of
+a network does not depend on its weights.
 """
 
 import json
@@ -47,8 +49,15 @@ print("RESULT " + json.dumps(summary))
 
 def _run(size: int, seconds: float, finetune_steps: int = 0, crop_only: bool = False) -> dict:
   with tempfile.TemporaryDirectory() as work:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(size), str(seconds), str(finetune_steps),
-                           "1" if crop_only else "0", work], capture_output=True, text=True, check=False)
+    proc = subprocess.run([
+        sys.executable, "-c", _CHILD,
+        str(size),
+        str(seconds),
+        str(finetune_steps), "1" if crop_only else "0", work
+    ],
+                          capture_output=True,
+                          text=True,
+                          check=False)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
   if proc.returncode or not lines:
     raise RuntimeError(f"benchmark run failed (size {size}, {seconds} s):\n{proc.stderr[-3000:]}")
@@ -59,7 +68,8 @@ def _run(size: int, seconds: float, finetune_steps: int = 0, crop_only: bool = F
 
 def generate_benchmark(sizes=(128, 256), seconds: float = 10.0, lengths=(10.0, 60.0, 300.0),
                        finetune_steps: int = 100) -> dict:
-  """{'speed': per size {end-to-end fps (whole photo and crop only), with fine-tuning, seconds by stage},
+  """{'speed': per size {end-to-end fps (whole photo and crop only), with fine-tuning, seconds by
+  stage},
   'memory': per speech length {peak RSS MB, fps}} on this machine (see the module docstring)."""
   speed = {}
   for size in sizes:
@@ -73,8 +83,12 @@ def generate_benchmark(sizes=(128, 256), seconds: float = 10.0, lengths=(10.0, 6
   memory = {}
   for length in lengths:
     run = _run(min(sizes), length)
-    memory[f"{length:g}s"] = {"frames": run["frames"], "peak_rss_mb": run["peak_rss_mb"], "fps": run["fps"],
-                              "wall_seconds": run["wall_seconds"]}
+    memory[f"{length:g}s"] = {
+        "frames": run["frames"],
+        "peak_rss_mb": run["peak_rss_mb"],
+        "fps": run["fps"],
+        "wall_seconds": run["wall_seconds"]
+    }
   return {"speech_seconds": seconds, "speed": speed, "memory": memory,
           "machine": {"cpus": _cpu_count(), "device": _device()}}
 

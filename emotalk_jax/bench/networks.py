@@ -6,10 +6,12 @@ import time
 
 
 def _texture_config(size: int):
-  """The training config benchmarked at `size`: configs/texture_sample.py (128) or configs/texture.py (256),
+  """The training config benchmarked at `size`: configs/texture_sample.py (128) or
+  configs/texture.py (256),
   with 8 (neutral, target) pairs per step (4 windows of 2 frames)."""
   import importlib  # pylint: disable=g-import-not-at-top
-  config = importlib.import_module("configs.texture_sample" if size == 128 else "configs.texture").get_config()
+  config = importlib.import_module("configs.texture_sample" if size ==
+                                   128 else "configs.texture").get_config()
   config.batch_size, config.window = 4, 2
   return config
 
@@ -23,10 +25,13 @@ def _synthetic_texture_batch(config, rng) -> dict:
   template = landmarks.normalize(face.template(256), 256)
   emotion = np.zeros((b, 9), np.float32)
   emotion[:, 4] = emotion[:, 8] = 1.0
-  return {"frames": rng.integers(0, 256, (b, k, 256, 256, 3), dtype=np.uint8),
-          "landmarks": (template + rng.normal(0, 0.01, (b, k, 68, 2))).astype(np.float32),
-          "neutral_frame": rng.integers(0, 256, (b, 256, 256, 3), dtype=np.uint8),
-          "neutral_landmarks": np.broadcast_to(template, (b, 68, 2)).astype(np.float32), "emotion": emotion}
+  return {
+      "frames": rng.integers(0, 256, (b, k, 256, 256, 3), dtype=np.uint8),
+      "landmarks": (template + rng.normal(0, 0.01, (b, k, 68, 2))).astype(np.float32),
+      "neutral_frame": rng.integers(0, 256, (b, 256, 256, 3), dtype=np.uint8),
+      "neutral_landmarks": np.broadcast_to(template, (b, 68, 2)).astype(np.float32),
+      "emotion": emotion
+  }
 
 
 def _steps_per_second(fn, args_fn, num_steps: int) -> float:
@@ -46,10 +51,12 @@ def jax_block(tree) -> None:
 
 def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_repeats: int = 3,
                        config_name: str = "landmark_av") -> dict:
-  """Stage 1 speed with a config (default the shipped checkpoint's, `configs/landmark_av.py`: Whisper
-  features in; `landmark_sample`: log-mel), on a synthetic batch of its shape: training steps/s and examples/s (windows of `config.window` frames), and inference frames/s of the
-  landmark network alone on a `clip_seconds` clip at 25 fps, in one call and the way `emotalk generate`
-  streams it (`generate.predict_landmarks`: chunks of 250 frames with 16 frames of context). The Whisper
+  """Stage 1 speed with a config (default the shipped checkpoint's, `configs/landmark_av.py`:
+  Whisper features in; `landmark_sample`: log-mel), on a synthetic batch of its shape: training
+  steps/s and examples/s (windows of `config.window` frames), and inference frames/s of the landmark
+  network alone on a `clip_seconds` clip at 25 fps, in one call and the way `emotalk generate`
+  streams it (`generate.predict_landmarks`: chunks of 250 frames with 16 frames of context). The
+  Whisper
   encoder's own cost is `emotalk bench speech`."""
   import importlib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
@@ -66,18 +73,30 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   model = landmark_model.create_model(config)
   tx, schedule = train_lib.make_optimizer(config)
   params = landmark_model.init_params(model, jax.random.PRNGKey(0), num_frames=config.window)
-  holder = {"state": train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(1)), mesh)}
+  holder = {
+      "state":
+          train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(1)), mesh)
+  }
   step = train_lib.make_train_step(train_landmark.make_loss_fn(model, config), tx, mesh, schedule)
   b, k = config.batch_size, config.window
   template = face_graph.schematic_face()
   emotion = np.zeros((b, landmark_model.EMOTION_VECTOR_SIZE), np.float32)
   emotion[:, 4] = emotion[:, -1] = 1.0
-  batch = train_lib.shard_batch({
-      "mel": rng.normal(-4, 3, (b, k, landmark_model.MEL_WINDOW, landmark_model.N_MELS)).astype(np.float32),
-      "speech": rng.normal(0, 1, (b, k, landmark_model.SPEECH_FEATURES)).astype(np.float32),
-      "emotion": emotion, "has_audio": np.ones(b, bool),
-      "landmarks": (template + rng.normal(0, 0.01, (b, k, 68, 2))).astype(np.float32),
-      "neutral_landmarks": np.broadcast_to(template, (b, 68, 2)).astype(np.float32)}, mesh)
+  batch = train_lib.shard_batch(
+      {
+          "mel":
+              rng.normal(-4, 3, (b, k, landmark_model.MEL_WINDOW, landmark_model.N_MELS)).astype(
+                  np.float32),
+          "speech":
+              rng.normal(0, 1, (b, k, landmark_model.SPEECH_FEATURES)).astype(np.float32),
+          "emotion":
+              emotion,
+          "has_audio":
+              np.ones(b, bool),
+          "landmarks": (template + rng.normal(0, 0.01, (b, k, 68, 2))).astype(np.float32),
+          "neutral_landmarks":
+              np.broadcast_to(template, (b, 68, 2)).astype(np.float32)
+      }, mesh)
 
   def train_once():
     holder["state"], metrics = step(holder["state"], batch)
@@ -97,18 +116,32 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   streamed = frames * _steps_per_second(
       lambda: generate.predict_landmarks(models, log_mel, track, template, speech=features), tuple,
       infer_repeats)
-  return {"benchmark": "landmark", "config": f"configs/{config_name}.py",
-          "speech_input": model.speech_input,
-          "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "device": str(jax.devices()[0].platform),
-          "num_devices": jax.device_count(), "batch_size": b, "window": k,
-          "train_steps_per_s": round(train_sps, 2), "train_examples_per_s": round(train_sps * b, 1),
-          "train_frames_per_s": round(train_sps * b * k, 1), "clip_seconds": clip_seconds, "clip_frames": frames,
-          "inference_fps_one_call": round(one_call, 1), "inference_fps_streamed": round(streamed, 1),
-          "params": int(sum(x.size for x in jax.tree.leaves(params)))}
+  return {
+      "benchmark": "landmark",
+      "config": f"configs/{config_name}.py",
+      "speech_input": model.speech_input,
+      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+      "device": str(jax.devices()[0].platform),
+      "num_devices": jax.device_count(),
+      "batch_size": b,
+      "window": k,
+      "train_steps_per_s": round(train_sps, 2),
+      "train_examples_per_s": round(train_sps * b, 1),
+      "train_frames_per_s": round(train_sps * b * k, 1),
+      "clip_seconds": clip_seconds,
+      "clip_frames": frames,
+      "inference_fps_one_call": round(one_call, 1),
+      "inference_fps_streamed": round(streamed, 1),
+      "params": int(sum(x.size for x in jax.tree.leaves(params)))
+  }
 
 
-def texture_benchmark(sizes=(128, 256), batch_sizes=(1, 8, 32), train_steps: int = 5, infer_repeats: int = 3) -> dict:
-  """Stage 2 speed: GAN training steps/s (generator + discriminator, L1 + adversarial + feature matching +
+def texture_benchmark(sizes=(128, 256),
+                      batch_sizes=(1, 8, 32),
+                      train_steps: int = 5,
+                      infer_repeats: int = 3) -> dict:
+  """Stage 2 speed: GAN training steps/s (generator + discriminator, L1 + adversarial + feature
+  matching +
   flow smoothness; no VGG) and generator inference frames/s per batch size, at each size."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -124,8 +157,12 @@ def texture_benchmark(sizes=(128, 256), batch_sizes=(1, 8, 32), train_steps: int
     model, disc = texture_model.create_model(config), texture_model.create_discriminator(config)
     tx, schedule = train_texture.make_optimizer(config)
     params = train_texture.init_params(config, jax.random.PRNGKey(0))
-    state = train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(1)), mesh)
-    step = train_lib.make_train_step(train_texture.make_loss_fn(model, disc, config), tx, mesh, schedule,
+    state = train_lib.replicate(train_lib.TrainState.create(params, tx, jax.random.PRNGKey(1)),
+                                mesh)
+    step = train_lib.make_train_step(train_texture.make_loss_fn(model, disc, config),
+                                     tx,
+                                     mesh,
+                                     schedule,
                                      with_extra=True)
     batch = train_lib.shard_batch(_synthetic_texture_batch(config, rng), mesh)
     holder = {"state": state}
@@ -140,10 +177,22 @@ def texture_benchmark(sizes=(128, 256), batch_sizes=(1, 8, 32), train_steps: int
     for b in batch_sizes:
       inputs = texture_model.dummy_inputs(b, size)
       g = holder["state"].params["generator"]
-      fps[str(b)] = round(b * _steps_per_second(lambda g=g, inputs=inputs: apply({"params": g}, *inputs)["image"],
-                                                tuple, infer_repeats), 1)
-    results.append({"size": size, "width": config.model.width, "pairs_per_step": config.batch_size * config.window,
-                    "train_steps_per_s": round(train_sps, 2), "inference_fps_by_batch": fps,
-                    "generator_params": int(sum(x.size for x in jax.tree.leaves(params["generator"])))})
-  return {"benchmark": "texture", "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-          "device": str(jax.devices()[0].platform), "num_devices": jax.device_count(), "results": results}
+      fps[str(b)] = round(
+          b * _steps_per_second(lambda g=g, inputs=inputs: apply({"params": g}, *inputs)["image"],
+                                tuple,
+                                infer_repeats), 1)
+    results.append({
+        "size": size,
+        "width": config.model.width,
+        "pairs_per_step": config.batch_size * config.window,
+        "train_steps_per_s": round(train_sps, 2),
+        "inference_fps_by_batch": fps,
+        "generator_params": int(sum(x.size for x in jax.tree.leaves(params["generator"])))
+    })
+  return {
+      "benchmark": "texture",
+      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+      "device": str(jax.devices()[0].platform),
+      "num_devices": jax.device_count(),
+      "results": results
+  }

@@ -1,4 +1,5 @@
-"""`emotalk bench preprocess`: preprocessing throughput (decode, face tracking, landmarks, crop, log-mel) in
+"""`emotalk bench preprocess`: preprocessing throughput (decode, face tracking, landmarks, crop,
+log-mel) in
 frames/s; also where the benchmarks find `../shared/data`."""
 
 import os
@@ -14,14 +15,17 @@ from emotalk_jax.media import audio
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
 
-SHARED_DATA = pathlib.Path(os.environ.get("EMOTALK_SHARED_DATA", pathlib.Path.cwd().parent / "shared" / "data"))
+SHARED_DATA = pathlib.Path(
+    os.environ.get("EMOTALK_SHARED_DATA",
+                   pathlib.Path.cwd().parent / "shared" / "data"))
 # Real clips of the two sizes the issue names, when ../shared/data is present.
 SHARED_CLIPS = ("video/mead_dreamtalk/M030_front_neutral_level1_001.mp4",  # 256x256
                 "video/hdtf_sadtalker/WDA_BobMenendez_000.mp4")  # 512x512
 
 
 def _default_clips(tmp: pathlib.Path) -> list[pathlib.Path]:
-  """The shared 256 and 512 clips, else the bundled GRID clip centre-cropped and resized to both sizes."""
+  """The shared 256 and 512 clips, else the bundled GRID clip centre-cropped and resized to both
+  sizes."""
   if all((SHARED_DATA / c).exists() for c in SHARED_CLIPS):
     return [SHARED_DATA / c for c in SHARED_CLIPS]
   video = video_io.read_video(bundled.GRID_CLIP)
@@ -31,8 +35,10 @@ def _default_clips(tmp: pathlib.Path) -> list[pathlib.Path]:
   out = []
   for size in (256, 512):
     path = tmp / f"grid_{size}.mp4"
-    video_io.write_video(path, (cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in square),
-                         fps=video.fps, audio=video.audio)
+    video_io.write_video(
+        path, (cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in square),
+        fps=video.fps,
+        audio=video.audio)
     out.append(path)
   return out
 
@@ -44,13 +50,17 @@ def _timed(fn):
 
 
 def _bench_clip(path: pathlib.Path, num_frames: int, size: int) -> dict:
-  video, t_decode = _timed(lambda: video_io.read_video(path, max_frames=num_frames, with_audio=False))
+  video, t_decode = _timed(
+      lambda: video_io.read_video(path, max_frames=num_frames, with_audio=False))
   frames = video.frames
   n = len(frames)
-  tracking.track_landmarks(frames[:2], source=str(path))  # loads the dlib models outside the timings
+  # loads the dlib models outside the timings
+  tracking.track_landmarks(frames[:2], source=str(path))
   track, t_track = _timed(lambda: tracking.track_landmarks(frames, source=str(path)))
-  every, t_every = _timed(lambda: tracking.track_landmarks(frames, source=str(path), detect_every=1))
-  _, t_align = _timed(lambda: tracking.align_video(frames, source=str(path), size=size, track=track))
+  every, t_every = _timed(
+      lambda: tracking.track_landmarks(frames, source=str(path), detect_every=1))
+  _, t_align = _timed(
+      lambda: tracking.align_video(frames, source=str(path), size=size, track=track))
   wave = audio.decode_audio(path)
   mel_fps = None
   if wave is not None:
@@ -59,7 +69,10 @@ def _bench_clip(path: pathlib.Path, num_frames: int, size: int) -> dict:
     mel_fps = round(n / t_mel, 1)
   total = t_decode + t_track + t_align
   return {
-      "clip": path.name, "resolution": f"{frames.shape[2]}x{frames.shape[1]}", "frames": n, "crop_size": size,
+      "clip": path.name,
+      "resolution": f"{frames.shape[2]}x{frames.shape[1]}",
+      "frames": n,
+      "crop_size": size,
       "fps_total": round(n / total, 1),
       "fps_decode": round(n / t_decode, 1),
       "fps_detect_landmarks_tracking": round(n / t_track, 1),

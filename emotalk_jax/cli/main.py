@@ -1,7 +1,9 @@
 """The `emotalk` command line.
 
-Every subcommand is a thin wrapper over library functions a notebook can call directly. Bad input raises
-`InputError`, which is printed as `emotalk: error: <file>: <problem>` with exit status 2 and no traceback.
+Every subcommand is a thin wrapper over library functions a notebook can call directly. Bad input
+raises
+`InputError`, which is printed as `emotalk: error: <file>: <problem>` with exit status 2 and no
+traceback.
 """
 
 import argparse
@@ -24,11 +26,14 @@ def _default_out(path: pathlib.Path, suffix: str) -> pathlib.Path:
 
 
 def cmd_landmarks(args) -> dict:
-  """Draws the aligned crop with its landmarks and face-graph edges (PNG for a photo, MP4 for a video)."""
-  from emotalk_jax.models import visualize  # pylint: disable=g-import-not-at-top  (keeps `--help` fast)
+  """Draws the aligned crop with its landmarks and face-graph edges (PNG for a photo, MP4 for a
+  video)."""
+  # Keeps `--help` fast.
+  from emotalk_jax.models import visualize  # pylint: disable=g-import-not-at-top
   src = pathlib.Path(args.input)
   is_video = src.suffix.lower() in VIDEO_SUFFIXES
-  out = pathlib.Path(args.out) if args.out else _default_out(src, "_landmarks.mp4" if is_video else "_landmarks.png")
+  out = pathlib.Path(args.out) if args.out else _default_out(
+      src, "_landmarks.mp4" if is_video else "_landmarks.png")
   if is_video:
     summary = visualize.draw_video_landmarks(src, out, size=args.size, face_index=args.face_index)
   else:
@@ -37,7 +42,8 @@ def cmd_landmarks(args) -> dict:
 
 
 def cmd_preprocess(args) -> dict:
-  """Full preprocessing of a clip: track, smooth, align, crop, log-mel; writes an .npz and an aligned MP4."""
+  """Full preprocessing of a clip: track, smooth, align, crop, log-mel; writes an .npz and an
+  aligned MP4."""
   from emotalk_jax.media import preprocess  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import visualize  # pylint: disable=g-import-not-at-top
   src = pathlib.Path(args.input)
@@ -55,17 +61,24 @@ def cmd_emotion(args) -> dict:
   """Parses emotion text (e.g. `happy:0.6+surprised:0.4`) and prints the model's emotion vector."""
   from emotalk_jax import emotions  # pylint: disable=g-import-not-at-top
   parsed = [emotions.parse_emotion(text) for text in args.text]
-  return {"order": list(emotions.EMOTIONS) + ["intensity"],
-          "emotions": [{"text": t, "canonical": str(e), "vector": [round(float(v), 6) for v in e.vector()]}
-                       for t, e in zip(args.text, parsed)]}
+  return {
+      "order":
+          list(emotions.EMOTIONS) + ["intensity"],
+      "emotions": [{
+          "text": t,
+          "canonical": str(e),
+          "vector": [round(float(v), 6) for v in e.vector()]
+      } for t, e in zip(args.text, parsed)]
+  }
 
 
 def cmd_bench(args) -> dict:
-  """Benchmarks that print JSON: `preprocess` (frames/s per clip), `data` (dataset build clips/min and
-  input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the expression
-  classifier's accuracy on the real labelled MEAD clips of ../shared/data), `landmark` (stage-1 training
-  steps/s and examples/s, and frames/s of the network alone on 60 s), `texture` (stage-2 steps/s and
-  frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning, peak memory for 10/60/300 s),
+  """Benchmarks that print JSON: `preprocess` (frames/s per clip), `data` (dataset build clips/min
+  and input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the
+  expression classifier's accuracy on the real labelled MEAD clips of ../shared/data), `landmark`
+  (stage-1 training steps/s and examples/s, and frames/s of the network alone on 60 s), `texture`
+  (stage-2 steps/s and frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning,
+  peak memory for 10/60/300 s),
   `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech)."""
   if args.what in ("evaluate", "emotion-ceiling"):
     from emotalk_jax.bench import evaluate as eval_bench  # pylint: disable=g-import-not-at-top
@@ -74,7 +87,8 @@ def cmd_bench(args) -> dict:
     return eval_bench.emotion_ceiling()
   if args.what in ("landmark", "texture"):
     from emotalk_jax.bench import networks  # pylint: disable=g-import-not-at-top
-    return networks.landmark_benchmark() if args.what == "landmark" else networks.texture_benchmark()
+    return networks.landmark_benchmark() if args.what == "landmark" else networks.texture_benchmark(
+    )
   if args.what == "generate":
     from emotalk_jax.bench import generate as bench_generate  # pylint: disable=g-import-not-at-top
     return bench_generate.generate_benchmark()
@@ -89,7 +103,8 @@ def cmd_bench(args) -> dict:
 
 
 def cmd_train(args) -> dict:
-  """Trains a stage: `emotalk train landmark --config configs/landmark.py --workdir DIR [--config.x=y ...]`
+  """Trains a stage: `emotalk train landmark --config configs/landmark.py --workdir DIR
+  [--config.x=y ...]`
   (absl / ml_collections flags; see emotalk_jax/train/main.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
@@ -100,19 +115,21 @@ def cmd_train(args) -> dict:
 
 
 def cmd_evaluate(args) -> dict:
-  """Scores generated videos with the evaluation harness (PSNR, SSIM, CPBD, M-LMD, F-LMD, CSIM, emotion
-  accuracy, lip sync; emotalk_jax/evaluate/harness.py):
-  `emotalk evaluate --generated GEN.mp4 [--reference REF.mp4] [--source PHOTO] [--emotion EMOTION]
-  [--json OUT.json]` or `emotalk evaluate --manifest EVAL.csv --out-dir DIR`.
-  Or evaluates a trained stage against its baselines on the same test windows:
-  `emotalk evaluate landmark --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]
-  [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y ...]` (see emotalk_jax/train/landmark_baselines.py)."""
+  """Scores generated videos with the evaluation harness (PSNR, SSIM, CPBD, M-LMD, F-LMD, CSIM,
+  emotion accuracy, lip sync; emotalk_jax/evaluate/harness.py): `emotalk evaluate --generated
+  GEN.mp4 [--reference REF.mp4] [--source PHOTO] [--emotion EMOTION] [--json OUT.json]` or `emotalk
+  evaluate --manifest EVAL.csv --out-dir DIR`. Or evaluates a trained stage against its baselines on
+  the same test windows: `emotalk evaluate landmark --config CONFIG.py --workdir DIR
+  [--checkpoint=best|latest|STEP]
+  [--num_train_batches=N] [--num_eval_batches=N] [--config.x=y ...]` (see
+  emotalk_jax/train/landmark_baselines.py)."""
   from emotalk_jax.cli import evaluate as eval_cli  # pylint: disable=g-import-not-at-top
   if args.stage is None:
     return eval_cli.run(args)
   if eval_cli.uses_harness(args):
-    raise errors.InputError(f"evaluate {args.stage}", "harness options (--generated, --manifest, ...) cannot be "
-                                                      "combined with a stage; put the stage's flags after it")
+    raise errors.InputError(
+        f"evaluate {args.stage}", "harness options (--generated, --manifest, ...) cannot be "
+        "combined with a stage; put the stage's flags after it")
   from absl import flags  # pylint: disable=g-import-not-at-top
   try:
     return stages.get(args.stage).evaluate([args.stage] + list(args.flags))
@@ -121,12 +138,17 @@ def cmd_evaluate(args) -> dict:
 
 
 def cmd_finetune(args) -> dict:
-  """Adapts the texture network to one neutral photo (self-reconstruction under augmentation) and reports
-  the photo's reconstruction PSNR / SSIM before and after: `emotalk finetune --image PHOTO --checkpoint
+  """Adapts the texture network to one neutral photo (self-reconstruction under augmentation) and
+  reports the photo's reconstruction PSNR / SSIM before and after: `emotalk finetune --image PHOTO
+  --checkpoint
   RUN_DIR_OR_NPZ --out DIR [--steps N]` (see emotalk_jax/generate/finetune.py)."""
   from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
   try:
-    return finetune.main(args.image, args.checkpoint, args.out, steps=args.steps, learning_rate=args.learning_rate)
+    return finetune.main(args.image,
+                         args.checkpoint,
+                         args.out,
+                         steps=args.steps,
+                         learning_rate=args.learning_rate)
   except (FileNotFoundError, ValueError) as e:  # No checkpoint / config, params of another model.
     raise errors.InputError(args.checkpoint, str(e)) from e
 
@@ -138,30 +160,41 @@ def _generate_options(args) -> dict:
 
 
 def cmd_generate(args) -> dict:
-  """Photo + speech + emotion -> an H.264/AAC video at 25 fps (see emotalk_jax/generate/pipeline.py):
-  `emotalk generate --image PHOTO --audio SPEECH --emotion EMOTION --out OUT.mp4`, or many videos from a
+  """Photo + speech + emotion -> an H.264/AAC video at 25 fps (see
+  emotalk_jax/generate/pipeline.py): `emotalk generate --image PHOTO --audio SPEECH --emotion
+  EMOTION --out OUT.mp4`, or many videos from a
   CSV with columns image,audio,emotion,out: `emotalk generate --manifest JOBS.csv --out-dir DIR`."""
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   if args.manifest:
     if args.image or args.audio:
-      raise errors.InputError(args.manifest, "--manifest replaces --image/--audio; give one or the other")
+      raise errors.InputError(args.manifest,
+                              "--manifest replaces --image/--audio; give one or the other")
     models = generate.load_models(args.checkpoint)
     result = generate.generate_manifest(args.manifest, args.out_dir or "emotalk_out", models=models,
                                         **_generate_options(args))
     for failure in result["failed"]:
       print(f"emotalk: warning: skipped row {failure['row']}: {failure['reason']}", file=sys.stderr)
     return result
-  missing = [flag for flag, value in (("--image", args.image), ("--audio", args.audio)) if not value]
+  missing = [
+      flag for flag, value in (("--image", args.image), ("--audio", args.audio)) if not value
+  ]
   if missing:
-    raise errors.InputError("generate", f"{' and '.join(missing)} required (or --manifest JOBS.csv)")
-  return generate.generate(args.image, args.audio, args.emotion, args.out or "emotalk_out/generated.mp4",
-                           checkpoint=args.checkpoint, **_generate_options(args))
+    raise errors.InputError("generate",
+                            f"{' and '.join(missing)} required (or --manifest JOBS.csv)")
+  return generate.generate(args.image,
+                           args.audio,
+                           args.emotion,
+                           args.out or "emotalk_out/generated.mp4",
+                           checkpoint=args.checkpoint,
+                           **_generate_options(args))
 
 
 def cmd_export(args) -> dict:
-  """Exports a training run's inference params as NAME.npz + NAME.json (what `--checkpoint` folders hold:
+  """Exports a training run's inference params as NAME.npz + NAME.json (what `--checkpoint` folders
+  hold:
   landmark.npz and texture.npz): `emotalk export landmark --workdir RUN --out DIR/landmark.npz
-  [--checkpoint best|latest|STEP] [--config CONFIG.py]` (the config only for runs without config.json)."""
+  [--checkpoint best|latest|STEP] [--config CONFIG.py]` (the config only for runs without
+  config.json)."""
   config = None
   if args.config:
     from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
@@ -174,7 +207,8 @@ def cmd_export(args) -> dict:
 
 
 def cmd_demo(args) -> dict:
-  """The bundled photo (public-domain astronaut portrait) says the bundled CMU ARCTIC sentence, neutral,
+  """The bundled photo (public-domain astronaut portrait) says the bundled CMU ARCTIC sentence,
+  neutral,
   then happy, then sad, with the shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   return generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=args.out,
@@ -185,19 +219,29 @@ def cmd_demo(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="emotalk",
-      description="Emotion-controllable one-shot talking-face generation in JAX (research reimplementation).")
+      description=
+      "Emotion-controllable one-shot talking-face generation in JAX (research reimplementation).")
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
   def add_face_args(p):
-    p.add_argument("--size", type=int, default=256, choices=(128, 256), help="aligned crop size in pixels (default 256)")
-    p.add_argument("--face-index", type=int, default=0,
-                   help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
+    p.add_argument("--size",
+                   type=int,
+                   default=256,
+                   choices=(128, 256),
+                   help="aligned crop size in pixels (default 256)")
+    p.add_argument(
+        "--face-index",
+        type=int,
+        default=0,
+        help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
 
-  p = sub.add_parser("landmarks", help="draw the aligned face crop with its 68 landmarks and graph edges",
+  p = sub.add_parser("landmarks",
+                     help="draw the aligned face crop with its 68 landmarks and graph edges",
                      description=cmd_landmarks.__doc__)
   p.add_argument("input", nargs="?", default=str(bundled.GRID_CLIP),
                  help="photo or video (default: the bundled GRID clip)")
-  p.add_argument("--out", help="output .png (photo) or .mp4 (video); default emotalk_out/<name>_landmarks.*")
+  p.add_argument("--out",
+                 help="output .png (photo) or .mp4 (video); default emotalk_out/<name>_landmarks.*")
   add_face_args(p)
   p.set_defaults(func=cmd_landmarks)
 
@@ -218,27 +262,38 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_emotion)
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
-  p.add_argument("what", choices=("preprocess", "data", "evaluate", "emotion-ceiling", "landmark", "texture",
-                                  "generate", "speech"),
+  p.add_argument("what",
+                 choices=("preprocess", "data", "evaluate", "emotion-ceiling", "landmark",
+                          "texture", "generate", "speech"),
                  help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
   p.set_defaults(func=cmd_bench)
 
-  p = sub.add_parser("train", help="train a stage (absl flags: --config FILE --workdir DIR --config.x=y)",
+  p = sub.add_parser("train",
+                     help="train a stage (absl flags: --config FILE --workdir DIR --config.x=y)",
                      description=cmd_train.__doc__)
   p.add_argument("stage", choices=tuple(stages.STAGES), help="which network to train")
-  p.add_argument("flags", nargs=argparse.REMAINDER, help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
+  p.add_argument("flags",
+                 nargs=argparse.REMAINDER,
+                 help="--config CONFIG.py --workdir DIR [--config.field=value ...]")
   p.set_defaults(func=cmd_train)
 
   p = sub.add_parser("finetune", help="adapt the texture network to one neutral photo",
                      description=cmd_finetune.__doc__)
   p.add_argument("--image", required=True, help="a neutral photo of the new face")
-  p.add_argument("--checkpoint", required=True, help="a texture training workdir or an exported .npz")
-  p.add_argument("--out", required=True, help="output folder (adapted params, report.json, reconstruction.png)")
+  p.add_argument("--checkpoint",
+                 required=True,
+                 help="a texture training workdir or an exported .npz")
+  p.add_argument("--out",
+                 required=True,
+                 help="output folder (adapted params, report.json, reconstruction.png)")
   p.add_argument("--steps", type=int, default=150, help="fine-tuning steps (default 150)")
-  p.add_argument("--learning-rate", type=float, default=5e-5, help="Adam learning rate (default 5e-5)")
+  p.add_argument("--learning-rate",
+                 type=float,
+                 default=5e-5,
+                 help="Adam learning rate (default 5e-5)")
   p.set_defaults(func=cmd_finetune)
 
   p = sub.add_parser("generate", help="photo + speech + emotion -> talking-face video with sound",
@@ -249,17 +304,32 @@ def build_parser() -> argparse.ArgumentParser:
                  help="e.g. happy, happy:0.7, happy:0.6+surprised:0.4 (default neutral)")
   p.add_argument("--out", help="output .mp4 (default emotalk_out/generated.mp4)")
   p.add_argument("--manifest", help="CSV with columns image,audio,emotion,out: one video per row")
-  p.add_argument("--out-dir", help="--manifest: folder the rows' `out` paths are relative to (default emotalk_out)")
-  p.add_argument("--checkpoint", help="folder with landmark.npz and texture.npz (default: the shipped samples)")
+  p.add_argument(
+      "--out-dir",
+      help="--manifest: folder the rows' `out` paths are relative to (default emotalk_out)")
+  p.add_argument("--checkpoint",
+                 help="folder with landmark.npz and texture.npz (default: the shipped samples)")
   p.add_argument("--finetune-steps", type=int, default=0,
                  help="adapt the texture network to the photo first, this many steps (default 0)")
-  p.add_argument("--size", type=int, choices=(128, 256), help="crop size; must match the texture checkpoint")
-  p.add_argument("--crop-only", action="store_true", help="write the aligned face crop, not the whole photo")
-  p.add_argument("--seed", type=int, default=0, help="blinks and fine-tuning augmentation (default 0)")
-  p.add_argument("--emotion-schedule", help='emotion over time, e.g. "0:neutral,2.0:happy:0.8,4.5:sad:0.5" '
-                                            "(seconds:emotion; overrides --emotion)")
-  p.add_argument("--face-index", type=int, default=0,
-                 help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
+  p.add_argument("--size",
+                 type=int,
+                 choices=(128, 256),
+                 help="crop size; must match the texture checkpoint")
+  p.add_argument("--crop-only",
+                 action="store_true",
+                 help="write the aligned face crop, not the whole photo")
+  p.add_argument("--seed",
+                 type=int,
+                 default=0,
+                 help="blinks and fine-tuning augmentation (default 0)")
+  p.add_argument("--emotion-schedule",
+                 help='emotion over time, e.g. "0:neutral,2.0:happy:0.8,4.5:sad:0.5" '
+                 "(seconds:emotion; overrides --emotion)")
+  p.add_argument(
+      "--face-index",
+      type=int,
+      default=0,
+      help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.set_defaults(func=cmd_generate)
 
@@ -272,20 +342,29 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--config", help="the run's config file, for runs that did not save config.json")
   p.set_defaults(func=cmd_export)
 
-  p = sub.add_parser("demo", help="generate a video from the bundled photo and speech (no arguments needed)",
-                     description=cmd_demo.__doc__)
+  p = sub.add_parser(
+      "demo",
+      help="generate a video from the bundled photo and speech (no arguments needed)",
+      description=cmd_demo.__doc__)
   p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
-  p.add_argument("--finetune-steps", type=int, default=0, help="adapt to the photo first (default 0)")
+  p.add_argument("--finetune-steps",
+                 type=int,
+                 default=0,
+                 help="adapt to the photo first (default 0)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.set_defaults(func=cmd_demo)
 
-  p = sub.add_parser("evaluate", help="score generated videos (harness), or a trained stage against its baselines",
-                     description=cmd_evaluate.__doc__)
+  p = sub.add_parser(
+      "evaluate",
+      help="score generated videos (harness), or a trained stage against its baselines",
+      description=cmd_evaluate.__doc__)
   p.add_argument("stage", nargs="?", choices=tuple(stages.STAGES),
                  help="a trained stage to evaluate against its baselines (omit for the harness)")
-  p.add_argument("flags", nargs=argparse.REMAINDER,
-                 help="stage flags: --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP] "
-                      "[--config.field=value ...]")
+  p.add_argument(
+      "flags",
+      nargs=argparse.REMAINDER,
+      help="stage flags: --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP] "
+      "[--config.field=value ...]")
   eval_cli.add_arguments(p)
   p.set_defaults(func=cmd_evaluate)
   return parser

@@ -1,26 +1,29 @@
 """CPBD: the no-reference sharpness metric of Narvekar & Karam (QoMEX 2009; IEEE TIP 20(9), 2011).
 
-CPBD is the cumulative probability of blur detection: the share of edge pixels whose edge is so narrow,
-relative to the width a viewer just notices at that contrast, that blur is detected with probability at
-most 63%. Sharper images score higher, in [0, 1].
+CPBD is the cumulative probability of blur detection: the share of edge pixels whose edge is so
+narrow, relative to the width a viewer just notices at that contrast, that blur is detected with
+probability at most 63%. Sharper images score higher, in [0, 1].
 
-This is our own vectorised implementation. It follows the conventions of the `cpbd` PyPI package 1.0.7
-(python-cpbd, a port of the authors' MATLAB code; it no longer imports on current SciPy) so that the numbers
-agree with what papers report; `tests/test_cpbd.py` checks the agreement on real frames:
+This is our own vectorised implementation. It follows the conventions of the `cpbd` PyPI package
+1.0.7 (python-cpbd, a port of the authors' MATLAB code; it no longer imports on current SciPy) so
+that the numbers agree with what papers report; `tests/test_cpbd.py` checks the agreement on real
+frames:
 
-1. The image is grey in [0, 255] as float64 (RGB is converted with ITU-R BT.601 weights, as PIL's "L").
-2. Edge blocks: the image is split into 64x64 blocks (a partial block at the right or bottom edge is not
-   used); a block counts when more than 0.2% of its pixels are Canny edges (Gaussian sigma 1, hysteresis
-   thresholds 0.1 and 0.2 on the Sobel gradient magnitude of the [0, 255] image, as scikit-image's `canny`
-   defaults give on a float image; so almost any textured block counts).
-3. Edge pixels whose width is measured: Sobel vertical-edge response (the kernel [1 0 -1; 2 0 -2; 1 0 -1]/8),
-   squared, kept where above 2 sqrt(mean) and a horizontal or vertical local maximum.
-4. Edge width (Marziliano et al. 2002), only for edges whose gradient direction (from central differences,
-   quantised to 45 degrees; a pixel with zero horizontal gradient counts as 0 degrees) is 0 or 180 degrees:
+1. The image is grey in [0, 255] as float64 (RGB is converted with ITU-R BT.601 weights, as PIL's
+  "L").
+2. Edge blocks: the image is split into 64x64 blocks (a partial block at the right or bottom edge is
+   not used); a block counts when more than 0.2% of its pixels are Canny edges (Gaussian sigma 1,
+   hysteresis thresholds 0.1 and 0.2 on the Sobel gradient magnitude of the [0, 255] image, as
+   scikit-image's `canny` defaults give on a float image; so almost any textured block counts).
+3. Edge pixels whose width is measured: Sobel vertical-edge response (the kernel [1 0 -1; 2 0 -2; 1
+   0 -1]/8), squared, kept where above 2 sqrt(mean) and a horizontal or vertical local maximum.
+4. Edge width (Marziliano et al. 2002), only for edges whose gradient direction (from central
+   differences, quantised to 45 degrees; a pixel with zero horizontal gradient counts as 0 degrees)
+   is 0 or 180 degrees:
    from the pixel, walk left and right while the intensity keeps rising/falling (at most 100 steps each);
    the width is the two walks plus 2.
-5. Per edge block: contrast = int(max - min); just-noticeable width w_JNB = 5 for contrast <= 50, else 3;
-   P(blur) = 1 - exp(-(w / w_JNB)^3.6).
+5. Per edge block: contrast = int(max - min); just-noticeable width w_JNB = 5 for contrast <= 50,
+   else 3; P(blur) = 1 - exp(-(w / w_JNB)^3.6).
 6. CPBD = the fraction of all measured edges in edge blocks with round(100 P) <= 63 (Python rounding:
    half to even). 0 when no edge was measured.
 """
@@ -30,7 +33,8 @@ import numpy as np
 from scipy import ndimage
 
 BLOCK = 64  # Block side in pixels.
-EDGE_BLOCK_FRACTION = 0.002  # A block is an edge block with more than this share of Canny edge pixels.
+# A block is an edge block with more than this share of Canny edge pixels.
+EDGE_BLOCK_FRACTION = 0.002
 BETA = 3.6  # Slope of the probability-of-blur psychometric function.
 WIDTH_JNB_LOW, WIDTH_JNB_HIGH = 5.0, 3.0  # Just-noticeable blur widths for contrast <= 50 and > 50.
 CONTRAST_SPLIT = 50
@@ -41,7 +45,8 @@ CANNY_LOW, CANNY_HIGH = 0.1, 0.2
 
 
 def to_gray(image) -> np.ndarray:
-  """[H, W] or [H, W, 3] RGB uint8 -> [H, W] float64 grey in [0, 255] (BT.601, rounded to integers)."""
+  """[H, W] or [H, W, 3] RGB uint8 -> [H, W] float64 grey in [0, 255] (BT.601, rounded to
+  integers)."""
   image = np.asarray(image)
   if image.ndim == 3 and image.shape[-1] == 3:
     if image.dtype != np.uint8:
@@ -53,7 +58,8 @@ def to_gray(image) -> np.ndarray:
 
 
 def canny(gray: np.ndarray) -> np.ndarray:
-  """[H, W] bool Canny edges of a [0, 255] float image (sigma 1, thresholds 0.1 / 0.2, border pixels off)."""
+  """[H, W] bool Canny edges of a [0, 255] float image (sigma 1, thresholds 0.1 / 0.2, border
+  pixels off)."""
   # Mask-normalised smoothing (zero padding divided by the smoothed mask), as scikit-image does.
   ones = np.ones_like(gray)
   smoothed = (ndimage.gaussian_filter(gray, CANNY_SIGMA, mode="constant")
@@ -92,7 +98,8 @@ def canny(gray: np.ndarray) -> np.ndarray:
 def sobel_edges(gray: np.ndarray) -> np.ndarray:
   """[H, W] bool thinned vertical Sobel edges (step 3 of the module docstring)."""
   kernel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) / 8.0
-  # ndimage.correlate with the mirrored kernel is a convolution; "reflect" as scipy's `convolve` default.
+  # ndimage.correlate with the mirrored kernel is a convolution; "reflect" as scipy's `convolve`
+  # default.
   strength = ndimage.convolve(gray, kernel, mode="reflect") ** 2
   strength[strength <= 2.0 * np.sqrt(strength.mean())] = 0.0
   zero_col = np.zeros((gray.shape[0], 1))
@@ -112,12 +119,14 @@ def _runs_back(cond: np.ndarray) -> np.ndarray:
 
 
 def _runs_forward(cond: np.ndarray) -> np.ndarray:
-  """[H, N] -> [H, N]: how many consecutive True values start at each position (reading rightwards)."""
+  """[H, N] -> [H, N]: how many consecutive True values start at each position (reading
+  rightwards)."""
   return _runs_back(cond[:, ::-1])[:, ::-1]
 
 
 def edge_widths(gray: np.ndarray, edges: np.ndarray) -> np.ndarray:
-  """[H, W] float64 Marziliano widths at 0/180-degree edge pixels (0 elsewhere); step 4 of the docstring."""
+  """[H, W] float64 Marziliano widths at 0/180-degree edge pixels (0 elsewhere); step 4 of the
+  docstring."""
   h, w = gray.shape
   out = np.zeros((h, w))
   if w < 3 or h < 3:
@@ -131,7 +140,8 @@ def edge_widths(gray: np.ndarray, edges: np.ndarray) -> np.ndarray:
   inner = np.zeros((h, w), bool)
   inner[1:-1, 1:-1] = True
   for degrees, falling in ((180.0, True), (0.0, False)):
-    # A 180-degree edge falls from left to right: walking left the intensity keeps rising, walking right it
+    # A 180-degree edge falls from left to right: walking left the intensity keeps rising, walking
+    # right it
     # keeps falling; i.e. the differences on both sides are negative (positive for 0 degrees).
     cond = diff < 0 if falling else diff > 0
     back, forward = _runs_back(cond), _runs_forward(cond)
@@ -144,7 +154,8 @@ def edge_widths(gray: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def cpbd(image) -> float:
-  """CPBD sharpness in [0, 1] of one [H, W] grey or [H, W, 3] RGB uint8 image (higher is sharper)."""
+  """CPBD sharpness in [0, 1] of one [H, W] grey or [H, W, 3] RGB uint8 image (higher is
+  sharper)."""
   gray = to_gray(image)
   edge_map = canny(gray)
   widths = edge_widths(gray, sobel_edges(gray))

@@ -1,12 +1,13 @@
 """Identity similarity (CSIM): cosine similarity of dlib face-recognition embeddings.
 
-The embedding network is dlib's ResNet `dlib_face_recognition_resnet_model_v1` (128-d; 99.38% on LFW),
-whose weights ship in the `face_recognition_models` package, so nothing is downloaded. Each face is cut out
-by dlib's own chip extraction from our 68 landmarks (`dlib.get_face_chip`: 150x150 px, padding 0.25) and
-embedded without jittering. CSIM between a source photo and a video is the mean over the video's frames (with
-a face) of cos(e_source, e_frame) = e_source . e_frame / (|e_source| |e_frame|), in [-1, 1]; measured on
-real photos and clips in `../shared/data`, the same person scores about 0.95-0.97 and different people
-0.82-0.91 (dlib calls two faces the same person when the Euclidean distance is below 0.6).
+The embedding network is dlib's ResNet `dlib_face_recognition_resnet_model_v1` (128-d; 99.38% on
+LFW), whose weights ship in the `face_recognition_models` package, so nothing is downloaded. Each
+face is cut out by dlib's own chip extraction from our 68 landmarks (`dlib.get_face_chip`: 150x150
+px, padding 0.25) and embedded without jittering. CSIM between a source photo and a video is the
+mean over the video's frames (with a face) of cos(e_source, e_frame) = e_source . e_frame /
+(|e_source| |e_frame|), in [-1, 1]; measured on real photos and clips in `../shared/data`, the same
+person scores about 0.95-0.97 and different people 0.82-0.91 (dlib calls two faces the same person
+when the Euclidean distance is below 0.6).
 """
 
 import functools
@@ -29,21 +30,25 @@ class FaceEmbedder:
   def _net(self):
     with self._lock:
       if self._model is None:
-        import dlib  # pylint: disable=g-import-not-at-top  (slow import; only when embeddings are needed)
+        # Slow import; only when embeddings are needed.
+        import dlib  # pylint: disable=g-import-not-at-top
         import face_recognition_models  # pylint: disable=g-import-not-at-top
-        self._model = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+        self._model = dlib.face_recognition_model_v1(
+            face_recognition_models.face_recognition_model_location())
     return self._model
 
   def chip(self, image, landmarks_px) -> np.ndarray:
-    """[CHIP_SIZE, CHIP_SIZE, 3] uint8 face chip cut from [H, W, 3] uint8 `image` at [68, 2] landmarks."""
+    """[CHIP_SIZE, CHIP_SIZE, 3] uint8 face chip cut from [H, W, 3] uint8 `image` at [68, 2]
+    landmarks."""
     import dlib  # pylint: disable=g-import-not-at-top
     points = np.asarray(landmarks_px, np.float64)
     if points.shape != (68, 2):
       raise ValueError(f"expected [68, 2] landmarks, got {points.shape}")
     x0, y0 = np.floor(points.min(0)).astype(int)
     x1, y1 = np.ceil(points.max(0)).astype(int)
-    shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)),
-                                       [dlib.point(int(round(x)), int(round(y))) for x, y in points])
+    shape = dlib.full_object_detection(
+        dlib.rectangle(int(x0), int(y0), int(x1),
+                       int(y1)), [dlib.point(int(round(x)), int(round(y))) for x, y in points])
     return dlib.get_face_chip(np.ascontiguousarray(image, np.uint8), shape, CHIP_SIZE, CHIP_PADDING)
 
   def embed_chips(self, chips) -> np.ndarray:
@@ -51,7 +56,8 @@ class FaceEmbedder:
     chips = [np.ascontiguousarray(c, np.uint8) for c in chips]
     if not chips:
       return np.zeros((0, EMBEDDING_DIM), np.float32)
-    return np.asarray(self._net().compute_face_descriptor(chips), np.float32).reshape(len(chips), EMBEDDING_DIM)
+    return np.asarray(self._net().compute_face_descriptor(chips),
+                      np.float32).reshape(len(chips), EMBEDDING_DIM)
 
   def embed(self, images, landmarks_px) -> np.ndarray:
     """[N, H, W, 3] uint8 images with [N, 68, 2] landmarks (image pixels) -> [N, 128] float32."""

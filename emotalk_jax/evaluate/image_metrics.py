@@ -3,15 +3,16 @@
 Convention (pinned here because papers differ):
 
 * Inputs are [..., H, W, 3] uint8 RGB (0..255), compared as float64; the data range L is 255.
-* PSNR = 10 log10(L^2 / MSE), the MSE taken over all pixels and all three channels of one frame. Identical
-  frames (MSE 0) get `PSNR_CAP` = 100 dB instead of infinity, so a video's mean stays finite and its JSON
-  valid; real differences stay far below it (one grey level of error everywhere is 48.1 dB).
+* PSNR = 10 log10(L^2 / MSE), the MSE taken over all pixels and all three channels of one frame.
+  Identical frames (MSE 0) get `PSNR_CAP` = 100 dB instead of infinity, so a video's mean stays
+  finite and its JSON valid; real differences stay far below it (one grey level of error everywhere
+  is 48.1 dB).
 * SSIM is Wang et al. (2004) exactly: an 11x11 Gaussian window with sigma 1.5 (normalised to sum 1),
   C1 = (K1 L)^2 and C2 = (K2 L)^2 with K1 = 0.01, K2 = 0.03, local means, variances and covariance from that
-  window with no N/(N-1) correction, evaluated only where the window fits inside the image ("valid": a
-  256x256 frame gives a 246x246 SSIM map), computed on R, G and B separately and averaged over the map and
-  the three channels. This equals scikit-image's `structural_similarity(..., gaussian_weights=True,
-  sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)`.
+  window with no N/(N-1) correction, evaluated only where the window fits inside the image ("valid":
+  a 256x256 frame gives a 246x246 SSIM map), computed on R, G and B separately and averaged over the
+  map and the three channels. This equals scikit-image's `structural_similarity(...,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)`.
 * A video's score is the mean of its per-frame scores.
 """
 
@@ -29,14 +30,16 @@ SSIM_K2 = 0.03
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
   a, b = np.asarray(a), np.asarray(b)
   if a.shape != b.shape or a.ndim < 3 or a.shape[-1] != 3:
-    raise ValueError(f"expected two [..., H, W, 3] RGB arrays of one shape, got {a.shape} and {b.shape}")
+    raise ValueError(
+        f"expected two [..., H, W, 3] RGB arrays of one shape, got {a.shape} and {b.shape}")
   if a.dtype != np.uint8 or b.dtype != np.uint8:
     raise ValueError(f"expected uint8 frames, got {a.dtype} and {b.dtype}")
   return a, b
 
 
 def psnr(a, b) -> np.ndarray:
-  """Per-frame PSNR in dB of [..., H, W, 3] uint8 frames; returns [...] float64 (`PSNR_CAP` where equal)."""
+  """Per-frame PSNR in dB of [..., H, W, 3] uint8 frames; returns [...] float64 (`PSNR_CAP` where
+  equal)."""
   a, b = _pair(a, b)
   diff = a.astype(np.float64) - b.astype(np.float64)
   mse = np.mean(diff * diff, axis=(-3, -2, -1))
@@ -46,7 +49,8 @@ def psnr(a, b) -> np.ndarray:
 
 
 def _window() -> np.ndarray:
-  # The same 1-D taps as MATLAB's fspecial('gaussian', 11, 1.5), factored: the 2-D window is its outer product.
+  # The same 1-D taps as MATLAB's fspecial('gaussian', 11, 1.5), factored: the 2-D window is its
+  # outer product.
   x = np.arange(SSIM_WINDOW, dtype=np.float64) - (SSIM_WINDOW - 1) / 2
   g = np.exp(-(x * x) / (2 * SSIM_SIGMA ** 2))
   return g / g.sum()
@@ -65,7 +69,8 @@ def ssim_frame(a, b) -> float:
   if a.ndim != 3:
     raise ValueError(f"expected one [H, W, 3] frame, got {a.shape}")
   if min(a.shape[:2]) < SSIM_WINDOW:
-    raise ValueError(f"frames must be at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels for SSIM, got {a.shape}")
+    raise ValueError(
+        f"frames must be at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels for SSIM, got {a.shape}")
   x, y = a.astype(np.float64), b.astype(np.float64)
   taps = _window()
   mu_x, mu_y = _filter_valid(x, taps), _filter_valid(y, taps)
@@ -73,7 +78,8 @@ def ssim_frame(a, b) -> float:
   var_y = _filter_valid(y * y, taps) - mu_y * mu_y
   cov = _filter_valid(x * y, taps) - mu_x * mu_y
   c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
-  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) *
+                                                          (var_x + var_y + c2))
   return float(ssim_map.mean())
 
 
@@ -87,6 +93,7 @@ def ssim(a, b) -> np.ndarray:
 
 def image_scores(generated_uint8, target_uint8) -> dict:
   """Per-frame {'psnr', 'ssim', 'l1'} ([N] each; `psnr` and `ssim`, l1 on [0, 1])."""
-  l1 = np.abs(generated_uint8.astype(np.float32) - target_uint8.astype(np.float32)).mean(axis=(1, 2, 3)) / 255.0
+  l1 = np.abs(generated_uint8.astype(np.float32) -
+              target_uint8.astype(np.float32)).mean(axis=(1, 2, 3)) / 255.0
   return {"psnr": psnr(generated_uint8, target_uint8),
           "ssim": ssim(generated_uint8, target_uint8), "l1": l1}

@@ -4,19 +4,21 @@ Convention (every number is a module constant):
 
 * Mouth opening, per video frame: the mean Euclidean distance between the inner-lip pairs (61, 67),
   (62, 66) and (63, 65) of the 68 landmarks, in pixels of the 256 aligned crop.
-* Speech energy, per video frame i (time t_i = i / fps, as in `audio.py`): the speech is band-passed to
-  `BAND` = 300-4000 Hz (4th-order Butterworth, zero phase), and the RMS over `WINDOW` = 40 ms centred on t_i
-  is taken in dB, floored at `FLOOR_DB` = 50 dB below the clip's loudest frame (silence would otherwise
-  dominate the correlation).
-* r(k) is Pearson's correlation between mouth[t + k] and energy[t] over the frames where both exist; a
-  positive lag k means the mouth follows the sound by k frames. Reported: r at lag 0, and the lag in
-  -`MAX_LAG`..`MAX_LAG` (+-200 ms at 25 fps) with the highest r.
+* Speech energy, per video frame i (time t_i = i / fps, as in `audio.py`): the speech is band-passed
+  to `BAND` = 300-4000 Hz (4th-order Butterworth, zero phase), and the RMS over `WINDOW` = 40 ms
+  centred on t_i is taken in dB, floored at `FLOOR_DB` = 50 dB below the clip's loudest frame
+  (silence would otherwise dominate the correlation).
+* r(k) is Pearson's correlation between mouth[t + k] and energy[t] over the frames where both exist;
+  a positive lag k means the mouth follows the sound by k frames. Reported: r at lag 0, and the lag
+  in -`MAX_LAG`..`MAX_LAG` (+-200 ms at 25 fps) with the highest r.
 
-This is a cheap proxy: lips close on /m/ and /b/ while sound continues, so the correlation is low even for
-real video. Measured on 12 real clips with their own audio (GRID, HDTF, LRS2, VoxCeleb2 in `../shared/data`),
-r at lag 0 averages 0.19 (from -0.19 to 0.61); with another clip's audio it averages 0.00. Read it against
-the same measure on the reference video, not as an absolute score; SyncNet's LSE-C / LSE-D
-(`emotalk_jax.evaluate.syncnet`) is the standard measure when its weights are available.
+This is a cheap proxy: lips close on /m/ and /b/ while sound continues, so the correlation is low
+  even for
+real video. Measured on 12 real clips with their own audio (GRID, HDTF, LRS2, VoxCeleb2 in
+`../shared/data`), r at lag 0 averages 0.19 (from -0.19 to 0.61); with another clip's audio it
+averages 0.00. Read it against the same measure on the reference video, not as an absolute score;
+SyncNet's LSE-C / LSE-D (`emotalk_jax.evaluate.syncnet`) is the standard measure when its weights
+are available.
 """
 
 import numpy as np
@@ -32,13 +34,15 @@ MAX_LAG = 5  # Frames.
 
 
 def mouth_opening(landmarks) -> np.ndarray:
-  """[T, 68, 2] landmarks (crop pixels; NaN where missing) -> [T] float64 inner-lip gap in those pixels."""
+  """[T, 68, 2] landmarks (crop pixels; NaN where missing) -> [T] float64 inner-lip gap in those
+  pixels."""
   return face_graph.mouth_opening(np.asarray(landmarks, np.float64), xp=np)
 
 
 def energy_envelope(wave, num_frames: int, fps: float = audio_lib.FPS,
                     rate: int = audio_lib.SAMPLE_RATE) -> np.ndarray:
-  """[N] mono float speech -> [num_frames] float64 band-limited RMS energy in dB (see the module docstring).
+  """[N] mono float speech -> [num_frames] float64 band-limited RMS energy in dB (see the module
+  docstring).
 
   Frames past the end of the audio read as silence (the floor).
   """
@@ -50,7 +54,8 @@ def energy_envelope(wave, num_frames: int, fps: float = audio_lib.FPS,
     return np.zeros(0)
   half = int(round(WINDOW * rate / 2))
   centres = np.round(np.arange(num_frames) * rate / fps).astype(int)
-  # Window i covers wave[c_i - half : c_i + half], i.e. padded[c_i : c_i + 2 half]; a running sum of squares
+  # Window i covers wave[c_i - half : c_i + half], i.e. padded[c_i : c_i + 2 half]; a running sum of
+  # squares
   # gives every window's energy at once.
   padded = np.concatenate([np.zeros(half), wave, np.zeros(max(0, centres[-1] + half - len(wave)))])
   cumulative = np.concatenate([[0.0], np.cumsum(padded * padded)])
@@ -76,8 +81,8 @@ def lagged_correlation(mouth, energy, max_lag: int = MAX_LAG) -> dict:
     max_lag: largest lag, in frames, either way.
 
   Returns:
-    {'r_lag0', 'best_lag', 'r_best_lag', 'max_lag', 'r_by_lag': {k: r}}; r values are None where undefined
-    (fewer than 3 frames, or a constant series).
+    {'r_lag0', 'best_lag', 'r_best_lag', 'max_lag', 'r_by_lag': {k: r}}; r values are None where
+    undefined (fewer than 3 frames, or a constant series).
   """
   mouth, energy = np.asarray(mouth, np.float64), np.asarray(energy, np.float64)
   n = min(len(mouth), len(energy))
@@ -90,12 +95,20 @@ def lagged_correlation(mouth, energy, max_lag: int = MAX_LAG) -> dict:
       by_lag[k] = _pearson(mouth[:n + k], energy[-k:])
   defined = {k: r for k, r in by_lag.items() if r is not None}
   best = max(defined, key=defined.get) if defined else None
-  return {"r_lag0": by_lag[0], "best_lag": best, "r_best_lag": defined.get(best) if defined else None,
-          "max_lag": max_lag, "r_by_lag": {str(k): r for k, r in by_lag.items()}}
+  return {
+      "r_lag0": by_lag[0],
+      "best_lag": best,
+      "r_best_lag": defined.get(best) if defined else None,
+      "max_lag": max_lag,
+      "r_by_lag": {
+          str(k): r for k, r in by_lag.items()
+      }
+  }
 
 
 def sync_correlation(landmarks, wave, fps: float = audio_lib.FPS, max_lag: int = MAX_LAG) -> dict:
-  """`lagged_correlation` of [T, 68, 2] crop-pixel landmarks against [N] 16 kHz speech, with both series.
+  """`lagged_correlation` of [T, 68, 2] crop-pixel landmarks against [N] 16 kHz speech, with both
+  series.
 
   Returns the `lagged_correlation` dict plus 'mouth_opening' and 'energy_db' ([T] float64 each).
   """

@@ -32,7 +32,8 @@ def lmd(pred, target, points=None, size: int = 256) -> jax.Array:
   pred = jnp.asarray(pred, jnp.float32)
   target = jnp.asarray(target, jnp.float32)
   if pred.shape != target.shape or pred.shape[-2:] != (face_graph.NUM_NODES, 2):
-    raise ValueError(f"pred and target must both be [..., 68, 2], got {pred.shape} and {target.shape}")
+    raise ValueError(
+        f"pred and target must both be [..., 68, 2], got {pred.shape} and {target.shape}")
   pred = pred - pred.mean(axis=-2, keepdims=True)
   target = target - target.mean(axis=-2, keepdims=True)
   if points is not None:

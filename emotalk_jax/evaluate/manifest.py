@@ -1,15 +1,17 @@
 """Evaluating many videos from a CSV manifest: a JSON and plots per row, and a summary table.
 
-Manifest: a CSV with a header row. Columns: `generated` (required), and optionally `reference`, `source`,
-`emotion`, `audio` and `name` (the row's output name; default the generated file's stem, made unique).
-Relative paths are relative to the manifest's folder; an empty cell means "not given". The whole manifest is
-checked before anything runs (unknown or missing columns, no rows, a missing file, bad emotion text: an
-InputError naming the manifest, the row and the cell). A row that fails while it runs (an undecodable
-video, no face) is recorded with its reason in its JSON and in the summary, and the other rows go on.
+Manifest: a CSV with a header row. Columns: `generated` (required), and optionally `reference`,
+  `source`,
+`emotion`, `audio` and `name` (the row's output name; default the generated file's stem, made
+unique). Relative paths are relative to the manifest's folder; an empty cell means "not given". The
+whole manifest is checked before anything runs (unknown or missing columns, no rows, a missing file,
+bad emotion text: an InputError naming the manifest, the row and the cell). A row that fails while
+it runs (an undecodable video, no face) is recorded with its reason in its JSON and in the summary,
+and the other rows go on.
 
 Outputs in DIR: `<name>.json` (the `evaluate_files` result, or {'error': ...}), `<name>_curves.png`,
-`<name>_emotion.png`, `summary.md` (one row per video, then the mean of each column over the rows that have
-it) and `summary.json` (the same numbers).
+`<name>_emotion.png`, `summary.md` (one row per video, then the mean of each column over the rows
+that have it) and `summary.json` (the same numbers).
 """
 
 import csv
@@ -26,12 +28,14 @@ COLUMNS = ("generated", "reference", "source", "emotion", "audio", "name")
 PATH_COLUMNS = ("generated", "reference", "source", "audio")
 # (header, how to read it from a result) of the summary table.
 _TABLE = (("frames", lambda r: r["frames"]["generated"]), ("PSNR", lambda r: r.get("psnr")),
-          ("SSIM", lambda r: r.get("ssim")), ("CPBD", lambda r: r.get("cpbd")), ("M-LMD", lambda r: r.get("m_lmd")),
-          ("F-LMD", lambda r: r.get("f_lmd")), ("CSIM", lambda r: r.get("csim")),
-          ("emotion acc", lambda r: _as_number((r.get("emotion") or {}).get("correct"))),
-          ("lip r", lambda r: (r.get("lipsync") or {}).get("r_lag0")),
-          ("LSE-D", lambda r: (r.get("syncnet") or {}).get("lse_d")),
-          ("LSE-C", lambda r: (r.get("syncnet") or {}).get("lse_c")))
+          ("SSIM", lambda r: r.get("ssim")), ("CPBD", lambda r: r.get("cpbd")),
+          ("M-LMD", lambda r: r.get("m_lmd")), ("F-LMD", lambda r: r.get("f_lmd")),
+          ("CSIM", lambda r: r.get("csim")), ("emotion acc", lambda r: _as_number(
+              (r.get("emotion") or {}).get("correct"))), ("lip r", lambda r:
+                                                          (r.get("lipsync") or {}).get("r_lag0")),
+          ("LSE-D", lambda r:
+           (r.get("syncnet") or {}).get("lse_d")), ("LSE-C", lambda r:
+                                                    (r.get("syncnet") or {}).get("lse_c")))
 
 
 def _as_number(value):
@@ -52,12 +56,14 @@ def write_text(path, text: str) -> pathlib.Path:
 
 
 def write_json(path, value) -> pathlib.Path:
-  # allow_nan=False: `evaluate.to_json` has already turned NaN into null, so the file is strict JSON.
+  # allow_nan=False: `evaluate.to_json` has already turned NaN into null, so the file is strict
+  # JSON.
   return write_text(path, json.dumps(value, indent=1, allow_nan=False) + "\n")
 
 
 def read_manifest(path) -> list[dict]:
-  """Parses and checks a manifest; returns one dict per row with resolved paths (None for empty cells)."""
+  """Parses and checks a manifest; returns one dict per row with resolved paths (None for empty
+  cells)."""
   path = pathlib.Path(path)
   if not path.is_file():
     raise InputError(path, "no such manifest file" if not path.exists() else "is not a file")
@@ -90,7 +96,9 @@ def read_manifest(path) -> list[dict]:
         p = pathlib.Path(row[column]).expanduser()
         p = p if p.is_absolute() else path.parent / p
         if not p.is_file():
-          raise InputError(where, f"{column} {row[column]!r}: {'no such file' if not p.exists() else 'not a file'}")
+          raise InputError(
+              where,
+              f"{column} {row[column]!r}: {'no such file' if not p.exists() else 'not a file'}")
         row[column] = str(p)
     if row["emotion"] is not None:
       try:
@@ -112,7 +120,8 @@ def _format(value) -> str:
 
 
 def summary_table(rows: list[dict]) -> tuple[str, dict]:
-  """Markdown table of per-row results (dicts with 'name' and 'result' or 'error'), and the column means."""
+  """Markdown table of per-row results (dicts with 'name' and 'result' or 'error'), and the
+  column means."""
   header = ["video"] + [h for h, _ in _TABLE]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   columns = {h: [] for h, _ in _TABLE}
@@ -147,7 +156,8 @@ def evaluate_manifest(manifest, out_dir, *, plots: bool = True, progress=None, *
     **kwargs: passed to `evaluate.evaluate_files` (metrics, emotion_model, max_frames, ...).
 
   Returns:
-    {'rows', 'failed', 'means' (column -> mean), 'summary' (markdown path), 'summary_json', 'out_dir'}.
+    {'rows', 'failed', 'means' (column -> mean), 'summary' (markdown path), 'summary_json',
+    'out_dir'}.
   """
   rows = read_manifest(manifest)
   evaluate.check_models(**kwargs)
@@ -158,10 +168,16 @@ def evaluate_manifest(manifest, out_dir, *, plots: bool = True, progress=None, *
       progress(row["name"], index, len(rows))
     stem = out_dir / row["name"]
     try:
-      result = evaluate.evaluate_files(row["generated"], row["reference"], row["source"], row["emotion"],
-                                       row["audio"], **kwargs)
+      result = evaluate.evaluate_files(row["generated"], row["reference"], row["source"],
+                                       row["emotion"], row["audio"], **kwargs)
     except InputError as e:
-      entry = {"name": row["name"], "error": str(e), "inputs": {k: row[k] for k in COLUMNS if k != "name"}}
+      entry = {
+          "name": row["name"],
+          "error": str(e),
+          "inputs": {
+              k: row[k] for k in COLUMNS if k != "name"
+          }
+      }
       write_json(stem.with_suffix(".json"), entry)
       done.append(entry)
       continue
@@ -171,12 +187,25 @@ def evaluate_manifest(manifest, out_dir, *, plots: bool = True, progress=None, *
     done.append({"name": row["name"], "result": result})
   table, means = summary_table(done)
   summary = out_dir / "summary.md"
-  write_text(summary, f"# Evaluation of {pathlib.Path(manifest).name}\n\nHarness version "
-                      f"{evaluate.HARNESS_VERSION}; conventions in the README's Evaluation section.\n\n{table}")
+  write_text(
+      summary, f"# Evaluation of {pathlib.Path(manifest).name}\n\nHarness version "
+      f"{evaluate.HARNESS_VERSION}; conventions in the README's Evaluation section.\n\n{table}")
   failed = [{"name": r["name"], "error": r["error"]} for r in done if "error" in r]
   rows_json = [{"name": r["name"], **({"error": r["error"]} if "error" in r else
                                       {h: get(r["result"]) for h, get in _TABLE})} for r in done]
-  summary_json = write_json(out_dir / "summary.json", evaluate.to_json(
-      {"harness_version": evaluate.HARNESS_VERSION, "rows": rows_json, "means": means, "failed": failed}))
-  return {"rows": len(done), "failed": failed, "means": evaluate.to_json(means), "summary": str(summary),
-          "summary_json": str(summary_json), "out_dir": str(out_dir)}
+  summary_json = write_json(
+      out_dir / "summary.json",
+      evaluate.to_json({
+          "harness_version": evaluate.HARNESS_VERSION,
+          "rows": rows_json,
+          "means": means,
+          "failed": failed
+      }))
+  return {
+      "rows": len(done),
+      "failed": failed,
+      "means": evaluate.to_json(means),
+      "summary": str(summary),
+      "summary_json": str(summary_json),
+      "out_dir": str(out_dir)
+  }

@@ -1,7 +1,7 @@
 """PNG plots of an evaluation: per-frame metric curves, and emotion probabilities over time.
 
-Both read the `per_frame` dict of an `evaluate.evaluate_frames` result (null = skipped frame) and write
-atomically (a temporary name renamed when complete).
+Both read the `per_frame` dict of an `evaluate.evaluate_frames` result (null = skipped frame) and
+write atomically (a temporary name renamed when complete).
 """
 
 import os
@@ -41,12 +41,17 @@ def _pyplot():
 
 
 def plot_curves(path, per_frame: dict, fps: float = 25.0, title: str = "") -> pathlib.Path | None:
-  """One panel per available metric against time (s); the reference's values dashed. None if nothing to plot."""
+  """One panel per available metric against time (s); the reference's values dashed. None if
+  nothing to plot."""
   panels = [p for p in _PANELS if p[0] in per_frame]
   if not panels:
     return None
   plt = _pyplot()
-  fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.6 * len(panels) + 0.6), sharex=True, squeeze=False)
+  fig, axes = plt.subplots(len(panels),
+                           1,
+                           figsize=(7, 1.6 * len(panels) + 0.6),
+                           sharex=True,
+                           squeeze=False)
   for ax, (key, ref_key, label) in zip(axes[:, 0], panels):
     values = _series(per_frame[key])
     t = np.arange(len(values)) / fps
@@ -74,16 +79,22 @@ def plot_curves(path, per_frame: dict, fps: float = 25.0, title: str = "") -> pa
 
 def plot_emotions(path, per_frame: dict, classes, fps: float = 25.0, target: str | None = None,
                   title: str = "") -> pathlib.Path | None:
-  """Each class's probability against time (s); the target class drawn thick. None without probabilities."""
+  """Each class's probability against time (s); the target class drawn thick. None without
+  probabilities."""
   if "emotion_probabilities" not in per_frame:
     return None
-  probs = np.array([[np.nan] * len(classes) if row is None else [np.nan if v is None else v for v in row]
-                    for row in per_frame["emotion_probabilities"]], np.float64)
+  probs = np.array(
+      [[np.nan] * len(classes) if row is None else [np.nan if v is None else v
+                                                    for v in row]
+       for row in per_frame["emotion_probabilities"]], np.float64)
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7, 2.8))
   t = np.arange(len(probs)) / fps
   for k, name in enumerate(classes):
-    ax.plot(t, probs[:, k], lw=2.5 if name == target else 1.0, label=name + (" (target)" if name == target else ""))
+    ax.plot(t,
+            probs[:, k],
+            lw=2.5 if name == target else 1.0,
+            label=name + (" (target)" if name == target else ""))
   ax.set_ylim(0, 1)
   ax.set_xlabel("time (s)")
   ax.set_ylabel("probability")
@@ -95,7 +106,8 @@ def plot_emotions(path, per_frame: dict, classes, fps: float = 25.0, target: str
 
 
 def plot_result(result: dict, stem) -> list[str]:
-  """Writes `<stem>_curves.png` and `<stem>_emotion.png` (when there is something to draw); their paths."""
+  """Writes `<stem>_curves.png` and `<stem>_emotion.png` (when there is something to draw); their
+  paths."""
   stem = pathlib.Path(stem)
   per_frame = result.get("per_frame", {})
   fps = result.get("fps") or 25.0

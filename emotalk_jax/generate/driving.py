@@ -1,7 +1,7 @@
 """Per-frame driving signals for generation: emotion schedules, eye blinks and temporal smoothing.
 
-All work on landmark sequences [T, 68, 2] in the crop's [-1, 1] coordinates at `audio.FPS` frames per
-second, and on emotion vectors [T, 9] (`emotalk_jax.emotions`: 8 class weights, then intensity).
+All work on landmark sequences [T, 68, 2] in the crop's [-1, 1] coordinates at `audio.FPS` frames
+per second, and on emotion vectors [T, 9] (`emotalk_jax.emotions`: 8 class weights, then intensity).
 """
 
 import dataclasses
@@ -15,7 +15,8 @@ from emotalk_jax.errors import InputError
 from emotalk_jax.media import audio
 from emotalk_jax.models import face_graph
 
-# Seconds over which one scheduled emotion blends into the next (a raised-cosine ramp starting at the
+# Seconds over which one scheduled emotion blends into the next (a raised-cosine ramp starting at
+# the
 # keyframe): fast enough to follow the speech, slow enough not to snap.
 TRANSITION_S = 0.5
 
@@ -23,11 +24,13 @@ TRANSITION_S = 0.5
 BLINK_MEAN_INTERVAL_S = 3.5
 BLINK_MIN_INTERVAL_S = 1.5
 BLINK_FRAMES = 7  # 280 ms at 25 fps: closing, closed, opening.
-# Upper and lower eyelid points (iBUG 68), paired top-to-bottom: (37, 41), (38, 40), (43, 47), (44, 46).
+# Upper and lower eyelid points (iBUG 68), paired top-to-bottom: (37, 41), (38, 40), (43, 47), (44,
+# 46).
 UPPER_LIDS = np.array([37, 38, 43, 44])
 LOWER_LIDS = np.array([41, 40, 47, 46])
 
-# Landmark smoothing: Gaussian over frames, lighter on the mouth so fast closures (p, b, m) keep depth.
+# Landmark smoothing: Gaussian over frames, lighter on the mouth so fast closures (p, b, m) keep
+# depth.
 SMOOTH_SIGMA = 1.0
 MOUTH_SMOOTH_SIGMA = 0.6
 
@@ -55,22 +58,27 @@ def parse_schedule(text: str) -> list[Keyframe]:
     try:
       time_s = float(time_text)
     except ValueError:
-      raise InputError(where, f"entry {entry!r}: time {time_text!r} is not a number of seconds") from None
+      raise InputError(where,
+                       f"entry {entry!r}: time {time_text!r} is not a number of seconds") from None
     if not (math.isfinite(time_s) and time_s >= 0):
       raise InputError(where, f"entry {entry!r}: time must be >= 0 seconds")
     if keyframes and time_s <= keyframes[-1].time_s:
-      raise InputError(where, f"times must increase: {time_s:g} s comes after {keyframes[-1].time_s:g} s")
+      raise InputError(where,
+                       f"times must increase: {time_s:g} s comes after {keyframes[-1].time_s:g} s")
     keyframes.append(Keyframe(time_s, emotions.parse_emotion(emotion_text)))
   return keyframes
 
 
 def emotion_track(keyframes: list[Keyframe], num_frames: int, fps: float = audio.FPS) -> np.ndarray:
-  """[T, 9] float32 emotion vectors: each keyframe's emotion holds until the next one, which blends in
-  over `TRANSITION_S` from its time (raised cosine). Frames before the first keyframe take its emotion."""
+  """[T, 9] float32 emotion vectors: each keyframe's emotion holds until the next one, which blends
+  in
+  over `TRANSITION_S` from its time (raised cosine). Frames before the first keyframe take its
+  emotion."""
   if not keyframes:
     raise ValueError("an emotion track needs at least one keyframe")
   t = np.arange(num_frames) / float(fps)
-  track = np.broadcast_to(keyframes[0].emotion.vector(), (num_frames, emotions.NUM_EMOTIONS + 1)).copy()
+  track = np.broadcast_to(keyframes[0].emotion.vector(),
+                          (num_frames, emotions.NUM_EMOTIONS + 1)).copy()
   for key in keyframes[1:]:
     ramp = np.clip((t - key.time_s) / TRANSITION_S, 0.0, 1.0)
     ramp = (0.5 - 0.5 * np.cos(np.pi * ramp))[:, None]
@@ -79,7 +87,8 @@ def emotion_track(keyframes: list[Keyframe], num_frames: int, fps: float = audio
 
 
 def blink_times(num_frames: int, rng: np.random.Generator, fps: float = audio.FPS) -> np.ndarray:
-  """Start frames of blinks: gaps of `BLINK_MIN_INTERVAL_S` + an exponential with the rest of the mean."""
+  """Start frames of blinks: gaps of `BLINK_MIN_INTERVAL_S` + an exponential with the rest of the
+  mean."""
   starts, t = [], rng.uniform(0.5, BLINK_MEAN_INTERVAL_S)
   while True:
     frame = int(round(t * fps))
@@ -92,7 +101,8 @@ def blink_times(num_frames: int, rng: np.random.Generator, fps: float = audio.FP
 def add_blinks(landmarks, starts) -> np.ndarray:
   """Closes the eyelids of [T, 68, 2] landmarks over `BLINK_FRAMES` frames from each start.
 
-  Upper lids move down to 90 % of the way to the lower lids and the lower lids 10 % up (the upper lid
+  Upper lids move down to 90 % of the way to the lower lids and the lower lids 10 % up (the upper
+  lid
   does most of a real blink), with a sine profile: closing, closed, opening.
   """
   out = np.array(landmarks, np.float32, copy=True)
@@ -106,10 +116,16 @@ def add_blinks(landmarks, starts) -> np.ndarray:
   return out
 
 
-def smooth(landmarks, sigma: float = SMOOTH_SIGMA, mouth_sigma: float = MOUTH_SMOOTH_SIGMA) -> np.ndarray:
-  """Zero-phase Gaussian smoothing over frames of [T, 68, 2] landmarks (edges held, not mirrored)."""
+def smooth(landmarks,
+           sigma: float = SMOOTH_SIGMA,
+           mouth_sigma: float = MOUTH_SMOOTH_SIGMA) -> np.ndarray:
+  """Zero-phase Gaussian smoothing over frames of [T, 68, 2] landmarks (edges held, not
+  mirrored)."""
   landmarks = np.asarray(landmarks, np.float32)
   out = scipy.ndimage.gaussian_filter1d(landmarks, sigma, axis=0, mode="nearest")
   mouth = face_graph.MOUTH
-  out[:, mouth] = scipy.ndimage.gaussian_filter1d(landmarks[:, mouth], mouth_sigma, axis=0, mode="nearest")
+  out[:, mouth] = scipy.ndimage.gaussian_filter1d(landmarks[:, mouth],
+                                                  mouth_sigma,
+                                                  axis=0,
+                                                  mode="nearest")
   return out

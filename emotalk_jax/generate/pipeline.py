@@ -7,18 +7,22 @@ summary = generate.generate("me.jpg", "speech.wav", "happy:0.7", "out.mp4", mode
 ```
 
 Pipeline, per call:
-1. The photo's face is found and aligned to the template at the texture network's size S (`face.align_face`).
+1. The photo's face is found and aligned to the template at the texture network's size S
+  (`face.align_face`).
 2. Speech -> log-mel -> one mel window per 25 fps frame; T = ceil(seconds x 25) frames.
-3. The emotion (or an `--emotion-schedule`, see `driving.parse_schedule`) -> one emotion vector per frame.
-4. Stage 1 predicts the landmarks of every frame, `LANDMARK_CHUNK` frames at a time with `LANDMARK_MARGIN`
-   frames of context on each side (more than the network's temporal reach), so the result does not depend
-   on the chunking and memory does not grow with the audio; then light temporal smoothing and eye blinks.
+3. The emotion (or an `--emotion-schedule`, see `driving.parse_schedule`) -> one emotion vector per
+  frame.
+4. Stage 1 predicts the landmarks of every frame, `LANDMARK_CHUNK` frames at a time with
+   `LANDMARK_MARGIN` frames of context on each side (more than the network's temporal reach), so the
+   result does not depend on the chunking and memory does not grow with the audio; then light
+   temporal smoothing and eye blinks.
 5. Optionally the texture network is fine-tuned on the photo (`finetune.finetune`).
-6. Stage 2 renders `RENDER_BATCH` frames at a time; each is pasted back into the photo (colour-matched at
-   the crop's edge, feathered) unless `crop_only`, and streamed to the H.264 + AAC encoder.
+6. Stage 2 renders `RENDER_BATCH` frames at a time; each is pasted back into the photo
+   (colour-matched at the crop's edge, feathered) unless `crop_only`, and streamed to the H.264 +
+   AAC encoder.
 
-Peak memory holds the waveform, its log-mel and the landmarks (about 0.1 MB per second of speech) and
-never more than one batch of frames.
+Peak memory holds the waveform, its log-mel and the landmarks (about 0.1 MB per second of speech)
+and never more than one batch of frames.
 """
 
 import csv
@@ -48,7 +52,8 @@ from emotalk_jax import stages
 
 FPS = audio.FPS
 LANDMARK_CHUNK = 250   # Frames per stage-1 call (10 s).
-LANDMARK_MARGIN = 16   # Context frames on each side; the temporal module reaches 4 frames, the mel window 8.
+# Context frames on each side; the temporal module reaches 4 frames, the mel window 8.
+LANDMARK_MARGIN = 16
 RENDER_BATCH = 8       # Frames per stage-2 call.
 DEFAULT_FINETUNE_STEPS = 0
 EDGE_COLOUR_SIGMA = 1 / 16  # Of S: the scale of the colour correction at the crop's edge.
@@ -77,8 +82,8 @@ def load_models(checkpoint_dir=None) -> Models:
   (default: the sample checkpoints shipped in `emotalk_jax/assets/checkpoints`).
 
   Raises:
-    InputError: a missing file, or params that do not fit their config (naming the params that differ);
-      a missing or broken Whisper weights file when stage 1 reads Whisper features.
+    InputError: a missing file, or params that do not fit their config (naming the params that
+      differ); a missing or broken Whisper weights file when stage 1 reads Whisper features.
   """
   directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else bundled.CHECKPOINTS_DIR
   loaded = {}
@@ -94,14 +99,15 @@ def load_models(checkpoint_dir=None) -> Models:
   return Models(*loaded["landmark"], *loaded["texture"], speech_encoder)
 
 
-# Stage 1 ----------------------------------------------------------------------------------------------------
+# Stage 1 ------------------------------------------------------------------------------------------
 
 def _landmark_fn(model):
   return jax.jit(lambda params, inputs: landmark_model.apply(model, params, inputs)["landmarks"])
 
 
 def speech_features(models: Models, wave) -> Optional[np.ndarray]:
-  """[T, D] Whisper features per video frame of `wave` [N] (16 kHz) when stage 1 reads them, else None."""
+  """[T, D] Whisper features per video frame of `wave` [N] (16 kHz) when stage 1 reads them, else
+  None."""
   if models.speech_encoder is None:
     return None
   params, config = models.speech_encoder
@@ -119,8 +125,8 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
     neutral: [68, 2] the photo's landmarks in [-1, 1].
     chunk, margin: frames per call and context frames on each side of it (the clip reads as silence
       beyond its ends).
-    speech: [T, D] Whisper features per frame (`speech_features`), when stage 1 reads them; beyond the
-      clip's ends, its first and last frame's.
+    speech: [T, D] Whisper features per frame (`speech_features`), when stage 1 reads them; beyond
+      the clip's ends, its first and last frame's.
 
   Returns:
     [T, 68, 2] float32 landmarks in [-1, 1]; equal (to float rounding) to one call on the whole clip
@@ -147,14 +153,16 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
     speech: as in `predict_landmarks` (e.g. a dataset example's `speech`).
 
   Returns:
-    [T, 68, 2] float32 landmarks in [-1, 1]; equal to `predict_landmarks` on the mel the windows were
-    cut from whenever that mel is silent at both ends.
+    [T, 68, 2] float32 landmarks in [-1, 1]; equal to `predict_landmarks` on the mel the windows
+    were cut from whenever that mel is silent at both ends.
   """
   mel_windows = np.asarray(mel_windows, np.float32)
   num_frames = mel_windows.shape[0]
   if emotion_track.shape[0] != num_frames:
     raise ValueError(f"{num_frames} mel windows but {emotion_track.shape[0]} emotion vectors")
-  padded = np.concatenate([mel_windows, np.full((1,) + mel_windows.shape[1:], audio.LOG_MEL_FLOOR, np.float32)])
+  padded = np.concatenate(
+      [mel_windows,
+       np.full((1,) + mel_windows.shape[1:], audio.LOG_MEL_FLOOR, np.float32)])
 
   def mel_at(first, length):
     idx = np.arange(first, first + length)
@@ -165,7 +173,8 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
 
 def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chunk: int,
                     margin: int) -> np.ndarray:
-  """The chunk loop of `predict_landmarks`; `mel_at(first, length)` -> [length, 16, 80] mel windows of
+  """The chunk loop of `predict_landmarks`; `mel_at(first, length)` -> [length, 16, 80] mel windows
+  of
   frames first .. first + length - 1 (silence outside the clip); `speech` [T, D] or None."""
   num_frames = emotion_track.shape[0]
   model = models.landmark_model
@@ -175,9 +184,13 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
   length = chunk + 2 * margin
   out = np.empty((num_frames, 68, 2), np.float32)
   for start in range(0, num_frames, chunk):
-    first = start - margin  # Frames first .. first + length - 1; those outside the clip are silence.
+    # Frames first .. first + length - 1; those outside the clip are silence.
+    first = start - margin
     idx = np.clip(np.arange(first, first + length), 0, num_frames - 1)
-    inputs = {"emotion": emotion_track[idx][None], "neutral_landmarks": neutral[None].astype(np.float32)}
+    inputs = {
+        "emotion": emotion_track[idx][None],
+        "neutral_landmarks": neutral[None].astype(np.float32)
+    }
     if model.speech_input != "whisper":
       inputs["mel"] = mel_at(first, length)[None]
     if model.speech_input != "mel":
@@ -188,7 +201,7 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
   return out
 
 
-# Stage 2 ----------------------------------------------------------------------------------------------------
+# Stage 2 ------------------------------------------------------------------------------------------
 
 def _render_fn(model):
   return jax.jit(lambda params, image, neutral, target, emotion: model.apply(
@@ -196,7 +209,8 @@ def _render_fn(model):
 
 
 def match_edge_colour(generated, original, sigma: float = EDGE_COLOUR_SIGMA) -> np.ndarray:
-  """Pulls the low frequencies of a generated crop [S, S, 3] uint8 towards the original crop's near the
+  """Pulls the low frequencies of a generated crop [S, S, 3] uint8 towards the original crop's near
+  the
   edges (where it is pasted back into the photo), leaving the face in the middle as generated."""
   size = generated.shape[0]
   gen = generated.astype(np.float32)
@@ -223,13 +237,15 @@ def render_frames(models: Models, params, crop, neutral, landmark_track, emotion
   neutral_batch = jnp.broadcast_to(jnp.asarray(neutral, jnp.float32), (batch, 68, 2))
   num_frames = landmark_track.shape[0]
   for start in range(0, num_frames, batch):
-    idx = np.minimum(np.arange(start, start + batch), num_frames - 1)  # A fixed batch: one compilation.
-    out = fn(params, image, neutral_batch, jnp.asarray(landmark_track[idx]), jnp.asarray(emotion_track[idx]))
+    # A fixed batch: one compilation.
+    idx = np.minimum(np.arange(start, start + batch), num_frames - 1)
+    out = fn(params, image, neutral_batch, jnp.asarray(landmark_track[idx]),
+             jnp.asarray(emotion_track[idx]))
     frames = np.asarray(jnp.clip(jnp.round((out + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
     yield from frames[:min(batch, num_frames - start)]
 
 
-# End to end -------------------------------------------------------------------------------------------------
+# End to end ---------------------------------------------------------------------------------------
 
 def _emotion_keyframes(emotion, emotion_schedule) -> list:
   if emotion_schedule:
@@ -238,21 +254,40 @@ def _emotion_keyframes(emotion, emotion_schedule) -> list:
   return [driving.Keyframe(0.0, parsed)]
 
 
-def drive(models: Models, neutral, wave, keyframes, seed: int = 0, blinks: bool = True, speech=None):
-  """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1, smoothing,
+def drive(models: Models,
+          neutral,
+          wave,
+          keyframes,
+          seed: int = 0,
+          blinks: bool = True,
+          speech=None):
+  """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1,
+  smoothing,
   blinks. `speech`: the wave's `speech_features`, if already computed."""
   num_frames = audio.num_video_frames(wave.size)
   track = driving.emotion_track(keyframes, num_frames)
   speech = speech_features(models, wave) if speech is None else speech
-  predicted = driving.smooth(predict_landmarks(models, audio.log_mel(wave), track, neutral, speech=speech))
+  predicted = driving.smooth(
+      predict_landmarks(models, audio.log_mel(wave), track, neutral, speech=speech))
   if blinks:
-    predicted = driving.add_blinks(predicted, driving.blink_times(num_frames, np.random.default_rng(seed)))
+    predicted = driving.add_blinks(predicted,
+                                   driving.blink_times(num_frames, np.random.default_rng(seed)))
   return predicted, track
 
 
-def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", *, models: Optional[Models] = None,
-             checkpoint=None, size: Optional[int] = None, finetune_steps: int = DEFAULT_FINETUNE_STEPS,
-             crop_only: bool = False, seed: int = 0, emotion_schedule: Optional[str] = None, face_index: int = 0,
+def generate(image,
+             speech,
+             emotion="neutral",
+             out="emotalk_out/generated.mp4",
+             *,
+             models: Optional[Models] = None,
+             checkpoint=None,
+             size: Optional[int] = None,
+             finetune_steps: int = DEFAULT_FINETUNE_STEPS,
+             crop_only: bool = False,
+             seed: int = 0,
+             emotion_schedule: Optional[str] = None,
+             face_index: int = 0,
              progress: bool = True) -> dict:
   """Generates a talking-face video and writes it to `out` (H.264 + AAC, 25 fps, atomically).
 
@@ -262,7 +297,8 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
     emotion: emotion text (`happy`, `happy:0.7`, `happy:0.6+surprised:0.4`) or an `Emotion`.
     out: the .mp4 to write.
     models: loaded networks (default: `load_models(checkpoint)`).
-    checkpoint: directory with `landmark.npz` and `texture.npz` (default: the shipped sample checkpoints).
+    checkpoint: directory with `landmark.npz` and `texture.npz` (default: the shipped sample
+      checkpoints).
     size: expected crop size; must match the texture checkpoint's (None: whatever it renders).
     finetune_steps: one-shot adaptation steps on the photo before rendering (0: none).
     crop_only: write the aligned S x S crop instead of pasting it back into the photo.
@@ -275,19 +311,21 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
     Summary: output, frames, seconds of speech, wall seconds, fps, size, and the fine-tune report.
 
   Raises:
-    InputError: no face / bad photo, bad or silent speech, unknown emotion, bad schedule, a checkpoint
-      that does not fit, an unwritable output. Nothing is written then.
+    InputError: no face / bad photo, bad or silent speech, unknown emotion, bad schedule, a
+      checkpoint that does not fit, an unwritable output. Nothing is written then.
   """
   clock = _Clock()
   keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
   _check_output(out)
   models = load_models(checkpoint) if models is None else models
   if size is not None and int(size) != models.size:
-    raise InputError(checkpoint or bundled.CHECKPOINTS_DIR,
-                     f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
-                     f"trained at {size} with --checkpoint")
+    raise InputError(
+        checkpoint or bundled.CHECKPOINTS_DIR,
+        f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
+        f"trained at {size} with --checkpoint")
   source = image if isinstance(image, (str, pathlib.Path)) else "<image>"
-  photo = video_io.read_image(image) if isinstance(image, (str, pathlib.Path)) else np.asarray(image)
+  photo = video_io.read_image(image) if isinstance(image,
+                                                   (str, pathlib.Path)) else np.asarray(image)
   aligned = face.align_face(photo, source, size=models.size, face_index=face_index)
   wave = audio.load_audio(speech)
   clock.lap("inputs")
@@ -301,15 +339,23 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
   params, finetune_report = models.texture_params, None
   if finetune_steps > 0:
     from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
-    params, report = finetune.finetune(params, models.texture_config, aligned.crop, landmarks=neutral,
-                                       steps=finetune_steps, seed=seed, progress=progress)
-    finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}  # "_": images for plots.
+    params, report = finetune.finetune(params,
+                                       models.texture_config,
+                                       aligned.crop,
+                                       landmarks=neutral,
+                                       steps=finetune_steps,
+                                       seed=seed,
+                                       progress=progress)
+    # "_": images for plots.
+    finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}
     clock.lap("finetune")
 
-  frames = clock.timed(render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
+  frames = clock.timed(
+      render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
   if not crop_only:
-    frames = clock.timed((face.paste_back(photo, match_edge_colour(c, aligned.crop), aligned.transform)
-                          for c in frames), "paste")
+    frames = clock.timed(
+        (face.paste_back(photo, match_edge_colour(c, aligned.crop), aligned.transform)
+         for c in frames), "paste")
   from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
   num_frames = landmark_track.shape[0]
   bar = tqdm.tqdm(frames, total=num_frames, desc="generate", unit="frame", disable=not progress,
@@ -318,16 +364,24 @@ def generate(image, speech, emotion="neutral", out="emotalk_out/generated.mp4", 
   bar.close()
   clock.lap("encode")  # What the streamed stages did not take.
   total = clock.total()
-  summary = {"output": str(out), "frames": int(num_frames), "seconds": round(wave.size / audio.SAMPLE_RATE, 3),
-             "size": models.size, "wall_seconds": round(total, 2), "fps": round(num_frames / total, 2),
-             "crop_only": bool(crop_only), "seconds_by_stage": clock.laps()}
+  summary = {
+      "output": str(out),
+      "frames": int(num_frames),
+      "seconds": round(wave.size / audio.SAMPLE_RATE, 3),
+      "size": models.size,
+      "wall_seconds": round(total, 2),
+      "fps": round(num_frames / total, 2),
+      "crop_only": bool(crop_only),
+      "seconds_by_stage": clock.laps()
+  }
   if finetune_report is not None:
     summary["finetune"] = finetune_report
   return summary
 
 
 class _Clock:
-  """Wall time per stage. `timed` wraps a generator so the time spent producing its items is booked to
+  """Wall time per stage. `timed` wraps a generator so the time spent producing its items is booked
+  to
   `name` (the streamed stages interleave); `lap` books the rest since the last lap to `name`."""
 
   def __init__(self):
@@ -348,7 +402,8 @@ class _Clock:
         item = next(iterator)
       except StopIteration:
         return
-      spent = time.perf_counter() - t - (self._streamed - nested)  # Minus what inner timed stages booked.
+      # Minus what inner timed stages booked.
+      spent = time.perf_counter() - t - (self._streamed - nested)
       self._laps[name] = self._laps.get(name, 0.0) + spent
       self._streamed += spent
       yield item
@@ -361,7 +416,8 @@ class _Clock:
 
 
 def _check_output(out) -> None:
-  """Fails before any work when `out` cannot be written (a folder, or a parent that cannot be made)."""
+  """Fails before any work when `out` cannot be written (a folder, or a parent that cannot be
+  made)."""
   out = pathlib.Path(out)
   if out.suffix.lower() != ".mp4":
     raise InputError(out, "the output must be an .mp4 file")
@@ -395,8 +451,8 @@ def generate_manifest(manifest, out_dir, *, models: Optional[Models] = None, che
                       progress: bool = True, **kwargs) -> dict:
   """Batch mode: one video per CSV row (columns image,audio,emotion,out).
 
-  Input paths are relative to the manifest's folder; `out` is relative to `out_dir` and must stay inside
-  it. A failing row is skipped with its reason and the rest go on.
+  Input paths are relative to the manifest's folder; `out` is relative to `out_dir` and must stay
+  inside it. A failing row is skipped with its reason and the rest go on.
 
   Returns:
     {'succeeded': [per-row summaries], 'failed': [{'row', 'reason'}], 'total'}.
@@ -419,11 +475,15 @@ def generate_manifest(manifest, out_dir, *, models: Optional[Models] = None, che
   succeeded, failed = [], []
   for number, row in enumerate(rows, start=2):  # Row 1 is the header.
     try:
-      image = _manifest_path(manifest, number, "image", (row["image"] or "").strip(), manifest.parent, True)
-      speech = _manifest_path(manifest, number, "audio", (row["audio"] or "").strip(), manifest.parent, True)
-      out = _manifest_path(manifest, number, "out", (row["out"] or "").strip(), out_dir, False).resolve()
+      image = _manifest_path(manifest, number, "image", (row["image"] or "").strip(),
+                             manifest.parent, True)
+      speech = _manifest_path(manifest, number, "audio", (row["audio"] or "").strip(),
+                              manifest.parent, True)
+      out = _manifest_path(manifest, number, "out", (row["out"] or "").strip(), out_dir,
+                           False).resolve()
       if out_dir.resolve() not in out.parents:
-        raise InputError(f"{manifest}: row {number}", f"out {row['out']!r} leaves the output folder {out_dir}")
+        raise InputError(f"{manifest}: row {number}",
+                         f"out {row['out']!r} leaves the output folder {out_dir}")
       summary = generate(image, speech, (row["emotion"] or "neutral").strip(), out, models=models,
                          progress=progress, **kwargs)
       succeeded.append({"row": number, **summary})

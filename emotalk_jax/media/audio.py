@@ -4,22 +4,23 @@ The contract (every number below is a module constant):
 
 * Waveforms are mono float32 in [-1, 1] at `SAMPLE_RATE` = 16000 Hz. `load_audio` decodes any
   container PyAV or libsndfile reads, averages the channels and resamples with soxr.
-* `log_mel`: an STFT with `N_FFT` = 512, a 25 ms Hann window (`WIN_LENGTH` = 400 samples) and a 10 ms hop
-  (`HOP_LENGTH` = 160 samples, so 100 mel frames per second), `N_MELS` = 80 Slaney mel bands over
-  `FMIN`..`FMAX` = 55..7600 Hz, power 2, natural log with a floor: log(max(power, `LOG_FLOOR`)).
-  Frames are centred (the signal is zero-padded by N_FFT / 2 on both sides), so N samples give
+* `log_mel`: an STFT with `N_FFT` = 512, a 25 ms Hann window (`WIN_LENGTH` = 400 samples) and a 10
+  ms hop (`HOP_LENGTH` = 160 samples, so 100 mel frames per second), `N_MELS` = 80 Slaney mel bands
+  over `FMIN`..`FMAX` = 55..7600 Hz, power 2, natural log with a floor: log(max(power,
+  `LOG_FLOOR`)). Frames are centred (the signal is zero-padded by N_FFT / 2 on both sides), so N
+  samples give
   F = 1 + N // 160 mel frames, and mel frame j describes the audio around time j * 10 ms.
-* `num_video_frames`: N samples last N / 16000 s and get T = ceil(N * fps / 16000) video frames, so the
-  last, partial frame period still gets a frame and no speech is dropped.
+* `num_video_frames`: N samples last N / 16000 s and get T = ceil(N * fps / 16000) video frames, so
+  the last, partial frame period still gets a frame and no speech is dropped.
 * `mel_windows`: video frame i shows time t_i = i / fps. Its window is centred on mel frame
   c_i = floor(i * 100 / fps + 0.5) and covers the `MEL_WINDOW` = 16 mel frames c_i - 8 .. c_i + 7
-  (160 ms; window row 8 is frame c_i itself). Mel frames outside 0 .. F - 1 read as `LOG_MEL_FLOOR` =
-  log(LOG_FLOOR) = -11.51, the value of digital silence, so the output has exactly the requested number
-  of video frames even when the audio is a little shorter or longer than the video.
+  (160 ms; window row 8 is frame c_i itself). Mel frames outside 0 .. F - 1 read as `LOG_MEL_FLOOR`
+  = log(LOG_FLOOR) = -11.51, the value of digital silence, so the output has exactly the requested
+  number of video frames even when the audio is a little shorter or longer than the video.
 
 Example: 3.0 s of speech -> 48000 samples -> F = 301 mel frames -> T = 75 video frames at 25 fps ->
-`audio_features` returns [75, 16, 80]; window 0 covers mel frames -8 .. 7 (rows 0..7 are padding) and
-window 74 covers mel frames 288 .. 303 (rows 13..15 are padding).
+`audio_features` returns [75, 16, 80]; window 0 covers mel frames -8 .. 7 (rows 0..7 are padding)
+and window 74 covers mel frames 288 .. 303 (rows 13..15 are padding).
 """
 
 import math
@@ -38,7 +39,8 @@ N_FFT = 512  # Samples (32 ms); the next power of two above WIN_LENGTH.
 WIN_LENGTH = 400  # Samples (25 ms).
 HOP_LENGTH = 160  # Samples (10 ms): 100 mel frames per second.
 N_MELS = 80
-# 55 Hz sits below the lowest male F0; 7600 Hz stays under Nyquist (8 kHz) where resampling filters roll off.
+# 55 Hz sits below the lowest male F0; 7600 Hz stays under Nyquist (8 kHz) where resampling filters
+# roll off.
 FMIN = 55.0
 FMAX = 7600.0
 LOG_FLOOR = 1e-5  # Floor on mel power before the log.
@@ -83,7 +85,8 @@ def _read_with_soundfile(p: pathlib.Path):
 
 
 def _read_with_av(path, p: pathlib.Path):
-  """-> ([N] float32 mono, rate) from the first audio stream, or None when the file has no audio stream."""
+  """-> ([N] float32 mono, rate) from the first audio stream, or None when the file has no audio
+  stream."""
   try:
     container = av.open(str(p))
   except (av.error.InvalidDataError, av.error.EOFError):
@@ -107,7 +110,8 @@ def _read_with_av(path, p: pathlib.Path):
           continue  # A damaged packet: skip it, as the ffmpeg tool does.
         for frame in frames:
           if resampler is None:
-            # Planar float keeps the native rate and channels; mixing down and resampling are done below
+            # Planar float keeps the native rate and channels; mixing down and resampling are done
+            # below
             # so every input goes through the same soxr path.
             rate = frame.sample_rate
             resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=rate)
@@ -126,11 +130,12 @@ def _read_with_av(path, p: pathlib.Path):
 
 
 def decode_audio(path) -> np.ndarray | None:
-  """Decodes the first audio track of any media file to [N] float32 mono at 16 kHz, without content checks.
+  """Decodes the first audio track of any media file to [N] float32 mono at 16 kHz, without content
+  checks.
 
-  wav/flac/ogg (recognised by content, whatever the extension) go through libsndfile; everything else
-  (mp3, m4a/aac, a video's audio track) through PyAV. Returns None when the file decodes but has no audio
-  stream (a silent video). Raises InputError for a missing, empty or undecodable file.
+  wav/flac/ogg (recognised by content, whatever the extension) go through libsndfile; everything
+  else (mp3, m4a/aac, a video's audio track) through PyAV. Returns None when the file decodes but
+  has no audio stream (a silent video). Raises InputError for a missing, empty or undecodable file.
   """
   p = check_file(path)
   decoded = _read_with_soundfile(p)
@@ -169,7 +174,9 @@ def load_audio(path, allow_silent: bool = False) -> np.ndarray:
     if not peak >= SILENCE_PEAK:  # Also catches NaN.
       level = f"{20 * math.log10(peak):.1f} dBFS" if peak > 0 else "-inf dBFS (all zeros)"
       threshold = 20 * math.log10(SILENCE_PEAK)
-      raise InputError(path, f"is silent (peak level {level}, below {threshold:.0f} dBFS); give a file with speech")
+      raise InputError(
+          path,
+          f"is silent (peak level {level}, below {threshold:.0f} dBFS); give a file with speech")
   return wave
 
 
@@ -201,7 +208,8 @@ def log_mel(wave) -> np.ndarray:
 
 
 def num_video_frames(num_samples: int, fps: float = FPS) -> int:
-  """T = ceil(N * fps / 16000): video frames covering N samples, the last partial frame period included."""
+  """T = ceil(N * fps / 16000): video frames covering N samples, the last partial frame period
+  included."""
   if not fps > 0:
     raise ValueError(f"fps must be positive, got {fps}")
   # Rounding first keeps float noise (e.g. 29.97 fps) from adding a frame to an exact multiple.
@@ -217,7 +225,11 @@ def window_centres(num_frames: int, fps: float = FPS, first_frame: int = 0) -> n
   return np.floor(frames * (MEL_FPS / float(fps)) + 0.5).astype(np.int64)
 
 
-def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW, first_frame: int = 0) -> np.ndarray:
+def mel_windows(mel,
+                num_frames: int,
+                fps: float = FPS,
+                window: int = MEL_WINDOW,
+                first_frame: int = 0) -> np.ndarray:
   """Cuts one mel window per video frame.
 
   Args:
@@ -225,8 +237,8 @@ def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW
     num_frames: T, the number of video frames to cover (the output has exactly T windows).
     fps: video frame rate.
     window: W, mel frames per window.
-    first_frame: the video frame of the first window (windows of frames before 0 or past the audio read
-      as silence), so a long clip can be cut a piece at a time.
+    first_frame: the video frame of the first window (windows of frames before 0 or past the audio
+      read as silence), so a long clip can be cut a piece at a time.
 
   Returns:
     [T, W, M] float32; window i holds mel frames c_i - W // 2 .. c_i + W - W // 2 - 1 with
@@ -236,11 +248,13 @@ def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW
   if mel.ndim != 2:
     raise ValueError(f"expected mel of shape [F, n_mels], got shape {mel.shape}")
   if window <= 0 or num_frames < 0:
-    raise ValueError(f"window must be positive and num_frames non-negative, got {window}, {num_frames}")
+    raise ValueError(
+        f"window must be positive and num_frames non-negative, got {window}, {num_frames}")
   num_mel = mel.shape[0]
   # One extra row of silence at index F: every out-of-range index is sent there.
   padded = np.concatenate([mel, np.full([1, mel.shape[1]], LOG_MEL_FLOOR, np.float32)])
-  idx = window_centres(num_frames, fps, first_frame)[:, None] + np.arange(-(window // 2), window - window // 2)[None, :]
+  idx = window_centres(num_frames, fps, first_frame)[:, None] + np.arange(
+      -(window // 2), window - window // 2)[None, :]
   idx = np.where((idx >= 0) & (idx < num_mel), idx, num_mel)
   return padded[idx]
 
@@ -248,7 +262,8 @@ def mel_windows(mel, num_frames: int, fps: float = FPS, window: int = MEL_WINDOW
 def audio_features(path_or_wave, num_frames: int | None = None, fps: float = FPS) -> np.ndarray:
   """A speech file or [N] 16 kHz waveform -> [T, MEL_WINDOW, N_MELS] float32 mel windows.
 
-  T is `num_frames` when given (e.g. the length of a driving video), else `num_video_frames(N, fps)`.
+  T is `num_frames` when given (e.g. the length of a driving video), else `num_video_frames(N,
+  fps)`.
   """
   if isinstance(path_or_wave, (str, os.PathLike)):
     wave = load_audio(path_or_wave)

@@ -1,13 +1,15 @@
 """Face detection, 68-point landmarks and similarity alignment to a canonical crop.
 
-Detection is dlib's HOG frontal face detector; landmarks come from the 68-point (iBUG 300-W layout) shape
-predictor shipped in `face_recognition_models`. These are the only weights used and nothing is downloaded.
-Coordinates follow `emotalk_jax.media.landmarks`: pixel centre j sits at x=j (OpenCV/dlib convention).
+Detection is dlib's HOG frontal face detector; landmarks come from the 68-point (iBUG 300-W layout)
+shape predictor shipped in `face_recognition_models`. These are the only weights used and nothing is
+downloaded.
+Coordinates follow `emotalk_jax.media.landmarks`: pixel centre j sits at x=j (OpenCV/dlib
+  convention).
 
 Alignment maps a face onto the canonical template (`assets/face_template.json`, made by
-`tools/make_face_template.py`) with a similarity transform fitted on the points that do not move with
-speech (brows, nose, eyes). A transform `M` is a [2, 3] float64 matrix taking image pixels to crop pixels:
-`crop_xy = M[:, :2] @ image_xy + M[:, 2]`.
+`tools/make_face_template.py`) with a similarity transform fitted on the points that do not move
+with speech (brows, nose, eyes). A transform `M` is a [2, 3] float64 matrix taking image pixels to
+crop pixels: `crop_xy = M[:, :2] @ image_xy + M[:, 2]`.
 """
 
 import functools
@@ -36,30 +38,40 @@ MOUTH = np.arange(48, 68)
 STABLE_POINTS = np.arange(17, 48)
 
 # Detection runs on a copy whose longest side is this many pixels. Measured on the 58 photos in
-# shared/data/faces: 320, 400 and 480 find the same faces, and 320 costs 8 ms on a 512x512 frame against
-# 13 and 17 ms. A face needs about 80 px in the detector's image, so one pass finds faces wider than a
-# quarter of the longest side, and the upsampled retry 1/8. (Video re-detection sizes its copy to the face
+# shared/data/faces: 320, 400 and 480 find the same faces, and 320 costs 8 ms on a 512x512 frame
+# against
+# 13 and 17 ms. A face needs about 80 px in the detector's image, so one pass finds faces wider than
+# a
+# quarter of the longest side, and the upsampled retry 1/8. (Video re-detection sizes its copy to
+# the face
 # it follows, never below this.)
 DETECT_SIZE = 320
-# Photos are searched at twice that (16 ms for a large photo), so that every face wider than 1/8 of the
-# longest side is found in the first pass and several faces of different sizes are all reported; on the
+# Photos are searched at twice that (16 ms for a large photo), so that every face wider than 1/8 of
+# the
+# longest side is found in the first pass and several faces of different sizes are all reported; on
+# the
 # 58 shared photos this adds no false detection.
 PHOTO_DETECT_SIZE = 640
 # A face whose `FaceDetector.score` is below this is rejected (see there for measurements).
 MIN_FACE_SCORE = -0.3
-# The shape predictor returns integer pixels. It runs on a region resampled so that the face box is this
-# wide, which gives sub-pixel landmarks for faces smaller than this and a fixed relative precision above.
-# Measured jitter of the non-mouth points in the 256 crop (six real clips): 1.23, 1.09, 0.97 and 0.92 px
+# The shape predictor returns integer pixels. It runs on a region resampled so that the face box is
+# this
+# wide, which gives sub-pixel landmarks for faces smaller than this and a fixed relative precision
+# above.
+# Measured jitter of the non-mouth points in the 256 crop (six real clips): 1.23, 1.09, 0.97 and
+# 0.92 px
 # for 128, 192, 256 and 320; 256 costs about 0.5 ms a frame more than 128.
 PREDICT_SIZE = 256
-# `FaceDetector.score` views the face with its predictor box this wide in a window this wide: measured
+# `FaceDetector.score` views the face with its predictor box this wide in a window this wide:
+# measured
 # 80/100 px separates faces from non-faces best at the lowest cost (the detector's window is 80 px).
 SCORE_SIZE = 80
 SCORE_WINDOW = 100
 
 
 class Box(typing.NamedTuple):
-  """An axis-aligned face box: its edges in image pixel coordinates (pixel centre j at j, edges at j +- 0.5)."""
+  """An axis-aligned face box: its edges in image pixel coordinates (pixel centre j at j, edges
+  at j +- 0.5)."""
   left: float
   top: float
   right: float
@@ -109,10 +121,12 @@ class FaceDetector:
   def _models(self):
     with self._lock:
       if self._predictor is None:
-        import dlib  # pylint: disable=g-import-not-at-top  (slow import; only when faces are needed)
+        # Slow import; only when faces are needed.
+        import dlib  # pylint: disable=g-import-not-at-top
         import face_recognition_models  # pylint: disable=g-import-not-at-top
         self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self._predictor = dlib.shape_predictor(
+            face_recognition_models.pose_predictor_model_location())
     return self._detector, self._predictor
 
   def detect(self, image, upsample=(0, 1), adjust_threshold: float = 0.0,
@@ -121,10 +135,10 @@ class FaceDetector:
 
     Args:
       image: [H, W, 3] uint8 RGB.
-      upsample: dlib upsampling levels (each doubles the image) tried in order on the downscaled copy until
-        one finds a face. The default retries once for small faces.
-      adjust_threshold: added to the detector's decision threshold; negative finds harder faces and more
-        false positives.
+      upsample: dlib upsampling levels (each doubles the image) tried in order on the downscaled
+        copy until one finds a face. The default retries once for small faces.
+      adjust_threshold: added to the detector's decision threshold; negative finds harder faces and
+        more false positives.
       detect_size: overrides `self.detect_size` (the longest side of the copy searched).
 
     Returns:
@@ -144,7 +158,8 @@ class FaceDetector:
     for level in upsample:
       rects, _, _ = detector.run(small, int(level), float(adjust_threshold))
       if len(rects):
-        # dlib's rectangles hold inclusive pixel indices; a Box holds pixel edges (index - 0.5, index + 0.5),
+        # dlib's rectangles hold inclusive pixel indices; a Box holds pixel edges (index - 0.5,
+        # index + 0.5),
         # mapped back with cv2.resize's convention x_full + 0.5 = (x_small + 0.5) / scale.
         boxes = [Box(r.left() / sx - 0.5, r.top() / sy - 0.5, (r.right() + 1) / sx - 0.5,
                      (r.bottom() + 1) / sy - 0.5) for r in rects]
@@ -166,7 +181,8 @@ class FaceDetector:
     # The box's edges land on the edges of the region's pixels margin .. margin + PREDICT_SIZE - 1.
     warp = np.array([[k, 0.0, margin - 0.5 - k * box.left],
                      [0.0, k, margin - 0.5 - k * box.top]])
-    region = _warp(image, warp, (PREDICT_SIZE + 2 * margin, out_h + 2 * margin), cv2.BORDER_CONSTANT)
+    region = _warp(image, warp, (PREDICT_SIZE + 2 * margin, out_h + 2 * margin),
+                   cv2.BORDER_CONSTANT)
     # dlib would average the channels itself; one fused OpenCV pass is faster (0.4 ms a face).
     region = cv2.transform(region, np.full((1, 3), 1 / 3, np.float32))
     rect = dlib.rectangle(margin, margin, margin + PREDICT_SIZE - 1, margin + out_h - 1)
@@ -175,23 +191,26 @@ class FaceDetector:
     return transform_points(pts, invert(warp)).astype(np.float32)
 
   def score(self, image, landmarks_px) -> float:
-    """How face-like the image is at these landmarks: dlib's HOG detector score (its threshold is 0).
+    """How face-like the image is at these landmarks: dlib's HOG detector score (its threshold is
+    0).
 
-    The face is resampled upright, with its predictor box `SCORE_SIZE` pixels wide, into a window barely
-    larger than the detector's, so one cheap detector pass (under 1 ms) checks just this face. Measured on
-    13 real clips (GRID, MEAD, HDTF, LRS2, VoxCeleb2, ...): tracked faces score 0.75 or more, shapes fitted
-    to background beside, above or below the face -1.08 or less (-3 when nothing at all is found); the
-    faces in the 58 shared photos (harder poses, glasses, black and white) 0.08 or more.
+    The face is resampled upright, with its predictor box `SCORE_SIZE` pixels wide, into a window
+    barely larger than the detector's, so one cheap detector pass (under 1 ms) checks just this
+    face. Measured on 13 real clips (GRID, MEAD, HDTF, LRS2, VoxCeleb2, ...): tracked faces score
+    0.75 or more, shapes fitted to background beside, above or below the face -1.08 or less (-3 when
+    nothing at all is found); the faces in the 58 shared photos (harder poses, glasses, black and
+    white) 0.08 or more.
     """
     detector, _ = self._models()
     cx, cy, side = _template_asset()["predictor_box"]
     k = SCORE_SIZE / side
     window = SCORE_WINDOW
     # Template units (crop px - 0.5 at size 2) -> window px, predictor box centred.
-    place = np.array([[k, 0.0, (window - 1) / 2 - k * (cx + 0.5)], [0.0, k, (window - 1) / 2 - k * (cy + 0.5)]])
+    place = np.array([[k, 0.0, (window - 1) / 2 - k * (cx + 0.5)],
+                      [0.0, k, (window - 1) / 2 - k * (cy + 0.5)]])
     # Plain bilinear: measured, anti-aliasing here changes no decision and costs 0.5 ms.
-    patch = _warp(_as_rgb_uint8(image), compose(place, align_transform(landmarks_px, size=2)), (window, window),
-                  cv2.BORDER_REPLICATE)
+    patch = _warp(_as_rgb_uint8(image), compose(place, align_transform(landmarks_px, size=2)),
+                  (window, window), cv2.BORDER_REPLICATE)
     _, scores, _ = detector.run(patch, 0, -2.0)
     return float(max(scores)) if len(scores) else -3.0
 
@@ -207,22 +226,31 @@ def face_index_problem(faces: int, face_index: int) -> str:
           f"(0 = largest, up to {faces - 1})")
 
 
-def search_faces(image, detector: FaceDetector | None = None, lower_threshold: bool = True) -> list[Box]:
+def search_faces(image,
+                 detector: FaceDetector | None = None,
+                 lower_threshold: bool = True) -> list[Box]:
   """A thorough search for all faces (photos, and the start of a video); largest first, [] if none.
 
-  Searches a copy up to `PHOTO_DETECT_SIZE` pixels, upsampled once when nothing is found (faces down to
-  about 1/16 of the longest side), then, if `lower_threshold`, again with a lower detector threshold.
-  When there are several faces, detections whose landmarks fail `FaceDetector.score` are dropped.
+  Searches a copy up to `PHOTO_DETECT_SIZE` pixels, upsampled once when nothing is found (faces down
+  to about 1/16 of the longest side), then, if `lower_threshold`, again with a lower detector
+  threshold. When there are several faces, detections whose landmarks fail `FaceDetector.score` are
+  dropped.
   """
   detector = detector or default_detector()
   boxes = detector.detect(image, upsample=(0, 1), detect_size=PHOTO_DETECT_SIZE)
   if not boxes and lower_threshold:
-    # Measured: -0.5 recovers e.g. a frowning, tilted face (liveportrait/d8.jpg) while background patches
+    # Measured: -0.5 recovers e.g. a frowning, tilted face (liveportrait/d8.jpg) while background
+    # patches
     # of the shared photos all score below -0.8.
-    boxes = detector.detect(image, upsample=(0, 1), adjust_threshold=-0.5, detect_size=PHOTO_DETECT_SIZE)
+    boxes = detector.detect(image,
+                            upsample=(0, 1),
+                            adjust_threshold=-0.5,
+                            detect_size=PHOTO_DETECT_SIZE)
   if len(boxes) > 1:
-    # Textures (e.g. a spacesuit's patches) can pass the detector at the size of the real face; the check
-    # at the fitted landmarks rejects most (measured: -1.2 and -0.6 against 0.1 to 1.8 for real faces).
+    # Textures (e.g. a spacesuit's patches) can pass the detector at the size of the real face; the
+    # check
+    # at the fitted landmarks rejects most (measured: -1.2 and -0.6 against 0.1 to 1.8 for real
+    # faces).
     scores = [detector.score(image, detector.landmarks(image, box)) for box in boxes]
     kept = [box for box, score in zip(boxes, scores) if score >= MIN_FACE_SCORE]
     boxes = kept or [boxes[int(np.argmax(scores))]]
@@ -233,8 +261,9 @@ def find_faces(image, source="<image>", detector: FaceDetector | None = None) ->
   """`search_faces`, raising InputError (naming `source`) when there is no face."""
   boxes = search_faces(image, detector)
   if not boxes:
-    raise errors.InputError(source, "no face found (faces must be roughly frontal and at least ~1/16 of the "
-                                    "image's longest side)")
+    raise errors.InputError(
+        source, "no face found (faces must be roughly frontal and at least ~1/16 of the "
+        "image's longest side)")
   return boxes
 
 
@@ -259,16 +288,18 @@ def face_landmarks(image, source="<image>", face_index: int = 0,
   if not 0 <= face_index < len(boxes):
     raise errors.InputError(source, face_index_problem(len(boxes), face_index))
   if len(boxes) > 1:
-    warnings.warn(f"{source}: {len(boxes)} faces found; using face {face_index} "
-                  f"({'the largest' if face_index == 0 else 'by decreasing size'}); "
-                  f"pick another with face_index (0..{len(boxes) - 1}, --face-index on the command line)",
-                  stacklevel=2)
+    warnings.warn(
+        f"{source}: {len(boxes)} faces found; using face {face_index} "
+        f"({'the largest' if face_index == 0 else 'by decreasing size'}); "
+        f"pick another with face_index (0..{len(boxes) - 1}, --face-index on the command line)",
+        stacklevel=2)
   rough = detector.landmarks(image, boxes[face_index])
-  # Final pass in the landmark-derived box, the framing video tracking uses, so photos and videos agree.
+  # Final pass in the landmark-derived box, the framing video tracking uses, so photos and videos
+  # agree.
   return detector.landmarks(image, predictor_box(rough))
 
 
-# ---------------------------------------------------------------------------------------------------------
+#  -------------------------------------------------------------------------------------------------
 # Canonical template and similarity alignment.
 
 
@@ -283,13 +314,15 @@ def _template_asset() -> dict:
 
 
 def template(size: int | None = None) -> np.ndarray:
-  """The canonical face: [68, 2] float32 in [-1, 1] crop coordinates, or crop pixels when `size` is given."""
+  """The canonical face: [68, 2] float32 in [-1, 1] crop coordinates, or crop pixels when `size`
+  is given."""
   points = np.asarray(_template_asset()["points"], np.float32)
   return points if size is None else landmarks_lib.denormalize(points, size)
 
 
 def fit_similarity(src, dst, weights=None) -> np.ndarray:
-  """Least-squares similarity (rotation, uniform scale, translation; no reflection) taking src to dst.
+  """Least-squares similarity (rotation, uniform scale, translation; no reflection) taking src to
+  dst.
 
   Args:
     src: [..., N, 2] points.
@@ -304,7 +337,8 @@ def fit_similarity(src, dst, weights=None) -> np.ndarray:
   src, dst = np.broadcast_arrays(src, dst)
   w = np.ones(src.shape[-2]) if weights is None else np.asarray(weights, np.float64)
   w = w / w.sum()
-  # In complex form the model is d = z * s + t with z = scale * exp(i * angle); its least-squares solution
+  # In complex form the model is d = z * s + t with z = scale * exp(i * angle); its least-squares
+  # solution
   # is the 2-D case of Umeyama's closed form.
   s = src[..., 0] + 1j * src[..., 1]
   d = dst[..., 0] + 1j * dst[..., 1]
@@ -325,8 +359,8 @@ def align_transform(landmarks_px, size: int = 256, points=STABLE_POINTS) -> np.n
   Args:
     landmarks_px: [..., 68, 2] image pixels.
     size: crop side in pixels.
-    points: landmark indices the fit uses; by default brows, nose and eyes (not jaw or mouth, which move
-      with speech).
+    points: landmark indices the fit uses; by default brows, nose and eyes (not jaw or mouth, which
+      move with speech).
 
   Returns:
     [..., 2, 3] float64 transforms (image px -> crop px).
@@ -361,7 +395,9 @@ def transform_points(points, transform) -> np.ndarray:
   points = np.asarray(points)
   transform = np.asarray(transform, np.float64)
   out = np.einsum("...ij,...nj->...ni", transform[..., :2], points.astype(np.float64))
-  return (out + transform[..., None, :, 2]).astype(points.dtype if points.dtype.kind == "f" else np.float64)
+  return (
+      out +
+      transform[..., None, :, 2]).astype(points.dtype if points.dtype.kind == "f" else np.float64)
 
 
 def transform_scale(transform) -> np.ndarray:
@@ -370,7 +406,11 @@ def transform_scale(transform) -> np.ndarray:
   return np.sqrt(np.abs(np.linalg.det(transform[..., :2])))
 
 
-_BORDERS = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
+_BORDERS = {
+    "reflect": cv2.BORDER_REFLECT_101,
+    "replicate": cv2.BORDER_REPLICATE,
+    "constant": cv2.BORDER_CONSTANT
+}
 
 
 def _warp(image, transform, out_wh, border, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
@@ -396,8 +436,8 @@ def crop(image, transform, size: int = 256, border: str = "reflect") -> np.ndarr
   scale = float(transform_scale(transform))
   if scale < 1 / 1.5:
     # Bounding box (with a margin for the filter) of the crop's footprint in the image.
-    corners = transform_points(np.array([[-1, -1], [size, -1], [-1, size], [size, size]], np.float64),
-                               invert(transform))
+    corners = transform_points(
+        np.array([[-1, -1], [size, -1], [-1, size], [size, size]], np.float64), invert(transform))
     height, width = image.shape[:2]
     # Margin so the bicubic taps after downscaling never reach the region's inner edges.
     pad = int(np.ceil(3 / scale)) + 1
@@ -408,20 +448,25 @@ def crop(image, transform, size: int = 256, border: str = "reflect") -> np.ndarr
     if x1 - x0 >= 2 and y1 - y0 >= 2:
       region = image[y0:y1, x0:x1]
       new_w, new_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-      # Where the footprint leaves the image the region ends at the image edge, so the border mode acts
+      # Where the footprint leaves the image the region ends at the image edge, so the border mode
+      # acts
       # there as it would on the whole image.
       small = cv2.resize(region, (new_w, new_h), interpolation=cv2.INTER_AREA)
       fx, fy = new_w / (x1 - x0), new_h / (y1 - y0)
       # cv2.resize maps pixel centres as x' = (x + 0.5) * f - 0.5 (relative to the region's origin).
-      to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5 - fx * x0], [0.0, fy, 0.5 * fy - 0.5 - fy * y0]])
-      return _warp(small, compose(transform, invert(to_small)), (size, size), border_mode, cv2.INTER_CUBIC)
+      to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5 - fx * x0], [0.0, fy,
+                                                                 0.5 * fy - 0.5 - fy * y0]])
+      return _warp(small, compose(transform, invert(to_small)), (size, size), border_mode,
+                   cv2.INTER_CUBIC)
   return _warp(image, transform, (size, size), border_mode, cv2.INTER_CUBIC)
 
 
 def crop_mask(size: int, feather: float = 0.1) -> np.ndarray:
-  """[size, size] float32 blending mask: 1 inside, easing to 0 over `feather * size` pixels at the edges."""
+  """[size, size] float32 blending mask: 1 inside, easing to 0 over `feather * size` pixels at
+  the edges."""
   ramp = max(feather * size, 1.0)
-  # Distance of each pixel centre from the nearest crop edge, minus one pixel: the outermost ring, where
+  # Distance of each pixel centre from the nearest crop edge, minus one pixel: the outermost ring,
+  # where
   # resampling sees the border fill, gets zero weight.
   idx = np.arange(size, dtype=np.float32)
   edge = np.minimum(idx + 0.5, size - 0.5 - idx) - 1.0
@@ -436,7 +481,8 @@ def paste_back(image, face_crop, transform, feather: float = 0.1, mask=None) -> 
   Args:
     image: [H, W, 3] uint8 original frame.
     face_crop: [S, S, 3] crop in the frame's aligned coordinates (any S, e.g. 128 or 256).
-    transform: [2, 3] image px -> crop px for a crop of side S (from `align_transform(..., size=S)`).
+    transform: [2, 3] image px -> crop px for a crop of side S (from `align_transform(...,
+      size=S)`).
     feather: width of the soft edge as a fraction of S (ignored when `mask` is given).
     mask: optional [S, S] float weights in [0, 1] (e.g. a face-shaped mask); default `crop_mask`.
 
@@ -461,7 +507,8 @@ def paste_back(image, face_crop, transform, feather: float = 0.1, mask=None) -> 
     size = small
   inverse = invert(transform)
   height, width = image.shape[:2]
-  corners = transform_points(np.array([[-1, -1], [size, -1], [-1, size], [size, size]], np.float64), inverse)
+  corners = transform_points(np.array([[-1, -1], [size, -1], [-1, size], [size, size]], np.float64),
+                             inverse)
   x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
   x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [width, height])
   out = image.copy()
@@ -486,12 +533,13 @@ def paste_back(image, face_crop, transform, feather: float = 0.1, mask=None) -> 
 def predictor_box(landmarks_px) -> Box:
   """The box the shape predictor expects for a face with these landmarks.
 
-  The template asset stores where dlib's detector puts its (square) box relative to the template; mapping
-  it through the landmarks' alignment gives a box that does not depend on detector noise, so tracking
-  and re-detection feed the predictor consistently framed boxes.
+  The template asset stores where dlib's detector puts its (square) box relative to the template;
+  mapping it through the landmarks' alignment gives a box that does not depend on detector noise, so
+  tracking and re-detection feed the predictor consistently framed boxes.
   """
   cx, cy, side = _template_asset()["predictor_box"]
-  to_image = invert(align_transform(landmarks_px, size=2))  # size 2: crop px == template units + 0.5
+  # size 2: crop px == template units + 0.5
+  to_image = invert(align_transform(landmarks_px, size=2))
   centre = transform_points(np.array([[cx, cy]]) + 0.5, to_image)[0]
   half = 0.5 * side * float(transform_scale(to_image))
   return Box(centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
@@ -512,7 +560,8 @@ class AlignedFace(typing.NamedTuple):
 
 def align_face(image, source="<image>", size: int = 256, face_index: int = 0,
                detector: FaceDetector | None = None) -> AlignedFace:
-  """Finds a face in a photo and crops it aligned to the template (see `face_landmarks` for errors)."""
+  """Finds a face in a photo and crops it aligned to the template (see `face_landmarks` for
+  errors)."""
   points = face_landmarks(image, source, face_index, detector)
   transform = align_transform(points, size)
   return AlignedFace(crop(image, transform, size), transform_points(points, transform), transform)

@@ -1,8 +1,10 @@
 """Landmark coordinate conventions.
 
-Pixel coordinates follow OpenCV and dlib: x to the right, y down, the centre of pixel (i, j) at x=j, y=i.
+Pixel coordinates follow OpenCV and dlib: x to the right, y down, the centre of pixel (i, j) at x=j,
+  y=i.
 Normalised coordinates map a `size`-pixel crop onto [-1, 1] edge to edge (the `align_corners=False`
-convention): the left edge of the first pixel is -1, the right edge of the last pixel is +1, so pixel
+convention): the left edge of the first pixel is -1, the right edge of the last pixel is +1, so
+  pixel
 centre j sits at (2j + 1) / size - 1.
 """
 
@@ -30,7 +32,8 @@ def denormalize(landmarks, size: int):
 
 
 def mirror(landmarks, xp=np):
-  """[..., 68, 2] in [-1, 1] -> the landmarks of the left-right flipped crop (x -> -x, points renumbered
+  """[..., 68, 2] in [-1, 1] -> the landmarks of the left-right flipped crop (x -> -x, points
+  renumbered
   by `MIRROR` so the subject's right eye is still the right eye). `xp`: numpy or jax.numpy."""
   landmarks = xp.asarray(landmarks)
   return landmarks[..., MIRROR, :] * xp.asarray([-1.0, 1.0], landmarks.dtype)

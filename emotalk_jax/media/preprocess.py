@@ -1,7 +1,7 @@
 """End-to-end preprocessing of a clip or a photo: decode, track, smooth, align, crop, log-mel.
 
-This is what the CLI, the dataset builders and generation call; each step is also a function of its own
-(`video_io`, `audio`, `face`, `tracking`).
+This is what the CLI, the dataset builders and generation call; each step is also a function of its
+own (`video_io`, `audio`, `face`, `tracking`).
 """
 
 import dataclasses
@@ -55,19 +55,26 @@ class Clip:
 
   def summary(self) -> dict:
     return {
-        "source": self.source, "frames": int(len(self.frames)), "fps": self.fps, "size": self.size,
-        "frames_filled": int((~self.detected).sum()), "detector_calls": self.num_detections,
-        "jitter_px_raw": round(self.jitter_raw_px, 3), "jitter_px_smoothed": round(self.jitter_smoothed_px, 3),
+        "source": self.source,
+        "frames": int(len(self.frames)),
+        "fps": self.fps,
+        "size": self.size,
+        "frames_filled": int((~self.detected).sum()),
+        "detector_calls": self.num_detections,
+        "jitter_px_raw": round(self.jitter_raw_px, 3),
+        "jitter_px_smoothed": round(self.jitter_smoothed_px, 3),
         "mel_shape": None if self.mel is None else list(self.mel.shape),
     }
 
 
 def _clip_audio(video: video_io.Video, audio_path, num_frames: int, fps: float):
-  """-> (wave [N] 16 kHz or None, mel windows [T, W, 80] or None) from `audio_path` or the video's track."""
+  """-> (wave [N] 16 kHz or None, mel windows [T, W, 80] or None) from `audio_path` or the
+  video's track."""
   if audio_path is not None:
     wave = audio.load_audio(audio_path)
   elif video.audio is None:
-    warnings.warn(f"{video.path}: has no audio stream; no mel features (usable for emotion-only training)")
+    warnings.warn(
+        f"{video.path}: has no audio stream; no mel features (usable for emotion-only training)")
     return None, None
   else:
     wave = video.audio
@@ -77,8 +84,14 @@ def _clip_audio(video: video_io.Video, audio_path, num_frames: int, fps: float):
   return wave, audio.mel_windows(audio.log_mel(wave), num_frames, fps=fps)
 
 
-def preprocess_video(path, *, size: int = 256, fps: float = 25.0, face_index: int = 0, audio_path=None,
-                     detect_every: int = tracking.DETECT_EVERY, progress: bool = False) -> Clip:
+def preprocess_video(path,
+                     *,
+                     size: int = 256,
+                     fps: float = 25.0,
+                     face_index: int = 0,
+                     audio_path=None,
+                     detect_every: int = tracking.DETECT_EVERY,
+                     progress: bool = False) -> Clip:
   """Decodes a video at `fps`, tracks and aligns the face, and computes per-frame log-mel windows.
 
   Args:
@@ -97,29 +110,50 @@ def preprocess_video(path, *, size: int = 256, fps: float = 25.0, face_index: in
                             audio_path=audio_path, detect_every=detect_every, progress=progress)
 
 
-def preprocess_decoded(video: video_io.Video, *, size: int = 256, face_index: int = 0, audio_path=None,
-                       detect_every: int = tracking.DETECT_EVERY, progress: bool = False) -> Clip:
+def preprocess_decoded(video: video_io.Video,
+                       *,
+                       size: int = 256,
+                       face_index: int = 0,
+                       audio_path=None,
+                       detect_every: int = tracking.DETECT_EVERY,
+                       progress: bool = False) -> Clip:
   """`preprocess_video` on an already decoded `video_io.Video` (e.g. one cut with `max_frames`)."""
   frames = tqdm.tqdm(video.frames, desc=f"tracking {pathlib.Path(video.path).name}", unit="frame",
                      disable=not progress, leave=False)
-  track = tracking.track_landmarks(frames, source=video.path, detect_every=detect_every, face_index=face_index)
+  track = tracking.track_landmarks(frames,
+                                   source=video.path,
+                                   detect_every=detect_every,
+                                   face_index=face_index)
   aligned = tracking.align_video(video.frames, source=video.path, size=size, track=track)
   raw_in_crop = face.transform_points(track.landmarks, aligned.transforms)
   wave, mel = _clip_audio(video, audio_path, len(video.frames), video.fps)
-  return Clip(
-      frames=aligned.crops, landmarks=lm.normalize(aligned.landmarks, size),
-      transforms=aligned.transforms.astype(np.float32), image_landmarks=track.landmarks.astype(np.float32),
-      detected=track.detected, mel=mel, audio=wave, fps=float(video.fps), source=video.path,
-      num_detections=track.num_detections, jitter_raw_px=tracking.jitter(raw_in_crop),
-      jitter_smoothed_px=tracking.jitter(aligned.landmarks))
+  return Clip(frames=aligned.crops,
+              landmarks=lm.normalize(aligned.landmarks, size),
+              transforms=aligned.transforms.astype(np.float32),
+              image_landmarks=track.landmarks.astype(np.float32),
+              detected=track.detected,
+              mel=mel,
+              audio=wave,
+              fps=float(video.fps),
+              source=video.path,
+              num_detections=track.num_detections,
+              jitter_raw_px=tracking.jitter(raw_in_crop),
+              jitter_smoothed_px=tracking.jitter(aligned.landmarks))
 
 
 def save_clip(clip: Clip, path) -> pathlib.Path:
-  """Writes a clip's arrays to a compressed .npz (no pickled objects); atomic via a temporary name."""
+  """Writes a clip's arrays to a compressed .npz (no pickled objects); atomic via a temporary
+  name."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  arrays = {"frames": clip.frames, "landmarks": clip.landmarks, "transforms": clip.transforms,
-            "image_landmarks": clip.image_landmarks, "detected": clip.detected, "fps": np.float32(clip.fps)}
+  arrays = {
+      "frames": clip.frames,
+      "landmarks": clip.landmarks,
+      "transforms": clip.transforms,
+      "image_landmarks": clip.image_landmarks,
+      "detected": clip.detected,
+      "fps": np.float32(clip.fps)
+  }
   if clip.mel is not None:
     arrays["mel"] = clip.mel
   tmp = path.with_name(f".{path.stem}.partial.npz")

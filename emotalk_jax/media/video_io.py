@@ -1,12 +1,14 @@
 """Reading and writing video and images with PyAV (bundled FFmpeg) and OpenCV.
 
 Frames are always [H, W, 3] uint8 RGB. Reading resamples to a constant frame rate from the frames'
-presentation timestamps: output frame i shows time t_i = i / fps (measured from the first decoded frame)
-and is the latest source frame whose timestamp is <= t_i. A clip whose last frame ends at time D gives
-ceil(D * fps) frames, e.g. a 10 s clip at 30 fps (or at a variable rate) gives 250 frames at 25 fps.
-Packets the decoder rejects and frames it flags as corrupt are skipped (the previous frame is held), so a
-file cut off midway gives the frames before the cut. `read_video` returns the audio track as [N] float32
-mono at 16 kHz (`audio.SAMPLE_RATE`), shifted so that sample 0 plays with frame 0.
+presentation timestamps: output frame i shows time t_i = i / fps (measured from the first decoded
+  frame)
+and is the latest source frame whose timestamp is <= t_i. A clip whose last frame ends at time D
+gives ceil(D * fps) frames, e.g. a 10 s clip at 30 fps (or at a variable rate) gives 250 frames at
+25 fps. Packets the decoder rejects and frames it flags as corrupt are skipped (the previous frame
+is held), so a file cut off midway gives the frames before the cut. `read_video` returns the audio
+track as [N] float32 mono at 16 kHz (`audio.SAMPLE_RATE`), shifted so that sample 0 plays with frame
+0.
 """
 
 import dataclasses
@@ -68,7 +70,8 @@ def _open_video(path):
   try:
     container = av.open(str(p))
   except (av.error.InvalidDataError, av.error.EOFError):
-    raise InputError(path, "is not a readable video file (unknown format, or corrupt/truncated data)") from None
+    raise InputError(
+        path, "is not a readable video file (unknown format, or corrupt/truncated data)") from None
   except (av.FFmpegError, OSError) as e:
     raise InputError(path, f"cannot be opened as video ({e.strerror or e})") from None
   if not container.streams.video:
@@ -88,7 +91,8 @@ def _native_fps(stream) -> float | None:
 
 
 def _to_rgb(frame) -> np.ndarray:
-  """PyAV frame -> [H, W, 3] uint8 RGB, turned upright when the stream carries a display rotation."""
+  """PyAV frame -> [H, W, 3] uint8 RGB, turned upright when the stream carries a display
+  rotation."""
   rgb = frame.to_ndarray(format="rgb24")
   rotation = frame.rotation  # Degrees counterclockwise needed for display (phone clips: +-90).
   if rotation:
@@ -99,8 +103,9 @@ def _to_rgb(frame) -> np.ndarray:
 def _decoded(path, container, stream) -> Iterator[tuple[object, float | None, float | None]]:
   """Yields (frame, pts seconds or None, duration seconds or None) in presentation order.
 
-  Like the ffmpeg tool, packets the decoder rejects are skipped, and so are frames it flags as corrupt
-  (e.g. the cut-off last frame of a truncated file): the previous intact frame is held in their place.
+  Like the ffmpeg tool, packets the decoder rejects are skipped, and so are frames it flags as
+  corrupt (e.g. the cut-off last frame of a truncated file): the previous intact frame is held in
+  their place.
   """
   try:
     for packet in container.demux(stream):
@@ -112,7 +117,8 @@ def _decoded(path, container, stream) -> Iterator[tuple[object, float | None, fl
         if frame.is_corrupt:
           continue
         pts = None if frame.pts is None else float(frame.pts * frame.time_base)
-        duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+        duration = float(frame.duration *
+                         frame.time_base) if frame.duration and frame.time_base else None
         yield frame, pts, duration
   except av.FFmpegError as e:
     problem = f"video stream cannot be read (corrupt or truncated file?): {e.strerror or e}"
@@ -122,7 +128,8 @@ def _decoded(path, container, stream) -> Iterator[tuple[object, float | None, fl
 def _frames(path, container, stream, fps, max_frames, timeline=None) -> Iterator[np.ndarray]:
   """Generator behind `iter_frames`; owns and closes `container`.
 
-  Records the timestamp (seconds) of the first shown frame as timeline["start"] when `timeline` is given.
+  Records the timestamp (seconds) of the first shown frame as timeline["start"] when `timeline` is
+  given.
   """
   limit = math.inf if max_frames is None else max_frames
   native = _native_fps(stream)
@@ -170,7 +177,8 @@ def _frames(path, container, stream, fps, max_frames, timeline=None) -> Iterator
         prev, prev_rgb, prev_t, prev_duration = frame, None, t, duration
       if prev is None:
         return
-      # The last frame lasts its own duration, else the last frame step, else one native frame period.
+      # The last frame lasts its own duration, else the last frame step, else one native frame
+      # period.
       end = prev_t + (prev_duration or last_step or 1.0 / (native or fps))
       while count < limit and count / fps < end - _TIME_EPS:
         if prev_rgb is None:
@@ -179,11 +187,14 @@ def _frames(path, container, stream, fps, max_frames, timeline=None) -> Iterator
         count += 1
 
 
-def iter_frames(path, fps: float | None = 25.0, max_frames: int | None = None) -> Iterator[np.ndarray]:
-  """Streams a video's frames as [H, W, 3] uint8 RGB, resampled to `fps` (None keeps every decoded frame).
+def iter_frames(path,
+                fps: float | None = 25.0,
+                max_frames: int | None = None) -> Iterator[np.ndarray]:
+  """Streams a video's frames as [H, W, 3] uint8 RGB, resampled to `fps` (None keeps every decoded
+  frame).
 
-  The file is checked and opened immediately (InputError for a missing, empty, undecodable or audio-only
-  file); decoding errors later in the file raise InputError from the iteration.
+  The file is checked and opened immediately (InputError for a missing, empty, undecodable or
+  audio-only file); decoding errors later in the file raise InputError from the iteration.
   """
   fps = _check_fps(fps)
   container, stream = _open_video(path)
@@ -197,8 +208,8 @@ def read_video(
 
   Args:
     path: the video file.
-    fps: output frame rate (frames are resampled by timestamp); None keeps the native frames and reports
-      the stream's average rate.
+    fps: output frame rate (frames are resampled by timestamp); None keeps the native frames and
+      reports the stream's average rate.
     max_frames: stop after this many output frames; the audio is then cut to the same duration.
     with_audio: also decode the first audio track (to [N] float32 mono, 16 kHz).
 
@@ -225,7 +236,8 @@ def read_video(
     wave = audio_lib.decode_audio(path)
     if wave is not None:
       rate = audio_lib.SAMPLE_RATE
-      # Align sample 0 with frame 0: drop audio before the first frame, or pad silence if audio starts late.
+      # Align sample 0 with frame 0: drop audio before the first frame, or pad silence if audio
+      # starts late.
       shift = int(round(((timeline.get("start") or 0.0) - audio_start) * rate))
       wave = wave[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.float32), wave])
       if max_frames is not None and len(frames) == max_frames:
@@ -236,13 +248,14 @@ def read_video(
 def read_image(path) -> np.ndarray:
   """Decodes an image file (by content, not extension) to [H, W, 3] uint8 RGB.
 
-  Grayscale is expanded to RGB, alpha is dropped, 16-bit and float images are scaled to 8 bits, and JPEG
-  EXIF orientation is applied.
+  Grayscale is expanded to RGB, alpha is dropped, 16-bit and float images are scaled to 8 bits, and
+  JPEG EXIF orientation is applied.
   """
   p = audio_lib.check_file(path)
   data = np.frombuffer(p.read_bytes(), np.uint8)  # Bytes + imdecode: works for any unicode path.
   try:
-    # ANYDEPTH keeps 16-bit precision for a correct rescale; ANYCOLOR keeps gray as gray and drops alpha,
+    # ANYDEPTH keeps 16-bit precision for a correct rescale; ANYCOLOR keeps gray as gray and drops
+    # alpha,
     # and unlike IMREAD_UNCHANGED it honours EXIF orientation.
     image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
   except cv2.error:
@@ -266,9 +279,11 @@ def read_image(path) -> np.ndarray:
 
 
 def write_image(path, image) -> pathlib.Path:
-  """Writes [H, W, 3] uint8 RGB as PNG or JPEG (by suffix), via a temporary name renamed when complete."""
+  """Writes [H, W, 3] uint8 RGB as PNG or JPEG (by suffix), via a temporary name renamed when
+  complete."""
   path = pathlib.Path(path)
-  ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR))
+  ok, data = cv2.imencode(path.suffix or ".png",
+                          cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR))
   if not ok:
     raise InputError(path, "cannot be written: use a .png or .jpg name")
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -342,16 +357,18 @@ def write_video(
 
   Args:
     path: output file; .mp4 (or .mov, .m4v, .mkv). Parent directories are created.
-    frames: [T, H, W, 3] uint8 RGB, or any iterable of [H, W, 3] uint8 frames (streamed, never stacked).
-      Odd H or W is padded by one repeated pixel row/column (yuv420p needs even sizes).
+    frames: [T, H, W, 3] uint8 RGB, or any iterable of [H, W, 3] uint8 frames (streamed, never
+      stacked). Odd H or W is padded by one repeated pixel row/column (yuv420p needs even sizes).
     fps: frames per second.
-    audio: [N] float32 mono in [-1, 1] at `audio_rate`, muxed as AAC exactly as given (no trim or pad).
+    audio: [N] float32 mono in [-1, 1] at `audio_rate`, muxed as AAC exactly as given (no trim or
+      pad).
     audio_rate: samples per second of `audio`.
     crf: x264 constant rate factor (0 lossless .. 51 worst; 18 is visually lossless).
 
   Returns:
     The written path. The video is encoded into a hidden temporary file next to `path` that replaces
-    `path` only once complete, so a failed write never leaves a partial file or destroys an existing one.
+    `path` only once complete, so a failed write never leaves a partial file or destroys an existing
+    one.
   """
   fps = _check_fps(fps, allow_none=False)
   out = pathlib.Path(os.fspath(path)).expanduser()
@@ -367,7 +384,8 @@ def write_video(
     if wave.ndim != 1:
       raise InputError(path, f"audio must be mono [N] samples, got shape {wave.shape}")
     if not (isinstance(audio_rate, (int, np.integer)) and 8000 <= audio_rate <= 96000):
-      raise InputError(path, f"audio_rate must be an integer between 8000 and 96000 Hz, got {audio_rate}")
+      raise InputError(
+          path, f"audio_rate must be an integer between 8000 and 96000 Hz, got {audio_rate}")
   try:
     out.parent.mkdir(parents=True, exist_ok=True)
   except OSError as e:

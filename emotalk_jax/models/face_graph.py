@@ -262,7 +262,8 @@ def schematic_face() -> np.ndarray:
   right_brow = arc(-0.37, -0.38, 0.22, 0.08, brow_angles)
   left_brow = arc(0.37, -0.38, 0.22, 0.08, brow_angles)
   nose_bridge = np.stack([np.zeros(4), np.linspace(-0.28, 0.1, 4)], axis=-1)
-  nostrils = np.stack([np.linspace(-0.14, 0.14, 5), 0.2 + 0.03 * np.cos(np.linspace(-1, 1, 5))], axis=-1)
+  nostrils = np.stack([np.linspace(-0.14, 0.14, 5), 0.2 + 0.03 * np.cos(np.linspace(-1, 1, 5))],
+                      axis=-1)
   right_eye = loop(-0.33, -0.22, 0.12, 0.05, 6)
   left_eye = loop(0.33, -0.22, 0.12, 0.05, 6)
   outer_lip = loop(0.0, 0.45, 0.3, 0.13, 12)
@@ -273,8 +274,10 @@ def schematic_face() -> np.ndarray:
 
 
 def mouth_opening(landmarks, xp=jnp):
-  """[..., 68, 2] landmarks -> [...] the mouth opening: the mean distance of the `INNER_LIP_PAIRS`, in the
-  landmarks' units (NaN where they are NaN). `xp`: jax.numpy (differentiable: the square root gets an
+  """[..., 68, 2] landmarks -> [...] the mouth opening: the mean distance of the `INNER_LIP_PAIRS`,
+  in the
+  landmarks' units (NaN where they are NaN). `xp`: jax.numpy (differentiable: the square root gets
+  an
   epsilon of 1e-12, so a closed mouth has a finite gradient) or numpy (exact)."""
   landmarks = xp.asarray(landmarks)
   upper = landmarks[..., [a for a, _ in INNER_LIP_PAIRS], :]

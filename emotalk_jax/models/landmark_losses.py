@@ -39,9 +39,12 @@ def node_weights(mouth_weight: float = 3.0) -> jax.Array:
   return jnp.ones((face_graph.NUM_NODES,), jnp.float32).at[face_graph.MOUTH].set(mouth_weight)
 
 
-def _weighted_node_error(diff: jax.Array, weights: jax.Array, distance: str = "squared") -> jax.Array:
+def _weighted_node_error(diff: jax.Array,
+                         weights: jax.Array,
+                         distance: str = "squared") -> jax.Array:
   """diff [B, T, 68, 2] -> [B]: mean over frames and nodes of weight * |diff|^2 ('squared') or
-  weight * |diff| ('euclidean': what M-LMD / F-LMD measure, and less swayed by a few far-off frames)."""
+  weight * |diff| ('euclidean': what M-LMD / F-LMD measure, and less swayed by a few far-off
+    frames)."""
   squared = jnp.sum(jnp.square(diff), axis=-1)  # [B, T, 68]
   if distance == "euclidean":
     # The epsilon keeps the gradient finite at 0 (exact zeros occur: masked examples, still nodes).
@@ -63,14 +66,20 @@ def masked_mean(per_example: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
   return total / jnp.maximum(jnp.sum(mask), 1).astype(per_example.dtype)
 
 
-def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velocity_weight: float = 1.0,
-                  silent_weight: float = 0.0, head_motion_weight: float = 1.0, distance: str = "squared"
-                  ) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+def landmark_loss(pred,
+                  target,
+                  audio_mask=None,
+                  mouth_weight: float = 3.0,
+                  velocity_weight: float = 1.0,
+                  silent_weight: float = 0.0,
+                  head_motion_weight: float = 1.0,
+                  distance: str = "squared") -> Tuple[jax.Array, Dict[str, jax.Array]]:
   """Mouth-weighted landmark L2 plus velocity, split by what the inputs can explain.
 
-  The nodes speech moves (`SPEECH_NODES`) are compared frame by frame in clips with audio and by their
-  window mean in silent clips (whose words the model does not hear). The other nodes are compared by
-  their window mean (the emotion's geometry) plus `head_motion_weight` x their frame-to-frame deviation
+  The nodes speech moves (`SPEECH_NODES`) are compared frame by frame in clips with audio and by
+  their window mean in silent clips (whose words the model does not hear). The other nodes are
+  compared by their window mean (the emotion's geometry) plus `head_motion_weight` x their
+  frame-to-frame deviation
   from it and their velocity: mostly head motion, which neither the speech nor the emotion determines.
   With head_motion_weight = 1 and all clips voiced, this is the plain per-frame loss (mean over frames of
   |d|^2 = |mean d|^2 + mean |d - mean d|^2).
@@ -87,13 +96,15 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velo
       above is exact for 'squared' only.
 
   Returns:
-    (total, {"voiced", "silent", "velocity"}): total = voiced + silent_weight * silent, each the mean over
-    its examples (0 when there are none); "velocity" is the speech nodes' velocity error of voiced clips.
+    (total, {"voiced", "silent", "velocity"}): total = voiced + silent_weight * silent, each the
+    mean over its examples (0 when there are none); "velocity" is the speech nodes' velocity error
+    of voiced clips.
   """
   pred = jnp.asarray(pred, jnp.float32)
   target = jnp.asarray(target, jnp.float32)
   if pred.shape != target.shape or pred.ndim != 4:
-    raise ValueError(f"pred and target must both be [B, T, 68, 2], got {pred.shape} and {target.shape}")
+    raise ValueError(
+        f"pred and target must both be [B, T, 68, 2], got {pred.shape} and {target.shape}")
   voiced = jnp.ones(pred.shape[:1], bool) if audio_mask is None else jnp.asarray(audio_mask, bool)
   silent = ~voiced
   weights = node_weights(mouth_weight)
@@ -108,7 +119,8 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velo
       return jnp.zeros(d.shape[:1], jnp.float32)
     return _weighted_node_error(jnp.diff(d, axis=1), weights * node_mask, distance)
 
-  # Zero the examples a term leaves out before squaring: a NaN there would otherwise reach the gradient
+  # Zero the examples a term leaves out before squaring: a NaN there would otherwise reach the
+  # gradient
   # (0 * NaN) even though `masked_mean` drops its value.
   needed = voiced | (silent if silent_weight else jnp.zeros_like(silent))
   diff = jnp.where(needed[:, None, None, None], pred - target, 0.0)
@@ -116,18 +128,25 @@ def landmark_loss(pred, target, audio_mask=None, mouth_weight: float = 3.0, velo
   still_part = error(mean, still) + head_motion_weight * (error(diff - mean, still)
                                                           + velocity_weight * velocity(diff, still))
   speech_velocity = velocity(diff, speech)
-  voiced_loss = masked_mean(error(diff, speech) + velocity_weight * speech_velocity + still_part, voiced)
+  voiced_loss = masked_mean(
+      error(diff, speech) + velocity_weight * speech_velocity + still_part, voiced)
   silent_loss = masked_mean(error(mean, speech) + still_part, silent)
   total = voiced_loss + (silent_weight * silent_loss if silent_weight else 0.0)
-  return total, {"voiced": voiced_loss, "silent": silent_loss, "velocity": masked_mean(speech_velocity, voiced)}
+  return total, {
+      "voiced": voiced_loss,
+      "silent": silent_loss,
+      "velocity": masked_mean(speech_velocity, voiced)
+  }
 
 
 def opening_loss(pred, target, audio_mask=None) -> Dict[str, jax.Array]:
-  """Terms on the mouth opening, the quantity that makes lips look like they speak, of voiced examples.
+  """Terms on the mouth opening, the quantity that makes lips look like they speak, of voiced
+  examples.
 
-  A landmark distance alone favours a mouth that hardly moves (the mean opening is a good guess for a
-  distance); these terms reward the motion itself: 'opening' (L1 of the opening per frame), 'opening_velocity'
-  (L1 of its frame-to-frame change) and 'opening_std' (|std over the window of the predicted opening - of
+  A landmark distance alone favours a mouth that hardly moves (the mean opening is a good guess for
+  a distance); these terms reward the motion itself: 'opening' (L1 of the opening per frame),
+  'opening_velocity' (L1 of its frame-to-frame change) and 'opening_std' (|std over the window of
+  the predicted opening - of
   the true one|: the amount of motion, whatever its timing).
 
   Args:
@@ -135,16 +154,16 @@ def opening_loss(pred, target, audio_mask=None) -> Dict[str, jax.Array]:
     audio_mask: [B] bool, True for examples with audio; None: all.
 
   Returns:
-    {'opening', 'opening_velocity', 'opening_std'}: means over voiced examples, in landmark units (x 128 for
-    pixels of a 256 crop); 0 when none is voiced.
+    {'opening', 'opening_velocity', 'opening_std'}: means over voiced examples, in landmark units (x
+    128 for pixels of a 256 crop); 0 when none is voiced.
   """
   voiced = jnp.ones(pred.shape[:1], bool) if audio_mask is None else jnp.asarray(audio_mask, bool)
   mask = voiced[:, None, None, None]
   # Examples left out are zeroed first, so a NaN target there cannot reach the gradient.
   p = face_graph.mouth_opening(jnp.where(mask, jnp.asarray(pred, jnp.float32), 0.0))  # [B, T]
   t = face_graph.mouth_opening(jnp.where(mask, jnp.asarray(target, jnp.float32), 0.0))
-  velocity = jnp.abs(jnp.diff(p, axis=1) - jnp.diff(t, axis=1)).mean(1) if p.shape[1] > 1 else jnp.zeros(
-      p.shape[:1])
+  velocity = jnp.abs(jnp.diff(p, axis=1) -
+                     jnp.diff(t, axis=1)).mean(1) if p.shape[1] > 1 else jnp.zeros(p.shape[:1])
   std = jnp.sqrt(jnp.var(p, axis=1) + 1e-12) - jnp.sqrt(jnp.var(t, axis=1) + 1e-12)
   return {"opening": masked_mean(jnp.abs(p - t).mean(1), voiced),
           "opening_velocity": masked_mean(velocity, voiced),

@@ -56,11 +56,13 @@ def _padded_table(groups) -> np.ndarray:
   This lets all parts run as one batched computation.
   """
   longest = max(len(g) for g in groups)
-  return np.stack([np.concatenate([g, np.repeat(g[-1:], longest - len(g), axis=0)]) for g in groups])
+  return np.stack(
+      [np.concatenate([g, np.repeat(g[-1:], longest - len(g), axis=0)]) for g in groups])
 
 
 # [9, 17] landmark indices and [9, 16, 2] segment endpoints per part.
-_PART_POINTS = _padded_table([np.arange(start, stop) for start, stop, _ in face_graph.PARTS.values()])
+_PART_POINTS = _padded_table(
+    [np.arange(start, stop) for start, stop, _ in face_graph.PARTS.values()])
 _PART_SEGMENTS = _padded_table(list(face_graph.part_edge_groups().values()))
 
 
@@ -196,7 +198,8 @@ def _nearest_distance2_bwd(size, points, residuals, cotangent):
   # at a few [F, P] arrays instead of one per segment.
   a_near = jnp.take_along_axis(a, nearest[..., None], axis=-2)  # [F, P, 2]
   grid = jnp.arange(size, dtype=jnp.float32)
-  pixel = jnp.stack(jnp.meshgrid(grid, grid, indexing="xy"), axis=-1).reshape(-1, 2)  # [P, 2] (x, y)
+  # [P, 2] (x, y)
+  pixel = jnp.stack(jnp.meshgrid(grid, grid, indexing="xy"), axis=-1).reshape(-1, 2)
   r = pixel - a_near
   weight = -2.0 * cotangent.reshape(num_faces, size * size, 1)
   # d2 = |r - t (b - a)|^2 with t optimal, so dd2/dt = 0 inside the segment (and
@@ -207,7 +210,8 @@ def _nearest_distance2_bwd(size, points, residuals, cotangent):
     grad_a_pixels, grad_b_pixels = weight * r, None
   else:
     ab = jnp.take_along_axis(b, nearest[..., None], axis=-2) - a_near
-    t = jnp.sum(r * ab, axis=-1, keepdims=True) / (jnp.sum(ab * ab, axis=-1, keepdims=True) + _SEGMENT_EPS)
+    t = jnp.sum(r * ab, axis=-1,
+                keepdims=True) / (jnp.sum(ab * ab, axis=-1, keepdims=True) + _SEGMENT_EPS)
     t = jnp.clip(t, 0.0, 1.0)
     d = r - t * ab
     grad_a_pixels, grad_b_pixels = weight * (1.0 - t) * d, weight * t * d
@@ -215,11 +219,14 @@ def _nearest_distance2_bwd(size, points, residuals, cotangent):
   bins = (jnp.arange(num_faces, dtype=jnp.int32)[:, None] * num_segments + nearest).reshape(-1)
 
   def per_segment(grad_pixels):  # [F, P, 2] -> [..., S, 2]
-    summed = jax.ops.segment_sum(grad_pixels.reshape(-1, 2), bins, num_segments=num_faces * num_segments)
+    summed = jax.ops.segment_sum(grad_pixels.reshape(-1, 2),
+                                 bins,
+                                 num_segments=num_faces * num_segments)
     return summed.reshape(batch_shape + (num_segments, 2))
 
   grad_a = per_segment(grad_a_pixels)
-  grad_b = jnp.zeros(batch_shape + (num_segments, 2), a.dtype) if points else per_segment(grad_b_pixels)
+  grad_b = jnp.zeros(batch_shape +
+                     (num_segments, 2), a.dtype) if points else per_segment(grad_b_pixels)
   return grad_a, grad_b
 
 

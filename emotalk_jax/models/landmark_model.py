@@ -110,7 +110,8 @@ class AudioEncoder(nn.Module):
 
 
 class SpeechFeatureEncoder(nn.Module):
-  """A pretrained recogniser's feature per frame (Whisper's encoder, `models.whisper.speech_features`) ->
+  """A pretrained recogniser's feature per frame (Whisper's encoder,
+  `models.whisper.speech_features`) ->
   speech-content embedding: LayerNorm, then a two-layer MLP and LayerNorm.
 
   Attributes:
@@ -179,8 +180,8 @@ class TemporalModule(nn.Module):
   """Mixes per-frame embeddings over time, so motion is smooth and co-articulated.
 
   `layers` residual blocks x + Conv1D(gelu(LayerNorm(x))), 'SAME' padding: each frame sees
-  kernel // 2 frames either side, a finite reach, so generation can run in chunks with that much context
-  (`generate.pipeline.LANDMARK_MARGIN`) and give the same result as one pass.
+  kernel // 2 frames either side, a finite reach, so generation can run in chunks with that much
+  context (`generate.pipeline.LANDMARK_MARGIN`) and give the same result as one pass.
 
   Attributes:
     kernel: temporal kernel size of the conv blocks.
@@ -214,7 +215,8 @@ class GraphDecoder(nn.Module):
   Attributes:
     features: GraphConv widths.
     output_scale: multiplies the output (LandmarkNet's displacement_scale).
-    zero_init: start the output layer's kernel at zero (the decoder then starts by predicting no motion).
+    zero_init: start the output layer's kernel at zero (the decoder then starts by predicting no
+      motion).
     dtype: computation dtype.
   """
   features: Sequence[int] = (64, 64)
@@ -236,11 +238,14 @@ class GraphDecoder(nn.Module):
       [B, T, 68, 2] displacement, output_scale * Dense(2)(h).
     """
     width = self.features[0]
-    per_frame = jnp.concatenate(
-        [motion, jnp.broadcast_to(graph_embedding[:, None], motion.shape[:2] + graph_embedding.shape[-1:])],
-        axis=-1).astype(self.dtype)
+    per_frame = jnp.concatenate([
+        motion,
+        jnp.broadcast_to(graph_embedding[:, None], motion.shape[:2] + graph_embedding.shape[-1:])
+    ],
+                                axis=-1).astype(self.dtype)
     per_node = jnp.concatenate([nodes, neutral.astype(nodes.dtype)], axis=-1).astype(self.dtype)
-    # A learned per-node code tells the decoder which landmark it is (mouth vs jaw react differently).
+    # A learned per-node code tells the decoder which landmark it is (mouth vs jaw react
+    # differently).
     node_embedding = self.param("node_embedding", nn.initializers.normal(0.02),
                                 (face_graph.NUM_NODES, width))
     h = (nn.Dense(width, dtype=self.dtype, name="frame_proj")(per_frame)[:, :, None, :]
@@ -324,11 +329,12 @@ class LandmarkNet(nn.Module):
       one vector added to every node's features; the readout gives each node
       its own direct response to the speech. Speech only: the emotion is not
       fed to it (results with and without it: docs/results.md).
-    zero_init_decoder: zero-initialise the graph decoder's output layer, so an untrained network predicts
-      exactly the `mean_displacement` prior (the mean-motion baseline) and training starts from there.
+    zero_init_decoder: zero-initialise the graph decoder's output layer, so an untrained network
+      predicts exactly the `mean_displacement` prior (the mean-motion baseline) and training starts
+      from there.
     speech_input: what carries the speech: 'mel' (log-mel windows through `AudioEncoder`), 'whisper'
-      (Whisper encoder features per frame through `SpeechFeatureEncoder`) or 'both' (the two embeddings
-      concatenated and mixed by a Dense layer).
+      (Whisper encoder features per frame through `SpeechFeatureEncoder`) or 'both' (the two
+      embeddings concatenated and mixed by a Dense layer).
     shape_only: remove head motion (translation, rotation, scale of the whole face; see
       `remove_similarity`) from what the network adds to the prior, so it can only change the face's
       shape and head pose comes from the prior (measured effect: docs/results.md).
@@ -360,7 +366,8 @@ class LandmarkNet(nn.Module):
         weights, mixtures allowed, then intensity).
       neutral_landmarks: [B, 68, 2] the person's neutral face, in [-1, 1].
       train: apply dropout (needs a 'dropout' rng); no other layer depends on it.
-      speech: [B, T, D] Whisper encoder feature per video frame (needed unless `speech_input` is 'mel').
+      speech: [B, T, D] Whisper encoder feature per video frame (needed unless `speech_input` is
+        'mel').
 
     Returns:
       Dict with `landmarks` [B, T, 68, 2] = neutral + displacement,
@@ -370,7 +377,8 @@ class LandmarkNet(nn.Module):
     """
     if self.speech_input not in SPEECH_INPUTS:
       raise ValueError(f"speech_input must be one of {SPEECH_INPUTS}, got {self.speech_input!r}")
-    uses_mel, uses_features = self.speech_input in ("mel", "both"), self.speech_input in ("whisper", "both")
+    uses_mel, uses_features = self.speech_input in ("mel", "both"), self.speech_input in ("whisper",
+                                                                                          "both")
     if uses_mel and (mel is None or mel.ndim != 4 or mel.shape[-2:] != (MEL_WINDOW, N_MELS)):
       raise ValueError(f"mel must be [B, T, {MEL_WINDOW}, {N_MELS}], got "
                        f"{None if mel is None else mel.shape}")
@@ -378,8 +386,9 @@ class LandmarkNet(nn.Module):
       raise ValueError(f"speech_input {self.speech_input!r} needs speech [B, T, D], got "
                        f"{None if speech is None else speech.shape}")
     if emotion.ndim not in (2, 3) or emotion.shape[-1] != EMOTION_VECTOR_SIZE:
-      raise ValueError(f"emotion must be [B, {EMOTION_VECTOR_SIZE}] or [B, T, {EMOTION_VECTOR_SIZE}], "
-                       f"got {emotion.shape}")
+      raise ValueError(
+          f"emotion must be [B, {EMOTION_VECTOR_SIZE}] or [B, T, {EMOTION_VECTOR_SIZE}], "
+          f"got {emotion.shape}")
     batch, frames = (mel if uses_mel else speech).shape[:2]
     # Explicit names: they are the params' top-level keys that checkpoints and surgery rely on
     # ("temporal" and "emotion_head" also name config fields, so they cannot be attributes).
@@ -388,17 +397,22 @@ class LandmarkNet(nn.Module):
                                  name="graph_encoder")
     temporal = TemporalModule(self.temporal_kernel, self.temporal_layers,
                               dtype=self.dtype, name="temporal")
-    graph_decoder = GraphDecoder(tuple(self.decoder_features), self.displacement_scale, self.zero_init_decoder,
-                                 dtype=self.dtype, name="graph_decoder")
+    graph_decoder = GraphDecoder(tuple(self.decoder_features),
+                                 self.displacement_scale,
+                                 self.zero_init_decoder,
+                                 dtype=self.dtype,
+                                 name="graph_decoder")
 
     dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
     embeddings = []
     if uses_mel:
       embeddings.append(AudioEncoder(self.audio_dim, dtype=self.dtype, name="audio_encoder")(mel))
     if uses_features:
-      embeddings.append(SpeechFeatureEncoder(self.audio_dim, dtype=self.dtype, name="speech_encoder")(speech))
+      embeddings.append(
+          SpeechFeatureEncoder(self.audio_dim, dtype=self.dtype, name="speech_encoder")(speech))
     audio = embeddings[0] if len(embeddings) == 1 else nn.Dense(
-        self.audio_dim, dtype=self.dtype, name="speech_mix")(jnp.concatenate(embeddings, -1))  # [B, T, A]
+        # [B, T, A]
+        self.audio_dim, dtype=self.dtype, name="speech_mix")(jnp.concatenate(embeddings, -1))
     emotion_embedding = emotion_encoder(emotion)  # [B, E] or [B, T, E]
     if emotion_embedding.ndim == 2:
       emotion_embedding = emotion_embedding[:, None]
@@ -414,13 +428,16 @@ class LandmarkNet(nn.Module):
     motion = dropout(motion)
     # A fixed per-node offset the network predicts around: the training set's mean displacement
     # (set by the trainer, see train_landmark.mean_displacement; zeros until then).
-    prior = self.param("mean_displacement", nn.initializers.zeros, (face_graph.NUM_NODES, 2), jnp.float32)
-    displacement = graph_decoder(motion, graph_embedding, nodes, neutral_landmarks).astype(jnp.float32)
+    prior = self.param("mean_displacement", nn.initializers.zeros, (face_graph.NUM_NODES, 2),
+                       jnp.float32)
+    displacement = graph_decoder(motion, graph_embedding, nodes,
+                                 neutral_landmarks).astype(jnp.float32)
     if self.motion_readout:
       # Zero at initialisation: a random readout would start every node several pixels off.
       readout = ScaledDense(face_graph.NUM_NODES * 2, self.displacement_scale, dtype=self.dtype,
                             kernel_init=nn.initializers.zeros, name="motion_readout")(speech)
-      displacement = displacement + readout.reshape(batch, frames, face_graph.NUM_NODES, 2).astype(jnp.float32)
+      displacement = displacement + readout.reshape(batch, frames, face_graph.NUM_NODES, 2).astype(
+          jnp.float32)
     if self.shape_only:
       displacement = remove_similarity(displacement, neutral_landmarks.astype(jnp.float32))
     displacement = displacement + prior
@@ -435,19 +452,22 @@ class LandmarkNet(nn.Module):
 
 
 def remove_similarity(displacement: jax.Array, neutral: jax.Array) -> jax.Array:
-  """Removes the head motion from a displacement: its component along the similarity motions of the face.
+  """Removes the head motion from a displacement: its component along the similarity motions of the
+  face.
 
-  Translation, rotation and scaling of the neutral face move its landmarks, to first order, by the fields
+  Translation, rotation and scaling of the neutral face move its landmarks, to first order, by the
+  fields
   B = [e_x, e_y, x - c, perp(x - c)] ([68 * 2, 4], c the centroid). The displacement (per frame, a
-  136-vector) is projected onto the orthogonal complement of their span: what is left changes the face's
-  shape, and no combination of the network's outputs can move the head as a whole.
+  136-vector) is projected onto the orthogonal complement of their span: what is left changes the
+  face's shape, and no combination of the network's outputs can move the head as a whole.
 
   Args:
     displacement: [B, T, 68, 2].
     neutral: [B, 68, 2] neutral landmarks.
 
   Returns:
-    [B, T, 68, 2], orthogonal to every similarity motion of `neutral` (applying this again changes nothing).
+    [B, T, 68, 2], orthogonal to every similarity motion of `neutral` (applying this again changes
+    nothing).
   """
   centred = neutral - neutral.mean(axis=-2, keepdims=True)  # [B, 68, 2]
   ones, zeros = jnp.ones_like(centred[..., 0]), jnp.zeros_like(centred[..., 0])
@@ -481,8 +501,10 @@ def init_params(model: LandmarkNet, rng, batch_size: int = 1, num_frames: int = 
 
 
 def apply(model: LandmarkNet, params, inputs, train: bool = False, rngs=None) -> dict:
-  """`model` on a dict of inputs: 'emotion', 'neutral_landmarks' and the speech its `speech_input` reads,
-  'mel' and/or 'speech' (other keys are ignored): a batch of the input pipeline, or generation's chunks."""
+  """`model` on a dict of inputs: 'emotion', 'neutral_landmarks' and the speech its `speech_input`
+  reads,
+  'mel' and/or 'speech' (other keys are ignored): a batch of the input pipeline, or generation's
+    chunks."""
   uses_mel = model.speech_input in ("mel", "both")
   return model.apply({"params": params}, inputs["mel"] if uses_mel else None, inputs["emotion"],
                      inputs["neutral_landmarks"], train=train, rngs=rngs,
@@ -499,7 +521,8 @@ def config_dtype(dtype):
 
 def create_model(config: ml_collections.ConfigDict) -> LandmarkNet:
   """The LandmarkNet that `config.model` describes (a stage-1 config: configs/landmark*.py)."""
-  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
+  kwargs = dict(config.model.to_dict()) if isinstance(
+      config.model, ml_collections.ConfigDict) else dict(config.model)
   for key in ("graph_features", "decoder_features"):
     if key in kwargs:
       kwargs[key] = tuple(kwargs[key])
@@ -507,8 +530,9 @@ def create_model(config: ml_collections.ConfigDict) -> LandmarkNet:
     kwargs["dtype"] = config_dtype(kwargs["dtype"])
   # Configs written before the GRU option was removed name the (conv) temporal module they used.
   if kwargs.pop("temporal", "conv") != "conv":
-    raise ValueError("model.temporal: only the conv temporal module exists (a GRU's state would not carry "
-                     "across generation's chunks)")
+    raise ValueError(
+        "model.temporal: only the conv temporal module exists (a GRU's state would not carry "
+        "across generation's chunks)")
   return LandmarkNet(**kwargs)
 
 

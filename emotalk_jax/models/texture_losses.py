@@ -2,8 +2,8 @@
 
 Images are [B, S, S, 3] in [-1, 1]. The discriminator outputs are `texture_model.Discriminator`'s:
 a list over scales of (hidden features, logits [B, s, s, 1]). Every loss is a float32 scalar, a mean
-over the batch and the pixels/patches (so weights do not depend on the batch size or the resolution).
-The perceptual (VGG19) loss is `emotalk_jax.models.vgg.perceptual_loss`.
+over the batch and the pixels/patches (so weights do not depend on the batch size or the
+resolution). The perceptual (VGG19) loss is `emotalk_jax.models.vgg.perceptual_loss`.
 """
 
 import jax
@@ -19,16 +19,19 @@ def l1(pred, target) -> jax.Array:
 
 
 def landmark_l1(pred, target, landmarks, sigma_px: float = 3.0) -> jax.Array:
-  """L1 averaged under a weight map that peaks at the landmarks: a Gaussian of std `sigma_px` (pixels of the
-  image) around each of the target's landmarks [B, 68, 2] in [-1, 1], the max over landmarks.
+  """L1 averaged under a weight map that peaks at the landmarks: a Gaussian of std `sigma_px`
+  (pixels of the image) around each of the target's landmarks [B, 68, 2] in [-1, 1], the max over
+  landmarks.
 
-  dlib's shape predictor (and so F-LMD) reads intensity differences of pixels near the landmarks; the
-  plain L1 spreads the same effort over cheek, hair and background.
+  dlib's shape predictor (and so F-LMD) reads intensity differences of pixels near the landmarks;
+  the plain L1 spreads the same effort over cheek, hair and background.
   """
   if pred.shape[1] != pred.shape[2]:
     raise ValueError(f"landmark_l1 takes square images, got {pred.shape}")
   # The max over the 9 parts' blobs is the max over all 68 landmarks'.
-  weight = jnp.max(landmark_maps.heatmaps(landmarks, pred.shape[1], float(sigma_px)), -1, keepdims=True)  # [B, H, W, 1]
+  weight = jnp.max(landmark_maps.heatmaps(landmarks, pred.shape[1], float(sigma_px)),
+                   -1,
+                   keepdims=True)  # [B, H, W, 1]
   diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
   return jnp.sum(weight * diff) / (jnp.sum(weight) * diff.shape[-1])
 
@@ -39,7 +42,8 @@ def _check_gan(kind: str):
 
 
 def discriminator_loss(real_outputs, fake_outputs, kind: str = "hinge") -> jax.Array:
-  """Mean over scales: hinge E[relu(1 - D(real))] + E[relu(1 + D(fake))], or LSGAN E[(D(real) - 1)^2] + E[D(fake)^2]."""
+  """Mean over scales: hinge E[relu(1 - D(real))] + E[relu(1 + D(fake))], or LSGAN E[(D(real) -
+  1)^2] + E[D(fake)^2]."""
   _check_gan(kind)
   total = 0.0
   for (_, real), (_, fake) in zip(real_outputs, fake_outputs):
@@ -75,8 +79,9 @@ def feature_matching_loss(real_outputs, fake_outputs) -> jax.Array:
 def flow_smoothness(flow, image=None, edge_weight: float = 10.0) -> jax.Array:
   """Mean absolute first difference of a flow [B, H, W, 2] along x and y, in pixels of that flow.
 
-  With `image` ([B, H, W, C], e.g. the neutral image resized to the flow), each difference is weighted
-  by exp(-edge_weight * mean |image difference|), so motion may change at image edges (edge-aware).
+  With `image` ([B, H, W, C], e.g. the neutral image resized to the flow), each difference is
+  weighted by exp(-edge_weight * mean |image difference|), so motion may change at image edges
+  (edge-aware).
   """
   h, w = flow.shape[1:3]
   flow = flow.astype(jnp.float32) * jnp.asarray([w / 2.0, h / 2.0])  # Normalised units -> pixels.
@@ -84,6 +89,8 @@ def flow_smoothness(flow, image=None, edge_weight: float = 10.0) -> jax.Array:
   dy = jnp.abs(flow[:, 1:] - flow[:, :-1])
   if image is not None:
     image = image.astype(jnp.float32)
-    dx = dx * jnp.exp(-edge_weight * jnp.mean(jnp.abs(image[:, :, 1:] - image[:, :, :-1]), -1, keepdims=True))
-    dy = dy * jnp.exp(-edge_weight * jnp.mean(jnp.abs(image[:, 1:] - image[:, :-1]), -1, keepdims=True))
+    dx = dx * jnp.exp(
+        -edge_weight * jnp.mean(jnp.abs(image[:, :, 1:] - image[:, :, :-1]), -1, keepdims=True))
+    dy = dy * jnp.exp(
+        -edge_weight * jnp.mean(jnp.abs(image[:, 1:] - image[:, :-1]), -1, keepdims=True))
   return 0.5 * (jnp.mean(dx) + jnp.mean(dy))

@@ -17,10 +17,11 @@ fusion decoder  from the texture bottleneck up to S, concatenating texture and w
 ```
 
 With `tps_prior` (the default) the flow starts from the thin-plate spline that carries the neutral
-landmarks onto the target landmarks (`warp.tps_flow`; the motion branch predicts a residual on it, and both
-branches also see the neutral image warped by it). The residual heads (flow and RGB) start at zero, so an
-untrained network returns exactly the TPS-warped neutral image, the landmark-displacement baseline: training
-starts there and learns what geometry alone cannot (occlusions, teeth, wrinkles, eyes). Everything is
+landmarks onto the target landmarks (`warp.tps_flow`; the motion branch predicts a residual on it,
+and both branches also see the neutral image warped by it). The residual heads (flow and RGB) start
+at zero, so an untrained network returns exactly the TPS-warped neutral image, the
+landmark-displacement baseline: training starts there and learns what geometry alone cannot
+(occlusions, teeth, wrinkles, eyes). Everything is
 convolutional: the same params run at 128 and 256 (the configs train one size).
 Widths scale with `width` (the S/2 level; x2 at S/4, x4 below), the main speed knob.
 
@@ -28,11 +29,11 @@ Shapes and units (S = 128 or 256):
   neutral_image [B, S, S, 3] float in [-1, 1]; landmarks [B, 68, 2] in [-1, 1]; emotion [B, 9]
   (`emotalk_jax.emotions`: 8 class weights + intensity).
   out['image'] [B, S, S, 3] in [-1, 1]; out['flow'] [B, S, S, 2] backward flow in normalised units
-  (see `emotalk_jax.models.warp`); out['occlusion'] [B, S, S, 1] in [0, 1] (1 = visible in the neutral image);
-  out['warped'] [B, S, S, 3] the neutral image warped by the flow; out['rgb'] [B, S, S, 3] the decoder's
-  frame (where occlusion < 1 it shows through); out['flows'] the flows of the coarser
-  scales (S/8, S/4, S/2) and out['residual_flows'] what the motion branch added there to the spline (the
-  same as 'flows' without `tps_prior`), for multi-scale losses.
+  (see `emotalk_jax.models.warp`); out['occlusion'] [B, S, S, 1] in [0, 1] (1 = visible in the
+  neutral image); out['warped'] [B, S, S, 3] the neutral image warped by the flow; out['rgb'] [B, S,
+  S, 3] the decoder's frame (where occlusion < 1 it shows through); out['flows'] the flows of the
+  coarser scales (S/8, S/4, S/2) and out['residual_flows'] what the motion branch added there to the
+  spline (the same as 'flows' without `tps_prior`), for multi-scale losses.
 """
 
 from typing import Any, Sequence
@@ -54,7 +55,8 @@ Dtype = Any
 
 
 def landmark_map(landmarks, size: int) -> jax.Array:
-  """[B, 68, 2] in [-1, 1] -> [B, size, size, 9] edge map in [0, 1] (the network's landmark input)."""
+  """[B, 68, 2] in [-1, 1] -> [B, size, size, 9] edge map in [0, 1] (the network's landmark
+  input)."""
   return landmark_maps.edge_map(landmarks.astype(jnp.float32), size)
 
 
@@ -79,12 +81,14 @@ class ConvAct(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride), dtype=self.dtype)(x)
+    x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
+                dtype=self.dtype)(x)
     return nn.leaky_relu(x, 0.2)
 
 
 class Encoder(nn.Module):
-  """Strided conv pyramid: [B, S, S, C] -> features at S/2, S/4, ... (one stride-2 conv + one conv per level)."""
+  """Strided conv pyramid: [B, S, S, C] -> features at S/2, S/4, ... (one stride-2 conv + one
+  conv per level)."""
   widths: Sequence[int]
   dtype: Dtype = jnp.float32
 
@@ -111,16 +115,21 @@ class MotionBranch(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    """x: [B, S, S, C] input -> (flows, occlusions), the flows residuals on whatever prior the caller adds."""
+    """x: [B, S, S, C] input -> (flows, occlusions), the flows residuals on whatever prior the
+    caller adds."""
     w = self.width
     e1, e2, e3, e4 = Encoder((w, 2 * w, 4 * w, 4 * w), dtype=self.dtype, name="encoder")(x)
     h = e4
     flows, occlusions = [], []
     flow = None
     for level, (skip, feats) in enumerate(zip((e3, e2, e1), (4 * w, 2 * w, w))):
-      h = ConvAct(feats, dtype=self.dtype, name=f"up{level}")(jnp.concatenate([_upsample2(h), skip], -1))
-      head = nn.Conv(3, (3, 3), dtype=jnp.float32, kernel_init=nn.initializers.zeros,
-                     bias_init=nn.initializers.constant(0.0), name=f"head{level}")(h.astype(jnp.float32))
+      h = ConvAct(feats, dtype=self.dtype, name=f"up{level}")(jnp.concatenate([_upsample2(h), skip],
+                                                                              -1))
+      head = nn.Conv(3, (3, 3),
+                     dtype=jnp.float32,
+                     kernel_init=nn.initializers.zeros,
+                     bias_init=nn.initializers.constant(0.0),
+                     name=f"head{level}")(h.astype(jnp.float32))
       residual = self.max_flow * jnp.tanh(head[..., :2])
       flow = residual if flow is None else _upsample_flow(flow, skip.shape[1]) + residual
       occlusions.append(nn.sigmoid(head[..., 2:] + self.occlusion_bias))
@@ -133,7 +142,8 @@ def _upsample_flow(flow, size: int):
 
 
 class FiLM(nn.Module):
-  """Feature-wise affine modulation x * (1 + gamma(e)) + beta(e); zero-initialised (identity at start)."""
+  """Feature-wise affine modulation x * (1 + gamma(e)) + beta(e); zero-initialised (identity at
+  start)."""
 
   @nn.compact
   def __call__(self, x, embedding):
@@ -169,9 +179,10 @@ class TextureBranch(nn.Module):
 
 
 class FusionDecoder(nn.Module):
-  """Texture bottleneck (S/16) -> RGB at S, fusing texture and warped motion features at S/8, S/4, S/2, and
-  at S the warped neutral image itself, which the output corrects (a zero-initialised residual head, so an
-  untrained decoder returns the warped image; why the full-resolution input: docs/results.md).
+  """Texture bottleneck (S/16) -> RGB at S, fusing texture and warped motion features at S/8, S/4,
+  S/2, and at S the warped neutral image itself, which the output corrects (a zero-initialised
+  residual head, so an untrained decoder returns the warped image; why the full-resolution input:
+  docs/results.md).
   """
   width: int
   dtype: Dtype = jnp.float32
@@ -182,7 +193,8 @@ class FusionDecoder(nn.Module):
     t1, t2, t3, t4 = texture
     h = t4
     for level, (t, m, feats) in enumerate(zip((t3, t2, t1), warped[::-1], (4 * w, 2 * w, w))):
-      h = ConvAct(feats, dtype=self.dtype, name=f"fuse{level}")(jnp.concatenate([_upsample2(h), t, m], -1))
+      h = ConvAct(feats, dtype=self.dtype,
+                  name=f"fuse{level}")(jnp.concatenate([_upsample2(h), t, m], -1))
       h = ConvAct(feats, dtype=self.dtype, name=f"refine{level}")(h)
     h = ConvAct(max(w // 2, 4), dtype=self.dtype, name="full_res")(
         jnp.concatenate([_upsample2(h), warped_image.astype(self.dtype)], -1))
@@ -198,9 +210,10 @@ class TextureNet(nn.Module):
     width: channels at S/2 (x2 at S/4, x4 at S/8 and S/16).
     emotion_dim: size of the texture branch's emotion embedding.
     max_flow: bound of each level's flow residual, normalised units.
-    tps_prior: start the flow from the thin-plate spline that moves the neutral landmarks onto the target
-      landmarks (`warp.tps_flow`, computed at `tps_size`); the motion branch then learns a residual on it,
-      and both branches also see the neutral image warped by it. An untrained net is then the TPS baseline.
+    tps_prior: start the flow from the thin-plate spline that moves the neutral landmarks onto the
+      target landmarks (`warp.tps_flow`, computed at `tps_size`); the motion branch then learns a
+      residual on it, and both branches also see the neutral image warped by it. An untrained net is
+      then the TPS baseline.
     tps_size: resolution of the spline flow (it is smooth: resized bilinearly to each scale).
     dtype: compute dtype (bfloat16 for mixed precision; params, warping and outputs stay float32).
   """
@@ -212,12 +225,19 @@ class TextureNet(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, neutral_image, neutral_landmarks, target_landmarks, emotion, train: bool = False):
+  def __call__(self,
+               neutral_image,
+               neutral_landmarks,
+               target_landmarks,
+               emotion,
+               train: bool = False):
     del train  # No dropout or batch statistics: train and inference are the same function.
     b, s = neutral_image.shape[0], neutral_image.shape[1]
     if neutral_image.shape[1:] != (s, s, 3) or s % 16:
-      raise ValueError(f"neutral_image must be [B, S, S, 3] with S divisible by 16, got {neutral_image.shape}")
-    for name, lm in (("neutral_landmarks", neutral_landmarks), ("target_landmarks", target_landmarks)):
+      raise ValueError(
+          f"neutral_image must be [B, S, S, 3] with S divisible by 16, got {neutral_image.shape}")
+    for name, lm in (("neutral_landmarks", neutral_landmarks), ("target_landmarks",
+                                                                target_landmarks)):
       if lm.shape != (b, face_graph.NUM_NODES, 2):
         raise ValueError(f"{name} must be [{b}, 68, 2], got {lm.shape}")
     image = neutral_image.astype(jnp.float32)
@@ -226,17 +246,21 @@ class TextureNet(nn.Module):
 
     motion_in, texture_in, prior = [image, neutral_map, target_map], [image, target_map], None
     if self.tps_prior:
-      prior = jax.lax.stop_gradient(warp_lib.tps_flow(neutral_landmarks, target_landmarks, min(s, self.tps_size)))
+      prior = jax.lax.stop_gradient(
+          warp_lib.tps_flow(neutral_landmarks, target_landmarks, min(s, self.tps_size)))
       prior_warped = warp_lib.warp(image, prior, padding="border")
       motion_in.append(prior_warped)
       texture_in.append(prior_warped)
-    residuals, occlusions = MotionBranch(self.width, self.max_flow, dtype=self.dtype, name="motion")(
-        jnp.concatenate(motion_in, -1).astype(self.dtype))
+    residuals, occlusions = MotionBranch(self.width, self.max_flow, dtype=self.dtype,
+                                         name="motion")(jnp.concatenate(motion_in,
+                                                                        -1).astype(self.dtype))
     flows = residuals if prior is None else [
         r + warp_lib.resize_flow(prior, r.shape[1], r.shape[2]) for r in residuals]
-    appearance = Encoder((self.width, 2 * self.width, 4 * self.width), dtype=self.dtype, name="appearance")(
-        image.astype(self.dtype))
-    # Features at S/2, S/4, S/8 (appearance order) warped by the flow of the same scale (flows: S/8 -> S/2).
+    appearance = Encoder((self.width, 2 * self.width, 4 * self.width),
+                         dtype=self.dtype,
+                         name="appearance")(image.astype(self.dtype))
+    # Features at S/2, S/4, S/8 (appearance order) warped by the flow of the same scale (flows: S/8
+    # -> S/2).
     warped = [warp_lib.warp(f.astype(jnp.float32), flow) * occ
               for f, flow, occ in zip(appearance, flows[::-1], occlusions[::-1])]
     warped = [x.astype(self.dtype) for x in warped]
@@ -244,7 +268,8 @@ class TextureNet(nn.Module):
     embedding = EmotionEncoder(self.emotion_dim, name="emotion")(emotion)
     texture = TextureBranch(self.width, dtype=self.dtype, name="texture")(
         jnp.concatenate(texture_in, -1).astype(self.dtype), embedding)
-    # At S: the residual upsampled, plus the prior resized once (not via the S/2 level's resampled copy).
+    # At S: the residual upsampled, plus the prior resized once (not via the S/2 level's resampled
+    # copy).
     flow = _upsample_flow(residuals[-1], s)
     if prior is not None:
       flow = flow + warp_lib.resize_flow(prior, s, s)
@@ -278,8 +303,8 @@ class PatchDiscriminator(nn.Module):
 class Discriminator(nn.Module):
   """Multi-scale PatchGAN conditioned on the target landmark map.
 
-  `__call__(image [B, S, S, 3] in [-1, 1], landmarks [B, 68, 2])` -> list (one per scale: S, S/2, ...)
-  of (hidden features, logits [B, s', s', 1]).
+  `__call__(image [B, S, S, 3] in [-1, 1], landmarks [B, 68, 2])` -> list (one per scale: S, S/2,
+  ...) of (hidden features, logits [B, s', s', 1]).
   """
   width: int = 32
   num_scales: int = 2
@@ -289,11 +314,14 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, image, landmarks):
     s = image.shape[1]
-    x = jnp.concatenate([image.astype(jnp.float32), jax.lax.stop_gradient(landmark_map(landmarks, s))], -1)
+    x = jnp.concatenate(
+        [image.astype(jnp.float32),
+         jax.lax.stop_gradient(landmark_map(landmarks, s))], -1)
     outs = []
     for i in range(self.num_scales):
-      outs.append(PatchDiscriminator(self.width, self.num_layers, dtype=self.dtype, name=f"scale{i}")(
-          _downsample(x, 2 ** i).astype(self.dtype)))
+      outs.append(
+          PatchDiscriminator(self.width, self.num_layers, dtype=self.dtype,
+                             name=f"scale{i}")(_downsample(x, 2**i).astype(self.dtype)))
     return outs
 
 
@@ -314,7 +342,8 @@ def init_params(model: nn.Module, rng, size: int):
 
 def create_model(config: ml_collections.ConfigDict) -> TextureNet:
   """The TextureNet that `config.model` describes (a stage-2 config: configs/texture*.py)."""
-  kwargs = dict(config.model.to_dict()) if isinstance(config.model, ml_collections.ConfigDict) else dict(config.model)
+  kwargs = dict(config.model.to_dict()) if isinstance(
+      config.model, ml_collections.ConfigDict) else dict(config.model)
   kwargs["dtype"] = compute_dtype(config)
   return TextureNet(**kwargs)
 
@@ -329,12 +358,13 @@ def compute_dtype(config: ml_collections.ConfigDict):
 
 
 def param_shapes(config: ml_collections.ConfigDict) -> dict:
-  """The generator's params as ShapeDtypeStructs (nothing is computed): what a checkpoint must match."""
+  """The generator's params as ShapeDtypeStructs (nothing is computed): what a checkpoint must
+  match."""
   model = create_model(config)
   return jax.eval_shape(lambda: init_params(model, jax.random.PRNGKey(0), config.image_size))
 
 
-# Images in the network's range --------------------------------------------------------------------------
+# Images in the network's range --------------------------------------------------------------------
 
 def to_float_image(frames) -> jax.Array:
   """uint8 [..., H, W, 3] -> float32 in [-1, 1] (the network's input and output range)."""
@@ -350,4 +380,6 @@ def resize_images(images, size: int) -> jax.Array:
   """[N, H, W, C] -> [N, size, size, C] (antialiased bilinear; no-op at the same size)."""
   if images.shape[1] == size and images.shape[2] == size:
     return images
-  return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), method="linear", antialias=True)
+  return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]),
+                          method="linear",
+                          antialias=True)

@@ -1,6 +1,8 @@
-"""VGG19 features for the perceptual loss, with weights loaded from a user-provided `.npz` (no downloads).
+"""VGG19 features for the perceptual loss, with weights loaded from a user-provided `.npz` (no
+downloads).
 
-Weights file format (a plain `np.savez` archive of named float32 arrays; loaded with allow_pickle=False):
+Weights file format (a plain `np.savez` archive of named float32 arrays; loaded with
+allow_pickle=False):
 
 | key | shape | meaning |
 |---|---|---|
@@ -9,11 +11,12 @@ Weights file format (a plain `np.savez` archive of named float32 arrays; loaded 
 | `mean`, `std` (optional) | [3] | input normalisation applied to RGB in [0, 1]: (x - mean) / std; default the torchvision ImageNet values |
 
 for the 16 convs of VGG19: blocks b = 1..5 with 2, 2, 4, 4, 4 convs (conv1_1 3->64, conv1_2 64->64,
-conv2_x 128, conv3_x 256, conv4_x and conv5_x 512). Only the convs up to the deepest layer the loss uses
-are needed; a file may hold fewer (e.g. up to conv4_1) and extra keys are ignored.
+conv2_x 128, conv3_x 256, conv4_x and conv5_x 512). Only the convs up to the deepest layer the loss
+uses are needed; a file may hold fewer (e.g. up to conv4_1) and extra keys are ignored.
 
-Make one from a public checkpoint with `python tools/convert_vgg19.py` (torchvision's `vgg19-dcb9e9de.pth`
-or Keras' `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`; see that script's docstring).
+Make one from a public checkpoint with `python tools/convert_vgg19.py` (torchvision's
+`vgg19-dcb9e9de.pth` or Keras' `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`; see that
+script's docstring).
 """
 
 import pathlib
@@ -94,25 +97,40 @@ def load_weights(path, layers: Sequence[str] = DEFAULT_LAYERS) -> dict:
   for name in convs_needed(layers):
     kernel, bias = arrays.get(f"{name}/kernel"), arrays.get(f"{name}/bias")
     if kernel is None or bias is None:
-      raise ValueError(f"{path}: missing {name}/kernel or {name}/bias (needed for layers {', '.join(layers)})")
+      raise ValueError(
+          f"{path}: missing {name}/kernel or {name}/bias (needed for layers {', '.join(layers)})")
     shape = CONV_SHAPES[name]
     if kernel.shape != shape or bias.shape != shape[-1:]:
-      raise ValueError(f"{path}: {name} has kernel {kernel.shape} and bias {bias.shape}; expected {shape} and "
-                       f"{shape[-1:]}")
-    params[name] = {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+      raise ValueError(
+          f"{path}: {name} has kernel {kernel.shape} and bias {bias.shape}; expected {shape} and "
+          f"{shape[-1:]}")
+    params[name] = {
+        "kernel": jnp.asarray(kernel, jnp.float32),
+        "bias": jnp.asarray(bias, jnp.float32)
+    }
   mean = np.asarray(arrays.get("mean", IMAGENET_MEAN), np.float32).reshape(3)
   std = np.asarray(arrays.get("std", IMAGENET_STD), np.float32).reshape(3)
   return {"params": params, "mean": jnp.asarray(mean), "std": jnp.asarray(std)}
 
 
-def save_weights(path, params: Mapping[str, Mapping[str, np.ndarray]], mean=IMAGENET_MEAN, std=IMAGENET_STD):
-  """Writes conv params ({'conv1_1': {'kernel', 'bias'}, ...}) in the format above (used by the converter)."""
-  arrays = {f"{name}/{k}": np.asarray(v, np.float32) for name, p in params.items() for k, v in p.items()}
+def save_weights(path,
+                 params: Mapping[str, Mapping[str, np.ndarray]],
+                 mean=IMAGENET_MEAN,
+                 std=IMAGENET_STD):
+  """Writes conv params ({'conv1_1': {'kernel', 'bias'}, ...}) in the format above (used by the
+  converter)."""
+  arrays = {
+      f"{name}/{k}": np.asarray(v, np.float32) for name, p in params.items() for k, v in p.items()
+  }
   np.savez(path, mean=np.asarray(mean, np.float32), std=np.asarray(std, np.float32), **arrays)
 
 
-def perceptual_loss(vgg: Mapping, pred, target, layers: Sequence[str] = DEFAULT_LAYERS,
-                    layer_weights: Sequence[float] = DEFAULT_LAYER_WEIGHTS, dtype=jnp.float32) -> jax.Array:
+def perceptual_loss(vgg: Mapping,
+                    pred,
+                    target,
+                    layers: Sequence[str] = DEFAULT_LAYERS,
+                    layer_weights: Sequence[float] = DEFAULT_LAYER_WEIGHTS,
+                    dtype=jnp.float32) -> jax.Array:
   """Weighted L1 between VGG19 activations of `pred` and `target` ([B, H, W, 3] in [-1, 1]).
 
   Args:

@@ -1,5 +1,6 @@
-"""Pictures for checking preprocessing by eye: landmarks and face-graph edges drawn on frames, and the
-three panels of `emotalk landmarks` (input with landmarks | aligned crop with the graph | the edge map the
+"""Pictures for checking preprocessing by eye: landmarks and face-graph edges drawn on frames, and
+the three panels of `emotalk landmarks` (input with landmarks | aligned crop with the graph | the
+edge map the
 texture network receives)."""
 
 import pathlib
@@ -34,7 +35,8 @@ def draw_landmarks(image, landmarks_px, *, edges=True, radius=None):
   thickness = max(1, round(scale))
   shift = 4  # sub-pixel drawing: OpenCV takes fixed-point coordinates with `shift` fractional bits
   pts = np.round(np.asarray(landmarks_px, np.float64) * (1 << shift)).astype(np.int64)
-  colours = [tuple(map(float, landmark_maps.PART_COLOURS[p])) for p in face_graph.part_index()]  # per node
+  # per node
+  colours = [tuple(map(float, landmark_maps.PART_COLOURS[p])) for p in face_graph.part_index()]
   if edges:
     for i, j in face_graph.part_edges():
       cv2.line(out, tuple(pts[i]), tuple(pts[j]), colours[i], thickness, cv2.LINE_AA, shift)
@@ -49,13 +51,15 @@ def side_by_side(*images, height=None):
   panels = []
   for im in images:
     if im.shape[0] != height:
-      im = cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height), interpolation=cv2.INTER_AREA)
+      im = cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height),
+                      interpolation=cv2.INTER_AREA)
     panels.append(im)
   return np.concatenate(panels, axis=1)
 
 
 def _edge_panels(landmarks, size: int, batch: int = 32) -> np.ndarray:
-  """[T, 68, 2] in [-1, 1] -> [T, S, S, 3] uint8 pictures of the edge maps the texture network sees."""
+  """[T, 68, 2] in [-1, 1] -> [T, S, S, 3] uint8 pictures of the edge maps the texture network
+  sees."""
   out = [landmark_maps.to_rgb(landmark_maps.edge_map(landmarks[i:i + batch], size))
          for i in range(0, len(landmarks), batch)]
   return np.concatenate(out)
@@ -76,7 +80,8 @@ def draw_image_landmarks(path, out, *, size: int = 256, face_index: int = 0) -> 
   aligned = face.align_face(image, str(path), size=size, face_index=face_index)
   points = face.transform_points(aligned.landmarks, face.invert(aligned.transform))
   crop_landmarks = lm.normalize(aligned.landmarks, size)
-  picture = _panels(image, points, aligned.crop, crop_landmarks, _edge_panels(crop_landmarks[None], size)[0])
+  picture = _panels(image, points, aligned.crop, crop_landmarks,
+                    _edge_panels(crop_landmarks[None], size)[0])
   video_io.write_image(out, picture)
   return {"source": str(path), "size": size, "image_shape": list(image.shape)}
 
@@ -94,5 +99,10 @@ def draw_video_landmarks(path, out, *, size: int = 256, face_index: int = 0) -> 
 
 def write_clip_video(clip: preprocess.Clip, path) -> pathlib.Path:
   """Writes the aligned crops with their landmarks and graph edges drawn, with the clip's sound."""
-  pictures = (draw_landmarks(c, lm.denormalize(l, clip.size)) for c, l in zip(clip.frames, clip.landmarks))
-  return video_io.write_video(path, pictures, fps=clip.fps, audio=clip.audio, audio_rate=audio.SAMPLE_RATE)
+  pictures = (
+      draw_landmarks(c, lm.denormalize(l, clip.size)) for c, l in zip(clip.frames, clip.landmarks))
+  return video_io.write_video(path,
+                              pictures,
+                              fps=clip.fps,
+                              audio=clip.audio,
+                              audio_rate=audio.SAMPLE_RATE)

@@ -6,7 +6,8 @@ Conventions (the same as `emotalk_jax.models.landmark_maps` and the landmarks):
   takes the input's value at p + flow(p), where 2 units span the image's width (x) or height (y).
   Normalised units make one flow valid at every resolution of a feature pyramid; a shift of k pixels
   at width W is 2k / W (`pixels_to_flow`).
-* Pixel centre j sits at (2j + 1) / W - 1, so zero flow samples every pixel exactly at its centre and
+* Pixel centre j sits at (2j + 1) / W - 1, so zero flow samples every pixel exactly at its centre
+  and
   returns the input unchanged (bit-exact: the neighbour's weight is exactly 0).
 
 Border handling (`padding`): 'zeros' treats everything outside the image as 0 (each of the 4 taps is
@@ -81,7 +82,8 @@ def warp(image, flow, padding: str = "zeros") -> jax.Array:
   Args:
     image: [B, H, W, C] (any float dtype; sampling weights are computed in float32).
     flow: [B, H, W, 2] (x, y) in normalised units (2 = the full width / height), or a flow of
-      another resolution, which is resized bilinearly to H x W first (normalised units need no rescale).
+      another resolution, which is resized bilinearly to H x W first (normalised units need no
+      rescale).
     padding: 'zeros' or 'border'.
 
   Returns:
@@ -98,18 +100,20 @@ def warp(image, flow, padding: str = "zeros") -> jax.Array:
 
 
 def resize_flow(flow, height: int, width: int) -> jax.Array:
-  """Bilinear resize of a normalised flow [B, h, w, 2] to [B, height, width, 2] (values unchanged: the
+  """Bilinear resize of a normalised flow [B, h, w, 2] to [B, height, width, 2] (values unchanged:
+  the
   units are resolution-free)."""
   b = flow.shape[0]
   return jax.image.resize(flow, (b, height, width, 2), method="linear")
 
 
-# Thin-plate spline flows ------------------------------------------------------------------------------------
+# Thin-plate spline flows --------------------------------------------------------------------------
 
-# 8 fixed points on the image border (corners and edge midpoints), normalised (x, y): a landmark-driven
+# 8 fixed points on the image border (corners and edge midpoints), normalised (x, y): a
+# landmark-driven
 # spline moves the face and leaves the frame's edges where they are.
-BORDER_ANCHORS = ((-1.0, -1.0), (-1.0, 0.0), (-1.0, 1.0), (0.0, -1.0), (0.0, 1.0), (1.0, -1.0), (1.0, 0.0),
-                  (1.0, 1.0))
+BORDER_ANCHORS = ((-1.0, -1.0), (-1.0, 0.0), (-1.0, 1.0), (0.0, -1.0), (0.0, 1.0), (1.0, -1.0),
+                  (1.0, 0.0), (1.0, 1.0))
 
 
 def _tps_kernel(d2):
@@ -122,9 +126,9 @@ def tps_flow(source_points, target_points, size: int, regularization: float = 1e
              anchors=BORDER_ANCHORS) -> jax.Array:
   """The backward flow of a thin-plate spline that carries `target_points` onto `source_points`.
 
-  Warping the source image by it (`warp(source, flow)`) moves the source's points to the target points
-  (up to the smoothing `regularization`, which also keeps coincident points, e.g. a closed mouth's inner
-  lips, solvable); `anchors` are fixed points kept in place.
+  Warping the source image by it (`warp(source, flow)`) moves the source's points to the target
+  points (up to the smoothing `regularization`, which also keeps coincident points, e.g. a closed
+  mouth's inner lips, solvable); `anchors` are fixed points kept in place.
 
   Args:
     source_points, target_points: [B, N, 2] normalised (x, y) (e.g. neutral and target landmarks).
@@ -140,13 +144,17 @@ def tps_flow(source_points, target_points, size: int, regularization: float = 1e
   dst = jnp.concatenate([target_points, fixed], 1)  # [B, N, 2]: where the spline is evaluated from.
   src = jnp.concatenate([source_points, fixed], 1)
   n = dst.shape[1]
-  kernel = _tps_kernel(jnp.sum(jnp.square(dst[:, :, None] - dst[:, None]), -1)) + regularization * jnp.eye(n)
+  kernel = _tps_kernel(jnp.sum(jnp.square(dst[:, :, None] - dst[:, None]),
+                               -1)) + regularization * jnp.eye(n)
   affine = jnp.concatenate([jnp.ones((b, n, 1)), dst], -1)  # [B, N, 3]
-  system = jnp.concatenate([jnp.concatenate([kernel, affine], -1),
-                            jnp.concatenate([jnp.swapaxes(affine, 1, 2), jnp.zeros((b, 3, 3))], -1)], 1)
+  system = jnp.concatenate([
+      jnp.concatenate([kernel, affine], -1),
+      jnp.concatenate([jnp.swapaxes(affine, 1, 2), jnp.zeros((b, 3, 3))], -1)
+  ], 1)
   rhs = jnp.concatenate([src, jnp.zeros((b, 3, 2))], 1)
   coef = jnp.linalg.solve(system, rhs)  # [B, N + 3, 2]
   grid = identity_grid(size, size).reshape(1, -1, 2)
   u = _tps_kernel(jnp.sum(jnp.square(grid[:, :, None] - dst[:, None]), -1))  # [B, Q, N]
-  mapped = u @ coef[:, :n] + jnp.concatenate([jnp.ones((1, size * size, 1)), grid], -1) @ coef[:, n:]
+  mapped = u @ coef[:, :n] + jnp.concatenate([jnp.ones(
+      (1, size * size, 1)), grid], -1) @ coef[:, n:]
   return (mapped - grid).reshape(b, size, size, 2)

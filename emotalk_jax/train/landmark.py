@@ -1,4 +1,5 @@
-"""Stage 1 training: the landmark graph network (speech + emotion + neutral face -> landmarks per frame).
+"""Stage 1 training: the landmark graph network (speech + emotion + neutral face -> landmarks per
+frame).
 
 A library in the style of the google/flax examples: `train_and_evaluate(config, workdir)` does the
 whole run; `emotalk train landmark --config configs/landmark.py --workdir DIR` calls it.
@@ -14,9 +15,11 @@ What it writes in `workdir`:
 Running it again with the same workdir resumes from the latest checkpoint exactly: same params,
 optimizer state, step, rng and next batch. SIGTERM makes it save a checkpoint and return.
 
-Loss: `landmark_losses.landmark_loss` (mouth-weighted landmark L2 plus velocity; clips without audio count
-`config.silent_weight` through what they can teach) + `config.emotion_weight` x `landmark_losses.emotion_loss` of the
-emotion head; each example is mirrored left-right with probability `config.flip_prob`.
+Loss: `landmark_losses.landmark_loss` (mouth-weighted landmark L2 plus velocity; clips without audio
+  count
+`config.silent_weight` through what they can teach) + `config.emotion_weight` x
+`landmark_losses.emotion_loss` of the emotion head; each example is mirrored left-right with
+probability `config.flip_prob`.
 Eval: M-LMD and F-LMD in pixels of a 256 crop on `config.num_eval_batches` batches of the test split
 (fixed windows, not shuffled, so the numbers are comparable across evals), over all windows and over
 the windows of clips with audio (`audio_m_lmd`, `audio_f_lmd`).
@@ -61,28 +64,37 @@ def get_builder(config):
 
 
 def mean_displacement(config, builder=None, num_train_batches: Optional[int] = None) -> np.ndarray:
-  """The mean of (landmarks - neutral landmarks) per node over all real frames of train-split windows.
+  """The mean of (landmarks - neutral landmarks) per node over all real frames of train-split
+  windows.
 
   Args:
     config: a landmark training config (dataset, train_split, window, batch_size, seed).
     builder: the dataset's builder (default: the config's).
-    num_train_batches: None: one window of every train clip (one pass over the split); N: N batches of
-      `config.batch_size` windows (the training stream's windows, unshuffled, over as many epochs as needed).
+    num_train_batches: None: one window of every train clip (one pass over the split); N: N batches
+      of `config.batch_size` windows (the training stream's windows, unshuffled, over as many epochs
+      as needed).
 
   Returns:
     float32 [68, 2], in the [-1, 1] landmark coordinates.
   """
   builder = get_builder(config) if builder is None else builder
   one_pass = num_train_batches is None
-  it = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size, window=config.window,
-                                    seed=config.seed, mesh=None, shuffle=False, repeat=not one_pass,
+  it = input_pipeline.InputIterator(builder,
+                                    config.train_split,
+                                    batch_size=config.batch_size,
+                                    window=config.window,
+                                    seed=config.seed,
+                                    mesh=None,
+                                    shuffle=False,
+                                    repeat=not one_pass,
                                     drop_remainder=not one_pass)
   total = np.zeros((face_graph.NUM_NODES, 2), np.float64)
   count = 0
   for i, batch in enumerate(it):
     if not one_pass and i >= num_train_batches:
       break
-    shift = batch["landmarks"].astype(np.float64) - batch["neutral_landmarks"][:, None].astype(np.float64)
+    shift = batch["landmarks"].astype(np.float64) - batch["neutral_landmarks"][:, None].astype(
+        np.float64)
     mask = batch["frame_mask"].astype(np.float64)[..., None, None]  # [B, K, 1, 1]
     total += (shift * mask).sum(axis=(0, 1))
     count += int(batch["frame_mask"].sum())
@@ -94,16 +106,17 @@ def mean_displacement(config, builder=None, num_train_batches: Optional[int] = N
 def augment(batch, rng, flip_prob: float) -> dict:
   """Mirrors each example's landmarks (targets and neutral) left-right with probability `flip_prob`.
 
-  A mirrored face is as plausible as the original and says the same words with the same emotion, so this
-  doubles the faces a small dataset shows the model; mel and emotion are unchanged.
+  A mirrored face is as plausible as the original and says the same words with the same emotion, so
+  this doubles the faces a small dataset shows the model; mel and emotion are unchanged.
   """
   if not flip_prob:
     return batch
   flip = jax.random.bernoulli(rng, flip_prob, (batch["landmarks"].shape[0],))
   return dict(batch,
-              landmarks=jnp.where(flip[:, None, None, None], landmarks.mirror(batch["landmarks"], jnp),
-                                  batch["landmarks"]),
-              neutral_landmarks=jnp.where(flip[:, None, None], landmarks.mirror(batch["neutral_landmarks"], jnp),
+              landmarks=jnp.where(flip[:, None, None, None],
+                                  landmarks.mirror(batch["landmarks"], jnp), batch["landmarks"]),
+              neutral_landmarks=jnp.where(flip[:, None, None],
+                                          landmarks.mirror(batch["neutral_landmarks"], jnp),
                                           batch["neutral_landmarks"]))
 
 
@@ -114,11 +127,15 @@ def make_loss_fn(model, config):
     flip_rng, dropout_rng = jax.random.split(rng)
     batch = augment(batch, flip_rng, config.get("flip_prob", 0.0))
     out = landmark_model.apply(model, params, batch, train=True, rngs={"dropout": dropout_rng})
-    loss, aux = landmark_losses.landmark_loss(out["landmarks"], batch["landmarks"], batch["has_audio"],
-                                     mouth_weight=config.mouth_weight, velocity_weight=config.velocity_weight,
-                                     silent_weight=config.get("silent_weight", 0.0),
-                                     head_motion_weight=config.get("head_motion_weight", 1.0),
-                                     distance=config.get("landmark_distance", "squared"))
+    loss, aux = landmark_losses.landmark_loss(out["landmarks"],
+                                              batch["landmarks"],
+                                              batch["has_audio"],
+                                              mouth_weight=config.mouth_weight,
+                                              velocity_weight=config.velocity_weight,
+                                              silent_weight=config.get("silent_weight", 0.0),
+                                              head_motion_weight=config.get(
+                                                  "head_motion_weight", 1.0),
+                                              distance=config.get("landmark_distance", "squared"))
     aux = {f"landmark_{k}": v for k, v in aux.items()}
     aux["landmark_loss"] = loss
     opening_weights = {name: config.get(f"{name}_weight", 0.0)
@@ -137,7 +154,8 @@ def make_loss_fn(model, config):
 
 
 def landmark_metrics(pred, target) -> dict:
-  """Per-example M-LMD and F-LMD ([B] each, pixels of a 256 crop) of predicted vs true landmarks [B, K, 68, 2]."""
+  """Per-example M-LMD and F-LMD ([B] each, pixels of a 256 crop) of predicted vs true landmarks
+  [B, K, 68, 2]."""
   return {"m_lmd": jax.vmap(lambda p, t: lmd.m_lmd(p, t, size=256))(pred, target),
           "f_lmd": jax.vmap(lambda p, t: lmd.f_lmd(p, t, size=256))(pred, target)}
 
@@ -157,12 +175,14 @@ def jit_eval_step(predict_fn, mesh):
 
 
 def predict_fn(model):
-  """(params, batch) -> the model's landmarks [B, T, 68, 2] (what `jit_eval_step` and `lip_sync` take)."""
+  """(params, batch) -> the model's landmarks [B, T, 68, 2] (what `jit_eval_step` and `lip_sync`
+  take)."""
   return lambda params, batch: landmark_model.apply(model, params, batch)["landmarks"]
 
 
 def make_eval_step(model, mesh):
-  """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2]) of the model."""
+  """Jitted eval_step(params, batch) -> (metrics, predicted landmarks [B, K, 68, 2]) of the
+  model."""
   return jit_eval_step(predict_fn(model), mesh)
 
 
@@ -198,12 +218,17 @@ def plot_landmarks(path, pred, target, frames=None, title: str = "") -> None:
 def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dict:
   """M-LMD / F-LMD over `config.num_eval_batches` batches of the test split (fixed windows).
 
-  Returns {'m_lmd', 'f_lmd'} averaged over all windows, and {'audio_m_lmd', 'audio_f_lmd'} over the windows
-  of clips with audio (the only ones whose mouth motion can be predicted; absent when there are none),
-  plus 'num_windows' and 'num_audio_windows'.
+  Returns {'m_lmd', 'f_lmd'} averaged over all windows, and {'audio_m_lmd', 'audio_f_lmd'} over the
+  windows of clips with audio (the only ones whose mouth motion can be predicted; absent when there
+  are none), plus 'num_windows' and 'num_audio_windows'.
   """
-  it = input_pipeline.InputIterator(builder, config.test_split, batch_size=config.eval_batch_size,
-                                    window=config.window, seed=config.seed, mesh=mesh, shuffle=False)
+  it = input_pipeline.InputIterator(builder,
+                                    config.test_split,
+                                    batch_size=config.eval_batch_size,
+                                    window=config.window,
+                                    seed=config.seed,
+                                    mesh=mesh,
+                                    shuffle=False)
   sums, audio_sums, n, n_audio = {}, {}, 0, 0
   for i in range(config.num_eval_batches):
     batch = next(it)
@@ -226,13 +251,15 @@ def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dic
   return out
 
 
-CLIP_PAD = 64  # Whole clips are padded to a multiple of this many frames: one compilation per length.
+# Whole clips are padded to a multiple of this many frames: one compilation per length.
+CLIP_PAD = 64
 
 
 def test_clips_with_audio(config, builder, max_clips: Optional[int] = None):
-  """Yields the whole test clips that have audio, each as a model batch of one: 'mel' [1, T, 16, 80],
-  'speech' [1, T, 384] (when the dataset stores it), 'emotion' [1, 9], 'neutral_landmarks' [1, 68, 2],
-  'landmarks' [1, T, 68, 2] (the true ones), T padded to a multiple of `CLIP_PAD` by repeating the last
+  """Yields the whole test clips that have audio, each as a model batch of one: 'mel' [1, T, 16,
+  80], 'speech' [1, T, 384] (when the dataset stores it), 'emotion' [1, 9], 'neutral_landmarks' [1,
+  68, 2], 'landmarks' [1, T, 68, 2] (the true ones), T padded to a multiple of `CLIP_PAD` by
+  repeating the last
   frame, and 'num_frames' (the clip's real T)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   keys = ["landmarks", "mel", "has_audio", "emotion", "intensity", "neutral_landmarks"]
@@ -250,8 +277,13 @@ def test_clips_with_audio(config, builder, max_clips: Optional[int] = None):
     index = np.minimum(np.arange(-(-num_frames // CLIP_PAD) * CLIP_PAD), num_frames - 1)
     emotion = np.zeros(landmark_model.EMOTION_VECTOR_SIZE, np.float32)
     emotion[int(ex["emotion"])], emotion[-1] = 1.0, float(ex["intensity"])
-    clip = {"mel": ex["mel"][index][None], "emotion": emotion[None], "num_frames": num_frames,
-            "neutral_landmarks": ex["neutral_landmarks"][None], "landmarks": ex["landmarks"][index][None]}
+    clip = {
+        "mel": ex["mel"][index][None],
+        "emotion": emotion[None],
+        "num_frames": num_frames,
+        "neutral_landmarks": ex["neutral_landmarks"][None],
+        "landmarks": ex["landmarks"][index][None]
+    }
     if "speech" in ex:
       clip["speech"] = ex["speech"][index][None].astype(np.float32)
     yield clip
@@ -260,8 +292,8 @@ def test_clips_with_audio(config, builder, max_clips: Optional[int] = None):
 def lip_sync(predict_fn, params, config, builder, max_clips: Optional[int] = None) -> dict:
   """How the predicted mouth moves with the speech, on the whole test clips with audio.
 
-  Per clip, the predicted and the true mouth opening (`face_graph.mouth_opening`, pixels of a 256 crop) give
-  Pearson's r and the ratio of their standard deviations (`evaluate.lipsync.lip_motion`).
+  Per clip, the predicted and the true mouth opening (`face_graph.mouth_opening`, pixels of a 256
+  crop) give Pearson's r and the ratio of their standard deviations (`evaluate.lipsync.lip_motion`).
 
   Args:
     predict_fn: (params, batch) -> landmarks [B, T, 68, 2], as for `jit_eval_step` (jitted here).
@@ -271,7 +303,8 @@ def lip_sync(predict_fn, params, config, builder, max_clips: Optional[int] = Non
 
   Returns:
     {'lip_r', 'lip_std_ratio' (means over clips), 'lip_error' = (1 - lip_r) + |log lip_std_ratio|
-    (0 is perfect: in step with the true mouth and moving as much), 'num_lip_clips'}; {} without such clips.
+    (0 is perfect: in step with the true mouth and moving as much), 'num_lip_clips'}; {} without
+      such clips.
   """
   predict = jax.jit(predict_fn)
   scores = []
@@ -283,10 +316,15 @@ def lip_sync(predict_fn, params, config, builder, max_clips: Optional[int] = Non
                                      face_graph.mouth_opening(true * 128, np)))
   if not scores:
     return {}
-  r = float(np.nanmean([s["r"] for s in scores])) if any(np.isfinite(s["r"]) for s in scores) else 0.0
+  r = float(np.nanmean([s["r"] for s in scores])) if any(
+      np.isfinite(s["r"]) for s in scores) else 0.0
   ratio = float(np.nanmean([s["std_ratio"] for s in scores]))
-  return {"lip_r": r, "lip_std_ratio": ratio, "lip_error": (1.0 - r) + abs(float(np.log(max(ratio, 1e-6)))),
-          "num_lip_clips": len(scores)}
+  return {
+      "lip_r": r,
+      "lip_std_ratio": ratio,
+      "lip_error": (1.0 - r) + abs(float(np.log(max(ratio, 1e-6)))),
+      "num_lip_clips": len(scores)
+  }
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
@@ -306,9 +344,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                jax.device_count(), jax.process_count())
 
   balance = {"balance_speakers": True} if config.get("balance_speakers", False) else {}
-  train_iter = input_pipeline.InputIterator(builder, config.train_split, batch_size=config.batch_size,
-                                            window=config.window, seed=config.seed, mesh=mesh,
-                                            shuffle_buffer=config.shuffle_buffer, **balance)
+  train_iter = input_pipeline.InputIterator(builder,
+                                            config.train_split,
+                                            batch_size=config.batch_size,
+                                            window=config.window,
+                                            seed=config.seed,
+                                            mesh=mesh,
+                                            shuffle_buffer=config.shuffle_buffer,
+                                            **balance)
   model = landmark_model.create_model(config)
   tx, schedule = train_lib.make_optimizer(config)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -319,8 +362,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       mean = multihost_utils.broadcast_one_to_all(mean)
     params = dict(params, mean_displacement=jnp.asarray(mean))
   state = train_lib.TrainState.create(params, tx, train_rng)
-  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
-                                     best_metric=config.get("best_metric", STAGE.best_metric),
+  ckpt = checkpoints.CheckpointManager(workdir / "checkpoints",
+                                       max_to_keep=config.max_checkpoints_to_keep,
+                                       best_metric=config.get("best_metric", STAGE.best_metric),
                                        best_mode=config.get("best_mode", STAGE.best_mode))
   if ckpt.latest_step() is not None:
     state, data_state = ckpt.restore(state)
@@ -334,8 +378,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     plot = workdir / "plots" / f"step_{step:06d}.png" if config.num_plots else None
     metrics = evaluate(eval_step, state.params, config, builder, mesh, plot_path=plot)
     if config.get("lip_eval_clips", 0):
-      metrics.update(lip_sync(predict_fn(model), state.params, config, builder, config.lip_eval_clips))
+      metrics.update(
+          lip_sync(predict_fn(model), state.params, config, builder, config.lip_eval_clips))
     return metrics
 
-  return train_lib.train_loop(config, workdir, state=state, train_step=train_step, train_iter=train_iter,
-                              ckpt=ckpt, evaluate_fn=evaluate_fn)
+  return train_lib.train_loop(config,
+                              workdir,
+                              state=state,
+                              train_step=train_step,
+                              train_iter=train_iter,
+                              ckpt=ckpt,
+                              evaluate_fn=evaluate_fn)

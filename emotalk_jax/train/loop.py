@@ -16,17 +16,18 @@ with train_lib.PreemptionHandler() as preempt:    # SIGTERM -> preempt.requested
   train_lib.check_finite(metrics, step, ckpt)     # FloatingPointError naming the step + last checkpoint
 ```
 
-Parallelism is `jax.jit` over a 1-D ('data',) device mesh (`data_pipelines.input_pipeline.make_mesh`):
-parameters and optimizer state are replicated, the batch is sharded along 'data', and XLA inserts the
-gradient all-reduce. The same code runs on one CPU, 8 simulated CPU devices
-(`XLA_FLAGS=--xla_force_host_platform_device_count=8`), a GPU or a TPU pod slice.
+Parallelism is `jax.jit` over a 1-D ('data',) device mesh
+(`data_pipelines.input_pipeline.make_mesh`): parameters and optimizer state are replicated, the
+batch is sharded along 'data', and XLA inserts the gradient all-reduce. The same code runs on one
+CPU, 8 simulated CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=8`), a GPU or a TPU
+pod slice.
 
 Multi-host: every process runs the same program. Set `config.distributed = True` so that
-`maybe_initialize_distributed(config)` calls `jax.distributed.initialize()` (it reads the coordinator
-address, process count and index from the cluster environment: Cloud TPU, SLURM, Open MPI, or the
-`JAX_COORDINATOR_ADDRESS` / `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID` variables); it must run before
-any other JAX call. Each process then reads its own part of the data (the input pipeline does that),
-Orbax writes the checkpoint collectively, and only process 0 writes metrics and plots.
+`maybe_initialize_distributed(config)` calls `jax.distributed.initialize()` (it reads the
+coordinator address, process count and index from the cluster environment: Cloud TPU, SLURM, Open
+MPI, or the `JAX_COORDINATOR_ADDRESS` / `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID` variables); it must
+run before any other JAX call. Each process then reads its own part of the data (the input pipeline
+does that), Orbax writes the checkpoint collectively, and only process 0 writes metrics and plots.
 """
 
 import json
@@ -52,7 +53,7 @@ from emotalk_jax import checkpoints
 DATA_AXIS = "data"
 
 
-# Distributed ----------------------------------------------------------------------------------------
+# Distributed --------------------------------------------------------------------------------------
 
 def maybe_initialize_distributed(config) -> bool:
   """Calls `jax.distributed.initialize()` when `config.distributed` is true (multi-host runs only).
@@ -65,14 +66,16 @@ def maybe_initialize_distributed(config) -> bool:
   kwargs = {k: config.get(k) for k in ("coordinator_address", "num_processes", "process_id")
             if config.get(k) is not None}
   jax.distributed.initialize(**kwargs)
-  logging.info("jax.distributed initialised: process %d of %d", jax.process_index(), jax.process_count())
+  logging.info("jax.distributed initialised: process %d of %d", jax.process_index(),
+               jax.process_count())
   return True
 
 
-# Train state and optimizer ---------------------------------------------------------------------------
+# Train state and optimizer ------------------------------------------------------------------------
 
 def start_run(config: ml_collections.ConfigDict, workdir) -> pathlib.Path:
-  """What every trainer does first: multi-host init (if configured), the absolute workdir created, and the
+  """What every trainer does first: multi-host init (if configured), the absolute workdir created,
+  and the
   run's config saved there (process 0) so `load_config` can rebuild the model from the workdir."""
   maybe_initialize_distributed(config)
   workdir = pathlib.Path(workdir).absolute()
@@ -96,8 +99,9 @@ class TrainState:
 
   @classmethod
   def create(cls, params, tx: optax.GradientTransformation, rng) -> "TrainState":
-    rng = jnp.asarray(jax.random.key_data(rng) if jnp.issubdtype(jnp.asarray(rng).dtype, jax.dtypes.prng_key)
-                      else rng, jnp.uint32)
+    rng = jnp.asarray(
+        jax.random.key_data(rng)
+        if jnp.issubdtype(jnp.asarray(rng).dtype, jax.dtypes.prng_key) else rng, jnp.uint32)
     return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng)
 
 
@@ -110,12 +114,18 @@ def make_schedule(config) -> optax.Schedule:
   warmup = int(config.get("warmup_steps", 0))
   if kind == "constant":
     if warmup > 0:
-      return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
+      return optax.join_schedules(
+          [optax.linear_schedule(0.0, lr, warmup),
+           optax.constant_schedule(lr)], [warmup])
     return optax.constant_schedule(lr)
   if kind == "cosine":
     total = max(int(config.num_train_steps), warmup + 1)
-    return optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr, warmup, total,
-                                              end_value=lr * float(config.get("end_lr_factor", 0.0)))
+    return optax.warmup_cosine_decay_schedule(0.0 if warmup else lr,
+                                              lr,
+                                              warmup,
+                                              total,
+                                              end_value=lr *
+                                              float(config.get("end_lr_factor", 0.0)))
   raise ValueError(f"unknown lr_schedule {kind!r}; expected 'constant' or 'cosine'")
 
 
@@ -124,16 +134,22 @@ def make_optimizer(config):
 
   Fields: `optimizer` ('adam', 'adamw' or 'sgd'), `learning_rate`, `lr_schedule`, `warmup_steps`,
   `num_train_steps`, optional `weight_decay` (adamw), `b1`, `b2`, `eps`, `momentum` (sgd) and
-  `grad_clip_norm` (clip by global norm before the update; 0 or None: no clipping) and `frozen_params`
-  (top-level param names that never change, e.g. ('audio_encoder',)).
+  `grad_clip_norm` (clip by global norm before the update; 0 or None: no clipping) and
+  `frozen_params` (top-level param names that never change, e.g. ('audio_encoder',)).
   """
   schedule = make_schedule(config)
   name = config.get("optimizer", "adam")
-  b1, b2, eps = float(config.get("b1", 0.9)), float(config.get("b2", 0.999)), float(config.get("eps", 1e-8))
+  b1, b2, eps = float(config.get("b1",
+                                 0.9)), float(config.get("b2",
+                                                         0.999)), float(config.get("eps", 1e-8))
   if name == "adam":
     opt = optax.adam(schedule, b1=b1, b2=b2, eps=eps)
   elif name == "adamw":
-    opt = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=float(config.get("weight_decay", 1e-4)))
+    opt = optax.adamw(schedule,
+                      b1=b1,
+                      b2=b2,
+                      eps=eps,
+                      weight_decay=float(config.get("weight_decay", 1e-4)))
   elif name == "sgd":
     opt = optax.sgd(schedule, momentum=config.get("momentum", 0.9) or None)
   else:
@@ -148,7 +164,7 @@ def make_optimizer(config):
   return opt, schedule
 
 
-# Sharding ---------------------------------------------------------------------------------------------
+# Sharding -----------------------------------------------------------------------------------------
 
 def replicated_sharding(mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
@@ -168,10 +184,14 @@ def replicate(tree, mesh):
 
 def shard_batch(batch: Mapping[str, Any], mesh) -> dict:
   """A batch (numpy or jax arrays holding the GLOBAL batch, single process) -> arrays sharded along
-  'data'; text arrays are dropped. Multi-host input uses `input_pipeline.to_global_batch` instead."""
+  'data'; text arrays are dropped. Multi-host input uses `input_pipeline.to_global_batch`
+  instead."""
   sharding = data_sharding(mesh)
-  return {k: v if isinstance(v, jax.Array) and v.sharding == sharding else jax.device_put(v, sharding)
-          for k, v in batch.items() if np.asarray(v).dtype.kind not in "OSU"}
+  return {
+      k: v if isinstance(v, jax.Array) and v.sharding == sharding else jax.device_put(v, sharding)
+      for k, v in batch.items()
+      if np.asarray(v).dtype.kind not in "OSU"
+  }
 
 
 def to_host(x) -> np.ndarray:
@@ -182,8 +202,11 @@ def to_host(x) -> np.ndarray:
   return np.asarray(x)
 
 
-def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, mesh,
-                    schedule: Optional[optax.Schedule] = None, with_extra: bool = False) -> Callable:
+def make_train_step(loss_fn: Callable,
+                    tx: optax.GradientTransformation,
+                    mesh,
+                    schedule: Optional[optax.Schedule] = None,
+                    with_extra: bool = False) -> Callable:
   """Jitted `step(state, batch) -> (state, metrics)`; the state's buffers are donated.
 
   loss_fn(params, batch, rng) -> (scalar loss, dict of scalar metrics). The step splits the state's
@@ -196,10 +219,14 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, mesh,
 
   def step(state: TrainState, batch, *extra):
     rng, step_rng = jax.random.split(state.rng)
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, step_rng, *extra)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, step_rng,
+                                                                   *extra)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(aux, loss=loss, grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
+    metrics = dict(aux,
+                   loss=loss,
+                   grad_norm=optax.tree.norm(grads),
+                   param_norm=optax.tree.norm(params))
     if schedule is not None:
       metrics["learning_rate"] = schedule(state.step)
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state, rng=rng), metrics
@@ -209,8 +236,11 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, mesh,
   return jax.jit(step, in_shardings=in_shardings, out_shardings=(repl, repl), donate_argnums=(0,))
 
 
-def check_finite(metrics: Mapping[str, Any], step: int, ckpt: Optional[checkpoints.CheckpointManager] = None,
-                 keys=("loss", "grad_norm")) -> None:
+def check_finite(
+    metrics: Mapping[str, Any],
+    step: int,
+    ckpt: Optional[checkpoints.CheckpointManager] = None,
+    keys=("loss", "grad_norm")) -> None:
   """Raises FloatingPointError if any of `keys` in the (host) metrics is NaN or Inf, naming the step
   and the last checkpoint that was saved before it (the one to resume from)."""
   bad = {k: float(metrics[k]) for k in keys if k in metrics and not np.all(np.isfinite(metrics[k]))}
@@ -219,17 +249,19 @@ def check_finite(metrics: Mapping[str, Any], step: int, ckpt: Optional[checkpoin
   last = None if ckpt is None else ckpt.latest_step()
   where = (f"last good checkpoint: step {last} in {ckpt.directory}" if last is not None
            else "no checkpoint was saved before it")
-  raise FloatingPointError(f"non-finite {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; {where}")
+  raise FloatingPointError(
+      f"non-finite {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; {where}")
 
 
-# Preemption -------------------------------------------------------------------------------------------
+# Preemption ---------------------------------------------------------------------------------------
 
 class PreemptionHandler:
-  """Context manager: while active, SIGTERM (and optionally SIGINT) only sets `requested`, so the loop
-  can save a checkpoint and return cleanly. The previous handlers come back on exit.
+  """Context manager: while active, SIGTERM (and optionally SIGINT) only sets `requested`, so the
+  loop can save a checkpoint and return cleanly. The previous handlers come back on exit.
 
-  With several processes, `should_stop()` agrees across them (any process asked -> all stop), so that
-  all of them save the same step; it is a collective: call it at the same steps on every process.
+  With several processes, `should_stop()` agrees across them (any process asked -> all stop), so
+  that all of them save the same step; it is a collective: call it at the same steps on every
+  process.
   """
 
   def __init__(self, signals=(signal.SIGTERM,)):
@@ -262,7 +294,7 @@ class PreemptionHandler:
     return bool(np.asarray(flags).any())
 
 
-# Metrics ------------------------------------------------------------------------------------------------
+# Metrics ------------------------------------------------------------------------------------------
 
 class MetricWriter:
   """Scalars to TensorBoard (tf.summary event files in `logdir`) and to `logdir/metrics.jsonl`
@@ -315,18 +347,26 @@ def mean_metrics(history) -> dict:
   return {k: float(np.mean([float(h[k]) for h in history])) for k in history[0]}
 
 
-# The training loop ----------------------------------------------------------------------------------------
+# The training loop --------------------------------------------------------------------------------
 
-def train_loop(config, workdir, *, state: TrainState, train_step: Callable, train_iter, ckpt: checkpoints.CheckpointManager,
-               evaluate_fn: Callable, step_args=()) -> dict:
+
+def train_loop(config,
+               workdir,
+               *,
+               state: TrainState,
+               train_step: Callable,
+               train_iter,
+               ckpt: checkpoints.CheckpointManager,
+               evaluate_fn: Callable,
+               step_args=()) -> dict:
   """The loop a trainer runs once it has its state, step and data: log, evaluate, checkpoint, stop.
 
-  Per step: next batch, `train_step(state, batch, *step_args)`, NaN/Inf check (`check_finite`), progress
-  bar; every `config.log_every_steps` the mean train metrics go to the `MetricWriter` of `workdir`; every
-  `config.eval_every_steps` (and at the last step) `evaluate_fn(state, step) -> dict` of eval scalars
-  (it may write plots); every `config.checkpoint_every_steps`, at the last step and on SIGTERM a
-  checkpoint (state + `train_iter.get_state()`, ranked by the eval metrics of that step if any).
-  Closes `ckpt`.
+  Per step: next batch, `train_step(state, batch, *step_args)`, NaN/Inf check (`check_finite`),
+  progress bar; every `config.log_every_steps` the mean train metrics go to the `MetricWriter` of
+  `workdir`; every `config.eval_every_steps` (and at the last step) `evaluate_fn(state, step) ->
+  dict` of eval scalars (it may write plots); every `config.checkpoint_every_steps`, at the last
+  step and on SIGTERM a checkpoint (state + `train_iter.get_state()`, ranked by the eval metrics of
+  that step if any). Closes `ckpt`.
 
   Returns:
     {'step', 'preempted', 'train/<m>' (mean over the last log interval), 'eval/<m>' (last eval)}.
@@ -360,7 +400,10 @@ def train_loop(config, workdir, *, state: TrainState, train_step: Callable, trai
           evaluated = True
         stop = preempt.should_stop()
         if step % config.checkpoint_every_steps == 0 or is_last or stop:
-          ckpt.save(step, state, train_iter.get_state(), metrics=eval_metrics if evaluated else None)
+          ckpt.save(step,
+                    state,
+                    train_iter.get_state(),
+                    metrics=eval_metrics if evaluated else None)
         if stop:
           logging.warning("stopping at step %d on request (SIGTERM); checkpoint saved", step)
           preempted = True

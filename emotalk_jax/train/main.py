@@ -23,12 +23,20 @@ def parse(argv):
 
 
 def parse_flags(argv, define_extra=None) -> flags.FlagValues:
-  """The parsed `--config`, `--workdir` (+ `--config.x=y`) flags; `define_extra(flag_values)` may define
+  """The parsed `--config`, `--workdir` (+ `--config.x=y`) flags; `define_extra(flag_values)` may
+  define
   more flags (e.g. `emotalk evaluate`'s `--checkpoint`)."""
   fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "training configuration file (get_config()).", flag_values=fv,
-                                  lock_config=True, sys_argv=list(argv))
-  flags.DEFINE_string("workdir", None, "directory for checkpoints, metrics and plots.", flag_values=fv)
+  config_flags.DEFINE_config_file("config",
+                                  None,
+                                  "training configuration file (get_config()).",
+                                  flag_values=fv,
+                                  lock_config=True,
+                                  sys_argv=list(argv))
+  flags.DEFINE_string("workdir",
+                      None,
+                      "directory for checkpoints, metrics and plots.",
+                      flag_values=fv)
   if define_extra is not None:
     define_extra(fv)
   try:
@@ -59,8 +67,9 @@ def load_config_file(path) -> ml_collections.ConfigDict:
 def main(argv) -> dict:
   """argv: [stage, --config=..., --workdir=..., --config.x=y, ...]. Returns the final metrics."""
   if not argv or argv[0].startswith("-"):
-    raise flags.Error(f"usage: emotalk train {{{','.join(stages.STAGES)}}} --config CONFIG.py --workdir DIR "
-                      "[--config.x=y]")
+    raise flags.Error(
+        f"usage: emotalk train {{{','.join(stages.STAGES)}}} --config CONFIG.py --workdir DIR "
+        "[--config.x=y]")
   stage, rest = stages.get(argv[0]), list(argv[1:])
   config, workdir = parse([f"emotalk train {stage.name}"] + rest)
   logging.getLogger().setLevel(logging.INFO)

@@ -1,7 +1,9 @@
 """Stage 2 evaluation: the texture network against two baselines on held-out clips.
 
-Protocol: every clip of the test split (speaker-disjoint in the sample and MEAD configs) is driven from its
-own first frame: source = frame 0 with its landmarks, targets = frames `frame_stride`, 2 `frame_stride`, ...
+Protocol: every clip of the test split (speaker-disjoint in the sample and MEAD configs) is driven
+  from its
+own first frame: source = frame 0 with its landmarks, targets = frames `frame_stride`, 2
+  `frame_stride`, ...
 (at most `max_frames`), each generated from the source image, the source landmarks, the target's
 ground-truth landmarks and the clip's emotion. Methods:
 
@@ -12,13 +14,13 @@ ground-truth landmarks and the clip's emotion. Methods:
   displacement alone, no learned texture.
 
 Metrics, all against the ground-truth frames: PSNR and SSIM at the config's `image_size`
-(`emotalk_jax.evaluate.image_metrics` conventions: RGB uint8, per frame, then averaged over all frames of all
-clips), and F-LMD (`emotalk_jax.evaluate.lmd.f_lmd`, pixels of a 256 crop): dlib's 68 landmarks of the
-generated frame (upsampled to 256) against dlib's landmarks of the true 256 frame, both predicted in the
-same box (the one tracking uses, `face.predictor_box` of the true landmarks), so detector framing is
-not part of the score. Whether the model beats a baseline is read from `paired`: the per-frame difference on
-the same frames with a 95 % interval from resampling clips (`paired_difference`); an interval that spans 0
-is a tie, whatever the means say.
+(`emotalk_jax.evaluate.image_metrics` conventions: RGB uint8, per frame, then averaged over all
+frames of all clips), and F-LMD (`emotalk_jax.evaluate.lmd.f_lmd`, pixels of a 256 crop): dlib's 68
+landmarks of the generated frame (upsampled to 256) against dlib's landmarks of the true 256 frame,
+both predicted in the same box (the one tracking uses, `face.predictor_box` of the true landmarks),
+so detector framing is not part of the score. Whether the model beats a baseline is read from
+`paired`: the per-frame difference on the same frames with a 95 % interval from resampling clips
+(`paired_difference`); an interval that spans 0 is a tie, whatever the means say.
 
   emotalk evaluate texture --config configs/texture_sample.py --workdir runs/texture_sample \
       [--checkpoint=best|latest|STEP] [--frame_stride=N] [--max_frames=N] [--config.x=y]
@@ -35,7 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipelines import input_pipeline  # pylint: disable=unused-import  (import first: keeps TensorFlow off the GPUs)
+# Import first: keeps TensorFlow off the GPUs.
+from data_pipelines import input_pipeline  # pylint: disable=unused-import
 from emotalk_jax import checkpoints
 from emotalk_jax import emotions
 from emotalk_jax.evaluate import image_metrics
@@ -53,11 +56,12 @@ HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "f_lmd": False}
 LMD_SIZE = 256
 
 
-# Thin-plate spline ----------------------------------------------------------------------------------------
+# Thin-plate spline --------------------------------------------------------------------------------
 
 def tps_warp(image, source_landmarks, target_landmarks) -> np.ndarray:
-  """Warps `image` [S, S, 3] uint8 so that its landmarks (`source_landmarks` [68, 2] in [-1, 1]) move to
-  `target_landmarks`, with the border fixed (`warp.tps_flow`, the same spline the texture network starts
+  """Warps `image` [S, S, 3] uint8 so that its landmarks (`source_landmarks` [68, 2] in [-1, 1])
+  move to `target_landmarks`, with the border fixed (`warp.tps_flow`, the same spline the texture
+  network starts
   from). Returns [S, S, 3] uint8."""
   s = image.shape[0]
   flow = warp.tps_flow(jnp.asarray(source_landmarks)[None], jnp.asarray(target_landmarks)[None], s)
@@ -65,7 +69,7 @@ def tps_warp(image, source_landmarks, target_landmarks) -> np.ndarray:
   return np.clip(np.rint(np.asarray(out[0])), 0, 255).astype(np.uint8)
 
 
-# Test clips -----------------------------------------------------------------------------------------------
+# Test clips ---------------------------------------------------------------------------------------
 
 def resize(frames, size: int) -> np.ndarray:
   """[..., H, W, 3] uint8 -> [..., size, size, 3] (area interpolation down, bicubic up)."""
@@ -78,8 +82,12 @@ def resize(frames, size: int) -> np.ndarray:
   return out.reshape(frames.shape[:-3] + out.shape[-3:])
 
 
-def test_clips(config, frame_stride: int = 4, max_frames: int = 20, max_clips: Optional[int] = None):
-  """Yields the test clips as dicts: 'clip_id', 'frames' [T, 256, 256, 3] uint8 (frame 0 the source, then the
+def test_clips(config,
+               frame_stride: int = 4,
+               max_frames: int = 20,
+               max_clips: Optional[int] = None):
+  """Yields the test clips as dicts: 'clip_id', 'frames' [T, 256, 256, 3] uint8 (frame 0 the source,
+  then the
   targets; resized to 256 if stored smaller), 'landmarks' [T, 68, 2] in [-1, 1], 'emotion' [9]."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = train_landmark.get_builder(config)
@@ -95,12 +103,20 @@ def test_clips(config, frame_stride: int = 4, max_frames: int = 20, max_clips: O
            "landmarks": ex["landmarks"][index], "emotion": vector}
 
 
-# Methods ---------------------------------------------------------------------------------------------------
+# Methods ------------------------------------------------------------------------------------------
 
-def predict_model(apply, params, frames, landmarks, emotion, size: int, batch_size: int = 16) -> np.ndarray:
+
+def predict_model(apply,
+                  params,
+                  frames,
+                  landmarks,
+                  emotion,
+                  size: int,
+                  batch_size: int = 16) -> np.ndarray:
   """The texture network's frames [T-1, size, size, 3] uint8 for targets 1.. driven from frame 0.
 
-  `apply` is the network's jitted apply (one per evaluation: a fresh `jax.jit` would compile for every clip)."""
+  `apply` is the network's jitted apply (one per evaluation: a fresh `jax.jit` would compile for
+  every clip)."""
   source = texture_model.to_float_image(jnp.asarray(resize(frames[0], size)))
   outs = []
   for start in range(1, len(frames), batch_size):
@@ -122,24 +138,30 @@ def predict_tps(frames, landmarks, size: int) -> np.ndarray:
   return np.stack([tps_warp(source, landmarks[0], lm) for lm in landmarks[1:]])
 
 
-# Metrics ---------------------------------------------------------------------------------------------------
+# Metrics ------------------------------------------------------------------------------------------
 
 def dlib_landmarks(frames_256, boxes) -> np.ndarray:
-  """dlib's 68 landmarks [T, 68, 2] (normalised, 256 crop) of frames [T, 256, 256, 3] in the given boxes."""
+  """dlib's 68 landmarks [T, 68, 2] (normalised, 256 crop) of frames [T, 256, 256, 3] in the
+  given boxes."""
   detector = face.default_detector()
-  return np.stack([landmarks_lib.normalize(detector.landmarks(f, b), LMD_SIZE) for f, b in zip(frames_256, boxes)])
+  return np.stack([
+      landmarks_lib.normalize(detector.landmarks(f, b), LMD_SIZE)
+      for f, b in zip(frames_256, boxes)
+  ])
 
 
 def clip_scores(generated, truth_256, truth_dlib, boxes, size: int) -> dict:
   """Per-frame {'psnr', 'ssim', 'f_lmd'} of generated frames [T, size, size, 3] vs the truth."""
   scores = image_metrics.image_scores(generated, resize(truth_256, size))
   pred = dlib_landmarks(resize(generated, LMD_SIZE), boxes)
-  f_lmd = np.array([float(lmd.f_lmd(p[None], t[None], size=LMD_SIZE)) for p, t in zip(pred, truth_dlib)])
+  f_lmd = np.array(
+      [float(lmd.f_lmd(p[None], t[None], size=LMD_SIZE)) for p, t in zip(pred, truth_dlib)])
   return {"psnr": scores["psnr"], "ssim": scores["ssim"], "f_lmd": f_lmd}
 
 
 def improvement(model: dict, baseline: dict) -> dict:
-  """Relative improvement of the model over a baseline per metric, in % (positive = the model is better)."""
+  """Relative improvement of the model over a baseline per metric, in % (positive = the model is
+  better)."""
   out = {}
   for k in METRICS:
     if k in model and k in baseline and baseline[k]:
@@ -148,27 +170,40 @@ def improvement(model: dict, baseline: dict) -> dict:
   return out
 
 
-def paired_difference(model_clips, baseline_clips, higher_is_better: bool, num_resamples: int = 2000,
+def paired_difference(model_clips,
+                      baseline_clips,
+                      higher_is_better: bool,
+                      num_resamples: int = 2000,
                       seed: int = 0) -> dict:
-  """How the model differs from a baseline on the same frames, with a confidence interval over clips.
+  """How the model differs from a baseline on the same frames, with a confidence interval over
+  clips.
 
-  Frames of one clip are not independent (same face, same source frame), so the 95 % interval comes from
-  resampling whole clips (cluster bootstrap) rather than frames.
+  Frames of one clip are not independent (same face, same source frame), so the 95 % interval comes
+  from resampling whole clips (cluster bootstrap) rather than frames.
 
   Args:
     model_clips, baseline_clips: per clip, the per-frame scores [T_c] of the same frames.
     higher_is_better: the metric's direction.
 
   Returns:
-    {'mean': mean over all frames of model - baseline, 'ci95': [low, high] of that mean, 'clips_better': how
-     many clips' mean favours the model, 'num_clips', 'verdict': 'better' / 'worse' (the interval excludes 0
-     on that side) or 'tie'}; with a single clip 'ci95' is None and the verdict 'unknown'.
+    {'mean': mean over all frames of model - baseline, 'ci95': [low, high] of that mean,
+     'clips_better': how many clips' mean favours the model, 'num_clips', 'verdict': 'better' /
+     'worse' (the interval excludes 0 on that side) or 'tie'}; with a single clip 'ci95' is None and
+     the verdict 'unknown'.
   """
-  diffs = [np.asarray(m, np.float64) - np.asarray(b, np.float64) for m, b in zip(model_clips, baseline_clips)]
+  diffs = [
+      np.asarray(m, np.float64) - np.asarray(b, np.float64)
+      for m, b in zip(model_clips, baseline_clips)
+  ]
   sums, counts = np.array([d.sum() for d in diffs]), np.array([d.size for d in diffs])
   sign = 1.0 if higher_is_better else -1.0
-  out = {"mean": float(sums.sum() / counts.sum()), "ci95": None, "clips_better": int(np.sum(sign * sums > 0)),
-         "num_clips": len(diffs), "verdict": "unknown"}
+  out = {
+      "mean": float(sums.sum() / counts.sum()),
+      "ci95": None,
+      "clips_better": int(np.sum(sign * sums > 0)),
+      "num_clips": len(diffs),
+      "verdict": "unknown"
+  }
   if len(diffs) < 2:  # One clip has no spread between clips to resample.
     return out
   picks = np.random.default_rng(seed).integers(0, len(diffs), (num_resamples, len(diffs)))
@@ -179,20 +214,25 @@ def paired_difference(model_clips, baseline_clips, higher_is_better: bool, num_r
   return out
 
 
-def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride: int = 4, max_frames: int = 20,
+def compare(config,
+            workdir,
+            checkpoint: Union[str, int] = "best",
+            frame_stride: int = 4,
+            max_frames: int = 20,
             max_clips: Optional[int] = None) -> dict:
   """The model of a run against `copy` and `tps` on the test clips (see the module docstring).
 
   Returns:
-    {'checkpoint_step', 'num_clips', 'num_frames', 'image_size', 'model' / 'copy' / 'tps': {'psnr', 'ssim',
-     'f_lmd'}, 'improvement_pct': {'copy': {...}, 'tps': {...}}, 'paired': {'copy': {metric:
+    {'checkpoint_step', 'num_clips', 'num_frames', 'image_size', 'model' / 'copy' / 'tps': {'psnr',
+     'ssim', 'f_lmd'}, 'improvement_pct': {'copy': {...}, 'tps': {...}}, 'paired': {'copy': {metric:
      `paired_difference`}, 'tps': {...}}, 'per_clip': {clip_id: {method: {...}}}}.
   """
   stage = stages.get("texture")
   model, params, _ = stage.load(workdir, config=config, checkpoint=checkpoint)
   step = None
   if pathlib.Path(workdir).suffix != ".npz":
-    ckpt = checkpoints.CheckpointManager(pathlib.Path(workdir) / "checkpoints", best_metric=stage.best_metric,
+    ckpt = checkpoints.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
+                                         best_metric=stage.best_metric,
                                          best_mode=stage.best_mode)
     step = ckpt.resolve_step(checkpoint)
     ckpt.close()
@@ -218,36 +258,55 @@ def compare(config, workdir, checkpoint: Union[str, int] = "best", frame_stride:
     logging.info("%s: %s", clip["clip_id"], per_clip[clip["clip_id"]])
   if not num_frames:
     raise ValueError(f"no test clips with 2 or more frames in {config.dataset} {config.test_split}")
-  out = {"checkpoint_step": step, "num_clips": len(per_clip), "num_frames": num_frames, "image_size": size}
+  out = {
+      "checkpoint_step": step,
+      "num_clips": len(per_clip),
+      "num_frames": num_frames,
+      "image_size": size
+  }
   for method in METHODS:
     out[method] = {k: float(np.mean(np.concatenate(v))) for k, v in all_scores[method].items()}
   out["improvement_pct"] = {b: improvement(out["model"], out[b]) for b in ("copy", "tps")}
-  out["paired"] = {b: {k: paired_difference(all_scores["model"][k], all_scores[b][k], HIGHER_IS_BETTER[k])
-                       for k in METRICS} for b in ("copy", "tps")}
+  out["paired"] = {
+      b: {
+          k: paired_difference(all_scores["model"][k], all_scores[b][k], HIGHER_IS_BETTER[k])
+          for k in METRICS
+      } for b in ("copy", "tps")
+  }
   out["per_clip"] = per_clip
   return out
 
 
 def _define_flags(fv):
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("checkpoint", "best", "which checkpoint: best (by eval PSNR), latest, or a step.",
+  flags.DEFINE_string("checkpoint",
+                      "best",
+                      "which checkpoint: best (by eval PSNR), latest, or a step.",
                       flag_values=fv)
-  flags.DEFINE_integer("frame_stride", 4, "use every N-th frame of a clip as a target.", flag_values=fv)
+  flags.DEFINE_integer("frame_stride",
+                       4,
+                       "use every N-th frame of a clip as a target.",
+                       flag_values=fv)
   flags.DEFINE_integer("max_frames", 20, "targets per clip at most.", flag_values=fv)
   flags.DEFINE_integer("max_clips", None, "test clips at most (default all).", flag_values=fv)
 
 
 def main(argv) -> dict:
-  """argv: ['texture', --config=..., --workdir=..., --checkpoint=..., ...]; returns `compare`'s dict.
+  """argv: ['texture', --config=..., --workdir=..., --checkpoint=..., ...]; returns `compare`'s
+  dict.
 
   Raises:
-    absl.flags.Error: bad or missing flags, an unreadable config file, or no checkpoint in the workdir.
+    absl.flags.Error: bad or missing flags, an unreadable config file, or no checkpoint in the
+      workdir.
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
   if not argv or argv[0] != "texture":
-    raise flags.Error("usage: emotalk evaluate texture --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]")
-  fv = train_main.parse_flags(["emotalk evaluate texture"] + list(argv[1:]), define_extra=_define_flags)
+    raise flags.Error(
+        "usage: emotalk evaluate texture --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]"
+    )
+  fv = train_main.parse_flags(["emotalk evaluate texture"] + list(argv[1:]),
+                              define_extra=_define_flags)
   checkpoint = fv.checkpoint
   if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
     raise flags.Error(f"--checkpoint must be best, latest or a step, got {checkpoint!r}")
@@ -261,4 +320,5 @@ def main(argv) -> dict:
 
 if __name__ == "__main__":
   _argv = sys.argv[1:]
-  print(json.dumps(main(_argv if _argv and _argv[0] == "texture" else ["texture"] + _argv), indent=2))
+  print(
+      json.dumps(main(_argv if _argv and _argv[0] == "texture" else ["texture"] + _argv), indent=2))
