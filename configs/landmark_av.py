@@ -1,7 +1,8 @@
 """Stage 1 for lip sync: the audio-visual sample dataset, Whisper speech features, mouth-motion
 terms.
 
-  python -m data_pipelines.build talking_face_folder --config av     # ../shared/data; stores `speech`
+  # ../shared/data; stores `speech`
+  python -m data_pipelines.build talking_face_folder --config av
   emotalk train landmark --config configs/landmark_av.py --workdir ~/runs/landmark_av
   emotalk evaluate landmark --config configs/landmark_av.py --workdir ~/runs/landmark_av
 

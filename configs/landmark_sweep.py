@@ -5,7 +5,8 @@
 launcher, `configs.landmark_sweep.sweep_overrides()` gives that list with a tiny built-in `hyper`,
 and each entry becomes command-line overrides, e.g. (one run per line):
 
-  python -c "from configs import landmark_sweep as s; print(*s.sweep_commands('~/runs/sweep'), sep='\\n')" | sh
+  python -c "from configs import landmark_sweep as s; \\
+    print(*s.sweep_commands('~/runs/sweep'), sep='\\n')" | sh
 
 which runs, for each point i, `emotalk train landmark --config configs/landmark_sweep.py
 --workdir ~/runs/sweep/<i> --config.learning_rate=... --config.mouth_weight=...`.

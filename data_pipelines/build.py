@@ -11,7 +11,8 @@ builds).
   python -m data_pipelines.build talking_face_folder --manual_dir my_clips \\
       --config '{"name": "mine", "pattern": "(?P<speaker>[a-z]+)_(?P<emotion>[a-z]+)",
       "test_fraction": 0.2}'
-  python -m data_pipelines.build cremad --manual_dir CREMA-D --beam_pipeline_options direct_num_workers=2
+  python -m data_pipelines.build cremad --manual_dir CREMA-D \\
+      --beam_pipeline_options direct_num_workers=2
 
 `--config` takes a config name or a JSON object of the config's fields (a new config: give it a new
 name).

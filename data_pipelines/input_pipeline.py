@@ -460,8 +460,9 @@ def to_global_batch(local_batch: Mapping[str, Any], mesh: jax.sharding.Mesh) -> 
     global_size = x.shape[0] * jax.process_count()
     if global_size % num_data:
       raise ValueError(
-          f"global batch size {global_size} ({x.shape[0]} per process x {jax.process_count()} processes, "
-          f"key {key!r}) is not divisible by the {num_data} devices on the mesh's {DATA_AXIS!r} axis; "
+          f"global batch size {global_size} ({x.shape[0]} per process x "
+          f"{jax.process_count()} processes, key {key!r}) is not divisible by the {num_data} "
+          f"devices on the mesh's {DATA_AXIS!r} axis; "
           f"use a batch_size that is a multiple of {num_data}")
     out[key] = jax.make_array_from_process_local_data(sharding, x)
   return out
@@ -490,8 +491,9 @@ class InputIterator:
   ```python
   mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(train_state),
                                           data=ocp.args.JsonSave(it.get_state())))
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                                        data=ocp.args.JsonRestore()))
+  restored = mngr.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                    data=ocp.args.JsonRestore()))
   it.set_state(restored["data"])
   ```
   """

@@ -4,8 +4,10 @@ all go through it.
 
 ```python
 from emotalk_jax import stages
-model, params, config = stages.get("texture").load("runs/texture_sample")     # a run's best checkpoint
-stages.get("landmark").export_run("runs/landmark_sample", "mine/landmark.npz")  # what --checkpoint reads
+# a run's best checkpoint
+model, params, config = stages.get("texture").load("runs/texture_sample")
+# what --checkpoint reads
+stages.get("landmark").export_run("runs/landmark_sample", "mine/landmark.npz")
 ```
 
 Each part is named by module path and imported only when used: the trainers and dataset evaluators

@@ -143,7 +143,8 @@ def test_inference_modules_do_not_import_tensorflow():
   code = (
       "import sys, importlib\n"
       f"for m in {INFERENCE_MODULES!r}: importlib.import_module(m)\n"
-      "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')))\n"
+      "print(sorted(m for m in sys.modules "
+      "if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')))\n"
   )
   out = subprocess.run([sys.executable, "-c", code],
                        capture_output=True,

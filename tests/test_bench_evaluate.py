@@ -18,8 +18,9 @@ def test_expression_classifier_on_real_mead_clips(shared_data):
   }
   result = eval_bench.emotion_ceiling(shared_data, max_frames=25)
   print(
-      f"\nfer's classifier on {result['clips_scored']} real MEAD clips (first 25 frames): clip accuracy "
-      f"{result['accuracy']:.2f}, frame accuracy {result['frame_accuracy']:.2f}; not covered (contempt): "
+      f"\nfer's classifier on {result['clips_scored']} real MEAD clips (first 25 frames): "
+      f"clip accuracy {result['accuracy']:.2f}, "
+      f"frame accuracy {result['frame_accuracy']:.2f}; not covered (contempt): "
       f"{len(result['clips_not_covered'])}")
   for row in result["per_clip"]:
     print(f"  {row['clip']}: {row['label']} -> {row['predicted']}")

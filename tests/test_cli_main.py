@@ -84,11 +84,13 @@ def _audio_only_mov(path):
 BAD_INPUTS = {  # name: (make the file in a folder, command, expected words)
     "missing": (lambda d: d / "nope.mp4", "landmarks", "no such file"),
     "empty": (lambda d: _file(d / "empty.png", b""), "landmarks", "empty"),
-    "garbage image": (lambda d: _file(d / "x.png", b"\x89PNGjunk" * 50), "landmarks", "not a readable image"),
-    "truncated video": (lambda d: _file(d / "cut.mpg", bundled.GRID_CLIP.read_bytes()[:2048]), "preprocess",
-                        "frame"),
+    "garbage image": (lambda d: _file(d / "x.png", b"\x89PNGjunk" * 50), "landmarks",
+                      "not a readable image"),
+    "truncated video": (lambda d: _file(d / "cut.mpg", bundled.GRID_CLIP.read_bytes()[:2048]),
+                        "preprocess", "frame"),
     "no face": (lambda d: _blank_png(d / "blank.png"), "landmarks", "no face"),
-    "audio-only as video": (lambda d: _audio_only_mov(d / "a.mov"), "preprocess", "no video stream"),
+    "audio-only as video": (lambda d: _audio_only_mov(d / "a.mov"), "preprocess",
+                            "no video stream"),
 }
 
 

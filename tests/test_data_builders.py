@@ -412,7 +412,8 @@ def test_ravdess_builder(shared_data, tmp_path):
   frames = video_io.read_video(face, max_frames=FRAMES + 5, with_audio=False).frames
   root = tmp_path / "RAVDESS"
   layout = {  # Actor 1 as unpacked into a folder named after its zip, actor 2 plain.
-      "Video_Speech_Actor_01/Actor_01": ("01-01-01-01-01-01-01", "01-01-02-02-01-01-01", "01-01-05-02-01-01-01"),
+      "Video_Speech_Actor_01/Actor_01": (
+          "01-01-01-01-01-01-01", "01-01-02-02-01-01-01", "01-01-05-02-01-01-01"),
       "Actor_02": ("01-01-05-02-01-01-02",),
   }
   for folder_name, names in layout.items():

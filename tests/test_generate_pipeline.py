@@ -129,7 +129,8 @@ def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
       "import json, sys\n"
       "from emotalk_jax import bundled\n"
       "from emotalk_jax.generate import pipeline\n"
-      f"pipeline.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, 'happy', {str(tmp_path / 'o.mp4')!r},\n"
+      "pipeline.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, 'happy', "
+      f"{str(tmp_path / 'o.mp4')!r},\n"
       f"                  checkpoint={str(checkpoint_dir)!r}, progress=False)\n"
       "print(json.dumps(sorted(m for m in sys.modules\n"
       "                        if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))))\n")

@@ -38,7 +38,8 @@ def test_photo_against_video_frames(shared_data):
     scores[clip] = identity.cosine_similarity(
         identity.default_embedder().embed(video.frames, points), obama).mean()
   print(
-      f"CSIM obama.jpg vs frames: Obama {scores['Obama_clip1']:.3f}, Andrew Ng {scores['andrew_clip_1']:.3f}"
+      f"CSIM obama.jpg vs frames: Obama {scores['Obama_clip1']:.3f}, "
+      f"Andrew Ng {scores['andrew_clip_1']:.3f}"
   )
   assert scores["Obama_clip1"] > scores["andrew_clip_1"] + 0.03
 

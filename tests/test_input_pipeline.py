@@ -281,7 +281,8 @@ _EIGHT_DEVICES = textwrap.dedent("""
     batch = next(it)
     out = {"devices": jax.device_count(), "state": it.get_state()}
     out["shapes"] = {k: list(v.shape) for k, v in batch.items()}
-    out["shard_shapes"] = {k: sorted({tuple(s.data.shape) for s in v.addressable_shards}) for k, v in batch.items()}
+    out["shard_shapes"] = {k: sorted({tuple(s.data.shape) for s in v.addressable_shards})
+                           for k, v in batch.items()}
     out["num_shards"] = len(batch["frames"].addressable_shards)
     out["shard_devices"] = len({s.device for s in batch["frames"].addressable_shards})
     out["spec"] = str(batch["frames"].sharding.spec)
@@ -330,7 +331,8 @@ _TWO_PROCESSES = textwrap.dedent("""
     import jax
     process_id, port, path, window = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2, process_id=process_id)
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
+                               process_id=process_id)
     from jax.experimental import multihost_utils
     from data_pipelines import input_pipeline as ip
     mesh = ip.make_mesh()
@@ -342,7 +344,8 @@ _TWO_PROCESSES = textwrap.dedent("""
     expected = starts(next(it))
     resumed = ip.InputIterator(path, "train", batch_size=8, window=window, seed=5, mesh=mesh,
                                state=json.loads(json.dumps(state)))
-    out = {"process": jax.process_index(), "devices": jax.device_count(), "local_devices": jax.local_device_count(),
+    out = {"process": jax.process_index(), "devices": jax.device_count(),
+           "local_devices": jax.local_device_count(),
            "shape": list(second["frames"].shape),
            "local_shards": sorted({tuple(s.data.shape) for s in
            second["frames"].addressable_shards}), "state": state, "expected": expected, "resumed":

@@ -121,7 +121,12 @@ def test_pytorch_convolution_layout_is_converted(kernel, stride, padding):
   b = rng.normal(size=5).astype(np.float32)
   x = rng.normal(size=(2, 4, 7) if len(kernel) == 2 else (2, 3, 6, 7)).astype(np.float32)
   conv = nn.Conv(5, kernel, stride, padding=tuple((p, p) for p in padding))
-  params = {"params": {"kernel": syncnet._torch_to_flax("x.0.weight", w), "bias": b}}  # pylint: disable=protected-access
+  params = {
+      "params": {
+          "kernel": syncnet._torch_to_flax("x.0.weight", w),  # pylint: disable=protected-access
+          "bias": b
+      }
+  }
   ours = conv.apply(params, jnp.asarray(np.moveaxis(x, 0, -1))[None])[0]
   np.testing.assert_allclose(np.moveaxis(np.asarray(ours), -1, 0),
                              _torch_conv(x, w, b, stride, padding),

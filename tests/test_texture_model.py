@@ -51,7 +51,9 @@ def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_si
   # occlusion.
   np.testing.assert_allclose(out["rgb"], inputs[0], atol=1e-6)
   np.testing.assert_allclose(out["image"], inputs[0], atol=1e-6)
-  out64 = jax.eval_shape(model.apply, {"params": params}, *_inputs(size=64))  # pylint: disable=not-callable  # The same params at another size.
+  # The same params at another size.
+  out64 = jax.eval_shape(  # pylint: disable=not-callable
+      model.apply, {"params": params}, *_inputs(size=64))
   assert out64["image"].shape == (2, 64, 64, 3)
 
 

@@ -253,7 +253,8 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
       import jax
       assert jax.device_count() == 8, jax.devices()
       import test_train_texture
-      test_train_texture.one_step({dataset_dir!r}, {str(tmp_path / "init.npz")!r}, {str(tmp_path / "eight.npz")!r})
+      test_train_texture.one_step({dataset_dir!r}, {str(tmp_path / "init.npz")!r},
+                                  {str(tmp_path / "eight.npz")!r})
       """)
   import jax  # pylint: disable=g-import-not-at-top
   init = train_texture.init_params(_config(dataset_dir), jax.random.PRNGKey(0))

@@ -3,8 +3,9 @@ baselines.
 
 Usage (from the repository root, with the sample dataset built into /tmp/tfds_data):
 
-  nice python tools/eval_sample_checkpoints.py [--max-frames 100] [--csim-every 5] [--json OUT.json] \
-      [--markdown OUT.md] [--checkpoint DIR] [--data-dir /tmp/tfds_data] [--max-clips N]
+  nice python tools/eval_sample_checkpoints.py [--max-frames 100] [--csim-every 5] \
+      [--json OUT.json] [--markdown OUT.md] [--checkpoint DIR] [--data-dir /tmp/tfds_data] \
+      [--max-clips N]
 
 Every clip of the test split of `talking_face_folder/sample` (13 clips, 5 speakers no network saw)
 is cut to its first `--max-frames` frames and made three times, each the same length as the real

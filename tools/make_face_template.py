@@ -2,7 +2,8 @@
 
 Usage (from the repository root, with the real media at ../shared/data):
 
-  python tools/make_face_template.py [--data ../shared/data] [--out emotalk_jax/assets/face_template.json]
+  python tools/make_face_template.py [--data ../shared/data] \
+      [--out emotalk_jax/assets/face_template.json]
 
 How the template is made:
   1. Shape. Landmarks (dlib 68-point predictor in the detector's box, via `emotalk_jax.media.face`;
@@ -137,7 +138,8 @@ def main(argv=None):
   scale_px, offset_y = np.median(scales), np.median(offsets_y)
   print(
       f"MEAD framing: {len(scales)} frames, scale {scale_px:.2f} px/unit (IQR "
-      f"{np.subtract(*np.percentile(scales, [75, 25])):.2f}), centre x {np.median(offsets_x):.1f} px "
+      f"{np.subtract(*np.percentile(scales, [75, 25])):.2f}), "
+      f"centre x {np.median(offsets_x):.1f} px "
       f"y {offset_y:.1f} px")
   # Template units -> 256-crop pixels -> [-1, 1].
   centre = np.array([(FRAMING_SIZE - 1) / 2, offset_y])
@@ -157,7 +159,8 @@ def main(argv=None):
     boxes.append([c[0], c[1], 0.5 * (box.width + box.height) * float(face.transform_scale(m))])
   predictor_box = np.median(np.array(boxes), axis=0)
   print(
-      f"predictor box from {len(boxes)} detections: centre ({predictor_box[0]:.3f}, {predictor_box[1]:.3f}) "
+      f"predictor box from {len(boxes)} detections: "
+      f"centre ({predictor_box[0]:.3f}, {predictor_box[1]:.3f}) "
       f"side {predictor_box[2]:.3f} (template units)")
 
   for name, idx in [("chin (8)", [8]), ("eye centres", face.EYES), ("brows", face.BROWS)]:
@@ -166,7 +169,8 @@ def main(argv=None):
 
   asset = {
       "description":
-          "Canonical 68-point (iBUG 300-W order) face in [-1, 1] crop coordinates (x right, y down; "
+          "Canonical 68-point (iBUG 300-W order) face in [-1, 1] crop coordinates "
+          "(x right, y down; "
           "pixel centre j of an S-pixel crop at (2j + 1) / S - 1), used to align faces.",
       "made_by":
           "tools/make_face_template.py (see its docstring for the method)",

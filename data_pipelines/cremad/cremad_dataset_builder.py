@@ -60,8 +60,9 @@ class Builder(common.EmotalkBuilder):
   DATASET = "cremad"
   HOMEPAGE = "https://github.com/CheyneyComputerScience/CREMA-D"
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Clone https://github.com/CheyneyComputerScience/CREMA-D (the media are in Git LFS: `git lfs pull`; "
-      "ODbL) and pass the clone as manual_dir:\n" + LAYOUT)
+      "Clone https://github.com/CheyneyComputerScience/CREMA-D "
+      "(the media are in Git LFS: `git lfs pull`; ODbL) and pass the clone as manual_dir:\n"
+      + LAYOUT)
   BUILDER_CONFIGS = [
       CremadConfig(
           name="cross_dataset",

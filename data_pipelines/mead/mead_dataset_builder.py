@@ -63,9 +63,9 @@ class Builder(common.EmotalkBuilder):
   DATASET = "mead"
   HOMEPAGE = "https://wywu.github.io/projects/MEAD/MEAD.html"
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Download MEAD (https://wywu.github.io/projects/MEAD/MEAD.html, research licence), extract each "
-      "speaker's video.tar and audio.tar inside its folder, and pass the parent folder as manual_dir:\n"
-      + LAYOUT)
+      "Download MEAD (https://wywu.github.io/projects/MEAD/MEAD.html, research licence), "
+      "extract each speaker's video.tar and audio.tar inside its folder, and pass the parent "
+      "folder as manual_dir:\n" + LAYOUT)
   BUILDER_CONFIGS = [
       MeadConfig(name=view,
                  view=view,
@@ -87,7 +87,8 @@ class Builder(common.EmotalkBuilder):
     with_view = [p for p in speakers if (p / "video" / view).is_dir()]
     if not with_view:
       tars = sorted(str(t) for p in speakers for t in p.glob("*.tar"))
-      hint = f" (found {tars[0]}: extract the tar files inside their speaker folder first)" if tars else ""
+      hint = (f" (found {tars[0]}: extract the tar files inside their speaker folder first)"
+              if tars else "")
       raise common.layout_error(root, f"no speaker folder has video/{view}/{hint}", LAYOUT)
     for p in speakers:
       if p not in with_view:

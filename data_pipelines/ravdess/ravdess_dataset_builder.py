@@ -48,8 +48,9 @@ class Builder(common.EmotalkBuilder):
   DATASET = "ravdess"
   HOMEPAGE = "https://zenodo.org/records/1188976"
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Download the Video_Speech_Actor_XX.zip archives of RAVDESS (https://zenodo.org/records/1188976, "
-      "CC BY-NC-SA 4.0), unpack them and pass their parent folder as manual_dir:\n" + LAYOUT)
+      "Download the Video_Speech_Actor_XX.zip archives of RAVDESS "
+      "(https://zenodo.org/records/1188976, CC BY-NC-SA 4.0), unpack them and pass their parent "
+      "folder as manual_dir:\n" + LAYOUT)
   BUILDER_CONFIGS = [
       RavdessConfig(name="cross_dataset", description="All 24 actors in one 'test' split."),
       RavdessConfig(
@@ -57,8 +58,8 @@ class Builder(common.EmotalkBuilder):
           single_split="",
           test_fraction=0.2,
           description=
-          ("Speaker-disjoint train/test by actor (20% of actors in test, deterministic by actor id)."
-          )),
+          ("Speaker-disjoint train/test by actor (20% of actors in test, "
+           "deterministic by actor id).")),
   ]
   DEFAULT_CONFIG_NAME = "cross_dataset"
 

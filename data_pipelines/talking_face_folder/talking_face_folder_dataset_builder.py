@@ -267,7 +267,8 @@ class Builder(common.EmotalkBuilder):
           continue
         raw_speaker = ((row or {}).get("speaker") or source.speaker_map.get(stem) or
                        groups.get("speaker") or source.speaker or stem)
-        speaker = f"{source.namespace or c.dataset}/{source.speaker_map.get(raw_speaker, raw_speaker)}"
+        speaker = (f"{source.namespace or c.dataset}/"
+                   f"{source.speaker_map.get(raw_speaker, raw_speaker)}")
         wav = video.with_suffix(".wav")
         rel = video.relative_to(root).with_suffix("")
         specs.append(ClipSpec(clip_id=rel.as_posix(), video_path=str(video),
@@ -446,9 +447,9 @@ Builder.BUILDER_CONFIGS = [
     FolderConfig(
         name="default",
         description=
-        ("The manual_dir (or `folder`): every clip in it, labels from labels.csv if given, else neutral "
-         "(emotion_exact=False); all speakers in train unless test_speakers / test_fraction say otherwise."
-        )),
+        ("The manual_dir (or `folder`): every clip in it, labels from labels.csv if given, "
+         "else neutral (emotion_exact=False); all speakers in train unless test_speakers / "
+         "test_fraction say otherwise.")),
     sample_config(),
     av_config(),
 ]

@@ -23,7 +23,8 @@ from emotalk_jax import checkpoints
 from emotalk_jax.generate import pipeline as generate
 from emotalk_jax.media import audio
 
-size, seconds, finetune_steps, crop_only, work = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", pathlib.Path(sys.argv[5])
+size, seconds, finetune_steps = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+crop_only, work = sys.argv[4] == "1", pathlib.Path(sys.argv[5])
 speech = audio.load_audio(bundled.ARCTIC_SPEECH)
 wave = np.resize(speech, int(seconds * audio.SAMPLE_RATE))
 wav = work / f"speech_{seconds:g}.wav"
@@ -37,11 +38,13 @@ if checkpoints.load_config(ckpt / "texture.npz").image_size != size:
   ckpt.mkdir(exist_ok=True)
   (ckpt / "landmark.npz").write_bytes((bundled.CHECKPOINTS_DIR / "landmark.npz").read_bytes())
   (ckpt / "landmark.json").write_bytes((bundled.CHECKPOINTS_DIR / "landmark.json").read_bytes())
-  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0), size)
+  params = texture_model.init_params(texture_model.create_model(config), jax.random.PRNGKey(0),
+                                     size)
   checkpoints.export(params, config, ckpt / "texture.npz")
 t = time.perf_counter()
-summary = generate.generate(bundled.ASTRONAUT_PHOTO, wav, "happy:0.8", work / "out.mp4", checkpoint=ckpt,
-                            finetune_steps=finetune_steps, crop_only=crop_only, progress=False)
+summary = generate.generate(bundled.ASTRONAUT_PHOTO, wav, "happy:0.8", work / "out.mp4",
+                            checkpoint=ckpt, finetune_steps=finetune_steps, crop_only=crop_only,
+                            progress=False)
 summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 print("RESULT " + json.dumps(summary))
 """

@@ -98,7 +98,8 @@ def cmd_bench(args) -> dict:
   if args.what == "data":
     from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
     return data_bench.data_benchmark(max_frames=args.frames)
-  from emotalk_jax.bench import preprocess as bench_preprocess  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.bench import (  # pylint: disable=g-import-not-at-top
+      preprocess as bench_preprocess)
   return bench_preprocess.preprocess_benchmark(args.clips or None, num_frames=args.frames)
 
 
@@ -372,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  format_warning, warnings.formatwarning = warnings.formatwarning, lambda msg, *_: f"emotalk: warning: {msg}\n"
+  format_warning = warnings.formatwarning
+  warnings.formatwarning = lambda msg, *_: f"emotalk: warning: {msg}\n"
   try:
     result = args.func(args)
   except errors.InputError as e:

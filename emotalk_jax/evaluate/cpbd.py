@@ -20,12 +20,12 @@ frames:
 4. Edge width (Marziliano et al. 2002), only for edges whose gradient direction (from central
    differences, quantised to 45 degrees; a pixel with zero horizontal gradient counts as 0 degrees)
    is 0 or 180 degrees:
-   from the pixel, walk left and right while the intensity keeps rising/falling (at most 100 steps each);
-   the width is the two walks plus 2.
+   from the pixel, walk left and right while the intensity keeps rising/falling (at most 100 steps
+   each); the width is the two walks plus 2.
 5. Per edge block: contrast = int(max - min); just-noticeable width w_JNB = 5 for contrast <= 50,
    else 3; P(blur) = 1 - exp(-(w / w_JNB)^3.6).
-6. CPBD = the fraction of all measured edges in edge blocks with round(100 P) <= 63 (Python rounding:
-   half to even). 0 when no edge was measured.
+6. CPBD = the fraction of all measured edges in edge blocks with round(100 P) <= 63 (Python
+   rounding: half to even). 0 when no edge was measured.
 """
 
 import cv2

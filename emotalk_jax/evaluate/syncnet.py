@@ -25,14 +25,14 @@ Every convolution is followed by batch norm (eps 1e-5, running statistics) and R
 
 **Scoring** follows syncnet_python's `SyncNetInstance.evaluate`: MFCC by
 `python_speech_features.mfcc` on the 16 kHz speech in 16-bit integer units; window v pairs video
-frames v..v+4 with MFCC steps 4v..4v+19 for
-v = 0..min(T, N / 640) - 6; for every window the distances to the audio embeddings of windows shifted by
--15..+15 (zeros beyond the ends) are averaged over windows into 31 mean distances; LSE-D is their
-minimum, LSE-C their median minus the minimum, and the AV offset is 15 minus the index of the
-minimum (positive: the audio leads). The face crops mimic syncnet_python's: a square 1.4 times the
-face box, shifted down by 0.2 box, resized to 224x224, outside the frame filled with grey 110; our
-face box is dlib's (from the landmarks, median-filtered over 13 frames as syncnet_python smooths its
-S3FD boxes), so values are close to, not identical with, the S3FD pipeline's.
+frames v..v+4 with MFCC steps 4v..4v+19 for v = 0..min(T, N / 640) - 6; for every window the
+distances to the audio embeddings of windows shifted by -15..+15 (zeros beyond the ends) are
+averaged over windows into 31 mean distances; LSE-D is their minimum, LSE-C their median minus the
+minimum, and the AV offset is 15 minus the index of the minimum (positive: the audio leads). The
+face crops mimic syncnet_python's: a square 1.4 times the face box, shifted down by 0.2 box, resized
+to 224x224, outside the frame filled with grey 110; our face box is dlib's (from the landmarks,
+median-filtered over 13 frames as syncnet_python smooths its S3FD boxes), so values are close to,
+not identical with, the S3FD pipeline's.
 """
 
 import dataclasses

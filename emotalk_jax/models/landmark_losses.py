@@ -79,10 +79,9 @@ def landmark_loss(pred,
   The nodes speech moves (`SPEECH_NODES`) are compared frame by frame in clips with audio and by
   their window mean in silent clips (whose words the model does not hear). The other nodes are
   compared by their window mean (the emotion's geometry) plus `head_motion_weight` x their
-  frame-to-frame deviation
-  from it and their velocity: mostly head motion, which neither the speech nor the emotion determines.
-  With head_motion_weight = 1 and all clips voiced, this is the plain per-frame loss (mean over frames of
-  |d|^2 = |mean d|^2 + mean |d - mean d|^2).
+  frame-to-frame deviation from it and their velocity: mostly head motion, which neither the speech
+  nor the emotion determines. With head_motion_weight = 1 and all clips voiced, this is the plain
+  per-frame loss (mean over frames of |d|^2 = |mean d|^2 + mean |d - mean d|^2).
 
   Args:
     pred: [B, T, 68, 2] predicted landmarks.

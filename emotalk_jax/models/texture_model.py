@@ -4,16 +4,17 @@ TextureNet(neutral image, neutral landmarks, target landmarks, emotion) -> the t
 
 ```
 landmark maps   landmark_maps.edge_map of both landmark sets at S: [B, S, S, 9] each, in [0, 1]
-motion branch   U-Net on [neutral RGB, neutral map, target map] -> coarse-to-fine residual flow and an
-                occlusion logit at S/8, S/4, S/2 (flow upsampled to S); a separate appearance encoder
-                turns the neutral RGB into features at S/2, S/4, S/8, which are warped by the flow of
-                their scale (`warp.warp`) and multiplied by the occlusion map
-texture branch  encoder on [neutral RGB, target map] -> features at S/2 .. S/16, each level modulated by
-                FiLM from an emotion embedding (emotion vector [9] -> MLP), so emotion-specific texture
-                (teeth, wrinkles, eyes) has a path that does not depend on motion
+motion branch   U-Net on [neutral RGB, neutral map, target map] -> coarse-to-fine residual flow and
+                an occlusion logit at S/8, S/4, S/2 (flow upsampled to S); a separate appearance
+                encoder turns the neutral RGB into features at S/2, S/4, S/8, which are warped by
+                the flow of their scale (`warp.warp`) and multiplied by the occlusion map
+texture branch  encoder on [neutral RGB, target map] -> features at S/2 .. S/16, each level
+                modulated by FiLM from an emotion embedding (emotion vector [9] -> MLP), so
+                emotion-specific texture (teeth, wrinkles, eyes) has a path that does not depend on
+                motion
 fusion decoder  from the texture bottleneck up to S, concatenating texture and warped features per
-                level, and at S the neutral RGB warped by the full flow -> RGB = that warped image + a
-                correction; the output is occlusion * warp(neutral RGB) + (1 - occlusion) * RGB
+                level, and at S the neutral RGB warped by the full flow -> RGB = that warped image +
+                a correction; the output is occlusion * warp(neutral RGB) + (1 - occlusion) * RGB
 ```
 
 With `tps_prior` (the default) the flow starts from the thin-plate spline that carries the neutral

@@ -175,7 +175,8 @@ def main(argv) -> dict:
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
-  usage = "usage: emotalk evaluate landmark --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]"
+  usage = ("usage: emotalk evaluate landmark --config CONFIG.py --workdir DIR "
+           "[--checkpoint=best|latest|STEP]")
   if not argv or argv[0].startswith("-"):
     raise flags.Error(usage)
   if argv[0] != "landmark":

@@ -13,7 +13,8 @@ state = train_lib.replicate(state, mesh)          # params replicated: NamedShar
 step_fn = train_lib.make_train_step(loss_fn, tx, mesh, schedule)   # jit, state donated
 with train_lib.PreemptionHandler() as preempt:    # SIGTERM -> preempt.requested
   state, metrics = step_fn(state, batch)          # batch sharded P('data')
-  train_lib.check_finite(metrics, step, ckpt)     # FloatingPointError naming the step + last checkpoint
+  # FloatingPointError naming the step + last checkpoint
+  train_lib.check_finite(metrics, step, ckpt)
 ```
 
 Parallelism is `jax.jit` over a 1-D ('data',) device mesh

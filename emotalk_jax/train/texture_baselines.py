@@ -303,8 +303,8 @@ def main(argv) -> dict:
   from emotalk_jax.train import main as train_main  # pylint: disable=g-import-not-at-top
   if not argv or argv[0] != "texture":
     raise flags.Error(
-        "usage: emotalk evaluate texture --config CONFIG.py --workdir DIR [--checkpoint=best|latest|STEP]"
-    )
+        "usage: emotalk evaluate texture --config CONFIG.py --workdir DIR "
+        "[--checkpoint=best|latest|STEP]")
   fv = train_main.parse_flags(["emotalk evaluate texture"] + list(argv[1:]),
                               define_extra=_define_flags)
   checkpoint = fv.checkpoint
