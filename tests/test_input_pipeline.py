@@ -409,8 +409,8 @@ def _speaker_counts(batches) -> dict:
   return counts
 
 
-def test_speech_feature_is_read_when_present(dataset, tmp_path):
-  _, sources = dataset
+def test_speech_feature_is_read_when_present(pipeline_dataset, tmp_path):
+  _, sources = pipeline_dataset
   rng = np.random.default_rng(0)
   with_speech = {}
   for clip_id, src in sources.items():
@@ -431,7 +431,8 @@ def test_speech_feature_is_read_when_present(dataset, tmp_path):
       np.testing.assert_array_equal(speech, src[start:start + K].astype(np.float32))
       assert has_audio or not speech.any()
   # A dataset without the feature gives no `speech` key.
-  assert "speech" not in next(ip.InputIterator(dataset[0], "train", batch_size=4, window=K, seed=3))
+  assert "speech" not in next(ip.InputIterator(pipeline_dataset[0], "train", batch_size=4, window=K,
+                                               seed=3))
 
 
 def test_balanced_counts_give_every_speaker_the_same_share():
@@ -447,8 +448,8 @@ def test_balanced_counts_give_every_speaker_the_same_share():
   assert any((o != counts[:10]).any() for o in other)  # Which clips of 'a' get more changes.
 
 
-def test_speaker_balance_proportions_determinism_and_resume(dataset):
-  builder, _ = dataset
+def test_speaker_balance_proportions_determinism_and_resume(pipeline_dataset):
+  builder, _ = pipeline_dataset
   # K = 8: c3_short is dropped, so the clips per speaker are s1: 3, s2: 2, s3: 1, s9: 1.
   plain = _speaker_counts(_take(ip.InputIterator(builder, "train", batch_size=4, window=K, seed=2),
                                 20))
