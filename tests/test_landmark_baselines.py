@@ -81,6 +81,7 @@ def test_mean_motion_is_exact_when_every_clip_moves_the_same(shifted_dataset_dir
   assert result["static"]["f_lmd"] > 1.0
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_compare_a_trained_workdir_and_the_cli(dataset_dir, tmp_path, capsys):
   config = _config(dataset_dir, num_train_steps=2)
   train_landmark.train_and_evaluate(config, tmp_path)

@@ -67,6 +67,7 @@ def test_param_names(params):
   assert set(params["graph_encoder"]) >= {"conv_0", "conv_1", "conv_2"}
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_mean_displacement_param_shifts_every_frame(model, params):
   inputs = lm.dummy_inputs(2, 3)
   shift = np.random.default_rng(0).normal(0, 0.01, (68, 2)).astype(np.float32)
@@ -162,6 +163,7 @@ def test_swapping_emotion_encoder_changes_only_the_emotion_path(params, apply):
   assert not np.allclose(out_a["landmarks"], out_b["landmarks"])
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_frozen_audio_encoder_is_bit_identical_after_a_step(model, params):
   mel, emotion, neutral = _inputs(2, 3)
   target = neutral[:, None] + 0.05

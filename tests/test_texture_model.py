@@ -39,6 +39,7 @@ def params():
   return tm.init_params(tm.TextureNet(width=8), jax.random.PRNGKey(0), 32)
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_size_free():
   model = tm.TextureNet(width=8, tps_prior=False)
   params = tm.init_params(model, jax.random.PRNGKey(0), 32)
@@ -57,6 +58,7 @@ def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_si
   assert out64["image"].shape == (2, 64, 64, 3)
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_bfloat16_compute_keeps_float32_params_and_outputs(params):
   model = tm.TextureNet(width=8, dtype=jnp.bfloat16)
   assert jax.tree.structure(jax.eval_shape(
@@ -68,6 +70,7 @@ def test_bfloat16_compute_keeps_float32_params_and_outputs(params):
   assert float(jnp.mean(jnp.abs(out["image"] - ref["image"]))) < 0.05
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_gradients_reach_every_branch(params):
   model, disc = tm.TextureNet(width=8), tm.Discriminator(width=8)
   inputs = _inputs()
@@ -115,6 +118,7 @@ def test_untrained_net_with_tps_prior_starts_at_the_tps_warp(params):
   assert all(float(jnp.abs(r).max()) == 0.0 for r in out["residual_flows"])
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   """An untrained TPS net adds nothing to the spline, so the smoothness and residual terms are zero,
   though the spline itself bends (smoothing it would pull features off their landmarks); a flow

@@ -83,6 +83,7 @@ def test_run_writes_metrics_tensorboard_plots_and_checkpoints(reference_run):
     ckpt.close()
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, break_training, tmp_path):
   ref_dir, ref = reference_run
   break_training(sigterm_after=1)
@@ -286,6 +287,7 @@ def test_training_on_a_real_clip_lowers_the_loss_10x(shared_data, tmp_path):
   assert final <= loss[1] / 10, (loss[1], final)
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_whisper_input_mouth_terms_and_lip_sync_ranking(grid_clip, tmp_path):
   """A run that reads Whisper-shaped speech features (speech_input='whisper') with the mouth-opening
   terms: they are in the train metrics; each eval scores lip motion on the whole test clips with

@@ -63,6 +63,7 @@ def _assert_trees_close(a, b, **kw):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw)
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_run_writes_metrics_grids_and_checkpoints(reference_run):
   workdir, result = reference_run
   assert result["step"] == 4 and not result["preempted"]
@@ -89,6 +90,7 @@ def test_run_writes_metrics_grids_and_checkpoints(reference_run):
     ckpt.close()
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, break_training, tmp_path):
   ref_dir, ref = reference_run
   break_training(sigterm_after=1)
@@ -100,6 +102,7 @@ def test_resume_after_sigterm_is_exact(dataset_dir, reference_run, break_trainin
   assert second["eval/psnr"] == pytest.approx(ref["eval/psnr"], rel=1e-5)
 
 
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_nan_stops_with_step_and_last_checkpoint(dataset_dir, break_training, tmp_path):
   break_training(nan_at=3)
   with pytest.raises(FloatingPointError,
