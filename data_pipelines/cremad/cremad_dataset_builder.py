@@ -19,8 +19,9 @@ LABEL_SOURCES = ("filename", "votes")
 VOTE_MODALITIES = ("multimodal", "face", "voice")
 
 LAYOUT = """\
-<manual_dir>/                       a clone of github.com/CheyneyComputerScience/CREMA-D (git lfs
-  pull) VideoFlash/
+<manual_dir>/                       a clone of github.com/CheyneyComputerScience/CREMA-D
+                                    (then git lfs pull)
+  VideoFlash/
     1001_DFA_ANG_XX.flv               <actor>_<sentence>_<ANG|DIS|FEA|HAP|NEU|SAD>_<LO|MD|HI|XX>.flv
     ...
   AudioWAV/

@@ -26,8 +26,9 @@ _LEVEL = re.compile(r"level_([123])")
 
 LAYOUT = """\
 <manual_dir>/
-  M003/                       one folder per speaker (M003, M005, ..., W040), video.tar and
-    audio.tar extracted video/
+  M003/                       one folder per speaker (M003, M005, ..., W040), with video.tar
+                              and audio.tar extracted
+    video/
       front/                  view: front, down, top, left_30, left_60, right_30, right_60
         angry/                emotion: angry contempt disgusted fear happy neutral sad surprised
           level_1/            level_1, level_2, level_3 (neutral: level_1 only)

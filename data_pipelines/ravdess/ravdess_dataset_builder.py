@@ -24,9 +24,11 @@ _ZIP_DIR = re.compile(r"Video_Speech_Actor_(\d{2})")
 LAYOUT = """\
 <manual_dir>/
   Video_Speech_Actor_01/            the Zenodo archive Video_Speech_Actor_01.zip unpacked in a
-    folder of its name Actor_01/
+                                    folder of its name
+    Actor_01/
       01-01-01-01-01-01-01.mp4      MM-VV-EE-II-SS-RR-AA.mp4: modality 01 (audio-video), vocal
-      channel 01 (speech) ...
+                                    channel 01 (speech)
+      ...
   ...
 or, the archives unpacked together:
 <manual_dir>/

@@ -30,21 +30,18 @@ Losses (a weight of 0 turns a term off; the log lists the terms that are on):
   discriminator  hinge / LSGAN on real vs generated frames, conditioned on the target landmark map.
 
 What it writes in `workdir`:
-  config.json          the run's config (so `load_generator` / `emotalk finetune` can rebuild the
-  model).
+  config.json          the run's config (`stages.get("texture").load` rebuilds the model from it).
   checkpoints/<step>/  Orbax: params (generator + discriminator), opt_state, step, rng + the input
                        position (the last `max_checkpoints_to_keep` and the best by eval PSNR).
   metrics.jsonl, events.out.tfevents.*   train and eval scalars.
-  samples/step_<N>.png rows of neutral | target landmarks | generated | ground truth | flow (colour
-  wheel).
+  samples/step_<N>.png rows of neutral | target landmarks | generated | ground truth | flow.
 Resume, SIGTERM and the NaN stop are `train_lib.train_loop`'s.
 Warm start: `config.init_from` (another run's latest params or an exported generator `.npz`, fresh
 optimizer); with `init_from_partial` only the params whose path and shape fit are taken
 (`checkpoints.merge_params`), so a changed layer starts fresh.
 
-Inference: `load_generator(workdir_or_npz)` -> (model, generator params, config); `export_generator`
-  writes
-the generator params as a plain `.npz` (+ `.json` config) that `load_generator` reads back.
+Inference: `stages.get("texture").load(workdir_or_npz)` -> (model, generator params, config);
+`stages.get("texture").export_run` writes the generator params as a plain `.npz` (+ `.json` config).
 """
 
 import logging
@@ -337,7 +334,7 @@ def evaluate(eval_step, params, config, builder, mesh, *, grid_path=None) -> dic
 
 def warm_start_params(source, fresh) -> dict:
   """The params `config.init_from` names: a run directory's latest checkpoint, or an exported
-  generator `.npz` (`export_generator`, e.g. the shipped sample checkpoint), whose run's
+  generator `.npz` (`emotalk export texture`, e.g. the shipped sample checkpoint), whose run's
   discriminator is then `fresh`'s.
 
   Raises:
