@@ -40,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
            motion_readout=True,
            zero_init_decoder=True,
            shape_only=True,
+           emotion_basis=False,
            speech_input="mel",
            dtype="float32"))
 
@@ -75,7 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.end_lr_factor = 0.01
   config.weight_decay = 1e-4    # adamw only.
   config.grad_clip_norm = 1.0   # 0: no clipping.
-  config.frozen_params = ("mean_displacement",)  # Top-level param names never updated.
+  # Top-level param names never updated (the emotion basis is measured, like the prior).
+  config.frozen_params = ("mean_displacement", "emotion_basis")
   config.num_train_steps = 100_000
 
   # Bookkeeping.

@@ -18,6 +18,8 @@ def get_config():
   config = landmark_sample.get_config()
   config.dataset_config = "av"
   config.model.speech_input = "whisper"
+  # Emotion geometry at the strength the training speakers show it (see LandmarkNet.emotion_basis).
+  config.model.emotion_basis = True
   config.window = 16            # 0.64 s: long enough for a syllable's open-close.
   config.batch_size = 16
   config.eval_batch_size = 16

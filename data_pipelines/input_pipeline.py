@@ -206,6 +206,18 @@ def clip_length_stats(builder_or_name,
           "max_frames": int(lengths.max(initial=0)), "total_frames": int(lengths.sum())}
 
 
+def whole_clips(builder_or_name, split: str, features, *, data_dir=None):
+  """Yields every clip of `split` in file order as a dict of numpy arrays holding only `features`
+  (decoded; names of `data_pipelines.features`; optional ones the dataset lacks are left out): what
+  evaluation reads whole, where the training stream reads windows."""
+  builder = get_builder(builder_or_name, data_dir)
+  have = set(builder.info.features.keys())
+  keys = [k for k in features if k in have or k not in _OPTIONAL_FEATURES]
+  ds = builder.as_dataset(split=split, shuffle_files=False,
+                          decoders=tfds.decode.PartialDecoding({k: True for k in keys}))
+  yield from tfds.as_numpy(ds)
+
+
 # The pipeline -------------------------------------------------------------------------------------
 
 def _fold(key, *data):

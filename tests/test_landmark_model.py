@@ -252,3 +252,30 @@ def test_shape_only_net_starts_at_its_prior_and_never_moves_the_head():
   learned = model.apply({"params": params}, mel, emotion, neutral)["displacement"] - prior
   assert np.abs(learned).max() > 1e-3
   np.testing.assert_allclose(lm.remove_similarity(learned, neutral), learned, atol=1e-6)
+
+
+
+def test_emotion_offset_is_intensity_times_the_mixed_class_offsets():
+  """Linear in intensity and in the mixture weights, clip-wide or per frame."""
+  basis = np.random.default_rng(1).normal(0, 0.02, (emotions.NUM_EMOTIONS, 68, 2))
+  for per_frame in (False, True):
+    emotion = np.asarray(_inputs(2, 3, per_frame_emotion=per_frame)[1], np.float64)
+    got = lm.emotion_offset(jnp.asarray(emotion), jnp.asarray(basis, jnp.float32), 3)
+    want = np.einsum("...c,cnd->...nd", emotion[..., :8], basis) * emotion[..., 8, None, None]
+    if not per_frame:
+      want = np.broadcast_to(want[:, None], (2, 3, 68, 2))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
+def test_emotion_basis_param_adds_the_offset_to_every_frame():
+  """The rest of the network does not see the basis: its output is the same with a zero one."""
+  model = lm.LandmarkNet(emotion_basis=True)
+  params = lm.init_params(model, jax.random.PRNGKey(0))
+  assert params["emotion_basis"].shape == (emotions.NUM_EMOTIONS, 68, 2)
+  assert not params["emotion_basis"].any()  # Zero until the trainer measures it.
+  basis = jnp.asarray(np.random.default_rng(1).normal(0, 0.02, (8, 68, 2)), jnp.float32)
+  mel, emotion, neutral = _inputs(2, 3)
+  run = jax.jit(lambda p: model.apply({"params": p}, mel, emotion, neutral)["landmarks"])
+  np.testing.assert_allclose(run(dict(params, emotion_basis=basis)) - run(params),
+                             lm.emotion_offset(emotion, basis, 3), atol=2e-6)

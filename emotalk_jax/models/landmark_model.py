@@ -11,7 +11,8 @@ Data flow (B examples, T frames; A, E, F, G as in `LandmarkNet`):
   motion  = TemporalModule(concat(audio, emotion))                [B, T, A + E]
   displacement = GraphDecoder(motion, graph, nodes, neutral)      [B, T, 68, 2]
                  (+ a per-node readout of the speech, minus head motion with
-                  `shape_only`, + the frozen mean-displacement prior)
+                  `shape_only`, + the frozen mean-displacement prior, + with
+                  `emotion_basis` the frozen emotion offset: intensity x weights . basis)
   landmarks = neutral + displacement                              [B, T, 68, 2]
 
 Identity geometry is kept by construction: the network only predicts an offset
@@ -338,6 +339,11 @@ class LandmarkNet(nn.Module):
     shape_only: remove head motion (translation, rotation, scale of the whole face; see
       `remove_similarity`) from what the network adds to the prior, so it can only change the face's
       shape and head pose comes from the prior (measured effect: docs/results.md).
+    emotion_basis: add intensity x (class weights . `emotion_basis`) to the displacement: a fixed
+      [8, 68, 2] param holding each class's displacement at intensity 1, measured on the training
+      speakers (`evaluate.emotion_geometry.estimate_basis`, set by the trainer). The emotion's
+      geometry is then linear in intensity and in mixtures by construction, and adds to the speech's
+      motion; the network learns the speaker- and speech-dependent rest.
     dtype: computation dtype (params stay float32; outputs are float32).
   """
   audio_dim: int = 128
@@ -353,6 +359,7 @@ class LandmarkNet(nn.Module):
   motion_readout: bool = True
   zero_init_decoder: bool = False
   shape_only: bool = False
+  emotion_basis: bool = False
   speech_input: str = "mel"
   dtype: jnp.dtype = jnp.float32
 
@@ -441,6 +448,10 @@ class LandmarkNet(nn.Module):
     if self.shape_only:
       displacement = remove_similarity(displacement, neutral_landmarks.astype(jnp.float32))
     displacement = displacement + prior
+    if self.emotion_basis:
+      basis = self.param("emotion_basis", nn.initializers.zeros,
+                         (NUM_EMOTION_CLASSES, face_graph.NUM_NODES, 2), jnp.float32)
+      displacement = displacement + emotion_offset(emotion, basis, frames)
     outputs = {
         "landmarks": neutral_landmarks.astype(jnp.float32)[:, None] + displacement,
         "displacement": displacement,
@@ -449,6 +460,17 @@ class LandmarkNet(nn.Module):
       logits = EmotionHead(dtype=self.dtype, name="emotion_head")(motion)
       outputs["emotion_logits"] = logits.astype(jnp.float32)
     return outputs
+
+
+def emotion_offset(emotion: jax.Array, basis: jax.Array, frames: int) -> jax.Array:
+  """intensity x (weights . basis): emotion [B, 9] or [B, T, 9], basis [8, 68, 2] -> [B, T, 68, 2]
+  (float32; a clip-wide emotion is repeated over `frames`)."""
+  emotion = emotion.astype(jnp.float32)
+  offset = jnp.einsum("...c,cnd->...nd", emotion[..., :NUM_EMOTION_CLASSES], basis)
+  offset = offset * emotion[..., NUM_EMOTION_CLASSES, None, None]
+  if offset.ndim == 3:
+    offset = jnp.broadcast_to(offset[:, None], (offset.shape[0], frames) + offset.shape[1:])
+  return offset
 
 
 def remove_similarity(displacement: jax.Array, neutral: jax.Array) -> jax.Array:

@@ -38,6 +38,8 @@ import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
 from emotalk_jax import checkpoints
+from emotalk_jax import emotions
+from emotalk_jax.evaluate import emotion_geometry
 from emotalk_jax.evaluate import lipsync
 from emotalk_jax.evaluate import lmd
 from emotalk_jax.media import landmarks
@@ -63,9 +65,10 @@ def get_builder(config):
   return input_pipeline.get_builder(dataset_name(config), config.get("data_dir") or None)
 
 
-def mean_displacement(config, builder=None, num_train_batches: Optional[int] = None) -> np.ndarray:
+def mean_displacement(config, builder=None, num_train_batches: Optional[int] = None,
+                      basis: Optional[np.ndarray] = None) -> np.ndarray:
   """The mean of (landmarks - neutral landmarks) per node over all real frames of train-split
-  windows.
+  windows, less each window's emotion offset when `basis` is given (the model adds that itself).
 
   Args:
     config: a landmark training config (dataset, train_split, window, batch_size, seed).
@@ -73,6 +76,7 @@ def mean_displacement(config, builder=None, num_train_batches: Optional[int] = N
     num_train_batches: None: one window of every train clip (one pass over the split); N: N batches
       of `config.batch_size` windows (the training stream's windows, unshuffled, over as many epochs
       as needed).
+    basis: the model's `emotion_basis` [8, 68, 2], or None.
 
   Returns:
     float32 [68, 2], in the [-1, 1] landmark coordinates.
@@ -95,12 +99,26 @@ def mean_displacement(config, builder=None, num_train_batches: Optional[int] = N
       break
     shift = batch["landmarks"].astype(np.float64) - batch["neutral_landmarks"][:, None].astype(
         np.float64)
+    if basis is not None:
+      shift -= np.asarray(landmark_model.emotion_offset(batch["emotion"], basis, shift.shape[1]))
     mask = batch["frame_mask"].astype(np.float64)[..., None, None]  # [B, K, 1, 1]
     total += (shift * mask).sum(axis=(0, 1))
     count += int(batch["frame_mask"].sum())
   if count == 0:
     raise ValueError(f"no train windows in {builder.info.full_name} {config.train_split}")
   return (total / count).astype(np.float32)
+
+
+def emotion_displacements(config, builder) -> list:
+  """`evaluate.emotion_geometry.displacements` of the train split's clips with exact labels."""
+  keys = ["speaker", "emotion", "intensity", "emotion_exact", "landmarks"]
+  clips = [
+      emotion_geometry.Clip(ex["speaker"].decode(), emotions.EMOTIONS[int(ex["emotion"])],
+                            float(ex["intensity"]), ex["landmarks"])
+      for ex in input_pipeline.whole_clips(builder, config.train_split, keys)
+      if ex["emotion_exact"]
+  ]
+  return emotion_geometry.displacements(clips)
 
 
 def augment(batch, rng, flip_prob: float) -> dict:
@@ -253,6 +271,7 @@ def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dic
 
 # Whole clips are padded to a multiple of this many frames: one compilation per length.
 CLIP_PAD = 64
+NEUTRAL_INDEX = emotions.EMOTIONS.index("neutral")
 
 
 def test_clips_with_audio(config, builder, max_clips: Optional[int] = None):
@@ -261,13 +280,9 @@ def test_clips_with_audio(config, builder, max_clips: Optional[int] = None):
   68, 2], 'landmarks' [1, T, 68, 2] (the true ones), T padded to a multiple of `CLIP_PAD` by
   repeating the last
   frame, and 'num_frames' (the clip's real T)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  keys = ["landmarks", "mel", "has_audio", "emotion", "intensity", "neutral_landmarks"]
-  keys += ["speech"] if "speech" in builder.info.features else []
-  ds = builder.as_dataset(split=config.test_split, shuffle_files=False,
-                          decoders=tfds.decode.PartialDecoding({k: True for k in keys}))
+  keys = ["landmarks", "mel", "has_audio", "emotion", "intensity", "neutral_landmarks", "speech"]
   count = 0
-  for ex in tfds.as_numpy(ds):
+  for ex in input_pipeline.whole_clips(builder, config.test_split, keys):
     if not ex["has_audio"]:
       continue
     if max_clips is not None and count >= max_clips:
@@ -327,6 +342,52 @@ def lip_sync(predict_fn, params, config, builder, max_clips: Optional[int] = Non
   }
 
 
+def _emotion_vector(name: str, intensity: float) -> np.ndarray:
+  vector = np.zeros((1, landmark_model.EMOTION_VECTOR_SIZE), np.float32)
+  vector[0, emotions.EMOTIONS.index(name)], vector[0, -1] = 1.0, intensity
+  return vector
+
+
+def emotion_geometry_scores(predict_fn, params, config, builder) -> dict:
+  """Held-out emotion geometry (`evaluate.emotion_geometry.score`), per test speaker who has a
+  neutral clip and emotional ones: the displacement predicted from that speaker's neutral landmarks
+  for each of their emotions at intensity 1 and 0.5, with the speech of the first test clip with
+  audio held fixed, against the speaker's real displacement.
+
+  Returns:
+    {speaker: score} ({} without such speakers or without a test clip with audio).
+  """
+  keys = ["speaker", "emotion", "intensity", "emotion_exact", "landmarks", "neutral_landmarks"]
+  clips = [ex for ex in input_pipeline.whole_clips(builder, config.test_split, keys)
+           if ex["emotion_exact"]]
+  measured = emotion_geometry.displacements(
+      emotion_geometry.Clip(ex["speaker"].decode(), emotions.EMOTIONS[int(ex["emotion"])],
+                            float(ex["intensity"]), ex["landmarks"]) for ex in clips)
+  speech = next(test_clips_with_audio(config, builder, 1), None)
+  if not measured or speech is None:
+    return {}
+  num_frames = speech.pop("num_frames")
+  predict = jax.jit(predict_fn)
+  out = {}
+  for speaker in sorted({d.speaker for d in measured}):
+    neutral = next(ex["neutral_landmarks"] for ex in clips
+                   if ex["speaker"].decode() == speaker and int(ex["emotion"]) == NEUTRAL_INDEX)
+    real = [d for d in measured if d.speaker == speaker]
+
+    def run(name, intensity):
+      batch = dict(speech, emotion=_emotion_vector(name, intensity), neutral_landmarks=neutral[None])
+      return np.asarray(predict(params, batch), np.float64)[0, :num_frames]
+
+    sequences = {"neutral": run("neutral", 1.0)}
+    for d in real:
+      sequences[d.emotion] = run(d.emotion, 1.0)
+      sequences[f"{d.emotion}@0.5"] = run(d.emotion, 0.5)
+    predicted = emotion_geometry.predicted_displacement(sequences)
+    out[speaker] = emotion_geometry.score(real, {d.emotion: predicted[d.emotion] for d in real},
+                                          {d.emotion: predicted[f"{d.emotion}@0.5"] for d in real})
+  return out
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   """Trains the landmark network, evaluating and checkpointing periodically; resumes from `workdir`.
 
@@ -356,8 +417,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   tx, schedule = train_lib.make_optimizer(config)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   params = landmark_model.init_params(model, init_rng, num_frames=config.window)
+  basis = None
+  if model.emotion_basis:
+    measured = emotion_displacements(config, builder)
+    basis = emotion_geometry.estimate_basis(measured)
+    for row in emotion_geometry.table(measured):
+      logging.info("emotion geometry (px of a 256 crop): %s", row)
+    params = dict(params, emotion_basis=jnp.asarray(basis))
   if config.get("init_mean_displacement", False):
-    mean = mean_displacement(config, builder)
+    mean = mean_displacement(config, builder, basis=basis)
     if jax.process_count() > 1:  # Each process saw its own shard: all take process 0's.
       mean = multihost_utils.broadcast_one_to_all(mean)
     params = dict(params, mean_displacement=jnp.asarray(mean))

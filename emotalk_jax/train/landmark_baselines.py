@@ -115,7 +115,8 @@ def compare(config,
 
   Returns:
     {'checkpoint_step', 'num_eval_batches', 'model': {'m_lmd', 'f_lmd', ..., and the lip-motion
-     scores of `train_landmark.lip_sync` when the test split has clips with audio}, 'static': {...},
+     scores of `train_landmark.lip_sync` when the test split has clips with audio},
+     'emotion_geometry': `train_landmark.emotion_geometry_scores` per held-out speaker, 'static': {...},
      'mean_motion': {...}, 'improvement_pct': {'static': {'m_lmd', 'f_lmd'}, 'mean_motion': {...}}}
     (improvement: 100 (baseline - model) / baseline; positive = the model is better).
   """
@@ -141,7 +142,9 @@ def compare(config,
   out = {
       "checkpoint_step": int(step),
       "num_eval_batches": int(eval_config.num_eval_batches),
-      "model": model
+      "model": model,
+      "emotion_geometry": train_landmark.emotion_geometry_scores(train_landmark.predict_fn(network),
+                                                                 params, config, builder),
   }
   out.update(
       evaluate_baselines(config, num_train_batches, num_eval_batches, builder=builder, mesh=mesh))

@@ -1,0 +1,101 @@
+"""Tests for the emotion-geometry measurement (evaluate/emotion_geometry.py) on real landmarks."""
+
+import numpy as np
+import pytest
+
+from emotalk_jax import emotions
+from emotalk_jax.evaluate import emotion_geometry as eg
+from emotalk_jax.media import landmarks as landmarks_lib
+
+CORNERS = [48, 54]
+
+
+def _similarity(shape, scale, angle, shift):
+  c, s = np.cos(angle), np.sin(angle)
+  return scale * shape @ np.array([[c, s], [-s, c]]) + np.asarray(shift)
+
+
+def _smile(num_frames, amount=0.04):
+  """[68, 2]: the mouth corners up and out by `amount` (crop units), nothing else."""
+  d = np.zeros((68, 2))
+  d[48], d[54] = (-amount, -amount), (amount, -amount)
+  return d
+
+
+def test_similarity_align_undoes_a_head_move(grid_clip):
+  face = grid_clip.landmarks[0].astype(np.float64)
+  moved = _similarity(face, 1.1, 0.2, (0.05, -0.03))
+  np.testing.assert_allclose(eg.similarity_align(moved, face), face, atol=1e-9)
+
+
+def test_displacements_recover_an_expression_under_head_motion(grid_clip):
+  """A real speaking clip as the neutral one; the 'happy' clip is the same frames with the corners
+  moved and the head turned and scaled: the measured displacement is the corners' move alone."""
+  neutral = grid_clip.landmarks.astype(np.float64)
+  smile = _smile(len(neutral))
+  happy = np.stack([_similarity(f + smile, 0.9, -0.1, (0.02, 0.04)) for f in neutral])
+  clips = [eg.Clip("s1", "neutral", 1 / 3, neutral), eg.Clip("s1", "happy", 1.0, happy),
+           eg.Clip("s2", "happy", 1.0, happy)]  # No neutral clip: nothing to measure s2 from.
+  (d,) = eg.displacements(clips)
+  assert (d.speaker, d.emotion, d.num_clips) == ("s1", "happy", 1)
+  # Exact off the corners; on them, in the neutral face's scale, which differs from a frame's by the
+  # few per cent the speaking head moves.
+  others = np.setdiff1d(np.arange(68), CORNERS)
+  np.testing.assert_allclose(d.vector[others], 0.0, atol=1e-6)
+  np.testing.assert_allclose(d.vector[CORNERS], smile[CORNERS], rtol=0.05)
+  groups = eg.group_magnitudes(d.vector)
+  assert groups["mouth_corners"] == pytest.approx(np.hypot(0.04, 0.04) * 128, rel=0.05)
+  assert groups["brows"] < 1e-3 and groups["jaw"] < 1e-3
+
+
+def test_basis_is_per_unit_intensity_symmetric_and_zero_for_neutral(grid_clip):
+  smile = _smile(1)
+  lopsided = np.zeros((68, 2))
+  lopsided[54] = (0.03, -0.03)  # One corner only: contempt-like.
+  measured = [eg.Displacement("a", "happy", 1.0, smile, 1),
+              eg.Displacement("b", "happy", 0.5, 0.5 * 1.2 * smile, 1),
+              eg.Displacement("a", "contempt", 1.0, lopsided, 1)]
+  basis = eg.estimate_basis(measured)
+  happy, contempt = emotions.EMOTIONS.index("happy"), emotions.EMOTIONS.index("contempt")
+  np.testing.assert_allclose(basis[happy], 1.1 * smile, atol=1e-7)
+  np.testing.assert_allclose(basis[contempt], 0.5 * (lopsided + landmarks_lib.mirror(lopsided)),
+                             atol=1e-7)
+  assert basis[contempt][48, 0] == pytest.approx(-0.015) and basis[contempt][54, 0] == 0.015
+  others = [i for i in range(8) if i not in (happy, contempt)]
+  assert not basis[others].any()
+  one_sided = eg.estimate_basis(measured, symmetric=False)
+  np.testing.assert_allclose(one_sided[contempt], lopsided, atol=1e-7)
+
+
+def test_compare_reads_direction_and_size_on_the_expression_nodes():
+  smile = _smile(1)
+  assert eg.compare(smile, smile) == {"cosine": pytest.approx(1.0), "magnitude_ratio": 1.0}
+  assert eg.compare(-0.5 * smile, smile)["cosine"] == pytest.approx(-1.0)
+  jaw_only = np.zeros((68, 2))
+  jaw_only[8] = (0.0, 0.1)
+  assert eg.compare(smile + jaw_only, smile) == {"cosine": pytest.approx(1.0),
+                                                 "magnitude_ratio": pytest.approx(1.0)}
+
+
+def test_score_counts_targets_and_half_intensity():
+  smile = _smile(1)
+  real = [eg.Displacement("w", "happy", 1.0, smile, 1),
+          eg.Displacement("w", "sad", 1.0, -smile, 1)]
+  out = eg.score(real, {"happy": 1.2 * smile, "sad": smile}, {"happy": 0.6 * smile, "sad": smile})
+  assert out["per_emotion"]["happy"]["half_ratio"] == pytest.approx(0.5)
+  assert (out["num_cosine_ok"], out["num_magnitude_ok"], out["num_both_ok"]) == (1, 2, 1)
+
+
+@pytest.mark.slow  # Tracks two real MEAD clips with dlib.
+def test_real_mead_smile_lifts_and_widens_the_mouth_corners(shared_data):
+  from emotalk_jax.media import preprocess  # pylint: disable=g-import-not-at-top
+  folder = shared_data / "video" / "mead_dreamtalk"
+  clips = [eg.Clip("M030", e, 1.0, preprocess.preprocess_video(
+      folder / f"M030_front_{e}_level{l}_001.mp4", size=128).landmarks)
+           for e, l in (("neutral", 1), ("happy", 3))]
+  (d,) = eg.displacements(clips)
+  px = d.vector * eg.PX_256
+  # Image y points down: a smile moves the corners up (-y) and apart.
+  assert px[48, 0] < -3 and px[54, 0] > 3
+  assert px[48, 1] < -2 and px[54, 1] < -2
+  assert eg.group_magnitudes(d.vector)["mouth_corners"] > 6
