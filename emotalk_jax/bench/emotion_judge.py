@@ -259,7 +259,7 @@ def judge(photos=None,
     t1 = time.perf_counter()
     video = video_io.read_video(job.out, fps=harness.FPS, with_audio=False)
     reading, crop = judge_frames(video.frames, job.emotion, str(job.out), emotion_model)
-    crops[(job.photo, job.label)] = crop
+    crops[(_display_name(job.photo), job.label)] = crop
     row = {
         "photo": _display_name(job.photo),
         "asked": job.emotion,
@@ -287,7 +287,8 @@ def judge(photos=None,
   outputs = {
       "json": str(out_dir / "emotion_judge.json"),
       "confusion_png": str(plot_confusion(out_dir / "confusion.png", confusion)),
-      "contact_sheet_png": str(contact_sheet(out_dir / "contact_sheet.png", photos, labels, crops,
+      "contact_sheet_png": str(contact_sheet(out_dir / "contact_sheet.png",
+                                             [_display_name(p) for p in photos], labels, crops,
                                              rows)),
   }
   result = {
@@ -378,8 +379,17 @@ def plot_confusion(path, confusion: dict) -> pathlib.Path:
 
 
 def contact_sheet(path, photos, labels, crops: dict, rows: list, tile: int = 192) -> pathlib.Path:
-  """PNG of the middle frame's aligned face crop of every video: a row per photo, a column per
-  asked emotion, each titled 'asked->judged' (green when they agree, red when not)."""
+  """PNG of one face crop per video: a row per photo, a column per asked emotion, each titled
+  'asked->judged' (green when they agree, red when not).
+
+  Args:
+    path: the PNG to write.
+    photos: the photos' names (as in `rows`), in row order.
+    labels: the asked labels, in column order.
+    crops: {(photo name, asked label): [H, W, 3] uint8 crop}; a missing one leaves its cell empty.
+    rows: the per-video results ('photo', 'asked_label', 'judged').
+    tile: pixels per cell side.
+  """
   plt = _pyplot()
   judged = {(r["photo"], r["asked_label"]): r["judged"] for r in rows}
   inch = tile / DPI
@@ -394,9 +404,9 @@ def contact_sheet(path, photos, labels, crops: dict, rows: list, tile: int = 192
       if crop is None:
         continue
       ax.imshow(crop)
-      got = judged[(_display_name(photo), label)]
+      got = judged[(photo, label)]
       ax.set_title(f"{label}->{got}", fontsize=9, color="green" if got == label else "red")
       if e == 0:
-        ax.set_ylabel(pathlib.Path(photo).stem, fontsize=9)
+        ax.set_ylabel(pathlib.PurePath(photo).stem, fontsize=9)
   fig.tight_layout(pad=0.3)
   return _save(plt, fig, path)
