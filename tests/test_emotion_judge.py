@@ -139,6 +139,8 @@ def test_cli_arguments(tmp_path, monkeypatch, capsys):
   assert "names the same emotion twice" in capsys.readouterr().err
   assert cli.main(base[:2] + ["--photos", str(tmp_path / "none.png"), "--speech", str(speech)]) == 2
   assert "none.png: no such file" in capsys.readouterr().err
+  assert cli.main(base[:2] + ["--photos", str(photo), str(photo), "--speech", str(speech)]) == 2
+  assert "p.png more than once" in capsys.readouterr().err
   # The defaults live in the shared data: without it, a clear error.
   monkeypatch.setenv("EMOTALK_SHARED_DATA", str(tmp_path / "no_shared"))
   assert cli.main(["bench", "emotion-judge"]) == 2

@@ -235,6 +235,10 @@ def judge(photos=None,
   for path in list(photos) + [speech]:
     if not path.is_file():
       raise InputError(path, "no such file")
+  names = [_display_name(p) for p in photos]
+  twice = sorted({n for n in names if names.count(n) > 1})
+  if twice:  # Their rows of the contact sheet would be one.
+    raise InputError("--photos", f"names {', '.join(twice)} more than once")
   asked = _parse_emotions(emotion_names, intensity)
   if finetune_steps < 0:
     raise InputError("--finetune-steps", f"must be at least 0, got {finetune_steps}")
