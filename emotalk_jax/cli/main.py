@@ -79,7 +79,19 @@ def cmd_bench(args) -> dict:
   (stage-1 training steps/s and examples/s, and frames/s of the network alone on 60 s), `texture`
   (stage-2 steps/s and frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning,
   peak memory for 10/60/300 s),
-  `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech)."""
+  `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech),
+  `emotion-judge` (generates every --photos x --emotions video of one neutral sentence and reads
+  each with the same classifier: accuracy, per-class recall, confusion matrix; PNGs in --out-dir;
+  see emotalk_jax/bench/emotion_judge.py)."""
+  _check_judge_flags(args)
+  if args.what == "emotion-judge":
+    from emotalk_jax.bench import emotion_judge  # pylint: disable=g-import-not-at-top
+    return emotion_judge.judge(
+        args.photos, args.speech,
+        args.emotions.split(",") if args.emotions else emotion_judge.DEFAULT_EMOTIONS,
+        1.0 if args.intensity is None else args.intensity,
+        args.out_dir or "emotalk_out/emotion_judge", checkpoint=args.checkpoint,
+        finetune_steps=args.finetune_steps or 0, seed=args.seed or 0, progress=not args.quiet)
   if args.what in ("evaluate", "emotion-ceiling"):
     from emotalk_jax.bench import evaluate as eval_bench  # pylint: disable=g-import-not-at-top
     if args.what == "evaluate":
@@ -101,6 +113,20 @@ def cmd_bench(args) -> dict:
   from emotalk_jax.bench import (  # pylint: disable=g-import-not-at-top
       preprocess as bench_preprocess)
   return bench_preprocess.preprocess_benchmark(args.clips or None, num_frames=args.frames)
+
+
+JUDGE_FLAGS = ("photos", "speech", "emotions", "intensity", "out_dir", "checkpoint",
+               "finetune_steps", "seed", "quiet")
+
+
+def _check_judge_flags(args) -> None:
+  """Flags of `bench emotion-judge` given to another benchmark would be silently ignored: refuse."""
+  if args.what == "emotion-judge":
+    return
+  given = [f"--{n.replace('_', '-')}" for n in JUDGE_FLAGS if getattr(args, n) not in (None, False)]
+  if given:
+    raise errors.InputError(f"bench {args.what}",
+                            f"{', '.join(given)} only apply to `bench emotion-judge`")
 
 
 def cmd_train(args) -> dict:
@@ -264,12 +290,34 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
   p.add_argument("what",
-                 choices=("preprocess", "data", "evaluate", "emotion-ceiling", "landmark",
-                          "texture", "generate", "speech"),
+                 choices=("preprocess", "data", "evaluate", "emotion-ceiling", "emotion-judge",
+                          "landmark", "texture", "generate", "speech"),
                  help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
+  judge = p.add_argument_group("emotion-judge")
+  judge.add_argument("--photos", nargs="+",
+                     help="face photos (default: the 8 of emotion_judge.DEFAULT_PHOTOS in "
+                     "../shared/data)")
+  judge.add_argument("--speech",
+                     help="the sentence every video says (default: a RAVDESS neutral sentence in "
+                     "../shared/data)")
+  judge.add_argument("--emotions",
+                     help="comma-separated emotions to ask for (default "
+                     "neutral,happy,sad,angry,surprised)")
+  judge.add_argument("--intensity", type=float,
+                     help="intensity of every asked emotion, in [0, 1] (default 1)")
+  judge.add_argument("--out-dir",
+                     help="videos, emotion_judge.json, confusion.png, contact_sheet.png (default "
+                     "emotalk_out/emotion_judge)")
+  judge.add_argument("--checkpoint", "--checkpoint-dir", dest="checkpoint",
+                     help="folder with landmark.npz and texture.npz (default: the shipped ones)")
+  judge.add_argument("--finetune-steps", type=int,
+                     help="adapt the texture network to each photo first, this many steps "
+                     "(default 0)")
+  judge.add_argument("--seed", type=int, help="blinks and fine-tuning augmentation (default 0)")
+  judge.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
   p.set_defaults(func=cmd_bench)
 
   p = sub.add_parser("train",
