@@ -18,8 +18,13 @@ def get_config():
   config = landmark_sample.get_config()
   config.dataset_config = "av"
   config.model.speech_input = "whisper"
-  # Emotion geometry at the strength the training speakers show it (see LandmarkNet.emotion_basis).
+  # Emotion geometry at the strength the training speakers show it (see LandmarkNet.emotion_basis),
+  # and only that: with two speakers who show emotions (MEAD M030, CREMA-D 1001), a network that
+  # also sees the emotion learns their idiosyncrasies, which moved a held-out speaker's predicted
+  # geometry away from her real one (docs/results.md#emotion).
   config.model.emotion_basis = True
+  config.model.emotion_dim = 0
+  config.model.emotion_head = False
   config.window = 16            # 0.64 s: long enough for a syllable's open-close.
   config.batch_size = 16
   config.eval_batch_size = 16

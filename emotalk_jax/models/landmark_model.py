@@ -312,7 +312,8 @@ class LandmarkNet(nn.Module):
 
   Attributes:
     audio_dim: speech-content embedding size A.
-    emotion_dim: emotion embedding size E.
+    emotion_dim: emotion embedding size E; 0: the network does not see the emotion (it then acts
+      only through `emotion_basis`, exactly linear in intensity and mixture weights).
     graph_features: graph-encoder GraphConv widths.
     graph_dim: pooled graph embedding size G.
     decoder_features: graph-decoder GraphConv widths.
@@ -399,7 +400,6 @@ class LandmarkNet(nn.Module):
     batch, frames = (mel if uses_mel else speech).shape[:2]
     # Explicit names: they are the params' top-level keys that checkpoints and surgery rely on
     # ("temporal" and "emotion_head" also name config fields, so they cannot be attributes).
-    emotion_encoder = EmotionEncoder(self.emotion_dim, dtype=self.dtype, name="emotion_encoder")
     graph_encoder = GraphEncoder(tuple(self.graph_features), self.graph_dim, dtype=self.dtype,
                                  name="graph_encoder")
     temporal = TemporalModule(self.temporal_kernel, self.temporal_layers,
@@ -420,9 +420,13 @@ class LandmarkNet(nn.Module):
     audio = embeddings[0] if len(embeddings) == 1 else nn.Dense(
         # [B, T, A]
         self.audio_dim, dtype=self.dtype, name="speech_mix")(jnp.concatenate(embeddings, -1))
-    emotion_embedding = emotion_encoder(emotion)  # [B, E] or [B, T, E]
-    if emotion_embedding.ndim == 2:
-      emotion_embedding = emotion_embedding[:, None]
+    if self.emotion_dim:
+      emotion_embedding = EmotionEncoder(self.emotion_dim, dtype=self.dtype,
+                                         name="emotion_encoder")(emotion)  # [B, E] or [B, T, E]
+      if emotion_embedding.ndim == 2:
+        emotion_embedding = emotion_embedding[:, None]
+    else:  # The emotion reaches the face only through `emotion_basis`.
+      emotion_embedding = jnp.zeros((batch, 1, 0), audio.dtype)
     emotion_embedding = jnp.broadcast_to(emotion_embedding, (batch, frames, self.emotion_dim))
     nodes, graph_embedding = graph_encoder(neutral_landmarks)
     # Recorded so tests and analysis can see which path a change went through.

@@ -109,13 +109,14 @@ def mean_displacement(config, builder=None, num_train_batches: Optional[int] = N
   return (total / count).astype(np.float32)
 
 
-def emotion_displacements(config, builder) -> list:
-  """`evaluate.emotion_geometry.displacements` of the train split's clips with exact labels."""
+def emotion_displacements(config, builder, split: Optional[str] = None) -> list:
+  """`evaluate.emotion_geometry.displacements` of the clips with exact labels in `split` (default
+  the train split)."""
   keys = ["speaker", "emotion", "intensity", "emotion_exact", "landmarks"]
   clips = [
       emotion_geometry.Clip(ex["speaker"].decode(), emotions.EMOTIONS[int(ex["emotion"])],
                             float(ex["intensity"]), ex["landmarks"])
-      for ex in input_pipeline.whole_clips(builder, config.train_split, keys)
+      for ex in input_pipeline.whole_clips(builder, split or config.train_split, keys)
       if ex["emotion_exact"]
   ]
   return emotion_geometry.displacements(clips)

@@ -34,6 +34,7 @@ import numpy as np
 
 from data_pipelines import input_pipeline  # Import first: keeps TensorFlow off the GPUs.
 from emotalk_jax import checkpoints
+from emotalk_jax.evaluate import emotion_geometry
 from emotalk_jax.models import face_graph
 from emotalk_jax import stages
 from emotalk_jax.train import landmark as train_landmark
@@ -116,7 +117,9 @@ def compare(config,
   Returns:
     {'checkpoint_step', 'num_eval_batches', 'model': {'m_lmd', 'f_lmd', ..., and the lip-motion
      scores of `train_landmark.lip_sync` when the test split has clips with audio},
-     'emotion_geometry': `train_landmark.emotion_geometry_scores` per held-out speaker, 'static': {...},
+     'emotion_geometry': {'held_out': `train_landmark.emotion_geometry_scores` per held-out speaker,
+     'measured': the real displacements of every speaker with a neutral clip, by face part
+     (`evaluate.emotion_geometry.table`)}, 'static': {...},
      'mean_motion': {...}, 'improvement_pct': {'static': {'m_lmd', 'f_lmd'}, 'mean_motion': {...}}}
     (improvement: 100 (baseline - model) / baseline; positive = the model is better).
   """
@@ -143,8 +146,13 @@ def compare(config,
       "checkpoint_step": int(step),
       "num_eval_batches": int(eval_config.num_eval_batches),
       "model": model,
-      "emotion_geometry": train_landmark.emotion_geometry_scores(train_landmark.predict_fn(network),
-                                                                 params, config, builder),
+      "emotion_geometry": {
+          "held_out": train_landmark.emotion_geometry_scores(train_landmark.predict_fn(network),
+                                                             params, config, builder),
+          "measured": emotion_geometry.table(
+              train_landmark.emotion_displacements(config, builder) +
+              train_landmark.emotion_displacements(config, builder, config.test_split)),
+      },
   }
   out.update(
       evaluate_baselines(config, num_train_batches, num_eval_batches, builder=builder, mesh=mesh))
