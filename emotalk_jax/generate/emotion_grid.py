@@ -27,6 +27,7 @@ the neutral cell (the networks never saw intensity 0; MEAD's weakest level is 1/
 """
 
 import dataclasses
+import fractions
 import pathlib
 import time
 from typing import Optional, Sequence, Union
@@ -122,7 +123,8 @@ def parse_emotions(texts: Union[str, Sequence[str]], where: str = "--emotions") 
 
 
 def parse_intensities(values: Union[str, Sequence[float]], where: str = "--intensities") -> list:
-  """Column intensities (a list, or one comma-separated string such as '0.33,0.66,1') -> floats.
+  """Column intensities (a list, or one comma-separated string such as '0.33,0.66,1' or
+  '1/3,2/3,1') -> floats.
 
   Raises:
     InputError: no columns, a value that is not a number or is outside [0, 1].
@@ -131,10 +133,12 @@ def parse_intensities(values: Union[str, Sequence[float]], where: str = "--inten
     values = values.split(",")
   out = []
   for value in values:
+    text = str(value).strip()
     try:
-      x = float(str(value).strip())
-    except ValueError:
-      raise InputError(where, f"intensity {str(value).strip()!r} is not a number") from None
+      # Fraction reads '0.33', '1e-1' and '2/3' exactly.
+      x = float(fractions.Fraction(text)) if isinstance(value, str) else float(value)
+    except (ValueError, TypeError, ZeroDivisionError):
+      raise InputError(where, f"intensity {text!r} is not a number (e.g. 0.5 or 2/3)") from None
     if not 0.0 <= x <= 1.0:  # Also false for NaN.
       raise InputError(where, f"intensity {x:g} is outside [0, 1]")
     out.append(x)
@@ -157,9 +161,17 @@ def _is_neutral(emotion: emotions.Emotion) -> bool:
   return emotion.weights == NEUTRAL.weights
 
 
-def _cell_emotions(rows, intensities) -> tuple:
-  """Which emotion each cell renders: ([unique Emotion], [R][C] index into them, -1 for the input
-  crop, None for empty). Index 0 is the neutral cell."""
+def plan_cells(rows, intensities) -> tuple:
+  """Which emotion each cell renders.
+
+  Args:
+    rows: [(text, Emotion)] from `parse_emotions`.
+    intensities: C column intensities.
+
+  Returns:
+    ([Emotion] to render, each once, `NEUTRAL` first; [R][C] per cell: an index into them, -1 for
+    the input crop, None for an empty cell).
+  """
   unique, index = [NEUTRAL], {NEUTRAL: 0}
   layout = []
   for _, emotion in rows:
@@ -269,6 +281,9 @@ def emotion_grid(image,
   intensities = parse_intensities(intensities)
   if not 32 <= int(cell_size) <= 1024:
     raise InputError("--cell-size", f"{cell_size} pixels is outside 32..1024")
+  for path in (image, speech):  # Missing files fail before the networks load.
+    if isinstance(path, (str, pathlib.Path)):
+      audio.check_file(path)
   models = pipeline.load_models(checkpoint) if models is None else models
   _, aligned, neutral = pipeline.read_face(image, models.size, face_index)
   wave = (np.zeros(int(SILENCE_S * audio.SAMPLE_RATE), np.float32)
@@ -278,7 +293,7 @@ def emotion_grid(image,
     raise InputError(speech if speech is not None else "--frame",
                      f"frame {frame} is outside 0..{num_frames - 1} ({num_frames} frames)")
 
-  unique, layout = _cell_emotions(rows, intensities)
+  unique, layout = plan_cells(rows, intensities)
   tracks = np.stack([driving.emotion_track([driving.Keyframe(0.0, e)], num_frames) for e in unique])
   # All cells in one batch: one stage-1 call per chunk; one chunk for silence.
   chunk = num_frames if speech is None else pipeline.LANDMARK_CHUNK
