@@ -40,6 +40,8 @@ def test_parse_emotions_and_intensities():
   assert rows[1][1].dominant == "happy" and rows[2][1].dominant == "sad"
   assert emotion_grid.parse_intensities("1/3, 0.66,1") == [pytest.approx(1 / 3), 0.66, 1.0]
   assert emotion_grid.parse_intensities([0, 0.5]) == [0.0, 0.5]
+  labels = [emotion_grid.format_intensity(x) for x in (0, 1 / 3, 2 / 3, 0.5, 1, 0.999, 0.001)]
+  assert labels == ["0", "0.33", "0.67", "0.5", "1", "0.999", "0.001"]
   for bad, message in (("happy,joy", "given twice"), ("happy,,sad", "an empty emotion name"),
                        ("hapy", "did you mean 'happy'")):
     with pytest.raises(InputError, match=message):

@@ -196,8 +196,11 @@ def _choose_frame(neutral_track) -> int:
   return int(np.argmin(np.abs(opening - np.quantile(opening, OPEN_QUANTILE))))
 
 
-def _format_intensity(x: float) -> str:
-  return f"{x:.2f}".rstrip("0").rstrip(".") if x not in (0.0, 1.0) else f"{x:g}"
+def format_intensity(x: float) -> str:
+  """A label's intensity: two decimals at most ('0.33', '0.5', '1'), more where two would read as
+  an end of the range for a value inside it ('0.999', not '1')."""
+  text = f"{x:.2f}".rstrip("0").rstrip(".")
+  return f"{x:.3g}" if text in ("0", "1") and 0.0 < x < 1.0 else text
 
 
 def _label(image, text: str) -> np.ndarray:
@@ -324,7 +327,7 @@ def emotion_grid(image,
       cells[r, c], kinds[r][c] = rendered[index], "render"
       vectors[r, c], cell_landmarks[r, c] = tracks[index, frame], predicted[index, frame]
       labels[r][c] = (name if index == 0 and _is_neutral(rows[r][1]) else
-                      f"{name} {_format_intensity(intensities[c])}")
+                      f"{name} {format_intensity(intensities[c])}")
   grid_image = compose(cells, kinds, labels, cell_landmarks if draw_landmarks else None,
                        int(cell_size))
   return EmotionGrid(grid_image, cells, kinds, [name for name, _ in rows], list(intensities),
