@@ -2,6 +2,7 @@
 
 ```python
 from emotalk_jax.generate import emotion_grid
+from emotalk_jax.media import video_io
 grid = emotion_grid.emotion_grid("me.jpg")                # at rest (silence), the default grid
 grid = emotion_grid.emotion_grid("me.jpg", "speech.wav", ["happy", "sad"], [0.5, 1.0])
 video_io.write_image("grid.png", grid.image)
