@@ -133,3 +133,23 @@ def test_console_script_prints_no_traceback(tmp_path):
       check=False)
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr and "missing.jpg" in proc.stderr
+
+
+def test_demo_shows_five_emotions_each_held_over_a_second():
+  """The demo's schedule on its bundled speech: neutral, happy, sad, angry, surprised in turn, each
+  at full strength (after its 0.5 s ramp) for at least 1 s before the next starts or the speech
+  ends; and the bundled photo has a face at rest (lips closed)."""
+  from emotalk_jax.generate import driving  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import audio  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.media import face  # pylint: disable=g-import-not-at-top
+  keys = driving.parse_schedule(cli.DEMO_SCHEDULE)
+  assert [k.emotion.dominant for k in keys] == ["neutral", "happy", "sad", "angry", "surprised"]
+  seconds = audio.load_audio(bundled.DEMO_SPEECH).size / audio.SAMPLE_RATE
+  ends = [k.time_s for k in keys[1:]] + [seconds]
+  for key, end in zip(keys, ends):
+    ramp = driving.TRANSITION_S if key.time_s > 0 else 0.0
+    assert end - (key.time_s + ramp) >= 1.0, key
+  points = face.face_landmarks(video_io.read_image(bundled.DEMO_PHOTO), bundled.DEMO_PHOTO)
+  eye_distance = np.linalg.norm(points[45] - points[36])
+  assert np.linalg.norm(points[66] - points[62]) < 0.03 * eye_distance  # Lips closed.
+  assert np.linalg.norm(points[41] - points[37]) > 0.08 * eye_distance  # Eyes open.

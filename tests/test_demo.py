@@ -75,7 +75,7 @@ def _mouth_opening(frames):
 def test_demo_writes_a_playable_video_with_the_speech_track(tmp_path, models):
   out = tmp_path / "demo.mp4"
   assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
-  wave = audio.load_audio(bundled.ARCTIC_SPEECH)
+  wave = audio.load_audio(bundled.DEMO_SPEECH)
   video = video_io.read_video(out, fps=None)
   assert video.frames.shape[0] == math.ceil(wave.size * 25 / audio.SAMPLE_RATE)
   assert video.fps == pytest.approx(25.0)

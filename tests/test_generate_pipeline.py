@@ -89,6 +89,32 @@ def test_landmarks_from_dataset_windows(models):
     generate.predict_landmarks_from_windows(models, windows[:-1], track, neutral)
 
 
+def test_landmarks_of_several_emotion_tracks_at_once_equal_one_at_a_time(models):
+  wave = audio.load_audio(bundled.ARCTIC_SPEECH)[:audio.SAMPLE_RATE]
+  mel = audio.log_mel(wave)
+  frames = audio.num_video_frames(wave.size)
+  tracks = np.stack([
+      np.tile(emotions.parse_emotion(text).vector(), (frames, 1))
+      for text in ("neutral", "happy:0.5", "sad")
+  ])
+  neutral = landmarks.normalize(face.template(), 256)
+  together = generate.predict_landmarks(models, mel, tracks, neutral, chunk=10)
+  assert together.shape == (3, frames, 68, 2)
+  for track, got in zip(tracks, together):
+    np.testing.assert_allclose(got, generate.predict_landmarks(models, mel, track, neutral,
+                                                               chunk=10), atol=1e-5)
+
+
+def test_read_face_aligns_the_photo_and_names_a_faceless_one(tmp_path):
+  photo, aligned, neutral = generate.read_face(bundled.ASTRONAUT_PHOTO, 64)
+  assert photo.shape == (512, 512, 3) and aligned.crop.shape == (64, 64, 3)
+  np.testing.assert_allclose(neutral, landmarks.normalize(aligned.landmarks, 64))
+  blank = tmp_path / "blank.png"
+  video_io.write_image(blank, np.full((100, 100, 3), 128, np.uint8))
+  with pytest.raises(InputError, match="blank.png: no face"):
+    generate.read_face(blank, 64)
+
+
 def _check_video(path, num_samples, size=None):
   video = video_io.read_video(path, fps=None)
   expected = math.ceil(num_samples * 25 / audio.SAMPLE_RATE)

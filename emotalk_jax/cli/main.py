@@ -17,7 +17,9 @@ from emotalk_jax.cli import evaluate as eval_cli
 from emotalk_jax import errors
 from emotalk_jax import stages
 
-DEMO_SCHEDULE = "0:neutral,1.2:happy:0.9,2.6:sad:0.8"
+# The demo's emotions in turn over its 8.95 s of speech: each keyframe ramps in over
+# `driving.TRANSITION_S` (0.5 s) and is then held for 1.2 s or more.
+DEMO_SCHEDULE = "0:neutral,1.7:happy,3.4:sad,5.1:angry,6.8:surprised"
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".flv", ".webm", ".mkv", ".avi", ".m4v"}
 
 
@@ -234,13 +236,28 @@ def cmd_export(args) -> dict:
 
 
 def cmd_demo(args) -> dict:
-  """The bundled photo (public-domain astronaut portrait) says the bundled CMU ARCTIC sentence,
-  neutral,
-  then happy, then sad, with the shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
+  """The bundled neutral photo (GRID speaker s4, CC BY 4.0) says four GRID sentences in her own
+  voice (9 s), neutral, then happy, sad, angry and surprised in turn (each held over 1 s), with the
+  shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
-  return generate.generate(bundled.ASTRONAUT_PHOTO, bundled.ARCTIC_SPEECH, out=args.out,
+  return generate.generate(bundled.DEMO_PHOTO, bundled.DEMO_SPEECH, out=args.out,
                            emotion_schedule=DEMO_SCHEDULE, finetune_steps=args.finetune_steps,
                            progress=not args.quiet)
+
+
+def cmd_emotion_grid(args) -> dict:
+  """One still of the photo's face per emotion (rows) and intensity (columns), rendered by both
+  stages and labelled, to see the range of emotions at a glance: `emotalk emotion-grid --image
+  PHOTO [--audio SPEECH] --out grid.png [--emotions neutral,happy,...] [--intensities
+  0.33,0.66,1]`. Without --audio the face is at rest (silence); with it, every cell shows the same
+  frame, one where the mouth is moderately open (see emotalk_jax/generate/emotion_grid.py)."""
+  from emotalk_jax.generate import emotion_grid  # pylint: disable=g-import-not-at-top
+  return emotion_grid.main(args.image, args.out, args.audio,
+                           args.emotions or emotion_grid.DEFAULT_EMOTIONS,
+                           args.intensities or emotion_grid.DEFAULT_INTENSITIES,
+                           checkpoint=args.checkpoint, face_index=args.face_index,
+                           frame=args.frame, cell_size=args.cell_size,
+                           draw_landmarks=args.landmarks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,6 +419,39 @@ def build_parser() -> argparse.ArgumentParser:
                  help="adapt to the photo first (default 0)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   p.set_defaults(func=cmd_demo)
+
+  p = sub.add_parser("emotion-grid",
+                     help="one still per emotion and intensity of a photo's face, in a labelled "
+                     "grid",
+                     description=cmd_emotion_grid.__doc__)
+  p.add_argument("--image", default=str(bundled.DEMO_PHOTO),
+                 help="photo with one (or the --face-index'th largest) face (default: the bundled "
+                 "neutral demo photo)")
+  p.add_argument("--audio",
+                 help="speech whose frame every cell shows (default: none, the face at rest)")
+  p.add_argument("--out", default="emotalk_out/emotion_grid.png",
+                 help="output .png or .jpg (default emotalk_out/emotion_grid.png)")
+  p.add_argument("--emotions",
+                 help="rows, comma-separated (default: neutral,happy,sad,angry,surprised,fear,"
+                 "disgusted,contempt); neutral gets one cell and the input photo beside it")
+  p.add_argument("--intensities",
+                 help="columns, comma-separated, each in [0, 1], fractions allowed (default: "
+                 "MEAD's levels 1/3,2/3,1); 0 is the neutral face")
+  p.add_argument("--checkpoint",
+                 help="folder with landmark.npz and texture.npz (default: the shipped samples)")
+  p.add_argument("--frame", type=int,
+                 help="with --audio: the frame to show (25 fps; default: one where the mouth is "
+                 "moderately open)")
+  p.add_argument("--cell-size", type=int, default=256,
+                 help="pixels per cell (default 256; the network's crop is scaled to it)")
+  p.add_argument("--landmarks", action="store_true",
+                 help="draw stage 1's predicted landmarks over the cells")
+  p.add_argument(
+      "--face-index",
+      type=int,
+      default=0,
+      help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
+  p.set_defaults(func=cmd_emotion_grid)
 
   p = sub.add_parser(
       "evaluate",

@@ -99,6 +99,28 @@ def load_models(checkpoint_dir=None) -> Models:
   return Models(*loaded["landmark"], *loaded["texture"], speech_encoder)
 
 
+def read_face(image, size: int, face_index: int = 0):
+  """The photo's face, aligned to the template at the networks' crop size.
+
+  Args:
+    image: photo path (or [H, W, 3] uint8 RGB).
+    size: S, the side of the crop (`Models.size`).
+    face_index: which face when the photo has several (0 = largest).
+
+  Returns:
+    (photo [H, W, 3] uint8, `face.AlignedFace` with its [S, S, 3] crop, neutral landmarks [68, 2]
+    of the crop in [-1, 1]).
+
+  Raises:
+    InputError: an unreadable photo, no face, `face_index` out of range (naming the file).
+  """
+  is_path = isinstance(image, (str, pathlib.Path))
+  photo = video_io.read_image(image) if is_path else np.asarray(image)
+  aligned = face.align_face(photo, image if is_path else "<image>", size=size,
+                            face_index=face_index)
+  return photo, aligned, landmarks_lib.normalize(aligned.landmarks, size)
+
+
 # Stage 1 ------------------------------------------------------------------------------------------
 
 def _landmark_fn(model):
@@ -121,7 +143,9 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
   Args:
     models: the networks.
     mel: [F, 80] log-mel of the speech (100 frames/s).
-    emotion_track: [T, 9] emotion vector per frame.
+    emotion_track: [T, 9] emotion vector per frame; or [B, T, 9], B emotion tracks over the same
+      speech and face, run together (one network call per chunk for all B: e.g. one still per
+      emotion in `emotion_grid`).
     neutral: [68, 2] the photo's landmarks in [-1, 1].
     chunk, margin: frames per call and context frames on each side of it (the clip reads as silence
       beyond its ends).
@@ -129,8 +153,8 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
       the clip's ends, its first and last frame's.
 
   Returns:
-    [T, 68, 2] float32 landmarks in [-1, 1]; equal (to float rounding) to one call on the whole clip
-    with `margin` frames of silence on each side.
+    [T, 68, 2] float32 landmarks in [-1, 1] ([B, T, 68, 2] for [B, T, 9] tracks); equal (to float
+    rounding) to one call on the whole clip with `margin` frames of silence on each side.
   """
   def mel_at(first, length):
     return audio.mel_windows(mel, length, FPS, first_frame=first)
@@ -146,7 +170,7 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
   Args:
     models: the networks.
     mel_windows: [T, 16, 80] log-mel window per video frame (`audio.mel_windows`).
-    emotion_track: [T, 9] emotion vector per frame.
+    emotion_track: [T, 9] emotion vector per frame, or [B, T, 9] (as in `predict_landmarks`).
     neutral: [68, 2] landmarks in [-1, 1].
     chunk, margin: as in `predict_landmarks`; windows of frames outside 0 .. T - 1 are all silence
       (`audio.LOG_MEL_FLOOR`).
@@ -158,8 +182,8 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
   """
   mel_windows = np.asarray(mel_windows, np.float32)
   num_frames = mel_windows.shape[0]
-  if emotion_track.shape[0] != num_frames:
-    raise ValueError(f"{num_frames} mel windows but {emotion_track.shape[0]} emotion vectors")
+  if emotion_track.shape[-2] != num_frames:
+    raise ValueError(f"{num_frames} mel windows but {emotion_track.shape[-2]} emotion vectors")
   padded = np.concatenate(
       [mel_windows,
        np.full((1,) + mel_windows.shape[1:], audio.LOG_MEL_FLOOR, np.float32)])
@@ -174,31 +198,34 @@ def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, n
 def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chunk: int,
                     margin: int) -> np.ndarray:
   """The chunk loop of `predict_landmarks`; `mel_at(first, length)` -> [length, 16, 80] mel windows
-  of
-  frames first .. first + length - 1 (silence outside the clip); `speech` [T, D] or None."""
-  num_frames = emotion_track.shape[0]
+  of frames first .. first + length - 1 (silence outside the clip); `speech` [T, D] or None;
+  `emotion_track` [T, 9] or [B, T, 9] (the B tracks share the speech and the face)."""
+  emotion_track = np.asarray(emotion_track, np.float32)
+  tracks = emotion_track if emotion_track.ndim == 3 else emotion_track[None]
+  num_tracks, num_frames = tracks.shape[:2]
   model = models.landmark_model
   if model.speech_input != "mel" and speech is None:
     raise ValueError(f"stage 1 reads {model.speech_input!r} speech features: pass `speech`")
   fn = _landmark_fn(model)
   length = chunk + 2 * margin
-  out = np.empty((num_frames, 68, 2), np.float32)
+
+  def shared(x):  # One copy of the speech or the face for every track.
+    return np.broadcast_to(np.asarray(x, np.float32)[None], (num_tracks,) + np.shape(x))
+
+  out = np.empty((num_tracks, num_frames, 68, 2), np.float32)
   for start in range(0, num_frames, chunk):
     # Frames first .. first + length - 1; those outside the clip are silence.
     first = start - margin
     idx = np.clip(np.arange(first, first + length), 0, num_frames - 1)
-    inputs = {
-        "emotion": emotion_track[idx][None],
-        "neutral_landmarks": neutral[None].astype(np.float32)
-    }
+    inputs = {"emotion": tracks[:, idx], "neutral_landmarks": shared(neutral)}
     if model.speech_input != "whisper":
-      inputs["mel"] = mel_at(first, length)[None]
+      inputs["mel"] = shared(mel_at(first, length))
     if model.speech_input != "mel":
-      inputs["speech"] = np.asarray(speech, np.float32)[idx][None]
+      inputs["speech"] = shared(np.asarray(speech, np.float32)[idx])
     pred = fn(models.landmark_params, inputs)
     keep = min(chunk, num_frames - start)
-    out[start:start + keep] = np.asarray(pred[0, margin:margin + keep])
-  return out
+    out[:, start:start + keep] = np.asarray(pred[:, margin:margin + keep])
+  return out if emotion_track.ndim == 3 else out[0]
 
 
 # Stage 2 ------------------------------------------------------------------------------------------
@@ -323,13 +350,9 @@ def generate(image,
         checkpoint or bundled.CHECKPOINTS_DIR,
         f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
         f"trained at {size} with --checkpoint")
-  source = image if isinstance(image, (str, pathlib.Path)) else "<image>"
-  photo = video_io.read_image(image) if isinstance(image,
-                                                   (str, pathlib.Path)) else np.asarray(image)
-  aligned = face.align_face(photo, source, size=models.size, face_index=face_index)
+  photo, aligned, neutral = read_face(image, models.size, face_index)
   wave = audio.load_audio(speech)
   clock.lap("inputs")
-  neutral = landmarks_lib.normalize(aligned.landmarks, models.size)
   features = speech_features(models, wave)
   if features is not None:
     clock.lap("speech_features")

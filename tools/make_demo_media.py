@@ -1,0 +1,79 @@
+"""Builds the demo's photo and speech from GRID speaker s4 (CC BY 4.0) in ../shared/data.
+
+Usage (from the repository root, with the real media at ../shared/data):
+
+  python tools/make_demo_media.py [--data ../shared/data] [--out emotalk_jax/assets]
+
+Writes:
+  grid_s4_priv3p.png: frame 0 of `video/grid_s4_hq/priv3p.mp4` (720x576), cropped to the 480x480
+    square at x 100..579, y 40..519. Frame 0 is the speaker at rest before the sentence: lips
+    closed, eyes open, frontal (nose within 1 % of the eye distance from the eyes' midline, roll
+    0.4 degrees by dlib's landmarks). The crop drops the frame's dark borders and the microphone
+    below the chin.
+  grid_s4_sentences.flac: the spoken part of four sentences of the same speaker (`SENTENCES`), each
+    from 0.15 s before its first loud 50 ms frame to 0.2 s after its last one (loud: within
+    `LOUD_DB` of the clip's loudest frame; the search stops before the damaged packet near each
+    clip's end), with 10 ms fades, back to back. 16 kHz mono, 16-bit FLAC (lossless, half the size
+    of a wav).
+"""
+
+import argparse
+import pathlib
+
+import cv2
+import numpy as np
+import soundfile
+
+from emotalk_jax.media import audio
+from emotalk_jax.media import video_io
+
+PHOTO_CLIP, PHOTO_FRAME = "priv3p", 0
+PHOTO_CROP = (40, 520, 100, 580)  # y0, y1, x0, x1 in the 720x576 frame.
+# "place red in v three please", "bin green by u two again", "bin red with m eight soon",
+# "bin blue in l zero soon".
+SENTENCES = ("priv3p", "bgbu2a", "brwm8s", "bbilzs")
+FRAME_S = 0.05
+LOUD_DB = 25.0
+SEARCH_END_S = 2.6  # GRID sentences end by ~2.4 s; the damaged mp2 packet is in the last 0.3 s.
+LEAD_S, TAIL_S, FADE_S = 0.15, 0.2, 0.01
+
+
+def spoken_part(wave: np.ndarray, rate: int = audio.SAMPLE_RATE) -> np.ndarray:
+  """[N] -> the sentence with `LEAD_S` / `TAIL_S` of its surrounding pause, faded in and out."""
+  hop = int(FRAME_S * rate)
+  usable = wave[:int(SEARCH_END_S * rate) // hop * hop]
+  db = 10 * np.log10(np.mean(usable.reshape(-1, hop)**2, axis=1) + 1e-12)
+  loud = np.flatnonzero(db > db.max() - LOUD_DB)
+  start = max(0, loud[0] * hop - int(LEAD_S * rate))
+  stop = min(wave.size, (loud[-1] + 1) * hop + int(TAIL_S * rate))
+  part = wave[start:stop].copy()
+  fade = np.linspace(0.0, 1.0, int(FADE_S * rate), dtype=np.float32)
+  part[:fade.size] *= fade
+  part[-fade.size:] *= fade[::-1]
+  return part
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data", default="../shared/data")
+  parser.add_argument("--out", default="emotalk_jax/assets")
+  args = parser.parse_args(argv)
+  clips = pathlib.Path(args.data) / "video" / "grid_s4_hq"
+  out = pathlib.Path(args.out)
+
+  frame = video_io.read_video(clips / f"{PHOTO_CLIP}.mp4", fps=None).frames[PHOTO_FRAME]
+  y0, y1, x0, x1 = PHOTO_CROP
+  photo = np.ascontiguousarray(frame[y0:y1, x0:x1])
+  # PNG at the highest compression: lossless, about 180 KB.
+  cv2.imwrite(str(out / "grid_s4_priv3p.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR),
+              [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+  parts = [spoken_part(audio.load_audio(clips / f"{name}.mp4")) for name in SENTENCES]
+  speech = np.concatenate(parts)
+  soundfile.write(out / "grid_s4_sentences.flac", speech, audio.SAMPLE_RATE, subtype="PCM_16")
+  print(f"photo {photo.shape}, speech {speech.size / audio.SAMPLE_RATE:.2f} s "
+        f"({', '.join(f'{p.size / audio.SAMPLE_RATE:.2f}' for p in parts)})")
+
+
+if __name__ == "__main__":
+  main()
