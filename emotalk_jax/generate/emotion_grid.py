@@ -24,7 +24,8 @@ only by the emotion:
 
 The neutral row needs one cell (neutral has no intensity to vary); its second cell shows the input
 photo's aligned crop for comparison. An emotion at intensity 0 is the neutral face: such cells are
-the neutral cell (the networks never saw intensity 0; MEAD's weakest level is 1/3).
+the neutral cell (with the shipped stage 1 that is exact anyway: the emotion moves the face only
+through its basis, scaled by the intensity).
 """
 
 import dataclasses
