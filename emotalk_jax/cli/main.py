@@ -82,6 +82,8 @@ def cmd_bench(args) -> dict:
   (stage-2 steps/s and frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning,
   peak memory for 10/60/300 s),
   `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech),
+  `sharpness` (generated face vs photo: variance of the Laplacian and CPBD over the face, 8 photos;
+  see emotalk_jax/bench/sharpness.py),
   `emotion-judge` (generates every --photos x --emotions video of one neutral sentence and reads
   each with the same classifier: accuracy, per-class recall, confusion matrix; PNGs in --out-dir;
   see emotalk_jax/bench/emotion_judge.py)."""
@@ -109,6 +111,9 @@ def cmd_bench(args) -> dict:
   if args.what == "speech":
     from emotalk_jax.bench import speech  # pylint: disable=g-import-not-at-top
     return speech.speech_benchmark()
+  if args.what == "sharpness":
+    from emotalk_jax.bench import sharpness  # pylint: disable=g-import-not-at-top
+    return sharpness.sharpness_benchmark()
   if args.what == "data":
     from data_pipelines import bench as data_bench  # pylint: disable=g-import-not-at-top
     return data_bench.data_benchmark(max_frames=args.frames)
@@ -183,7 +188,12 @@ def cmd_finetune(args) -> dict:
 
 
 def _generate_options(args) -> dict:
-  return dict(finetune_steps=args.finetune_steps, crop_only=args.crop_only, seed=args.seed,
+  if args.crop_size is not None and not args.crop_only:
+    raise errors.InputError("--crop-size", "is the side of the --crop-only output; add --crop-only")
+  if args.crop_size is not None and not 16 <= args.crop_size <= 4096:
+    raise errors.InputError("--crop-size", f"must be 16 to 4096 pixels, got {args.crop_size}")
+  return dict(finetune_steps=args.finetune_steps, crop_only=args.crop_only,
+              crop_size=args.crop_size, seed=args.seed,
               emotion_schedule=args.emotion_schedule, face_index=args.face_index, size=args.size,
               progress=not args.quiet)
 
@@ -308,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("bench", help="benchmarks that print JSON", description=cmd_bench.__doc__)
   p.add_argument("what",
                  choices=("preprocess", "data", "evaluate", "emotion-ceiling", "emotion-judge",
-                          "landmark", "texture", "generate", "speech"),
+                          "landmark", "texture", "generate", "speech", "sharpness"),
                  help="what to benchmark")
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
@@ -384,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--crop-only",
                  action="store_true",
                  help="write the aligned face crop, not the whole photo")
+  p.add_argument("--crop-size", type=int, metavar="PX",
+                 help="--crop-only: side of the crop in pixels (default: the network's size), "
+                 "rendered from the photo's own pixels")
   p.add_argument("--seed",
                  type=int,
                  default=0,

@@ -17,9 +17,10 @@ Pipeline, per call:
    result does not depend on the chunking and memory does not grow with the audio; then light
    temporal smoothing and eye blinks.
 5. Optionally the texture network is fine-tuned on the photo (`finetune.finetune`).
-6. Stage 2 renders `RENDER_BATCH` frames at a time; each is pasted back into the photo
-   (colour-matched at the crop's edge, feathered) unless `crop_only`, and streamed to the H.264 +
-   AAC encoder.
+6. Stage 2 renders `RENDER_BATCH` frames at a time at S; its flow, occlusion and painted colour
+   are applied to the photo at the photo's own resolution (`full_resolution.compose`: the face keeps
+   the photo's sharpness where nothing is painted), in the photo (feathered at the crop's edge) or
+   as an aligned crop of any size (`crop_only`), and streamed to the H.264 + AAC encoder.
 
 Peak memory holds the waveform, its log-mel and the landmarks (about 0.1 MB per second of speech)
 and never more than one batch of frames.
@@ -32,7 +33,6 @@ import pathlib
 import time
 from typing import Iterator, Optional
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +41,7 @@ from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 from emotalk_jax.generate import driving
+from emotalk_jax.generate import full_resolution
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
@@ -56,7 +57,6 @@ LANDMARK_CHUNK = 250   # Frames per stage-1 call (10 s).
 LANDMARK_MARGIN = 16
 RENDER_BATCH = 8       # Frames per stage-2 call.
 DEFAULT_FINETUNE_STEPS = 0
-EDGE_COLOUR_SIGMA = 1 / 16  # Of S: the scale of the colour correction at the crop's edge.
 
 
 @dataclasses.dataclass
@@ -116,8 +116,10 @@ def read_face(image, size: int, face_index: int = 0):
   """
   is_path = isinstance(image, (str, pathlib.Path))
   photo = video_io.read_image(image) if is_path else np.asarray(image)
+  # Past the photo's edge the network sees the edge pixels repeated (as its warp and
+  # `full_resolution` do), not a mirrored patch it would then animate.
   aligned = face.align_face(photo, image if is_path else "<image>", size=size,
-                            face_index=face_index)
+                            face_index=face_index, border="replicate")
   return photo, aligned, landmarks_lib.normalize(aligned.landmarks, size)
 
 
@@ -231,25 +233,21 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
 # Stage 2 ------------------------------------------------------------------------------------------
 
 def _render_fn(model):
-  return jax.jit(lambda params, image, neutral, target, emotion: model.apply(
-      {"params": params}, image, neutral, target, emotion)["image"])
+
+  def render(params, image, neutral, target, emotion):
+    out = model.apply({"params": params}, image, neutral, target, emotion)
+    frames = jnp.clip(jnp.round((out["image"] + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+    return {"image": frames, "flow": out["flow"], "occlusion": out["occlusion"],
+            "rgb": out["rgb"].astype(jnp.float32)}
+
+  return jax.jit(render)
 
 
-def match_edge_colour(generated, original, sigma: float = EDGE_COLOUR_SIGMA) -> np.ndarray:
-  """Pulls the low frequencies of a generated crop [S, S, 3] uint8 towards the original crop's near
-  the
-  edges (where it is pasted back into the photo), leaving the face in the middle as generated."""
-  size = generated.shape[0]
-  gen = generated.astype(np.float32)
-  blur = max(size * sigma, 1.0)
-  delta = cv2.GaussianBlur(original.astype(np.float32) - gen, (0, 0), blur)
-  edge = (1.0 - face.crop_mask(size, feather=0.3))[..., None]
-  return np.clip(gen + edge * delta + 0.5, 0, 255).astype(np.uint8)
-
-
-def render_frames(models: Models, params, crop, neutral, landmark_track, emotion_track,
-                  batch: int = RENDER_BATCH) -> Iterator[np.ndarray]:
-  """Yields the generated crops [S, S, 3] uint8, one per frame, `batch` frames per network call.
+def render_layers(models: Models, params, crop, neutral, landmark_track, emotion_track,
+                  batch: int = RENDER_BATCH) -> Iterator[dict]:
+  """Yields stage 2's outputs, one frame at a time, `batch` frames per network call: 'image' [S, S,
+  3] uint8 (its frame), and what `full_resolution.compose` needs to redo that frame at any
+  resolution: 'flow' [S, S, 2], 'occlusion' [S, S, 1], 'rgb' [S, S, 3] in [-1, 1] (float32).
 
   Args:
     models: the networks (`texture_model` renders).
@@ -266,10 +264,17 @@ def render_frames(models: Models, params, crop, neutral, landmark_track, emotion
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
     idx = np.minimum(np.arange(start, start + batch), num_frames - 1)
-    out = fn(params, image, neutral_batch, jnp.asarray(landmark_track[idx]),
-             jnp.asarray(emotion_track[idx]))
-    frames = np.asarray(jnp.clip(jnp.round((out + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
-    yield from frames[:min(batch, num_frames - start)]
+    out = jax.device_get(fn(params, image, neutral_batch, jnp.asarray(landmark_track[idx]),
+                            jnp.asarray(emotion_track[idx])))
+    for i in range(min(batch, num_frames - start)):
+      yield {k: v[i] for k, v in out.items()}
+
+
+def render_frames(models: Models, params, crop, neutral, landmark_track, emotion_track,
+                  batch: int = RENDER_BATCH) -> Iterator[np.ndarray]:
+  """Stage 2's frames [S, S, 3] uint8 (`render_layers`' 'image'), one per frame."""
+  return (layers["image"] for layers in render_layers(models, params, crop, neutral, landmark_track,
+                                                       emotion_track, batch))
 
 
 # End to end ---------------------------------------------------------------------------------------
@@ -312,6 +317,7 @@ def generate(image,
              size: Optional[int] = None,
              finetune_steps: int = DEFAULT_FINETUNE_STEPS,
              crop_only: bool = False,
+             crop_size: Optional[int] = None,
              seed: int = 0,
              emotion_schedule: Optional[str] = None,
              face_index: int = 0,
@@ -328,7 +334,8 @@ def generate(image,
       checkpoints).
     size: expected crop size; must match the texture checkpoint's (None: whatever it renders).
     finetune_steps: one-shot adaptation steps on the photo before rendering (0: none).
-    crop_only: write the aligned S x S crop instead of pasting it back into the photo.
+    crop_only: write the aligned crop instead of the photo with the face replaced.
+    crop_size: side of that crop in pixels (default S); any size, from the photo's own pixels.
     seed: blinks and fine-tuning augmentation.
     emotion_schedule: `"0:neutral,2.0:happy:0.8"` emotion keyframes (overrides `emotion`).
     face_index: which face when the photo has several (0 = largest; a warning names the count).
@@ -373,12 +380,12 @@ def generate(image,
     finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}
     clock.lap("finetune")
 
-  frames = clock.timed(
-      render_frames(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
-  if not crop_only:
-    frames = clock.timed(
-        (face.paste_back(photo, match_edge_colour(c, aligned.crop), aligned.transform)
-         for c in frames), "paste")
+  layers = clock.timed(
+      render_layers(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
+  canvas = (full_resolution.crop_canvas(models.size, crop_size or models.size) if crop_only else
+            full_resolution.paste_canvas(photo.shape, aligned.transform, models.size))
+  frames = clock.timed((full_resolution.compose(photo, aligned.transform, canvas, x["flow"],
+                                                x["occlusion"], x["rgb"]) for x in layers), "paste")
   from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
   num_frames = landmark_track.shape[0]
   bar = tqdm.tqdm(frames, total=num_frames, desc="generate", unit="frame", disable=not progress,

@@ -559,9 +559,10 @@ class AlignedFace(typing.NamedTuple):
 
 
 def align_face(image, source="<image>", size: int = 256, face_index: int = 0,
-               detector: FaceDetector | None = None) -> AlignedFace:
+               detector: FaceDetector | None = None, border: str = "reflect") -> AlignedFace:
   """Finds a face in a photo and crops it aligned to the template (see `face_landmarks` for
-  errors)."""
+  errors; `border` as in `crop`)."""
   points = face_landmarks(image, source, face_index, detector)
   transform = align_transform(points, size)
-  return AlignedFace(crop(image, transform, size), transform_points(points, transform), transform)
+  return AlignedFace(crop(image, transform, size, border), transform_points(points, transform),
+                     transform)

@@ -1,0 +1,123 @@
+"""Stage 2's output at the photo's own resolution: its flow applied to the photo's pixels.
+
+Stage 2 sees the aligned S x S crop and returns, per frame, a backward flow in normalised crop units
+(so it holds at any resolution), an occlusion map (1 = the neutral face's pixel is still visible
+there) and the RGB it paints; its frame is occlusion * warp(crop, flow) + (1 - occlusion) * rgb.
+`compose` evaluates that formula at the output's own resolution instead:
+
+1. every output pixel is mapped into the crop (the alignment's similarity transform);
+2. the flow, occlusion and painted RGB are sampled there (bilinear: they are smooth at S);
+3. the warp reads the *photo* at the point the flow names, mapped back through the alignment, so
+   where nothing is painted the face keeps the photo's own pores, lashes and highlights;
+4. outside the photo the warp clamps to the photo's edge, like the network's own warp (`border`
+   padding); nothing is mirrored.
+
+With the crop itself as the photo at S (`crop_canvas(identity, S, S)`) this is stage 2's own frame.
+A `Canvas` says where the output pixels are: the face's box in the photo for paste-back
+(`paste_canvas`, blended into the photo with the feathered `face.crop_mask`), or an aligned crop at
+any size for `--crop-only` (`crop_canvas`).
+"""
+
+import dataclasses
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from emotalk_jax.media import face
+
+
+@dataclasses.dataclass(frozen=True)
+class Canvas:
+  """Where the output pixels sit.
+
+  Attributes:
+    points: [H, W, 2] float32 (x, y) of each output pixel's centre in pixels of the S x S crop.
+    weight: [H, W, 1] float32 in [0, 1], how much of the generated face each output pixel takes (the
+      rest is the photo's pixel; None: all of it).
+    box: (y0, y1, x0, x1) of the canvas in the photo (paste-back), or None (a crop of its own).
+  """
+  points: np.ndarray
+  weight: Optional[np.ndarray] = None
+  box: Optional[tuple] = None
+
+
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+  xs, ys = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+  return np.stack([xs, ys], axis=-1)
+
+
+def paste_canvas(photo_shape, transform, size: int, feather: float = 0.1) -> Canvas:
+  """The photo pixels the S x S crop covers (its footprint's bounding box, clipped to the photo),
+  with the feathered weight `face.paste_back` uses.
+
+  Args:
+    photo_shape: (H, W, ...) of the photo.
+    transform: [2, 3] photo px -> crop px for a crop of side `size`.
+    size: S.
+    feather: soft edge as a fraction of S (`face.crop_mask`).
+  """
+  transform = np.asarray(transform, np.float64)
+  corners = face.transform_points(
+      np.array([[-1, -1], [size, -1], [-1, size], [size, size]], np.float64),
+      face.invert(transform))
+  height, width = photo_shape[:2]
+  x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+  x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [width, height])
+  x1, y1 = max(x1, x0), max(y1, y0)
+  grid = _pixel_grid(y1 - y0, x1 - x0) + np.array([x0, y0], np.float64)
+  points = (grid @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
+  mask = face.crop_mask(size, feather)
+  weight = cv2.remap(mask, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+  return Canvas(points, np.clip(weight, 0.0, 1.0)[..., None], (int(y0), int(y1), int(x0), int(x1)))
+
+
+def crop_canvas(size: int, out_size: int) -> Canvas:
+  """An aligned crop of side `out_size` (the S x S crop's footprint, resampled)."""
+  # Pixel centres map centre to centre: crop px = (out px + 0.5) * S / out_size - 0.5.
+  scale = size / out_size
+  points = (_pixel_grid(out_size, out_size) + 0.5) * scale - 0.5
+  return Canvas(points.astype(np.float32))
+
+
+def compose(photo, transform, canvas: Canvas, flow, occlusion, rgb,
+            interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+  """One generated frame on `canvas`, the warp reading `photo` at its own resolution.
+
+  Args:
+    photo: [H, W, 3] uint8, the neutral photo.
+    transform: [2, 3] photo px -> crop px for the network's S x S crop.
+    canvas: where the output pixels are (`paste_canvas`, `crop_canvas`).
+    flow: [S, S, 2] stage 2's backward flow (normalised crop units, `models.warp`).
+    occlusion: [S, S, 1] in [0, 1].
+    rgb: [S, S, 3] its painted frame in [-1, 1].
+    interpolation: how the photo is sampled (cv2 flag). Bicubic by default: bilinear at fractional
+      offsets is a low-pass filter that would halve the photo's fine detail wherever the flow is not
+      a whole number of pixels (almost everywhere); bilinear reproduces the network's own warp.
+
+  Returns:
+    [H, W, 3] uint8: the photo with the face region replaced (paste canvas), or the canvas alone.
+  """
+  size = flow.shape[0]
+  px, py = canvas.points[..., 0], canvas.points[..., 1]
+  sample = lambda layer: cv2.remap(np.ascontiguousarray(layer, np.float32), px, py,
+                                   cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+  flow_px = sample(flow) * (size / 2.0)  # Normalised units -> crop px (2 units span S px).
+  source = canvas.points + flow_px.reshape(canvas.points.shape)
+  inverse = face.invert(np.asarray(transform, np.float64))
+  source_x = inverse[0, 0] * source[..., 0] + inverse[0, 1] * source[..., 1] + inverse[0, 2]
+  source_y = inverse[1, 0] * source[..., 0] + inverse[1, 1] * source[..., 1] + inverse[1, 2]
+  warped = cv2.remap(photo, source_x.astype(np.float32), source_y.astype(np.float32),
+                     interpolation, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+  visible = sample(occlusion).reshape(warped.shape[:2] + (1,))
+  painted = (sample(rgb).reshape(warped.shape) + 1.0) * 127.5
+  face_pixels = visible * warped + (1.0 - visible) * painted
+  if canvas.box is None:
+    return np.clip(np.rint(face_pixels), 0, 255).astype(np.uint8)
+  y0, y1, x0, x1 = canvas.box
+  out = np.array(photo, copy=True)
+  region = out[y0:y1, x0:x1].astype(np.float32)
+  out[y0:y1, x0:x1] = np.clip(np.rint(region + canvas.weight * (face_pixels - region)), 0,
+                              255).astype(np.uint8)
+  return out
