@@ -25,7 +25,8 @@ def aligned(photo):
 
 
 def _layers(seed=0, flow_px=1.5):
-  """A smooth flow of up to `flow_px` crop px, an occlusion in [0.3, 1] and a painted frame."""
+  """A smooth flow of up to `flow_px` crop px, an occlusion in [0.3, 1] and a painted frame in
+  [-1, 1]."""
   rng = np.random.default_rng(seed)
   small = lambda c, lo, hi: cv2.resize(rng.uniform(lo, hi, (8, 8, c)).astype(np.float32), (S, S),
                                        interpolation=cv2.INTER_CUBIC).reshape(S, S, c)
@@ -35,26 +36,25 @@ def _layers(seed=0, flow_px=1.5):
 
 def test_at_the_network_size_it_is_the_network_formula(aligned):
   """On the crop itself, bilinear: occlusion * warp(crop, flow, border) + (1 - occlusion) * rgb, as
-  the texture network computes it (models.warp), within a grey level."""
+  the texture network computes it (models.warp), within a grey level, from the paint it adds."""
   flow, occlusion, rgb = _layers()
   crop = aligned.crop
-  got = fr.compose(crop, np.eye(2, 3), fr.crop_canvas(S, S), flow, occlusion, rgb,
-                   interpolation=cv2.INTER_LINEAR).astype(np.float64)
   image = jnp.asarray(crop, jnp.float32)[None] / 127.5 - 1.0
-  warped = warp.warp(image, jnp.asarray(flow)[None], padding="border")[0]
-  want = (occlusion * np.asarray(warped) + (1 - occlusion) * rgb + 1.0) * 127.5
+  warped = np.asarray(warp.warp(image, jnp.asarray(flow)[None], padding="border")[0])
+  want = (occlusion * warped + (1 - occlusion) * rgb + 1.0) * 127.5
+  paint = (1 - occlusion) * (rgb - warped) * 127.5
+  got = fr.compose(crop, np.eye(2, 3), fr.crop_canvas(S, S), flow, paint,
+                   interpolation=cv2.INTER_LINEAR).astype(np.float64)
   assert np.abs(got - want).max() <= 1.5
-  cubic = fr.compose(crop, np.eye(2, 3), fr.crop_canvas(S, S), flow, occlusion, rgb)
+  cubic = fr.compose(crop, np.eye(2, 3), fr.crop_canvas(S, S), flow, paint)
   assert np.abs(cubic - want).mean() < 1.5
 
 
 def test_no_motion_and_nothing_painted_returns_the_photo_exactly(photo, aligned):
-  """Zero flow, occlusion 1: every pixel is the photo's own, at its own resolution (nothing of the
+  """Zero flow, nothing painted: every pixel is the photo's own, at its own resolution (nothing of the
   S x S crop's softness), and pixels outside the crop's footprint are untouched."""
-  flow, _, rgb = _layers()
   canvas = fr.paste_canvas(photo.shape, aligned.transform, S)
-  out = fr.compose(photo, aligned.transform, canvas, np.zeros_like(flow),
-                   np.ones((S, S, 1), np.float32), rgb)
+  out = fr.compose(photo, aligned.transform, canvas, np.zeros((S, S, 2)), np.zeros((S, S, 3)))
   np.testing.assert_array_equal(out, photo)
   y0, y1, x0, x1 = canvas.box
   assert 0 < y1 - y0 < photo.shape[0] and canvas.weight.max() == pytest.approx(1.0)
@@ -63,7 +63,7 @@ def test_no_motion_and_nothing_painted_returns_the_photo_exactly(photo, aligned)
 def test_paste_back_changes_only_the_face_region_and_blends_softly(photo, aligned):
   flow, occlusion, rgb = _layers(1, flow_px=3.0)
   canvas = fr.paste_canvas(photo.shape, aligned.transform, S)
-  out = fr.compose(photo, aligned.transform, canvas, flow, occlusion, rgb)
+  out = fr.compose(photo, aligned.transform, canvas, flow, (1 - occlusion) * rgb * 127.5)
   y0, y1, x0, x1 = canvas.box
   outside = np.ones(photo.shape[:2], bool)
   outside[y0:y1, x0:x1] = False
@@ -80,9 +80,8 @@ def test_paste_back_changes_only_the_face_region_and_blends_softly(photo, aligne
 def test_crop_canvas_at_any_size_reads_the_photo_not_the_small_crop(photo, aligned):
   """Without motion a 256 crop-only frame is the photo resampled once (as `face.crop` at 256 would
   give it), with twice the detail of the 128 crop scaled up."""
-  flow, _, rgb = _layers()
-  out = fr.compose(photo, aligned.transform, fr.crop_canvas(S, 256), np.zeros_like(flow),
-                   np.ones((S, S, 1), np.float32), rgb)
+  out = fr.compose(photo, aligned.transform, fr.crop_canvas(S, 256), np.zeros((S, S, 2)),
+                   np.zeros((S, S, 3)))
   shifted = face.compose(np.array([[2.0, 0, 0.5], [0, 2.0, 0.5]]), aligned.transform)
   want = face.crop(photo, shifted, 256, border="replicate")
   assert np.abs(out.astype(float) - want).mean() < 2.0
@@ -96,9 +95,8 @@ def test_past_the_photo_edge_it_repeats_the_edge_never_mirrors(photo):
   its last row (the warp's border handling), where a mirrored fill would show the rows above."""
   cut = photo[:400]  # The chin is near the bottom edge now.
   aligned = face.align_face(cut, "cut", size=S, border="replicate")
-  flow, _, rgb = _layers()
-  out = fr.compose(cut, aligned.transform, fr.crop_canvas(S, S), np.zeros_like(flow),
-                   np.ones((S, S, 1), np.float32), rgb)
+  out = fr.compose(cut, aligned.transform, fr.crop_canvas(S, S), np.zeros((S, S, 2)),
+                   np.zeros((S, S, 3)))
   rows = face.transform_points(np.stack([np.full(S, 64.0), np.arange(S, dtype=float)], -1),
                                face.invert(aligned.transform))[:, 1]
   below = np.nonzero(rows > cut.shape[0] + 2)[0]

@@ -24,6 +24,10 @@ TRANSITION_S = 0.5
 BLINK_MEAN_INTERVAL_S = 3.5
 BLINK_MIN_INTERVAL_S = 1.5
 BLINK_FRAMES = 7  # 280 ms at 25 fps: closing, closed, opening.
+# How far each lid travels, as a fraction of the open gap. The upper lid does most of a real blink.
+# They stop a tenth of the gap apart: lid points that met would ask stage 2's spline to bring two
+# source points to one place, and it answered with a stretched, wide-open eye mid-blink.
+BLINK_UPPER, BLINK_LOWER = 0.8, 0.1
 # Upper and lower eyelid points (iBUG 68), paired top-to-bottom: (37, 41), (38, 40), (43, 47), (44,
 # 46).
 UPPER_LIDS = np.array([37, 38, 43, 44])
@@ -101,9 +105,8 @@ def blink_times(num_frames: int, rng: np.random.Generator, fps: float = audio.FP
 def add_blinks(landmarks, starts) -> np.ndarray:
   """Closes the eyelids of [T, 68, 2] landmarks over `BLINK_FRAMES` frames from each start.
 
-  Upper lids move down to 90 % of the way to the lower lids and the lower lids 10 % up (the upper
-  lid
-  does most of a real blink), with a sine profile: closing, closed, opening.
+  Upper lids move down `BLINK_UPPER` of the way to the lower lids and the lower lids `BLINK_LOWER`
+  up, with a sine profile: closing, closed, opening.
   """
   out = np.array(landmarks, np.float32, copy=True)
   profile = np.sin(np.linspace(0.0, np.pi, BLINK_FRAMES + 2)[1:-1]) ** 0.7
@@ -111,8 +114,8 @@ def add_blinks(landmarks, starts) -> np.ndarray:
     frames = slice(int(start), int(start) + BLINK_FRAMES)
     gap = out[frames, LOWER_LIDS] - out[frames, UPPER_LIDS]  # [BLINK_FRAMES, 4, 2]
     amount = profile[: gap.shape[0], None, None]
-    out[frames, UPPER_LIDS] += 0.9 * amount * gap
-    out[frames, LOWER_LIDS] -= 0.1 * amount * gap
+    out[frames, UPPER_LIDS] += BLINK_UPPER * amount * gap
+    out[frames, LOWER_LIDS] -= BLINK_LOWER * amount * gap
   return out
 
 

@@ -2,18 +2,22 @@
 
 Stage 2 sees the aligned S x S crop and returns, per frame, a backward flow in normalised crop units
 (so it holds at any resolution), an occlusion map (1 = the neutral face's pixel is still visible
-there) and the RGB it paints; its frame is occlusion * warp(crop, flow) + (1 - occlusion) * rgb.
-`compose` evaluates that formula at the output's own resolution instead:
+there) and the RGB it paints; its frame is occlusion * warped + (1 - occlusion) * rgb, that is
+warped + paint with paint = (1 - occlusion) * (rgb - warped) and warped = warp(crop, flow).
+`compose` evaluates warped + paint at the output's own resolution instead:
 
 1. every output pixel is mapped into the crop (the alignment's similarity transform);
-2. the flow, occlusion and painted RGB are sampled there (bilinear: they are smooth at S);
+2. the flow and the paint are sampled there (bilinear: both are smooth at S);
 3. the warp reads the *photo* at the point the flow names, mapped back through the alignment, so
-   where nothing is painted the face keeps the photo's own pores, lashes and highlights;
+   the face keeps the photo's own pores, lashes and highlights, and the paint adds what is new (an
+   opening mouth, a closing lid) and the network's colour corrections. Blending the painted RGB in
+   by the occlusion instead would put its S-pixel softness back wherever occlusion < 1 (most of the
+   face, at 0.9-0.95);
 4. outside the photo the warp clamps to the photo's edge, like the network's own warp (`border`
    padding); nothing is mirrored.
 
-With the crop itself as the photo at S (`crop_canvas(identity, S, S)`) this is stage 2's own frame.
-A `Canvas` says where the output pixels are: the face's box in the photo for paste-back
+With the crop itself as the photo at S (`crop_canvas(S, S)`, identity transform) this is stage 2's
+own frame. A `Canvas` says where the output pixels are: the face's box in the photo for paste-back
 (`paste_canvas`, blended into the photo with the feathered `face.crop_mask`), or an aligned crop at
 any size for `--crop-only` (`crop_canvas`).
 """
@@ -81,8 +85,8 @@ def crop_canvas(size: int, out_size: int) -> Canvas:
   return Canvas(points.astype(np.float32))
 
 
-def compose(photo, transform, canvas: Canvas, flow, occlusion, rgb,
-            interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+def compose(photo, transform, canvas: Canvas, flow, paint,
+            interpolation: int = cv2.INTER_LANCZOS4) -> np.ndarray:
   """One generated frame on `canvas`, the warp reading `photo` at its own resolution.
 
   Args:
@@ -90,11 +94,11 @@ def compose(photo, transform, canvas: Canvas, flow, occlusion, rgb,
     transform: [2, 3] photo px -> crop px for the network's S x S crop.
     canvas: where the output pixels are (`paste_canvas`, `crop_canvas`).
     flow: [S, S, 2] stage 2's backward flow (normalised crop units, `models.warp`).
-    occlusion: [S, S, 1] in [0, 1].
-    rgb: [S, S, 3] its painted frame in [-1, 1].
-    interpolation: how the photo is sampled (cv2 flag). Bicubic by default: bilinear at fractional
-      offsets is a low-pass filter that would halve the photo's fine detail wherever the flow is not
-      a whole number of pixels (almost everywhere); bilinear reproduces the network's own warp.
+    paint: [S, S, 3] what stage 2 adds to the warped image, in grey levels.
+    interpolation: how the photo is sampled (cv2 flag). Lanczos (8 x 8 taps) by default: bilinear
+      at fractional offsets is a low-pass filter that would halve the photo's fine detail wherever
+      the flow is not a whole number of pixels (almost everywhere), and bicubic still loses a
+      tenth of it (docs/results.md#sharpness); bilinear reproduces the network's own warp.
 
   Returns:
     [H, W, 3] uint8: the photo with the face region replaced (paste canvas), or the canvas alone.
@@ -110,9 +114,7 @@ def compose(photo, transform, canvas: Canvas, flow, occlusion, rgb,
   source_y = inverse[1, 0] * source[..., 0] + inverse[1, 1] * source[..., 1] + inverse[1, 2]
   warped = cv2.remap(photo, source_x.astype(np.float32), source_y.astype(np.float32),
                      interpolation, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-  visible = sample(occlusion).reshape(warped.shape[:2] + (1,))
-  painted = (sample(rgb).reshape(warped.shape) + 1.0) * 127.5
-  face_pixels = visible * warped + (1.0 - visible) * painted
+  face_pixels = warped + sample(paint).reshape(warped.shape)
   if canvas.box is None:
     return np.clip(np.rint(face_pixels), 0, 255).astype(np.uint8)
   y0, y1, x0, x1 = canvas.box

@@ -17,8 +17,8 @@ Pipeline, per call:
    result does not depend on the chunking and memory does not grow with the audio; then light
    temporal smoothing and eye blinks.
 5. Optionally the texture network is fine-tuned on the photo (`finetune.finetune`).
-6. Stage 2 renders `RENDER_BATCH` frames at a time at S; its flow, occlusion and painted colour
-   are applied to the photo at the photo's own resolution (`full_resolution.compose`: the face keeps
+6. Stage 2 renders `RENDER_BATCH` frames at a time at S; its flow and what it paints are applied
+   to the photo at the photo's own resolution (`full_resolution.compose`: the face keeps
    the photo's sharpness where nothing is painted), in the photo (feathered at the crop's edge) or
    as an aligned crop of any size (`crop_only`), and streamed to the H.264 + AAC encoder.
 
@@ -56,6 +56,10 @@ LANDMARK_CHUNK = 250   # Frames per stage-1 call (10 s).
 # Context frames on each side; the temporal module reaches 4 frames, the mel window 8.
 LANDMARK_MARGIN = 16
 RENDER_BATCH = 8       # Frames per stage-2 call.
+# x264 quality of the output: at the usual 18 the encoder removed about a tenth of the face's fine
+# detail (variance of the Laplacian, docs/results.md#sharpness); 14 keeps most of it at about twice
+# the bit rate.
+VIDEO_CRF = 14
 DEFAULT_FINETUNE_STEPS = 0
 
 
@@ -237,8 +241,9 @@ def _render_fn(model):
   def render(params, image, neutral, target, emotion):
     out = model.apply({"params": params}, image, neutral, target, emotion)
     frames = jnp.clip(jnp.round((out["image"] + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-    return {"image": frames, "flow": out["flow"], "occlusion": out["occlusion"],
-            "rgb": out["rgb"].astype(jnp.float32)}
+    # What the network adds to the warped neutral image: its frame is warped + paint.
+    paint = (1.0 - out["occlusion"]) * (out["rgb"].astype(jnp.float32) - out["warped"])
+    return {"image": frames, "flow": out["flow"], "paint": paint * 127.5}
 
   return jax.jit(render)
 
@@ -247,7 +252,7 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
                   batch: int = RENDER_BATCH) -> Iterator[dict]:
   """Yields stage 2's outputs, one frame at a time, `batch` frames per network call: 'image' [S, S,
   3] uint8 (its frame), and what `full_resolution.compose` needs to redo that frame at any
-  resolution: 'flow' [S, S, 2], 'occlusion' [S, S, 1], 'rgb' [S, S, 3] in [-1, 1] (float32).
+  resolution: 'flow' [S, S, 2] and 'paint' [S, S, 3] (grey levels; float32).
 
   Args:
     models: the networks (`texture_model` renders).
@@ -385,12 +390,12 @@ def generate(image,
   canvas = (full_resolution.crop_canvas(models.size, crop_size or models.size) if crop_only else
             full_resolution.paste_canvas(photo.shape, aligned.transform, models.size))
   frames = clock.timed((full_resolution.compose(photo, aligned.transform, canvas, x["flow"],
-                                                x["occlusion"], x["rgb"]) for x in layers), "paste")
+                                                x["paint"]) for x in layers), "paste")
   from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
   num_frames = landmark_track.shape[0]
   bar = tqdm.tqdm(frames, total=num_frames, desc="generate", unit="frame", disable=not progress,
                   dynamic_ncols=True, mininterval=0.5)
-  video_io.write_video(out, bar, fps=FPS, audio=wave)
+  video_io.write_video(out, bar, fps=FPS, audio=wave, crf=VIDEO_CRF)
   bar.close()
   clock.lap("encode")  # What the streamed stages did not take.
   total = clock.total()
