@@ -1,5 +1,7 @@
-"""Paths of the small redistributable media bundled with the package (see assets/LICENSES.md)."""
+"""Paths of the small redistributable media bundled with the package (see assets/LICENSES.md), and
+of the project's shared real-data folder (never bundled)."""
 
+import os
 import pathlib
 
 ASSETS_DIR = pathlib.Path(__file__).resolve().parent / "assets"
@@ -20,3 +22,16 @@ DEMO_SPEECH = ASSETS_DIR / "grid_s4_sentences.flac"
 # they were
 # made, from which data, their metrics and licence).
 CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"
+
+
+def shared_data_root() -> pathlib.Path:
+  """The project's real data (research-only licences, never bundled): $EMOTALK_SHARED_DATA, else
+  `../shared/data` next to the repository, else next to the working directory (an installed package
+  has no repository); the first that exists, else the repository's (for the error message)."""
+  if os.environ.get("EMOTALK_SHARED_DATA"):
+    return pathlib.Path(os.environ["EMOTALK_SHARED_DATA"])
+  repo_parent = ASSETS_DIR.parents[2]
+  for root in (repo_parent, pathlib.Path.cwd().parent):
+    if (root / "shared" / "data").is_dir():
+      return root / "shared" / "data"
+  return repo_parent / "shared" / "data"

@@ -18,20 +18,19 @@ folder.
 
 import csv
 import dataclasses
-import os
 import pathlib
 import re
 from typing import Mapping
 
 from data_pipelines import common
 from data_pipelines.features import ClipSpec
+from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 
 # `folder` value meaning the project's shared data: $EMOTALK_SHARED_DATA, else
 # <repo>/../shared/data.
 SHARED_DATA = "@shared_data"
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CSV_COLUMNS = ("file", "emotion", "intensity", "speaker", "split")
 SPLITS = ("train", "validation", "test")
 
@@ -45,10 +44,7 @@ LAYOUT = """\
 """
 
 
-def shared_data_root() -> pathlib.Path:
-  """$EMOTALK_SHARED_DATA, else `../shared/data` next to the repository."""
-  return pathlib.Path(
-      os.environ.get("EMOTALK_SHARED_DATA") or (REPO_ROOT.parent / "shared" / "data"))
+shared_data_root = bundled.shared_data_root
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 from emotalk_jax.evaluate import expression
@@ -37,7 +38,6 @@ from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.media import video_io
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Relative to the shared data root.
 DEFAULT_PHOTOS = (
     "faces/cremad_emotalkingface/img01.png",  # Young man, green screen.
@@ -56,19 +56,8 @@ NO_FACE = "no face"  # The judged label of a video in which the harness found no
 DPI = 80
 
 
-def shared_data_root() -> pathlib.Path:
-  """$EMOTALK_SHARED_DATA, else `../shared/data` next to the repository, else next to the working
-  directory (the convention of `data_pipelines` and `emotalk bench`); the first that exists."""
-  if os.environ.get("EMOTALK_SHARED_DATA"):
-    return pathlib.Path(os.environ["EMOTALK_SHARED_DATA"])
-  for root in (REPO_ROOT.parent, pathlib.Path.cwd().parent):
-    if (root / "shared" / "data").is_dir():
-      return root / "shared" / "data"
-  return REPO_ROOT.parent / "shared" / "data"
-
-
 def _default_file(relative: str) -> pathlib.Path:
-  path = shared_data_root() / relative
+  path = bundled.shared_data_root() / relative
   if not path.is_file():
     raise InputError(path, "a default input of the emotion judge is missing: it needs the shared "
                      "data (../shared/data next to the repository, or $EMOTALK_SHARED_DATA), or "
@@ -90,7 +79,7 @@ def _display_name(path: pathlib.Path) -> str:
   """A photo's name in reports: relative to the shared data when inside it (e.g.
   'faces/makeittalk/obama.jpg'), else as given."""
   try:
-    return str(path.resolve().relative_to(shared_data_root().resolve()))
+    return str(path.resolve().relative_to(bundled.shared_data_root().resolve()))
   except ValueError:
     return str(path)
 

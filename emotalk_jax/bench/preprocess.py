@@ -15,9 +15,7 @@ from emotalk_jax.media import audio
 from emotalk_jax.media import tracking
 from emotalk_jax.media import video_io
 
-SHARED_DATA = pathlib.Path(
-    os.environ.get("EMOTALK_SHARED_DATA",
-                   pathlib.Path.cwd().parent / "shared" / "data"))
+SHARED_DATA = bundled.shared_data_root()
 # Real clips of the two sizes the issue names, when ../shared/data is present.
 SHARED_CLIPS = ("video/mead_dreamtalk/M030_front_neutral_level1_001.mp4",  # 256x256
                 "video/hdtf_sadtalker/WDA_BobMenendez_000.mp4")  # 512x512

@@ -57,8 +57,7 @@ def measure(photo, frames, box) -> dict:
 
 def sharpness_benchmark(photos=None) -> dict:
   """Runs the benchmark over `photos` (default `PHOTOS` in the shared data); returns its JSON."""
-  from data_pipelines.talking_face_folder import shared_data_root  # pylint: disable=g-import-not-at-top
-  root = shared_data_root()
+  root = bundled.shared_data_root()
   paths = [root / p for p in PHOTOS] if photos is None else [pathlib.Path(p) for p in photos]
   for path in paths:
     if not path.is_file():
