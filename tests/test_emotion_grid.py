@@ -127,16 +127,18 @@ def grid(models):
 
 @pytest.mark.slow
 def test_grid_of_the_shipped_checkpoints_layout(grid, models):
-  size = models.size
   assert grid.image.shape == (4 * 128 + 3 * GAP, 3 * 128 + 2 * GAP, 3)
-  assert grid.cells.shape == (4, 3, size, size, 3)
+  assert grid.cells.shape == (4, 3, 128, 128, 3)
   assert grid.kinds == [["render", "input", "empty"]] + [["render"] * 3] * 3
   assert grid.frame == audio.num_video_frames(emotion_grid.SILENCE_S * audio.SAMPLE_RATE) // 2
-  _, aligned, _ = pipeline.read_face(bundled.DEMO_PHOTO, size)
-  np.testing.assert_array_equal(grid.cells[0, 1], aligned.crop)
+  _, aligned, _ = pipeline.read_face(bundled.DEMO_PHOTO, models.size)
+  # The input cell is the photo's aligned crop at the cell's size: the network's 128 crop, as
+  # sharp or sharper (the sample network renders 128).
+  difference = np.abs(cv2.resize(grid.cells[0, 1], (models.size, models.size),
+                                 interpolation=cv2.INTER_AREA).astype(float) - aligned.crop)
+  assert difference.mean() < 3.0
   y0, x0, _, x1 = grid.cell_box(2, 2)
-  scaled = cv2.resize(grid.cells[2, 2], (128, 128), interpolation=cv2.INTER_CUBIC)
-  np.testing.assert_array_equal(grid.image[y0:y0 + 64, x0:x1], scaled[:64])
+  np.testing.assert_array_equal(grid.image[y0 + 32:y0 + 64, x0:x1], grid.cells[2, 2][32:64])
   np.testing.assert_array_equal(grid.vectors[2, 2], [0, 0, 0, 0, 0, 0, 1, 0, 1])  # sad, 1.
   np.testing.assert_array_equal(grid.vectors[1, 1], [0, 0, 0, 0, 1, 0, 0, 0, 0.5])  # happy, 0.5.
 

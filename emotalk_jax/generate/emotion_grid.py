@@ -18,9 +18,10 @@ only by the emotion:
   opening over the clip), chosen once for every cell.
 3. Stage 1 predicts the landmarks of all cells in one batch (`pipeline.predict_landmarks`), smoothed
   over time as in a video (`driving.smooth`), without blinks.
-4. Stage 2 renders that frame of every cell (`pipeline.render_frames`); the grid shows these S x S
-  crops scaled to `cell_size` (real output pixels, not pasted back into the photo), each labelled
-  with its emotion and intensity.
+4. Stage 2 renders that frame of every cell (`pipeline.render_layers`), applied to the photo at
+  the cell's size (`full_resolution`, as `emotalk generate --crop-only --crop-size` would write
+  it: real output pixels, not pasted back into the photo), each labelled with its emotion and
+  intensity.
 
 The neutral row needs one cell (neutral has no intensity to vary); its second cell shows the input
 photo's aligned crop for comparison. An emotion at intensity 0 is the neutral face: such cells are
@@ -40,6 +41,7 @@ import numpy as np
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 from emotalk_jax.generate import driving
+from emotalk_jax.generate import full_resolution
 from emotalk_jax.generate import pipeline
 from emotalk_jax.media import audio
 from emotalk_jax.media import landmarks as landmarks_lib
@@ -67,13 +69,15 @@ class EmotionGrid:
   Attributes:
     image: [H, W, 3] uint8 RGB, the labelled grid: R x C cells of `cell_size` pixels, `GAP` pixels
       apart (H = R * cell_size + (R - 1) * GAP, W likewise).
-    cells: [R, C, S, S, 3] uint8 RGB, each cell as the texture network rendered it (no label, no
-      scaling); the input crop in the neutral row's second cell; 0 where a cell is empty.
+    cells: [R, C, cell_size, cell_size, 3] uint8 RGB, each cell as rendered (no label): stage 2's
+      flow and paint applied to the photo at the cell's size (`full_resolution`); the photo's
+      aligned crop at that size in the neutral row's second cell; 0 where a cell is empty.
     kinds: [R][C] 'render', 'input' or 'empty'.
     emotions: R row names as given; intensities: C column intensities.
     vectors: [R, C, 9] the emotion vector each rendered cell was driven with.
     landmarks: [R, C, 68, 2] stage 1's landmarks of each rendered cell in [-1, 1] of the crop.
-    neutral: [S, S, 3] uint8 the neutral cell (rendered whether or not the grid shows it).
+    neutral: [cell_size, cell_size, 3] uint8 the neutral cell (rendered whether or not the grid
+      shows it).
     frame: the frame of the speech every cell shows (25 fps).
     cell_size: pixels per cell in `image`.
   """
@@ -290,7 +294,7 @@ def emotion_grid(image,
     if isinstance(path, (str, pathlib.Path)):
       audio.check_file(path)
   models = pipeline.load_models(checkpoint) if models is None else models
-  _, aligned, neutral = pipeline.read_face(image, models.size, face_index)
+  photo, aligned, neutral = pipeline.read_face(image, models.size, face_index)
   wave = (np.zeros(int(SILENCE_S * audio.SAMPLE_RATE), np.float32)
           if speech is None else audio.load_audio(speech))
   num_frames = audio.num_video_frames(wave.size)
@@ -308,12 +312,18 @@ def emotion_grid(image,
   if frame is None:
     frame = num_frames // 2 if speech is None else _choose_frame(predicted[0])
   frame = int(frame)
-  rendered = np.stack(
-      list(
-          pipeline.render_frames(models, models.texture_params, aligned.crop, neutral,
-                                 predicted[:, frame], tracks[:, frame])))
+  # Each cell as `generate --crop-only --crop-size CELL` renders it: from the photo's own pixels.
+  canvas = full_resolution.crop_canvas(models.size, int(cell_size))
+  rendered = np.stack([
+      full_resolution.compose(photo, aligned.transform, canvas, x["flow"], x["paint"])
+      for x in pipeline.render_layers(models, models.texture_params, aligned.crop, neutral,
+                                      predicted[:, frame], tracks[:, frame])
+  ])
+  still = np.zeros((models.size, models.size, 2), np.float32)
+  photo_crop = full_resolution.compose(photo, aligned.transform, canvas, still,
+                                       np.zeros((models.size, models.size, 3), np.float32))
 
-  num_rows, num_cols, size = len(rows), len(intensities), models.size
+  num_rows, num_cols, size = len(rows), len(intensities), int(cell_size)
   cells = np.zeros((num_rows, num_cols, size, size, 3), np.uint8)
   vectors = np.zeros((num_rows, num_cols, emotions.NUM_EMOTIONS + 1), np.float32)
   cell_landmarks = np.zeros((num_rows, num_cols, 68, 2), np.float32)
@@ -324,7 +334,7 @@ def emotion_grid(image,
       if index is None:
         continue
       if index == -1:
-        cells[r, c], kinds[r][c], labels[r][c] = aligned.crop, "input", "input photo"
+        cells[r, c], kinds[r][c], labels[r][c] = photo_crop, "input", "input photo"
         continue
       cells[r, c], kinds[r][c] = rendered[index], "render"
       vectors[r, c], cell_landmarks[r, c] = tracks[index, frame], predicted[index, frame]
