@@ -335,3 +335,24 @@ def test_whisper_input_mouth_terms_and_lip_sync_ranking(grid_clip, tmp_path):
   assert out["model"]["num_lip_clips"] == out["static"]["num_lip_clips"] == 2
   for name in ("static", "mean_motion"):
     assert out[name]["lip_std_ratio"] == pytest.approx(0.0, abs=1e-6), name
+
+
+def test_emotion_displacements_read_the_split_whole(dataset_dir, grid_clip):
+  """What the trainer measures the emotion basis from: the train split's clips read whole, each
+  speaker's emotional clips against their neutral one (grid/s2: happy at 2/3 against neutral; the
+  other train speakers have no neutral clip)."""
+  from emotalk_jax.evaluate import emotion_geometry  # pylint: disable=g-import-not-at-top
+  config = _config(dataset_dir)
+  builder = train_landmark.get_builder(config)
+  (measured,) = train_landmark.emotion_displacements(config, builder)
+  cuts = {c[0]: c for c in clip_datasets.CUTS}
+  clip = lambda name, emotion, intensity: emotion_geometry.Clip(
+      "grid/s2", emotion, intensity, grid_clip.landmarks[cuts[name][1]:cuts[name][2]])
+  (want,) = emotion_geometry.displacements([clip("t1_happy", "happy", 2 / 3),
+                                            clip("t3_neutral", "neutral", 1.0)])
+  assert (measured.speaker, measured.emotion, measured.num_clips) == ("grid/s2", "happy", 1)
+  assert measured.intensity == pytest.approx(2 / 3)
+  np.testing.assert_allclose(measured.vector, want.vector, atol=1e-5)
+  assert np.abs(measured.vector).max() > 0  # Different frames of the clip: a real displacement.
+  # The test split's only speaker (grid/s4) has no neutral clip: nothing to measure from.
+  assert train_landmark.emotion_displacements(config, builder, config.test_split) == []
