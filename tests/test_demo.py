@@ -35,8 +35,9 @@ def _drive(models, photo, wave, emotion):
 
 def test_shipped_stage1_shows_each_emotion_at_real_strength(models):
   """On the neutral demo photo and real speech, each emotion moves the face part that carries it by
-  several pixels of a 256 crop (measured as for real clips, evaluate/emotion_geometry.py; MEAD level 3
-  moves these parts by 2.5-10 px), intensity scales it linearly, and intensity 0 is neutral."""
+  several pixels of a 256 crop (measured as for real clips, evaluate/emotion_geometry.py; MEAD
+  level 3 moves these parts by 2.5-10 px), intensity scales it linearly, and intensity 0 is
+  neutral."""
   from emotalk_jax.evaluate import emotion_geometry  # pylint: disable=g-import-not-at-top
   wave = audio.load_audio(bundled.DEMO_SPEECH)[:4 * audio.SAMPLE_RATE]
   texts = ("neutral", "happy", "sad", "angry", "surprised", "happy:0.5", "sad:0")

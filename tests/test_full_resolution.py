@@ -51,8 +51,8 @@ def test_at_the_network_size_it_is_the_network_formula(aligned):
 
 
 def test_no_motion_and_nothing_painted_returns_the_photo_exactly(photo, aligned):
-  """Zero flow, nothing painted: every pixel is the photo's own, at its own resolution (nothing of the
-  S x S crop's softness), and pixels outside the crop's footprint are untouched."""
+  """Zero flow, nothing painted: every pixel is the photo's own, at its own resolution (nothing of
+  the S x S crop's softness), and pixels outside the crop's footprint are untouched."""
   canvas = fr.paste_canvas(photo.shape, aligned.transform, S)
   out = fr.compose(photo, aligned.transform, canvas, np.zeros((S, S, 2)), np.zeros((S, S, 3)))
   np.testing.assert_array_equal(out, photo)

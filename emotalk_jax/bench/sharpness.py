@@ -24,8 +24,9 @@ from emotalk_jax.generate import pipeline
 from emotalk_jax.media import face
 from emotalk_jax.media import video_io
 
-PHOTOS = ("faces/makeittalk/obama.jpg", "faces/edtalk/leijun.png", "faces/liveportrait/MY_photo.jpg",
-          "faces/liveportrait/d12.jpg", "faces/liveportrait/d19.jpg", "faces/sadtalker/people_1.png",
+PHOTOS = ("faces/makeittalk/obama.jpg", "faces/edtalk/leijun.png",
+          "faces/liveportrait/MY_photo.jpg", "faces/liveportrait/d12.jpg",
+          "faces/liveportrait/d19.jpg", "faces/sadtalker/people_1.png",
           "faces/edtalk/uncrop_face.jpg", "faces/liveportrait/s1.jpg")
 EVERY = 10  # Frames between measured frames.
 

@@ -5,8 +5,8 @@ best fits its nose and eyes (`ALIGN_NODES`) onto a reference shape: head positio
 from the camera are not emotion, and those points move least with expressions. The median, not the
 mean, so the speech's open-close gives the mouth's resting shape rather than a half-open mouth. An
 emotion's displacement for one speaker is their emotional clip shape minus their neutral one, both
-aligned to the same reference. Units: the [-1, 1] crop coordinates of the landmark model; `PX_256` converts to pixels
-of a 256 crop.
+aligned to the same reference. Units: the [-1, 1] crop coordinates of the landmark model; `PX_256`
+converts to pixels of a 256 crop.
 
 Stage 1's emotion basis (`LandmarkNet.emotion_basis`) is `estimate_basis` of the training speakers'
 displacements: per class, the mean over speakers of displacement / intensity, so intensity 1 is

@@ -376,7 +376,8 @@ def emotion_geometry_scores(predict_fn, params, config, builder) -> dict:
     real = [d for d in measured if d.speaker == speaker]
 
     def run(name, intensity):
-      batch = dict(speech, emotion=_emotion_vector(name, intensity), neutral_landmarks=neutral[None])
+      batch = dict(speech, emotion=_emotion_vector(name, intensity),
+                   neutral_landmarks=neutral[None])
       return np.asarray(predict(params, batch), np.float64)[0, :num_frames]
 
     sequences = {"neutral": run("neutral", 1.0)}
