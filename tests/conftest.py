@@ -7,6 +7,13 @@ import signal
 
 import pytest
 
+# jax.random's partitionable threefry (JAX's default since 0.5) makes XLA:CPU compile every random
+# draw ~10x slower: on 2 cores, initialising the tiny TextureNet (one draw per kernel) compiles for
+# ~40 s instead of ~8 s. The tests check no particular random values (each compares runs of one
+# process, or of this process and its subprocesses, which inherit the variable), so they use the
+# classic implementation; run with JAX_THREEFRY_PARTITIONABLE=true for JAX's default.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(
     os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
