@@ -7,6 +7,13 @@ import signal
 
 import pytest
 
+# jax.random's partitionable threefry (JAX's default since 0.5) makes XLA:CPU compile every random
+# draw ~10x slower: on 2 cores, initialising the tiny TextureNet (one draw per kernel) compiles for
+# ~40 s instead of ~8 s. The tests check no particular random values (each compares runs of one
+# process, or of this process and its subprocesses, which inherit the variable), so they use the
+# classic implementation; run with JAX_THREEFRY_PARTITIONABLE=true for JAX's default.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(
     os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -54,16 +61,39 @@ def xla_cache_dir(tmp_path_factory) -> str:
   return str(tmp_path_factory.mktemp("xla_cache"))
 
 
+_CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+                  "jax_persistent_cache_min_entry_size_bytes")
+
+
+def _use_compilation_cache(cache_dir, min_compile_time_secs):
+  """Points JAX's persistent XLA cache at `cache_dir`; returns the options it had before."""
+  import jax  # pylint: disable=g-import-not-at-top
+  old = {n: getattr(jax.config, n) for n in _CACHE_OPTIONS}
+  for n, v in zip(_CACHE_OPTIONS, (cache_dir, min_compile_time_secs, 0)):
+    jax.config.update(n, v)
+  return old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_compilation_cache(xla_cache_dir):
+  """A persistent XLA cache (fresh for each session) for every test: jit caches in memory are per
+  function object, so modules that build the same model again (each a new Flax module, a new
+  `jax.jit(model.init)`) recompile the same program; on 2 CPU cores an init with random weights
+  compiles for tens of seconds. Only programs that took over half a second to compile are kept:
+  the cache then holds what is worth reading back. The executables are XLA's own, unchanged."""
+  import jax  # pylint: disable=g-import-not-at-top
+  old = _use_compilation_cache(xla_cache_dir, 0.5)
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+
+
 @pytest.fixture(scope="module")
 def compilation_cache(xla_cache_dir):
-  """A persistent XLA cache while a module runs, one directory for the session: the tiny training
-  runs of several modules compile the same steps again and again."""
+  """Every compiled program cached while a module runs (not only the slow ones), in the session's
+  directory: the tiny training runs of several modules compile the same steps again and again."""
   import jax  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {n: getattr(jax.config, n) for n in names}
-  for n, v in zip(names, (xla_cache_dir, 0.0, 0)):
-    jax.config.update(n, v)
+  old = _use_compilation_cache(xla_cache_dir, 0.0)
   yield
   for n, v in old.items():
     jax.config.update(n, v)

@@ -25,14 +25,10 @@ def test_augmented_pairs_move_landmarks_with_the_image():
                                                         68)).at[30].set(jnp.asarray([0.3, -0.2]))
   px = np.rint(((np.asarray(points[30]) + 1) * SIZE - 1) / 2).astype(int)
   photo = photo.at[px[1] - 1:px[1] + 2, px[0] - 1:px[0] + 2].set(1.0)
-  pairs = finetune.augmented_pairs(jax.random.PRNGKey(3),
-                                   photo,
-                                   points,
-                                   8,
-                                   colour=0.0,
-                                   landmark_noise=0.0,
-                                   max_rotation=10.0,
-                                   max_shift=0.1)
+  # Jitted: one compile instead of one per op.
+  pairs = jax.jit(lambda key, image, pts: finetune.augmented_pairs(
+      key, image, pts, 8, colour=0.0, landmark_noise=0.0, max_rotation=10.0, max_shift=0.1))(
+          jax.random.PRNGKey(3), photo, points)
   for key, lm_key in (("neutral", "neutral_landmarks"), ("target", "target_landmarks")):
     for img, lm in zip(np.asarray(pairs[key]), np.asarray(pairs[lm_key])):
       # The flip may renumber points: find the moved dot's landmark among all 68.

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from configs import landmark_test
 from emotalk_jax import emotions
 from emotalk_jax.media import audio
 from emotalk_jax.models import face_graph
@@ -80,13 +81,14 @@ def test_mean_displacement_param_shifts_every_frame(model, params):
 def test_dropout_only_in_training(params):
   model = lm.LandmarkNet(dropout_rate=0.5)
   inputs = lm.dummy_inputs(2, 3)
-  rngs = {"dropout": jax.random.PRNGKey(1)}
-  a = model.apply({"params": params}, *inputs, train=True, rngs=rngs)["landmarks"]
-  b = model.apply({"params": params}, *inputs, train=True,
-                  rngs={"dropout": jax.random.PRNGKey(2)})["landmarks"]
+  # Jitted: eager applies dispatch (and compile) every op one by one, several seconds each.
+  train = jax.jit(lambda key: model.apply({"params": params}, *inputs, train=True,
+                                          rngs={"dropout": key})["landmarks"])
+  a, b = train(jax.random.PRNGKey(1)), train(jax.random.PRNGKey(2))
   assert not np.allclose(a, b)
-  np.testing.assert_array_equal(model.apply({"params": params}, *inputs)["landmarks"],
-                                lm.LandmarkNet().apply({"params": params}, *inputs)["landmarks"])
+  np.testing.assert_array_equal(
+      jax.jit(lambda: model.apply({"params": params}, *inputs)["landmarks"])(),
+      jax.jit(lambda: lm.LandmarkNet().apply({"params": params}, *inputs)["landmarks"])())
 
 
 def test_bfloat16_compute_keeps_float32_params_and_outputs():
@@ -233,13 +235,17 @@ def test_remove_similarity_keeps_shape_changes_and_drops_head_motion():
 
 
 def test_shape_only_net_starts_at_its_prior_and_never_moves_the_head():
-  model = lm.LandmarkNet(shape_only=True, zero_init_decoder=True)
+  # configs/landmark_test.py's tiny net, shape-only with a zero-initialised decoder like the default
+  # config's: other modules (generation's tiny checkpoints) initialise it too, so the session's
+  # compilation cache compiles its init only once.
+  model = lm.create_model(landmark_test.get_config())
+  assert model.shape_only and model.zero_init_decoder
   params = lm.init_params(model, jax.random.PRNGKey(0))
   prior = jnp.asarray(np.random.default_rng(0).normal(0, 0.01, (68, 2)), jnp.float32)
   params = dict(params, mean_displacement=prior)
   mel, emotion, neutral = _inputs(2, 3)
-  out = model.apply({"params": params}, mel, emotion, neutral)
-  np.testing.assert_allclose(out["displacement"], jnp.broadcast_to(prior, (2, 3, 68, 2)), atol=1e-7)
+  displacement = jax.jit(lambda p: model.apply({"params": p}, mel, emotion, neutral)["displacement"])
+  np.testing.assert_allclose(displacement(params), jnp.broadcast_to(prior, (2, 3, 68, 2)), atol=1e-7)
   # After random output layers, the learned part still has no head motion in it.
   rng = iter(jax.random.split(jax.random.PRNGKey(1), 4))
   params = dict(
@@ -249,7 +255,7 @@ def test_shape_only_net_starts_at_its_prior_and_never_moves_the_head():
                                                     params["graph_decoder"]["out"])),
       motion_readout=jax.tree_util.tree_map(lambda x: jax.random.normal(next(rng), x.shape),
                                             params["motion_readout"]))
-  learned = model.apply({"params": params}, mel, emotion, neutral)["displacement"] - prior
+  learned = displacement(params) - prior
   assert np.abs(learned).max() > 1e-3
   np.testing.assert_allclose(lm.remove_similarity(learned, neutral), learned, atol=1e-6)
 

@@ -33,10 +33,16 @@ def _inputs(b=2, size=32, seed=0):
   return image, neutral, target, emotion
 
 
+# The generator of configs/texture_test.py (width 4, emotion_dim 8): what these tests check does not
+# depend on its width, and other modules (generation's tiny checkpoints) initialise this very
+# network at 32x32, so the session's compilation cache compiles its slow init only once.
+TINY = dict(width=4, emotion_dim=8)
+
+
 @pytest.fixture(scope="module")
 def params():
-  """Width-8 generator params (initialised once: init compiles slowly on a small CPU)."""
-  return tm.init_params(tm.TextureNet(width=8), jax.random.PRNGKey(0), 32)
+  """Tiny generator params (initialised once: init compiles slowly on a small CPU)."""
+  return tm.init_params(tm.TextureNet(**TINY), jax.random.PRNGKey(0), 32)
 
 
 @pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
@@ -60,19 +66,20 @@ def test_untrained_net_without_prior_returns_the_neutral_image_and_params_are_si
 
 @pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_bfloat16_compute_keeps_float32_params_and_outputs(params):
-  model = tm.TextureNet(width=8, dtype=jnp.bfloat16)
+  model = tm.TextureNet(**TINY, dtype=jnp.bfloat16)
   assert jax.tree.structure(jax.eval_shape(
       lambda: tm.init_params(model, jax.random.PRNGKey(0), 32))) == jax.tree.structure(params)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   out = jax.jit(model.apply)({"params": params}, *_inputs())
   assert out["image"].dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out["image"])))
-  ref = jax.jit(tm.TextureNet(width=8).apply)({"params": params}, *_inputs())
+  ref = jax.jit(tm.TextureNet(**TINY).apply)({"params": params}, *_inputs())
   assert float(jnp.mean(jnp.abs(out["image"] - ref["image"]))) < 0.05
 
 
 @pytest.mark.slow  # Over 10 s on 2 CPU cores (trains or compiles a model).
 def test_gradients_reach_every_branch(params):
-  model, disc = tm.TextureNet(width=8), tm.Discriminator(width=8)
+  # texture_test's discriminator too: the texture trainer's tests initialise it at 32x32 as well.
+  model, disc = tm.TextureNet(**TINY), tm.Discriminator(width=4, num_scales=2, num_layers=2)
   inputs = _inputs()
   d_params = tm.init_params(disc, jax.random.PRNGKey(1), 32)
   target = jnp.roll(inputs[0], 2, axis=2)
@@ -104,13 +111,19 @@ def test_input_shape_errors():
 
 
 def test_untrained_net_with_tps_prior_starts_at_the_tps_warp(params):
-  model = tm.TextureNet(width=8)
+  model = tm.TextureNet(**TINY)
   image, neutral, target, emotion = _inputs()
   out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
+
+  @jax.jit  # The spline and its warp: one compile, not one per op.
+  def spline_and_warp(img, n, t):
+    flow = warp.tps_flow(n, t, 32)
+    return flow, warp.warp(img, flow, padding="border")
+
   # The output flow is the spline at S (plus the S/2 level's residual, zero at the start).
-  prior = warp.tps_flow(neutral, target, 32)
+  prior, prior_warped = spline_and_warp(image, neutral, target)
   np.testing.assert_allclose(out["flow"], prior, atol=1e-5)
-  np.testing.assert_allclose(out["warped"], warp.warp(image, prior, padding="border"), atol=1e-5)
+  np.testing.assert_allclose(out["warped"], prior_warped, atol=1e-5)
   np.testing.assert_allclose(out["image"], out["warped"], atol=1e-6)  # Exactly the TPS baseline.
   assert float(jnp.abs(out["flow"]).max()) > 0.01  # The landmarks moved, so does the prior.
   # What the network adds to the spline starts at zero, at every scale.
@@ -127,7 +140,7 @@ def test_flow_losses_see_only_what_the_net_adds_to_the_spline(params):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import texture_losses  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import texture as train_texture  # pylint: disable=g-import-not-at-top
-  model = tm.TextureNet(width=8)
+  model = tm.TextureNet(**TINY)
   image, neutral, target, emotion = _inputs()
   out = jax.jit(model.apply)({"params": params}, image, neutral, target, emotion)
   config = ml_collections.ConfigDict(dict(vgg_layers=(), vgg_layer_weights=()))
