@@ -206,6 +206,14 @@ def clip_length_stats(builder_or_name,
           "max_frames": int(lengths.max(initial=0)), "total_frames": int(lengths.sum())}
 
 
+def test_windows(builder, config, mesh=None) -> "InputIterator":
+  """The fixed (unshuffled) windows of `config.test_split` a trainer's evaluation reads: the same
+  batches at every evaluation, for every model and baseline scored on them (`config`: test_split,
+  eval_batch_size, window, seed)."""
+  return InputIterator(builder, config.test_split, batch_size=config.eval_batch_size,
+                       window=config.window, seed=config.seed, mesh=mesh, shuffle=False)
+
+
 def whole_clips(builder_or_name, split: str, features, *, data_dir=None):
   """Yields every clip of `split` in file order as a dict of numpy arrays holding only `features`
   (decoded; names of `data_pipelines.features`; optional ones the dataset lacks are left out): what

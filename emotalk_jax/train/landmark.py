@@ -241,13 +241,7 @@ def evaluate(eval_step, params, config, builder, mesh, *, plot_path=None) -> dic
   windows of clips with audio (the only ones whose mouth motion can be predicted; absent when there
   are none), plus 'num_windows' and 'num_audio_windows'.
   """
-  it = input_pipeline.InputIterator(builder,
-                                    config.test_split,
-                                    batch_size=config.eval_batch_size,
-                                    window=config.window,
-                                    seed=config.seed,
-                                    mesh=mesh,
-                                    shuffle=False)
+  it = input_pipeline.test_windows(builder, config, mesh)
   sums, audio_sums, n, n_audio = {}, {}, 0, 0
   for i in range(config.num_eval_batches):
     batch = next(it)

@@ -312,13 +312,7 @@ def evaluate(eval_step, params, config, builder, mesh, *, grid_path=None) -> dic
   """Mean PSNR / SSIM / L1 of generated vs true frames over `config.num_eval_batches` test batches
   (fixed windows, driven from each clip's identity reference); writes a sample grid of the first
   batch."""
-  it = input_pipeline.InputIterator(builder,
-                                    config.test_split,
-                                    batch_size=config.eval_batch_size,
-                                    window=config.window,
-                                    seed=config.seed,
-                                    mesh=mesh,
-                                    shuffle=False)
+  it = input_pipeline.test_windows(builder, config, mesh)
   scores = {}
   for i in range(config.num_eval_batches):
     outputs = {k: train_lib.to_host(v) for k, v in eval_step(params, next(it)).items()}
