@@ -195,7 +195,15 @@ def _generate_options(args) -> dict:
   return dict(finetune_steps=args.finetune_steps, crop_only=args.crop_only,
               crop_size=args.crop_size, seed=args.seed,
               emotion_schedule=args.emotion_schedule, face_index=args.face_index, size=args.size,
-              progress=not args.quiet)
+              progress=_progress(args))
+
+
+def _progress(args):
+  """Step lines and a frame bar on stderr (`--quiet`: none), the first line before JAX loads."""
+  from emotalk_jax.generate import progress  # pylint: disable=g-import-not-at-top
+  status = progress.Progress(enabled=not args.quiet)
+  status.step("loading JAX")
+  return status
 
 
 def cmd_generate(args) -> dict:
@@ -203,29 +211,30 @@ def cmd_generate(args) -> dict:
   emotalk_jax/generate/pipeline.py): `emotalk generate --image PHOTO --audio SPEECH --emotion
   EMOTION --out OUT.mp4`, or many videos from a
   CSV with columns image,audio,emotion,out: `emotalk generate --manifest JOBS.csv --out-dir DIR`."""
-  from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
-  if args.manifest:
-    if args.image or args.audio:
-      raise errors.InputError(args.manifest,
-                              "--manifest replaces --image/--audio; give one or the other")
-    models = generate.load_models(args.checkpoint)
-    result = generate.generate_manifest(args.manifest, args.out_dir or "emotalk_out", models=models,
-                                        **_generate_options(args))
-    for failure in result["failed"]:
-      print(f"emotalk: warning: skipped row {failure['row']}: {failure['reason']}", file=sys.stderr)
-    return result
+  if args.manifest and (args.image or args.audio):
+    raise errors.InputError(args.manifest,
+                            "--manifest replaces --image/--audio; give one or the other")
   missing = [
       flag for flag, value in (("--image", args.image), ("--audio", args.audio)) if not value
   ]
-  if missing:
+  if missing and not args.manifest:
     raise errors.InputError("generate",
                             f"{' and '.join(missing)} required (or --manifest JOBS.csv)")
+  options = _generate_options(args)
+  from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
+  if args.manifest:
+    models = generate.load_models(args.checkpoint)
+    result = generate.generate_manifest(args.manifest, args.out_dir or "emotalk_out", models=models,
+                                        **options)
+    for failure in result["failed"]:
+      print(f"emotalk: warning: skipped row {failure['row']}: {failure['reason']}", file=sys.stderr)
+    return result
   return generate.generate(args.image,
                            args.audio,
                            args.emotion,
                            args.out or "emotalk_out/generated.mp4",
                            checkpoint=args.checkpoint,
-                           **_generate_options(args))
+                           **options)
 
 
 def cmd_export(args) -> dict:
@@ -249,10 +258,11 @@ def cmd_demo(args) -> dict:
   """The bundled neutral photo (GRID speaker s4, CC BY 4.0) says four GRID sentences in her own
   voice (9 s), neutral, then happy, sad, angry and surprised in turn (each held over 1 s), with the
   shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
+  status = _progress(args)
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   return generate.generate(bundled.DEMO_PHOTO, bundled.DEMO_SPEECH, out=args.out,
                            emotion_schedule=DEMO_SCHEDULE, finetune_steps=args.finetune_steps,
-                           progress=not args.quiet)
+                           progress=status)
 
 
 def cmd_emotion_grid(args) -> dict:

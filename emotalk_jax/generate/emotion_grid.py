@@ -306,7 +306,8 @@ def emotion_grid(image,
   tracks = np.stack([driving.emotion_track([driving.Keyframe(0.0, e)], num_frames) for e in unique])
   # All cells in one batch: one stage-1 call per chunk; one chunk for silence.
   chunk = num_frames if speech is None else pipeline.LANDMARK_CHUNK
-  predicted = pipeline.predict_landmarks(models, audio.log_mel(wave), tracks, neutral, chunk=chunk,
+  predicted = pipeline.predict_landmarks(models, pipeline.speech_mel(models, wave), tracks,
+                                         neutral, chunk=chunk,
                                          speech=pipeline.speech_features(models, wave))
   predicted = np.stack([driving.smooth(track) for track in predicted])  # As generate's videos.
   if frame is None:
@@ -314,14 +315,15 @@ def emotion_grid(image,
   frame = int(frame)
   # Each cell as `generate --crop-only --crop-size CELL` renders it: from the photo's own pixels.
   canvas = full_resolution.crop_canvas(models.size, int(cell_size))
+  source = full_resolution.photo_source(photo, aligned.transform, models.size)
   rendered = np.stack([
-      full_resolution.compose(photo, aligned.transform, canvas, x["flow"], x["paint"])
+      full_resolution.compose(photo, aligned.transform, canvas, x["flow"], x["paint"], source)
       for x in pipeline.render_layers(models, models.texture_params, aligned.crop, neutral,
                                       predicted[:, frame], tracks[:, frame])
   ])
   still = np.zeros((models.size, models.size, 2), np.float32)
   photo_crop = full_resolution.compose(photo, aligned.transform, canvas, still,
-                                       np.zeros((models.size, models.size, 3), np.float32))
+                                       np.zeros((models.size, models.size, 3), np.float32), source)
 
   num_rows, num_cols, size = len(rows), len(intensities), int(cell_size)
   cells = np.zeros((num_rows, num_cols, size, size, 3), np.uint8)

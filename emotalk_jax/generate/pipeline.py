@@ -30,6 +30,7 @@ import csv
 import dataclasses
 import os
 import pathlib
+import threading
 import time
 from typing import Iterator, Optional
 
@@ -38,10 +39,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from emotalk_jax import bundled
+from emotalk_jax import compilation_cache
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
+from emotalk_jax.generate import background
 from emotalk_jax.generate import driving
 from emotalk_jax.generate import full_resolution
+from emotalk_jax.generate.progress import Progress
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
@@ -89,6 +93,7 @@ def load_models(checkpoint_dir=None) -> Models:
     InputError: a missing file, or params that do not fit their config (naming the params that
       differ); a missing or broken Whisper weights file when stage 1 reads Whisper features.
   """
+  compilation_cache.enable()  # Before the first compilation, which sets the cache up for good.
   directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else bundled.CHECKPOINTS_DIR
   loaded = {}
   for name in ("landmark", "texture"):
@@ -142,13 +147,20 @@ def speech_features(models: Models, wave) -> Optional[np.ndarray]:
   return whisper.speech_features(wave, params, config)
 
 
+def speech_mel(models: Models, wave) -> Optional[np.ndarray]:
+  """[F, 80] log-mel of `wave` when stage 1 reads it, else None (librosa's spectrogram costs about
+  2 s to import, a quarter of a short video's time)."""
+  return None if models.landmark_model.speech_input == "whisper" else audio.log_mel(wave)
+
+
 def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = LANDMARK_CHUNK,
                       margin: int = LANDMARK_MARGIN, speech=None) -> np.ndarray:
   """Stage 1 over a whole clip, in chunks.
 
   Args:
     models: the networks.
-    mel: [F, 80] log-mel of the speech (100 frames/s).
+    mel: [F, 80] log-mel of the speech (100 frames/s); None for a stage 1 that reads only
+      Whisper features.
     emotion_track: [T, 9] emotion vector per frame; or [B, T, 9], B emotion tracks over the same
       speech and face, run together (one network call per chunk for all B: e.g. one still per
       emotion in `emotion_grid`).
@@ -263,8 +275,9 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
     emotion_track: [T, 9].
   """
   fn = _render_fn(models.texture_model)
-  image = jnp.broadcast_to(jnp.asarray(crop, jnp.float32) / 127.5 - 1.0, (batch,) + crop.shape)
-  neutral_batch = jnp.broadcast_to(jnp.asarray(neutral, jnp.float32), (batch, 68, 2))
+  # One face for the whole batch (the network computes its part once).
+  image = jnp.asarray(crop, jnp.float32)[None] / 127.5 - 1.0
+  neutral_batch = jnp.asarray(neutral, jnp.float32)[None]
   num_frames = landmark_track.shape[0]
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
@@ -305,7 +318,7 @@ def drive(models: Models,
   track = driving.emotion_track(keyframes, num_frames)
   speech = speech_features(models, wave) if speech is None else speech
   predicted = driving.smooth(
-      predict_landmarks(models, audio.log_mel(wave), track, neutral, speech=speech))
+      predict_landmarks(models, speech_mel(models, wave), track, neutral, speech=speech))
   if blinks:
     predicted = driving.add_blinks(predicted,
                                    driving.blink_times(num_frames, np.random.default_rng(seed)))
@@ -326,7 +339,8 @@ def generate(image,
              seed: int = 0,
              emotion_schedule: Optional[str] = None,
              face_index: int = 0,
-             progress: bool = True) -> dict:
+             render_batch: int = RENDER_BATCH,
+             progress=True) -> dict:
   """Generates a talking-face video and writes it to `out` (H.264 + AAC, 25 fps, atomically).
 
   Args:
@@ -344,7 +358,8 @@ def generate(image,
     seed: blinks and fine-tuning augmentation.
     emotion_schedule: `"0:neutral,2.0:happy:0.8"` emotion keyframes (overrides `emotion`).
     face_index: which face when the photo has several (0 = largest; a warning names the count).
-    progress: show a progress bar.
+    render_batch: frames per stage-2 call (more: higher throughput on an accelerator).
+    progress: show what is being done and a frame bar on stderr (a `Progress`, or a bool).
 
   Returns:
     Summary: output, frames, seconds of speech, wall seconds, fps, size, and the fine-tune report.
@@ -354,25 +369,37 @@ def generate(image,
       checkpoint that does not fit, an unwritable output. Nothing is written then.
   """
   clock = _Clock()
+  status = progress if isinstance(progress, Progress) else Progress(bool(progress))
   keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
   _check_output(out)
-  models = load_models(checkpoint) if models is None else models
+  # dlib's models load in a thread (outside the GIL) while the networks load here.
+  face_models = background.Call(face.default_detector().load)
+  if models is None:
+    status.step("loading the networks")
+    models = load_models(checkpoint)
   if size is not None and int(size) != models.size:
     raise InputError(
         checkpoint or bundled.CHECKPOINTS_DIR,
         f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
         f"trained at {size} with --checkpoint")
-  photo, aligned, neutral = read_face(image, models.size, face_index)
+  status.step("reading the speech")
   wave = audio.load_audio(speech)
+  # The speech encoder runs (compiled XLA, outside the GIL) while dlib searches the photo.
+  features = background.Call(lambda: speech_features(models, wave))
+  status.step("finding the face")
+  face_models.result()
+  photo, aligned, neutral = read_face(image, models.size, face_index)
   clock.lap("inputs")
-  features = speech_features(models, wave)
+  features = features.result()
   if features is not None:
     clock.lap("speech_features")
+  status.step("predicting the landmarks")
   landmark_track, emotion_track = drive(models, neutral, wave, keyframes, seed, speech=features)
   clock.lap("landmarks")
 
   params, finetune_report = models.texture_params, None
   if finetune_steps > 0:
+    status.step(f"fine-tuning on the photo ({finetune_steps} steps)")
     from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
     params, report = finetune.finetune(params,
                                        models.texture_config,
@@ -380,24 +407,28 @@ def generate(image,
                                        landmarks=neutral,
                                        steps=finetune_steps,
                                        seed=seed,
-                                       progress=progress)
+                                       progress=status.enabled)
     # "_": images for plots.
     finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}
     clock.lap("finetune")
 
-  layers = clock.timed(
-      render_layers(models, params, aligned.crop, neutral, landmark_track, emotion_track), "render")
+  status.step("rendering the first frames (compiled once, then cached on disk)")
   canvas = (full_resolution.crop_canvas(models.size, crop_size or models.size) if crop_only else
             full_resolution.paste_canvas(photo.shape, aligned.transform, models.size))
-  frames = clock.timed((full_resolution.compose(photo, aligned.transform, canvas, x["flow"],
-                                                x["paint"]) for x in layers), "paste")
-  from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
+  # Stage 2 renders the next batches in a thread while this one pastes and encodes.
+  layers = background.prefetch(
+      clock.timed(render_layers(models, params, aligned.crop, neutral, landmark_track,
+                                emotion_track, render_batch), "render"), 2 * render_batch)
   num_frames = landmark_track.shape[0]
-  bar = tqdm.tqdm(frames, total=num_frames, desc="generate", unit="frame", disable=not progress,
-                  dynamic_ncols=True, mininterval=0.5)
-  video_io.write_video(out, bar, fps=FPS, audio=wave, crf=VIDEO_CRF)
+  bar = status.frames(num_frames, render_batch)
+  source = full_resolution.photo_source(photo, aligned.transform, models.size)
+  frames = _composed(layers, photo, aligned.transform, canvas, source, clock, bar)
+  streamed = time.perf_counter()
+  video_io.write_video(out, clock.timed(frames, "frames"), fps=FPS, audio=wave, crf=VIDEO_CRF)
   bar.close()
-  clock.lap("encode")  # What the streamed stages did not take.
+  # The encoder's own time: the streamed part's wall time less its waits for frames.
+  clock.add("encode", time.perf_counter() - streamed - clock.pop("frames"))
+  clock.lap("streamed_wall")
   total = clock.total()
   summary = {
       "output": str(out),
@@ -406,7 +437,9 @@ def generate(image,
       "size": models.size,
       "wall_seconds": round(total, 2),
       "fps": round(num_frames / total, 2),
+      "first_frame_seconds": clock.first_frame,
       "crop_only": bool(crop_only),
+      "render_batch": int(render_batch),
       "seconds_by_stage": clock.laps()
   }
   if finetune_report is not None:
@@ -414,34 +447,54 @@ def generate(image,
   return summary
 
 
+def _composed(layers, photo, transform, canvas, source, clock: "_Clock",
+              bar) -> Iterator[np.ndarray]:
+  """Stage 2's layers -> output frames (`full_resolution.compose`), counted on the frame bar."""
+  for x in layers:
+    if clock.first_frame is None:
+      clock.first_frame = round(clock.total(), 3)
+    start = time.perf_counter()
+    frame = full_resolution.compose(photo, transform, canvas, x["flow"], x["paint"], source)
+    clock.add("paste", time.perf_counter() - start)
+    bar.update(1)
+    yield frame
+
+
 class _Clock:
-  """Wall time per stage. `timed` wraps a generator so the time spent producing its items is booked
-  to
-  `name` (the streamed stages interleave); `lap` books the rest since the last lap to `name`."""
+  """Wall seconds per stage. The first stages run one after the other (`lap`: the time since the
+  last lap); rendering, pasting and encoding then overlap, each booked with its own busy time
+  (`add`, `timed`; from several threads), so the stages add up to more than the wall time."""
 
   def __init__(self):
     self._start = self._last = time.perf_counter()
-    self._streamed = 0.0
     self._laps = {}
+    self._lock = threading.Lock()
+    self.first_frame = None  # Seconds from the start to the first rendered frame.
+
+  def add(self, name: str, seconds: float) -> None:
+    with self._lock:
+      self._laps[name] = self._laps.get(name, 0.0) + seconds
 
   def lap(self, name: str) -> None:
     now = time.perf_counter()
-    self._laps[name] = self._laps.get(name, 0.0) + (now - self._last) - self._streamed
-    self._last, self._streamed = now, 0.0
+    self.add(name, now - self._last)
+    self._last = now
 
   def timed(self, items, name: str):
+    """Yields `items`, booking the time spent producing each to `name`."""
     iterator = iter(items)
     while True:
-      t, nested = time.perf_counter(), self._streamed
+      start = time.perf_counter()
       try:
         item = next(iterator)
       except StopIteration:
         return
-      # Minus what inner timed stages booked.
-      spent = time.perf_counter() - t - (self._streamed - nested)
-      self._laps[name] = self._laps.get(name, 0.0) + spent
-      self._streamed += spent
+      self.add(name, time.perf_counter() - start)
       yield item
+
+  def pop(self, name: str) -> float:
+    with self._lock:
+      return self._laps.pop(name, 0.0)
 
   def total(self) -> float:
     return time.perf_counter() - self._start

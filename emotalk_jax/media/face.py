@@ -118,6 +118,12 @@ class FaceDetector:
     self._detector = None
     self._predictor = None
 
+  def load(self) -> "FaceDetector":
+    """Loads dlib's models now (about a second, outside the GIL: e.g. in a thread while other work
+    goes on) instead of on first use."""
+    self._models()
+    return self
+
   def _models(self):
     with self._lock:
       if self._predictor is None:

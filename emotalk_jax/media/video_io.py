@@ -345,6 +345,12 @@ class _AudioEncoder:
     self._container.mux(self._stream.encode(None))
 
 
+# x264's speed preset. Measured on 250 generated 480x480 frames at CRF 14 (2 cores): "medium" 3.1 s,
+# "faster" 2.1 s with the same detail (variance of the Laplacian 0.986 of the frames' against
+# 0.988) and a 3 % smaller file; "veryfast" 1.1 s but 0.959.
+X264_PRESET = "faster"
+
+
 def write_video(
     path,
     frames: np.ndarray | Iterable[np.ndarray],
@@ -422,7 +428,7 @@ def _encode(path, tmp: pathlib.Path, frames, fps: float, wave, audio_rate: int, 
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height = padded.shape[1], padded.shape[0]
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(int(crf)), "preset": "medium"}
+        video.options = {"crf": str(int(crf)), "preset": X264_PRESET}
         if wave is not None:
           sound = _AudioEncoder(container, wave, audio_rate)
       av_frame = av.VideoFrame.from_ndarray(_pad_even(frame), format="rgb24")

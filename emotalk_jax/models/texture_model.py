@@ -27,8 +27,9 @@ convolutional: the same params run at 128 and 256 (the configs train one size).
 Widths scale with `width` (the S/2 level; x2 at S/4, x4 below), the main speed knob.
 
 Shapes and units (S = 128 or 256):
-  neutral_image [B, S, S, 3] float in [-1, 1]; landmarks [B, 68, 2] in [-1, 1]; emotion [B, 9]
-  (`emotalk_jax.emotions`: 8 class weights + intensity).
+  neutral_image [B, S, S, 3] float in [-1, 1] (or [1, S, S, 3] with neutral_landmarks [1, 68, 2]:
+  one face for all B targets, its own part computed once); landmarks [B, 68, 2] in [-1, 1]; emotion
+  [B, 9] (`emotalk_jax.emotions`: 8 class weights + intensity).
   out['image'] [B, S, S, 3] in [-1, 1]; out['flow'] [B, S, S, 2] backward flow in normalised units
   (see `emotalk_jax.models.warp`); out['occlusion'] [B, S, S, 1] in [0, 1] (1 = visible in the
   neutral image); out['warped'] [B, S, S, 3] the neutral image warped by the flow; out['rgb'] [B, S,
@@ -233,23 +234,29 @@ class TextureNet(nn.Module):
                emotion,
                train: bool = False):
     del train  # No dropout or batch statistics: train and inference are the same function.
-    b, s = neutral_image.shape[0], neutral_image.shape[1]
+    b, n, s = target_landmarks.shape[0], neutral_image.shape[0], neutral_image.shape[1]
     if neutral_image.shape[1:] != (s, s, 3) or s % 16:
       raise ValueError(
           f"neutral_image must be [B, S, S, 3] with S divisible by 16, got {neutral_image.shape}")
-    for name, lm in (("neutral_landmarks", neutral_landmarks), ("target_landmarks",
-                                                                target_landmarks)):
-      if lm.shape != (b, face_graph.NUM_NODES, 2):
-        raise ValueError(f"{name} must be [{b}, 68, 2], got {lm.shape}")
+    if n not in (1, b):
+      raise ValueError(f"{n} neutral images for {b} targets: give {b}, or 1 for all of them")
+    for name, lm, size in (("neutral_landmarks", neutral_landmarks, n),
+                           ("target_landmarks", target_landmarks, b)):
+      if lm.shape != (size, face_graph.NUM_NODES, 2):
+        raise ValueError(f"{name} must be [{size}, 68, 2], got {lm.shape}")
+    # What depends on the neutral face alone (its landmark map and appearance features) is computed
+    # once per neutral image: with one photo for a batch of targets, once per batch.
+    every = lambda x: jnp.broadcast_to(x, (b,) + x.shape[1:])
     image = neutral_image.astype(jnp.float32)
     neutral_map = jax.lax.stop_gradient(landmark_map(neutral_landmarks, s))
     target_map = jax.lax.stop_gradient(landmark_map(target_landmarks, s))
 
-    motion_in, texture_in, prior = [image, neutral_map, target_map], [image, target_map], None
+    motion_in = [every(image), every(neutral_map), target_map]
+    texture_in, prior = [every(image), target_map], None
     if self.tps_prior:
       prior = jax.lax.stop_gradient(
-          warp_lib.tps_flow(neutral_landmarks, target_landmarks, min(s, self.tps_size)))
-      prior_warped = warp_lib.warp(image, prior, padding="border")
+          warp_lib.tps_flow(every(neutral_landmarks), target_landmarks, min(s, self.tps_size)))
+      prior_warped = warp_lib.warp(every(image), prior, padding="border")
       motion_in.append(prior_warped)
       texture_in.append(prior_warped)
     residuals, occlusions = MotionBranch(self.width, self.max_flow, dtype=self.dtype,
@@ -262,7 +269,7 @@ class TextureNet(nn.Module):
                          name="appearance")(image.astype(self.dtype))
     # Features at S/2, S/4, S/8 (appearance order) warped by the flow of the same scale (flows: S/8
     # -> S/2).
-    warped = [warp_lib.warp(f.astype(jnp.float32), flow) * occ
+    warped = [warp_lib.warp(every(f.astype(jnp.float32)), flow) * occ
               for f, flow, occ in zip(appearance, flows[::-1], occlusions[::-1])]
     warped = [x.astype(self.dtype) for x in warped]
 
@@ -274,7 +281,7 @@ class TextureNet(nn.Module):
     flow = _upsample_flow(residuals[-1], s)
     if prior is not None:
       flow = flow + warp_lib.resize_flow(prior, s, s)
-    warped_image = warp_lib.warp(image, flow, padding="border")
+    warped_image = warp_lib.warp(every(image), flow, padding="border")
     rgb = FusionDecoder(self.width, dtype=self.dtype, name="decoder")(texture, warped, warped_image)
     occlusion = jax.image.resize(occlusions[-1], (b, s, s, 1), method="linear")
     out_image = occlusion * warped_image + (1.0 - occlusion) * rgb.astype(jnp.float32)

@@ -69,11 +69,33 @@ BASE = WhisperConfig(width=512, heads=8, layers=6)
 # Log-mel front end (numpy).
 
 
+def _hz_to_slaney_mel(hz):
+  """Slaney's mel scale: linear (3 mel per 200 Hz) below 1 kHz, logarithmic above."""
+  hz = np.asarray(hz, np.float64)
+  log_step = np.log(6.4) / 27.0
+  return np.where(hz < 1000.0, hz * 3.0 / 200.0,
+                  15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / log_step)
+
+
+def _slaney_mel_to_hz(mel):
+  mel = np.asarray(mel, np.float64)
+  log_step = np.log(6.4) / 27.0
+  return np.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * np.exp(log_step * (mel - 15.0)))
+
+
 @functools.lru_cache(maxsize=None)
 def mel_filters(n_mels: int = N_MELS) -> np.ndarray:
-  """Slaney-normalised mel filterbank, [n_mels, N_FFT // 2 + 1] float32 (librosa's default)."""
-  import librosa  # pylint: disable=import-outside-toplevel  (slow import; only the front end)
-  return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+  """Slaney-normalised mel filterbank from 0 Hz to Nyquist, [n_mels, N_FFT // 2 + 1] float32 (the
+  filterbank Whisper's front end uses, librosa's default; computed here because importing
+  librosa's filters costs about a second at start-up)."""
+  fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+  edges_hz = _slaney_mel_to_hz(np.linspace(0.0, _hz_to_slaney_mel(SAMPLE_RATE / 2), n_mels + 2))
+  lower, centre, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
+  rising = (fft_hz - lower) / (centre - lower)
+  falling = (upper - fft_hz) / (upper - centre)
+  triangles = np.maximum(0.0, np.minimum(rising, falling))
+  # Slaney normalisation: each filter has unit area in Hz.
+  return (triangles * (2.0 / (upper - lower))).astype(np.float32)
 
 
 def _hann_periodic(n: int) -> np.ndarray:
