@@ -140,6 +140,10 @@ def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
   photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
   video = _check_video(out, wave.size, photo.shape[:2])
   assert summary["frames"] == video.frames.shape[0] and summary["size"] == SIZE
+  assert 0 < summary["first_frame_seconds"] < summary["wall_seconds"]
+  stages = summary["seconds_by_stage"]
+  assert {"inputs", "landmarks", "render", "paste", "encode", "streamed_wall"} <= set(stages)
+  assert all(seconds >= 0 for seconds in stages.values())
   # Far from the face the photo is untouched (up to H.264).
   corner = np.abs(video.frames[:, :40, -40:].astype(int) -
                   photo[None, :40, -40:].astype(int)).mean()
@@ -147,10 +151,9 @@ def test_generate_pastes_into_the_photo_with_sound(models, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
-  """A whole `generate` call in a fresh process loads neither TensorFlow nor TFDS (they are for
-  training)."""
+def test_generate_never_imports_what_it_does_not_need(checkpoint_dir, tmp_path):
+  """A whole `generate` call in a fresh process loads neither TensorFlow, TFDS nor Beam (they are
+  for training) nor matplotlib (plots): each costs start-up time."""
   code = (
       "import json, sys\n"
       "from emotalk_jax import bundled\n"
@@ -159,7 +162,8 @@ def test_generate_never_imports_tensorflow(checkpoint_dir, tmp_path):
       f"{str(tmp_path / 'o.mp4')!r},\n"
       f"                  checkpoint={str(checkpoint_dir)!r}, progress=False)\n"
       "print(json.dumps(sorted(m for m in sys.modules\n"
-      "                        if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))))\n")
+      "                        if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets',\n"
+      "                                               'apache_beam', 'matplotlib'))))\n")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert (tmp_path / "o.mp4").stat().st_size > 0
   assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -101,9 +101,25 @@ def test_gradients_reach_every_branch(params):
     assert norm > 0, branch
 
 
+def test_one_face_for_a_batch_of_targets_equals_the_face_repeated(params):
+  """Generation passes one neutral image and landmarks for a batch of targets; the network then
+  computes their part once, with the result of repeating them per target."""
+  model = tm.TextureNet(**TINY)
+  image, neutral, target, emotion = _inputs(b=3)
+  apply = jax.jit(model.apply)
+  one = apply({"params": params}, image[:1], neutral[:1], target, emotion)
+  repeated = apply({"params": params}, jnp.repeat(image[:1], 3, 0), jnp.repeat(neutral[:1], 3, 0),
+                   target, emotion)
+  for key in ("image", "flow", "occlusion", "rgb"):
+    np.testing.assert_allclose(one[key], repeated[key], atol=1e-5)
+
+
 def test_input_shape_errors():
   model = tm.TextureNet(width=8)
   image, neutral, target, emotion = _inputs()
+  with pytest.raises(ValueError, match="3 neutral images for 2 targets"):
+    model.init(jax.random.PRNGKey(0), jnp.concatenate([image, image[:1]]), neutral, target,
+               emotion)
   with pytest.raises(ValueError, match="divisible by 16"):
     model.init(jax.random.PRNGKey(0), image[:, :30, :30], neutral, target, emotion)
   with pytest.raises(ValueError, match=r"target_landmarks must be \[2, 68, 2\]"):

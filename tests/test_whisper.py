@@ -62,6 +62,12 @@ def test_hann_window_is_periodic():
                              scipy.signal.get_window("hann", 400, fftbins=True), atol=1e-7)
 
 
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_mel_filters_are_librosas_slaney_filterbank(n_mels):
+  np.testing.assert_allclose(whisper.mel_filters(n_mels),
+                             librosa.filters.mel(sr=16000, n_fft=400, n_mels=n_mels), atol=1e-7)
+
+
 def test_log_mel_matches_librosa_stft():
   wave = _clip()
   ours = whisper.log_mel(wave)

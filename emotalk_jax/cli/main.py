@@ -79,8 +79,10 @@ def cmd_bench(args) -> dict:
   and input-pipeline examples/s), `evaluate` (evaluation harness frames/s), `emotion-ceiling` (the
   expression classifier's accuracy on the real labelled MEAD clips of ../shared/data), `landmark`
   (stage-1 training steps/s and examples/s, and frames/s of the network alone on 60 s), `texture`
-  (stage-2 steps/s and frames/s), `generate` (end-to-end frames/s at 128 and 256, with fine-tuning,
-  peak memory for 10/60/300 s),
+  (stage-2 steps/s and frames/s), `generate` (each run a fresh process: seconds to the first frame
+  with a cold and a warm compilation cache, end-to-end frames/s at 128 and 256 for 10/60/300 s of
+  speech, peak memory, seconds by stage; --sizes, --lengths, --batch; see
+  emotalk_jax/bench/generate.py),
   `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech),
   `sharpness` (generated face vs photo: variance of the Laplacian and CPBD over the face, 8 photos;
   see emotalk_jax/bench/sharpness.py),
@@ -107,7 +109,14 @@ def cmd_bench(args) -> dict:
     )
   if args.what == "generate":
     from emotalk_jax.bench import generate as bench_generate  # pylint: disable=g-import-not-at-top
-    return bench_generate.generate_benchmark()
+    sizes = _numbers("--sizes", args.sizes or "128,256", int)
+    lengths = _numbers("--lengths", args.lengths or "10,60,300", float)
+    if args.batch is not None and args.batch < 1:
+      raise errors.InputError("--batch", f"must be at least 1 frame, got {args.batch}")
+    # On a CPU a 256 network renders a few frames/s: 300 s of speech would take most of an hour.
+    return bench_generate.generate_benchmark(
+        sizes, lengths, batch=args.batch or 8, progress=not args.quiet,
+        lengths_by_size=None if args.lengths else {256: (10.0, 60.0)})
   if args.what == "speech":
     from emotalk_jax.bench import speech  # pylint: disable=g-import-not-at-top
     return speech.speech_benchmark()
@@ -124,6 +133,17 @@ def cmd_bench(args) -> dict:
 
 JUDGE_FLAGS = ("photos", "speech", "emotions", "intensity", "out_dir", "checkpoint",
                "finetune_steps", "seed", "quiet")
+
+
+def _numbers(flag: str, text: str, kind) -> tuple:
+  """'128,256' -> (128, 256); a clear error naming `flag` otherwise."""
+  try:
+    values = tuple(kind(x) for x in text.split(","))
+  except ValueError:
+    raise errors.InputError(flag, f"expected comma-separated numbers, got {text!r}") from None
+  if not values or min(values) <= 0:
+    raise errors.InputError(flag, f"expected positive numbers, got {text!r}")
+  return values
 
 
 def _check_judge_flags(args) -> None:
@@ -333,6 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
+  speed = p.add_argument_group("generate")
+  speed.add_argument("--sizes", help="network crop sizes, comma-separated (default 128,256)")
+  speed.add_argument("--lengths",
+                     help="seconds of speech per run, comma-separated (default 10,60,300; 10,60 "
+                     "at 256)")
+  speed.add_argument("--batch", type=int,
+                     help="frames per stage-2 call (default 8; more for throughput on an "
+                     "accelerator)")
   judge = p.add_argument_group("emotion-judge")
   judge.add_argument("--photos", nargs="+",
                      help="face photos (default: the 8 of emotion_judge.DEFAULT_PHOTOS in "

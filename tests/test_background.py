@@ -1,0 +1,76 @@
+"""generate.background: a thread that produces ahead, in order, with errors raised in place."""
+
+import threading
+import time
+
+import pytest
+
+from emotalk_jax.generate import background
+
+
+def test_prefetch_keeps_the_order_and_runs_ahead_in_another_thread():
+  produced_in = set()
+
+  def items():
+    for i in range(20):
+      produced_in.add(threading.get_ident())
+      yield i
+
+  assert list(background.prefetch(items(), depth=3)) == list(range(20))
+  assert produced_in and threading.get_ident() not in produced_in
+
+
+def test_prefetch_holds_at_most_depth_items_ahead():
+  made = []
+
+  def items():
+    for i in range(100):
+      made.append(i)
+      yield i
+
+  stream = background.prefetch(items(), depth=4)
+  assert next(stream) == 0
+  time.sleep(0.2)  # Time for the producer to run as far as it may.
+  # Item 0 was taken, 4 wait in the queue, 1 more is made and waits for a free slot.
+  assert len(made) == 6
+  stream.close()
+
+
+def test_an_error_in_the_producer_is_raised_at_its_place():
+
+  def items():
+    yield 1
+    yield 2
+    raise ValueError("broken frame 3")
+
+  got = []
+  with pytest.raises(ValueError, match="broken frame 3"):
+    for item in background.prefetch(items(), depth=2):
+      got.append(item)
+  assert got == [1, 2]
+
+
+def test_leaving_early_stops_the_producer():
+  made = []
+
+  def items():
+    for i in range(10_000):
+      made.append(i)
+      yield i
+
+  for item in background.prefetch(items(), depth=2):
+    if item == 5:
+      break
+  time.sleep(0.1)
+  assert len(made) <= 10  # It stopped soon after the consumer left, not at 10,000.
+
+
+def test_call_returns_the_value_or_raises_the_error():
+  assert background.Call(lambda: 6 * 7).result() == 42
+
+  def fail():
+    raise OSError("no such model file")
+
+  call = background.Call(fail)
+  with pytest.raises(OSError, match="no such model file"):
+    call.result()
