@@ -21,10 +21,16 @@ import flax
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
-from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_policy
 
 CONFIG_FILE = "config.json"
+
+
+def _orbax():
+  """orbax.checkpoint, imported on first use: exported `.npz` files (all that generation loads)
+  need none of it, and importing it costs 0.3 s of start-up."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from orbax.checkpoint.checkpoint_managers import preservation_policy  # pylint: disable=g-import-not-at-top,unused-import
+  return ocp
 
 
 def sidecar(npz_path) -> pathlib.Path:
@@ -63,18 +69,20 @@ class CheckpointManager:
     self.directory = pathlib.Path(directory).absolute()
     self.best_metric = best_metric
     self.best_mode = best_mode
-    policies = [ocp_policy.LatestN(max_to_keep)]
+    self._ocp = ocp = _orbax()
+    policy = ocp.checkpoint_managers.preservation_policy
+    policies = [policy.LatestN(max_to_keep)]
     if best_metric:
       self.best_fn = lambda metrics: float(metrics[best_metric])
       policies.append(
-          ocp_policy.BestN(get_metric_fn=self.best_fn,
-                           reverse=best_mode == "min",
-                           n=keep_best,
-                           keep_checkpoints_without_metrics=False))
+          policy.BestN(get_metric_fn=self.best_fn,
+                       reverse=best_mode == "min",
+                       n=keep_best,
+                       keep_checkpoints_without_metrics=False))
     # best_fn/best_mode also make Orbax write the metrics to disk, so the ranking survives a
     # restart.
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp_policy.AnyPreservationPolicy(policies),
+        preservation_policy=policy.AnyPreservationPolicy(policies),
         best_fn=self.best_fn if best_metric else None,
         best_mode=best_mode,
         enable_async_checkpointing=async_save,
@@ -127,6 +135,7 @@ class CheckpointManager:
     'best'."""
     if metrics is not None and self.best_metric and self.best_metric not in metrics:
       metrics = None
+    ocp = self._ocp
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                               data=ocp.args.JsonSave(dict(data_state or {})))
     metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
@@ -135,6 +144,7 @@ class CheckpointManager:
   def restore(self, target, step: Optional[int] = None):
     """(state, data_state) of `step` (default: the latest), shaped and sharded like `target`."""
     step = self.resolve_step() if step is None else step
+    ocp = self._ocp
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = self._manager.restore(step,
                                      args=ocp.args.Composite(
@@ -145,8 +155,9 @@ class CheckpointManager:
   def restore_params(self, step: Optional[int] = None):
     """Only the params of a checkpoint, as numpy arrays (no target needed: for evaluation,
     export)."""
+    args = self._ocp.args
     restored = self._manager.restore(self.resolve_step() if step is None else step,
-                                     args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+                                     args=args.Composite(state=args.StandardRestore()))
     return jax.tree.map(np.asarray, restored["state"]["params"])
 
   def wait(self):
@@ -245,7 +256,7 @@ def load_params(path,
   if subtree is not None and subtree in params:
     params = params[subtree]
   check_params_match(params, expected_shapes(config), f"params from {source}")
-  return jax.tree.map(jax.numpy.asarray, params), config
+  return jax.device_put(params), config  # (jnp.asarray would compile a conversion per shape.)
 
 
 def export(params, config: ml_collections.ConfigDict, out_npz) -> pathlib.Path:

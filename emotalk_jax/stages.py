@@ -50,7 +50,10 @@ class Stage:
     return importlib.import_module(self.model).create_model(config)
 
   def param_shapes(self, config: ml_collections.ConfigDict) -> dict:
-    return importlib.import_module(self.model).param_shapes(config)
+    """The params of the config's model as ShapeDtypeStructs (traced once per machine: `cache`)."""
+    from emotalk_jax import cache  # pylint: disable=g-import-not-at-top
+    return cache.param_shapes(self.model, config.to_json_best_effort(sort_keys=True),
+                              lambda: importlib.import_module(self.model).param_shapes(config))
 
   def train_and_evaluate(self, config: ml_collections.ConfigDict, workdir) -> dict:
     return importlib.import_module(self.trainer).train_and_evaluate(config, workdir)

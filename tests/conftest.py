@@ -4,6 +4,7 @@ datasets made from the bundled GRID clip, and hooks that break a training run at
 import os
 import pathlib
 import signal
+import tempfile
 
 import pytest
 
@@ -13,6 +14,9 @@ import pytest
 # process, or of this process and its subprocesses, which inherit the variable), so they use the
 # classic implementation; run with JAX_THREEFRY_PARTITIONABLE=true for JAX's default.
 os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+# What generation caches across runs (emotalk_jax.cache) goes to a folder of this session's, also
+# for the subprocesses tests start: never the user's cache.
+os.environ["EMOTALK_CACHE_DIR"] = tempfile.mkdtemp(prefix="emotalk_test_cache_")
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(

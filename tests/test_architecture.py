@@ -1,7 +1,7 @@
 """The package's import layers, read from the source (every import statement, also those inside
 functions).
 
-Low to high: the base modules (errors, bundled, emotions) <- media <- models <- checkpoints, stages
+Low to high: the base modules (errors, bundled, emotions, cache) <- media <- models <- checkpoints, stages
   <-
 evaluate <- train, generate <- bench, cli. A module imports only its own layer or lower ones; train
 and generate never import each other; only train, bench and cli read datasets (`data_pipelines`,
@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "emotalk_jax"
 
 LAYERS = (
-    ("errors", "bundled", "emotions"),
+    ("errors", "bundled", "emotions", "cache"),
     ("media",),
     ("models",),
     ("checkpoints", "stages"),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
@@ -89,3 +90,12 @@ def test_smoothing_removes_jitter_and_keeps_still_faces():
   # The mouth is smoothed less, so fast closures keep their depth.
   mouth, brows = face_graph.MOUTH, np.arange(17, 27)
   assert jitter(smoothed[:, mouth]) > jitter(smoothed[:, brows])
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.6, 1.0, 2.5])
+@pytest.mark.parametrize("frames", [1, 3, 200])
+def test_gaussian_filter_is_scipys_with_edges_held(sigma, frames):
+  x = np.random.default_rng(frames).normal(size=(frames, 68, 2)).astype(np.float32)
+  np.testing.assert_allclose(driving.gaussian_filter(x, sigma),
+                             scipy.ndimage.gaussian_filter1d(x, sigma, axis=0, mode="nearest"),
+                             atol=1e-5)

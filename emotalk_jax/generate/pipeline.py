@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emotalk_jax import bundled
-from emotalk_jax import compilation_cache
+from emotalk_jax import cache
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 from emotalk_jax.generate import background
@@ -93,7 +93,7 @@ def load_models(checkpoint_dir=None) -> Models:
     InputError: a missing file, or params that do not fit their config (naming the params that
       differ); a missing or broken Whisper weights file when stage 1 reads Whisper features.
   """
-  compilation_cache.enable()  # Before the first compilation, which sets the cache up for good.
+  cache.enable_compilation_cache()  # Before the first compilation, which sets the cache up.
   directory = pathlib.Path(checkpoint_dir) if checkpoint_dir else bundled.CHECKPOINTS_DIR
   loaded = {}
   for name in ("landmark", "texture"):

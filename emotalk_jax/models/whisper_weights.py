@@ -25,6 +25,7 @@ import struct
 import jax
 import numpy as np
 
+from emotalk_jax import cache
 from emotalk_jax.errors import InputError
 from emotalk_jax.models import whisper
 
@@ -218,7 +219,9 @@ class _Lookup:
 def _check_shapes(params: dict, config: whisper.WhisperConfig, path) -> None:
   """Raises InputError if params do not have exactly the shapes the encoder expects."""
   mel = jax.ShapeDtypeStruct((1, 2 * config.n_ctx, config.n_mels), np.float32)
-  expected = jax.eval_shape(whisper.WhisperEncoder(config).init, jax.random.key(0), mel)["params"]
+  expected = cache.param_shapes(
+      "whisper", repr(config),
+      lambda: jax.eval_shape(whisper.WhisperEncoder(config).init, jax.random.key(0), mel)["params"])
   want = {jax.tree_util.keystr(k): v.shape
           for k, v in jax.tree_util.tree_leaves_with_path(expected)}
   got = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(params)}

@@ -1,0 +1,104 @@
+"""cache: a user cache folder for JAX's compilation cache and the models' param shapes, skipped
+when it cannot be written, never overriding a compilation cache already configured."""
+
+import json
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from emotalk_jax import cache
+
+
+@pytest.fixture
+def unconfigured():
+  """The compilation cache options cleared for one test (the test session configures its own),
+  then put back."""
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+  old = {n: getattr(jax.config, n) for n in names}
+  jax.config.update("jax_compilation_cache_dir", None)
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+
+
+def test_default_folder_follows_the_environment(monkeypatch, tmp_path):
+  monkeypatch.delenv("EMOTALK_CACHE_DIR", raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  assert cache.default_dir() == tmp_path / "emotalk_jax"
+  monkeypatch.setenv("EMOTALK_CACHE_DIR", str(tmp_path / "mine"))
+  assert cache.default_dir() == tmp_path / "mine"
+  monkeypatch.setenv("EMOTALK_CACHE_DIR", "")
+  assert cache.default_dir() is None
+
+
+def test_compilation_cache_makes_its_folder_and_points_jax_at_it(unconfigured, monkeypatch,
+                                                                 tmp_path):
+  monkeypatch.setenv("EMOTALK_CACHE_DIR", str(tmp_path / "a"))
+  assert cache.enable_compilation_cache() == tmp_path / "a" / "xla"
+  assert (tmp_path / "a" / "xla").is_dir()
+  assert jax.config.jax_compilation_cache_dir == str(tmp_path / "a" / "xla")
+  assert jax.config.jax_persistent_cache_min_compile_time_secs == cache.MIN_COMPILE_SECONDS
+
+
+def test_a_read_only_folder_is_skipped(unconfigured, monkeypatch, tmp_path):
+  locked = tmp_path / "locked"
+  locked.mkdir()
+  # As the permission check sees a folder the user may not write (chmod does not bind root).
+  monkeypatch.setattr(os, "access", lambda path, mode: pathlib.Path(path) != locked)
+  assert cache.enable_compilation_cache(locked) is None
+  assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_a_folder_that_cannot_be_made_is_skipped(unconfigured, tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a folder")
+  assert cache.enable_compilation_cache(blocker / "xla") is None
+  assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_an_empty_setting_turns_it_off(unconfigured, monkeypatch):
+  monkeypatch.setenv("EMOTALK_CACHE_DIR", "")
+  assert cache.enable_compilation_cache() is None
+  assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_a_compilation_cache_already_configured_is_kept(tmp_path):
+  configured = jax.config.jax_compilation_cache_dir  # The test session's own.
+  assert configured
+  assert cache.enable_compilation_cache(tmp_path / "other") == pathlib.Path(configured)
+  assert jax.config.jax_compilation_cache_dir == configured
+
+
+def _shapes():
+  return {"dense": {"kernel": jax.ShapeDtypeStruct((3, 4), np.float32),
+                    "bias": jax.ShapeDtypeStruct((4,), np.float32)}}
+
+
+def test_param_shapes_are_computed_once_then_read(tmp_path):
+  calls = []
+  compute = lambda: calls.append(1) or _shapes()
+  first = cache.param_shapes("model", '{"width": 4}', compute, tmp_path)
+  again = cache.param_shapes("model", '{"width": 4}', compute, tmp_path)
+  assert len(calls) == 1 and len(list(tmp_path.glob("*.json"))) == 1
+  assert jax.tree.map(lambda s: (s.shape, str(s.dtype)), again) == jax.tree.map(
+      lambda s: (s.shape, str(s.dtype)), first)
+  cache.param_shapes("model", '{"width": 8}', compute, tmp_path)  # Another config: another key.
+  assert len(calls) == 2
+
+
+def test_a_damaged_entry_is_computed_again(tmp_path):
+  cache.param_shapes("model", "{}", _shapes, tmp_path)
+  (entry,) = tmp_path.glob("*.json")
+  entry.write_text('{"dense": {"kernel": ')
+  assert cache.param_shapes("model", "{}", _shapes, tmp_path)["dense"]["kernel"].shape == (3, 4)
+  assert json.loads(entry.read_text())["dense"]["bias"]["shape"] == [4]
+
+
+def test_the_key_includes_the_model_code():
+  """A change to the models' code must miss the cache: the key hashes every file that shapes
+  params."""
+  names = {p.name for p in cache._MODEL_CODE}  # pylint: disable=protected-access
+  assert {"texture_model.py", "landmark_model.py", "whisper.py", "emotions.py"} <= names
