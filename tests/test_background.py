@@ -58,11 +58,29 @@ def test_leaving_early_stops_the_producer():
       made.append(i)
       yield i
 
-  for item in background.prefetch(items(), depth=2):
+  stream = background.prefetch(items(), depth=2)
+  for item in stream:
     if item == 5:
       break
-  time.sleep(0.1)
-  assert len(made) <= 10  # It stopped soon after the consumer left, not at 10,000.
+  thread = stream._thread  # pylint: disable=protected-access
+  del stream  # Left behind (collected): the producer ends instead of waiting for a free slot.
+  thread.join(timeout=2)
+  assert not thread.is_alive() and len(made) <= 10
+
+
+def test_progressive_waits_for_what_is_ready_and_raises_the_error():
+
+  def blocks():
+    for ready in (2, 5):
+      time.sleep(0.05)
+      yield f"value {ready}", ready
+    raise ValueError("stage 1 failed")
+
+  stream = background.Progressive(blocks())
+  assert stream.wait(1) in ("value 2", "value 5")
+  assert stream.wait(5) == "value 5"
+  with pytest.raises(ValueError, match="stage 1 failed"):
+    stream.wait(6)
 
 
 def test_call_returns_the_value_or_raises_the_error():

@@ -22,6 +22,7 @@ from emotalk_jax import bundled
 from emotalk_jax import checkpoints
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
+from emotalk_jax.generate import driving
 from emotalk_jax.generate import pipeline as generate
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
@@ -103,6 +104,39 @@ def test_landmarks_of_several_emotion_tracks_at_once_equal_one_at_a_time(models)
   for track, got in zip(tracks, together):
     np.testing.assert_allclose(got, generate.predict_landmarks(models, mel, track, neutral,
                                                                chunk=10), atol=1e-5)
+
+
+def test_landmarks_in_blocks_equal_one_pass(models):
+  """`drive_blocks` fed speech features in parts (as a long clip's Whisper windows arrive) marks
+  frames final only once they equal one pass over the whole clip: stage 1, smoothing and blinks."""
+  config = landmark_test.get_config()
+  config.model.speech_input = "whisper"
+  model = landmark_model.create_model(config)
+  params = landmark_model.init_params(model, jax.random.PRNGKey(2), num_frames=config.window)
+  whisper_models = generate.Models(model, params, config, models.texture_model,
+                                   models.texture_params, models.texture_config)
+  num_frames = 700  # Three stage-1 chunks.
+  wave = np.zeros(num_frames * audio.SAMPLE_RATE // audio.FPS, np.float32)
+  features = np.random.default_rng(0).normal(size=(num_frames, 384)).astype(np.float32)
+  neutral = face.template()
+  track = np.tile(emotions.parse_emotion("happy:0.5").vector(), (num_frames, 1))
+  want = driving.add_blinks(
+      driving.smooth(
+          generate.predict_landmarks(whisper_models, None, track, neutral, speech=features)),
+      driving.blink_times(num_frames, np.random.default_rng(4)))
+
+  def arriving(parts=(300, 560, num_frames)):  # Frames past `ready` are garbage until final.
+    filling = np.full_like(features, 1e3)
+    for ready in parts:
+      filling[:ready] = features[:ready]
+      yield filling, ready
+
+  readies = []
+  for out, ready in generate.drive_blocks(whisper_models, neutral, wave, track, seed=4,
+                                          speech=arriving()):
+    np.testing.assert_allclose(out[:ready], want[:ready], atol=1e-5)
+    readies.append(ready)
+  assert readies[-1] == num_frames and 0 < readies[0] < readies[1] < num_frames
 
 
 def test_read_face_aligns_the_photo_and_names_a_faceless_one(tmp_path):

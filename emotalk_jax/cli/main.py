@@ -103,16 +103,17 @@ def cmd_bench(args) -> dict:
     if args.what == "evaluate":
       return eval_bench.evaluate_benchmark(args.clips or None, num_frames=args.frames)
     return eval_bench.emotion_ceiling()
+  if args.batch is not None and args.batch < 1:
+    raise errors.InputError("--batch", f"must be at least 1 frame, got {args.batch}")
   if args.what in ("landmark", "texture"):
     from emotalk_jax.bench import networks  # pylint: disable=g-import-not-at-top
-    return networks.landmark_benchmark() if args.what == "landmark" else networks.texture_benchmark(
-    )
+    if args.what == "landmark":
+      return networks.landmark_benchmark()
+    return networks.texture_benchmark(batch_sizes=(1, 8, 32) + ((args.batch,) if args.batch else ()))
   if args.what == "generate":
     from emotalk_jax.bench import generate as bench_generate  # pylint: disable=g-import-not-at-top
     sizes = _numbers("--sizes", args.sizes or "128,256", int)
     lengths = _numbers("--lengths", args.lengths or "10,60,300", float)
-    if args.batch is not None and args.batch < 1:
-      raise errors.InputError("--batch", f"must be at least 1 frame, got {args.batch}")
     # On a CPU a 256 network renders a few frames/s: 300 s of speech would take most of an hour.
     return bench_generate.generate_benchmark(
         sizes, lengths, batch=args.batch or 8, progress=not args.quiet,
@@ -353,14 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--clips", nargs="*",
                  help="preprocess, evaluate: video files (default: a 256x256 and a 512x512 clip)")
   p.add_argument("--frames", type=int, default=100, help="frames per clip (default 100)")
-  speed = p.add_argument_group("generate")
+  speed = p.add_argument_group("generate, texture")
   speed.add_argument("--sizes", help="network crop sizes, comma-separated (default 128,256)")
   speed.add_argument("--lengths",
                      help="seconds of speech per run, comma-separated (default 10,60,300; 10,60 "
                      "at 256)")
   speed.add_argument("--batch", type=int,
-                     help="frames per stage-2 call (default 8; more for throughput on an "
-                     "accelerator)")
+                     help="generate: frames per stage-2 call (default 8; more for throughput on "
+                     "an accelerator); texture: one more inference batch size")
   judge = p.add_argument_group("emotion-judge")
   judge.add_argument("--photos", nargs="+",
                      help="face photos (default: the 8 of emotion_judge.DEFAULT_PHOTOS in "

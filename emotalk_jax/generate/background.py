@@ -1,8 +1,9 @@
 """Work in a background thread: the stages of generation overlap on a multi-core CPU.
 
-JAX (while its compiled code runs), OpenCV and the video encoder release the GIL, so a thread is
-enough to run stage 2 while the previous frames are pasted and encoded, or the speech encoder while
-the face is searched.
+JAX (while its compiled code runs), OpenCV, dlib's model loading and the video encoder release the
+GIL, so a thread is enough to run stage 2 while the previous frames are pasted and encoded, the
+speech encoder and stage 1 on the rest of a long clip while its first frames are rendered, or
+dlib's models loading while the networks load.
 """
 
 import queue
@@ -35,37 +36,79 @@ class Call:
     return self._value
 
 
-def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
-  """Yields `items`, produced up to `depth` ahead by a daemon thread (so at most `depth` + 1 of
-  them are held at once). An exception in the producer is raised here, at its place in the
-  sequence; leaving the loop early stops the producer at its next item."""
-  slots = queue.Queue(maxsize=depth)
-  stop = threading.Event()
+class prefetch(Iterator[T]):  # pylint: disable=invalid-name  (used like a function)
+  """Yields `items`, produced up to `depth` ahead by a daemon thread that starts now (so at most
+  `depth` + 1 of them are held at once). An exception in the producer is raised here, at its place
+  in the sequence. `close()` (also when this is garbage-collected, e.g. a loop left early, or on
+  an error before any item is taken) stops the producer at its next item."""
 
-  def produce():
-    try:
-      for item in items:
-        if stop.is_set():
-          return
-        slots.put((item, None))
-      slots.put((_DONE, None))
-    except BaseException as e:  # pylint: disable=broad-except  (re-raised in the consumer)
-      slots.put((_DONE, e))
+  def __init__(self, items: Iterable[T], depth: int):
+    self._slots = queue.Queue(maxsize=depth)
+    self._stop = threading.Event()
+    # The thread holds the queue and the event, not this object, which can then be collected.
+    self._thread = threading.Thread(target=_produce, args=(items, self._slots, self._stop),
+                                    daemon=True)
+    self._thread.start()
 
-  thread = threading.Thread(target=produce, daemon=True)
-  thread.start()
-  try:
-    while True:
-      item, error = slots.get()
-      if error is not None:
-        raise error
-      if item is _DONE:
-        return
-      yield item
-  finally:
-    stop.set()
-    while thread.is_alive():  # Free a producer blocked on a full queue.
+  def __next__(self) -> T:
+    item, error = self._slots.get()
+    if error is not None:
+      raise error
+    if item is _DONE:
+      self._slots.put((_DONE, None))  # Later calls stop too.
+      raise StopIteration
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    while self._thread.is_alive():  # Free a producer blocked on a full queue.
       try:
-        slots.get_nowait()
+        self._slots.get_nowait()
       except queue.Empty:
-        thread.join(timeout=0.01)
+        self._thread.join(timeout=0.01)
+
+  def __del__(self):
+    self.close()
+
+
+def _produce(items, slots: queue.Queue, stop: threading.Event) -> None:
+  try:
+    for item in items:
+      if stop.is_set():
+        return
+      slots.put((item, None))
+    slots.put((_DONE, None))
+  except BaseException as e:  # pylint: disable=broad-except  (re-raised in the consumer)
+    slots.put((_DONE, e))
+
+
+class Progressive:
+  """Runs a generator of (value, ready) pairs in a daemon thread, `ready` counting how much of
+  `value` (e.g. the first frames of an array being filled) is final; `wait(n)` returns the value
+  once at least `n` is, or raises the generator's exception if it stopped before."""
+
+  def __init__(self, blocks: Iterable[tuple]):
+    self._value, self._ready, self._error, self._done = None, 0, None, False
+    self._changed = threading.Condition()
+    threading.Thread(target=self._run, args=(blocks,), daemon=True).start()
+
+  def _run(self, blocks):
+    try:
+      for value, ready in blocks:
+        with self._changed:
+          self._value, self._ready = value, ready
+          self._changed.notify_all()
+    except BaseException as e:  # pylint: disable=broad-except  (re-raised by `wait`)
+      self._error = e
+    with self._changed:
+      self._done = True
+      self._changed.notify_all()
+
+  def wait(self, n: int):
+    with self._changed:
+      self._changed.wait_for(lambda: self._ready >= n or self._done)
+      if self._ready >= n:
+        return self._value  # Final, even if the producer failed later on.
+      if self._error is not None:
+        raise self._error
+      raise RuntimeError(f"the producer finished with {self._ready} ready, {n} needed")

@@ -101,21 +101,32 @@ def blink_times(num_frames: int, rng: np.random.Generator, fps: float = audio.FP
     t += BLINK_MIN_INTERVAL_S + rng.exponential(BLINK_MEAN_INTERVAL_S - BLINK_MIN_INTERVAL_S)
 
 
-def add_blinks(landmarks, starts) -> np.ndarray:
-  """Closes the eyelids of [T, 68, 2] landmarks over `BLINK_FRAMES` frames from each start.
-
-  Upper lids move down `BLINK_UPPER` of the way to the lower lids and the lower lids `BLINK_LOWER`
-  up, with a sine profile: closing, closed, opening.
-  """
-  out = np.array(landmarks, np.float32, copy=True)
+def blink_amounts(starts, num_frames: int) -> np.ndarray:
+  """[T] how far the eyes are closed in each frame (0 open .. 1 closed) for blinks of
+  `BLINK_FRAMES` frames from each start: a sine profile, closing, closed, opening."""
   profile = np.sin(np.linspace(0.0, np.pi, BLINK_FRAMES + 2)[1:-1]) ** 0.7
+  amounts = np.zeros(num_frames, np.float32)
   for start in starts:
-    frames = slice(int(start), int(start) + BLINK_FRAMES)
-    gap = out[frames, LOWER_LIDS] - out[frames, UPPER_LIDS]  # [BLINK_FRAMES, 4, 2]
-    amount = profile[: gap.shape[0], None, None]
-    out[frames, UPPER_LIDS] += BLINK_UPPER * amount * gap
-    out[frames, LOWER_LIDS] -= BLINK_LOWER * amount * gap
+    frames = amounts[int(start):int(start) + BLINK_FRAMES]
+    np.maximum(frames, profile[:frames.size], out=frames)
+  return amounts
+
+
+def close_lids(landmarks, amounts) -> np.ndarray:
+  """[T, 68, 2] landmarks with the eyelids closed by `amounts` [T] (`blink_amounts`): upper lids
+  move down `BLINK_UPPER` of the way to the lower lids, lower lids `BLINK_LOWER` up. Frame by frame,
+  so any run of frames can be done on its own."""
+  out = np.array(landmarks, np.float32, copy=True)
+  amount = np.asarray(amounts, np.float32)[:, None, None]
+  gap = out[:, LOWER_LIDS] - out[:, UPPER_LIDS]  # [T, 4, 2]
+  out[:, UPPER_LIDS] += BLINK_UPPER * amount * gap
+  out[:, LOWER_LIDS] -= BLINK_LOWER * amount * gap
   return out
+
+
+def add_blinks(landmarks, starts) -> np.ndarray:
+  """Closes the eyelids of [T, 68, 2] landmarks over `BLINK_FRAMES` frames from each start."""
+  return close_lids(landmarks, blink_amounts(starts, np.shape(landmarks)[0]))
 
 
 def smooth(landmarks,
@@ -130,11 +141,16 @@ def smooth(landmarks,
   return out
 
 
+def smoothing_reach(sigma: float = max(SMOOTH_SIGMA, MOUTH_SMOOTH_SIGMA)) -> int:
+  """Frames on each side a smoothed frame depends on (`gaussian_filter`'s radius)."""
+  return int(4.0 * sigma + 0.5)  # scipy's default truncation at 4 sigma.
+
+
 def gaussian_filter(x, sigma: float) -> np.ndarray:
   """Gaussian smoothing of [T, ...] over its first axis, the edges held (scipy.ndimage's
   `gaussian_filter1d(mode='nearest')`, whose import would cost 0.3 s of generation's start-up)."""
   x = np.asarray(x, np.float32)
-  radius = int(4.0 * sigma + 0.5)  # scipy's default truncation at 4 sigma.
+  radius = smoothing_reach(sigma)
   if radius == 0 or x.shape[0] == 0:
     return x.copy()
   taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma)**2)

@@ -174,10 +174,14 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
     [T, 68, 2] float32 landmarks in [-1, 1] ([B, T, 68, 2] for [B, T, 9] tracks); equal (to float
     rounding) to one call on the whole clip with `margin` frames of silence on each side.
   """
-  def mel_at(first, length):
-    return audio.mel_windows(mel, length, FPS, first_frame=first)
+  return _predict_chunks(models, _mel_at(mel), speech, emotion_track, neutral, chunk, margin)
 
-  return _predict_chunks(models, mel_at, speech, emotion_track, neutral, chunk, margin)
+
+def _mel_at(mel):
+  """`mel_at(first, length)` of a clip's log-mel [F, 80] (None: stage 1 reads no mel)."""
+  if mel is None:
+    return None
+  return lambda first, length: audio.mel_windows(mel, length, FPS, first_frame=first)
 
 
 def predict_landmarks_from_windows(models: Models, mel_windows, emotion_track, neutral,
@@ -220,6 +224,16 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
   `emotion_track` [T, 9] or [B, T, 9] (the B tracks share the speech and the face)."""
   emotion_track = np.asarray(emotion_track, np.float32)
   tracks = emotion_track if emotion_track.ndim == 3 else emotion_track[None]
+  out = np.empty(tracks.shape[:2] + (68, 2), np.float32)
+  for start, pred in _landmark_chunks(models, mel_at, speech, tracks, neutral, chunk, margin):
+    out[:, start:start + pred.shape[1]] = pred
+  return out if emotion_track.ndim == 3 else out[0]
+
+
+def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int, margin: int):
+  """Yields (start, [B, keep, 68, 2] landmarks of frames start .. start + keep - 1) chunk by chunk
+  for `tracks` [B, T, 9]. A chunk reads the speech of its frames and `margin` more on each side
+  only when it runs (`drive_blocks` fills `speech` while earlier chunks run)."""
   num_tracks, num_frames = tracks.shape[:2]
   model = models.landmark_model
   if model.speech_input != "mel" and speech is None:
@@ -230,7 +244,6 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
   def shared(x):  # One copy of the speech or the face for every track.
     return np.broadcast_to(np.asarray(x, np.float32)[None], (num_tracks,) + np.shape(x))
 
-  out = np.empty((num_tracks, num_frames, 68, 2), np.float32)
   for start in range(0, num_frames, chunk):
     # Frames first .. first + length - 1; those outside the clip are silence.
     first = start - margin
@@ -242,8 +255,7 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
       inputs["speech"] = shared(np.asarray(speech, np.float32)[idx])
     pred = fn(models.landmark_params, inputs)
     keep = min(chunk, num_frames - start)
-    out[:, start:start + keep] = np.asarray(pred[:, margin:margin + keep])
-  return out if emotion_track.ndim == 3 else out[0]
+    yield start, np.asarray(pred[:, margin:margin + keep])
 
 
 # Stage 2 ------------------------------------------------------------------------------------------
@@ -271,18 +283,21 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
     params: the texture network's params (e.g. fine-tuned).
     crop: [S, S, 3] uint8 aligned photo crop.
     neutral: [68, 2] its landmarks in [-1, 1].
-    landmark_track: [T, 68, 2] target landmarks.
+    landmark_track: [T, 68, 2] target landmarks, or a `background.Progressive` filling them (each
+      batch waits for its frames).
     emotion_track: [T, 9].
   """
   fn = _render_fn(models.texture_model)
   # One face for the whole batch (the network computes its part once).
   image = jnp.asarray(crop, jnp.float32)[None] / 127.5 - 1.0
   neutral_batch = jnp.asarray(neutral, jnp.float32)[None]
-  num_frames = landmark_track.shape[0]
+  num_frames = emotion_track.shape[0]
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
     idx = np.minimum(np.arange(start, start + batch), num_frames - 1)
-    out = jax.device_get(fn(params, image, neutral_batch, jnp.asarray(landmark_track[idx]),
+    track = (landmark_track.wait(int(idx[-1]) + 1)
+             if isinstance(landmark_track, background.Progressive) else landmark_track)
+    out = jax.device_get(fn(params, image, neutral_batch, jnp.asarray(track[idx]),
                             jnp.asarray(emotion_track[idx])))
     for i in range(min(batch, num_frames - start)):
       yield {k: v[i] for k, v in out.items()}
@@ -304,25 +319,70 @@ def _emotion_keyframes(emotion, emotion_schedule) -> list:
   return [driving.Keyframe(0.0, parsed)]
 
 
-def drive(models: Models,
-          neutral,
-          wave,
-          keyframes,
-          seed: int = 0,
-          blinks: bool = True,
-          speech=None):
+def speech_blocks(models: Models, wave):
+  """Stage 1's speech features of `wave` a window at a time (`whisper.speech_feature_blocks`):
+  (features [T, D] being filled, frames final); one block (None, T) when stage 1 reads none."""
+  if models.speech_encoder is None:
+    return iter([(None, audio.num_video_frames(wave.size))])
+  params, config = models.speech_encoder
+  return whisper.speech_feature_blocks(wave, params, config)
+
+
+def drive(models: Models, neutral, wave, keyframes, seed: int = 0,
+          blinks: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1,
-  smoothing,
-  blinks. `speech`: the wave's `speech_features`, if already computed."""
-  num_frames = audio.num_video_frames(wave.size)
-  track = driving.emotion_track(keyframes, num_frames)
-  speech = speech_features(models, wave) if speech is None else speech
-  predicted = driving.smooth(
-      predict_landmarks(models, speech_mel(models, wave), track, neutral, speech=speech))
-  if blinks:
-    predicted = driving.add_blinks(predicted,
-                                   driving.blink_times(num_frames, np.random.default_rng(seed)))
-  return predicted, track
+  smoothing, blinks."""
+  track = driving.emotion_track(keyframes, audio.num_video_frames(wave.size))
+  for landmarks, _ in drive_blocks(models, neutral, wave, track, seed, blinks):
+    pass
+  return landmarks, track  # pylint: disable=undefined-loop-variable  (one block at least)
+
+
+def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bool = True,
+                 speech=None, timed=None):
+  """`drive` a block at a time: rendering can start while the speech encoder and stage 1 go
+  through the rest of a long clip.
+
+  Stage 1 runs each chunk as soon as the speech encoder has finished its frames and context; a
+  frame is final once the smoothing's reach past it is predicted, and then gets its blinks.
+
+  Args:
+    models, neutral, wave, seed, blinks: as in `drive`.
+    track: [T, 9] the emotion per frame.
+    speech: the speech blocks (default `speech_blocks(models, wave)`; e.g. started earlier).
+    timed: `timed(iterator, name)` wraps the speech encoder's and stage 1's work to time it.
+
+  Yields:
+    (landmarks, ready): the [T, 68, 2] array `drive` returns, filled in order (the same array
+    every time), and how many of its first frames are final; the last block has ready = T.
+  """
+  timed = timed or (lambda items, name: items)
+  num_frames = track.shape[0]
+  starts = driving.blink_times(num_frames, np.random.default_rng(seed)) if blinks else []
+  closed = driving.blink_amounts(starts, num_frames)
+  raw = np.empty((num_frames, 68, 2), np.float32)
+  out = np.empty_like(raw)
+  reach = driving.smoothing_reach()
+  chunks, predicted, done = None, 0, 0
+  speech = speech if speech is not None else timed(speech_blocks(models, wave), "speech_features")
+  for features, heard in speech:
+    if chunks is None:
+      chunks = timed(_landmark_chunks(models, _mel_at(speech_mel(models, wave)), features,
+                                      track[None], neutral, LANDMARK_CHUNK, LANDMARK_MARGIN),
+                     "landmarks")
+    # Every chunk whose frames and context the speech encoder has finished.
+    while (predicted < num_frames and
+           min(predicted + LANDMARK_CHUNK + LANDMARK_MARGIN, num_frames) <= heard):
+      start, pred = next(chunks)
+      raw[start:start + pred.shape[1]] = pred[0]
+      predicted = start + pred.shape[1]
+    final = num_frames if predicted == num_frames else max(done, predicted - reach)
+    if final > done:  # Smoothed from `reach` frames of context on each side (or the clip's end).
+      lo, hi = max(0, done - reach), min(num_frames, final + reach)
+      smoothed = driving.smooth(raw[lo:hi])[done - lo:final - lo]
+      out[done:final] = driving.close_lids(smoothed, closed[done:final])
+      done = final
+    yield out, done
 
 
 def generate(image,
@@ -384,18 +444,21 @@ def generate(image,
         f"trained at {size} with --checkpoint")
   status.step("reading the speech")
   wave = audio.load_audio(speech)
-  # The speech encoder runs (compiled XLA, outside the GIL) while dlib searches the photo.
-  features = background.Call(lambda: speech_features(models, wave))
+  num_frames = audio.num_video_frames(wave.size)
+  emotion_track = driving.emotion_track(keyframes, num_frames)
+  # From here the speech encoder, then stage 1, work through the clip in threads (compiled XLA,
+  # outside the GIL): first while dlib searches the photo, then while stage 2 renders the frames
+  # they have finished.
+  speech_work = background.prefetch(clock.timed(speech_blocks(models, wave), "speech_features"),
+                                    depth=1 + num_frames // 250)
   status.step("finding the face")
   face_models.result()
   photo, aligned, neutral = read_face(image, models.size, face_index)
   clock.lap("inputs")
-  features = features.result()
-  if features is not None:
-    clock.lap("speech_features")
-  status.step("predicting the landmarks")
-  landmark_track, emotion_track = drive(models, neutral, wave, keyframes, seed, speech=features)
-  clock.lap("landmarks")
+  status.step("encoding the speech, predicting the landmarks")
+  landmark_track = background.Progressive(
+      drive_blocks(models, neutral, wave, emotion_track, seed, speech=speech_work,
+                   timed=clock.timed))
 
   params, finetune_report = models.texture_params, None
   if finetune_steps > 0:
@@ -419,7 +482,6 @@ def generate(image,
   layers = background.prefetch(
       clock.timed(render_layers(models, params, aligned.crop, neutral, landmark_track,
                                 emotion_track, render_batch), "render"), 2 * render_batch)
-  num_frames = landmark_track.shape[0]
   bar = status.frames(num_frames, render_batch)
   source = full_resolution.photo_source(photo, aligned.transform, models.size)
   frames = _composed(layers, photo, aligned.transform, canvas, source, clock, bar)

@@ -339,6 +339,20 @@ def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.nda
   Returns:
     [T, D] float32 with T = ceil(N / 640) = ceil(seconds * 25).
   """
+  for features, _ in speech_feature_blocks(wave_16k, params, config):
+    pass
+  return features  # pylint: disable=undefined-loop-variable  (there is always one block)
+
+
+def speech_feature_blocks(wave_16k, params, config: WhisperConfig = TINY_EN):
+  """`speech_features` one window at a time, for work that starts on the first frames while the
+  rest of a long clip is encoded.
+
+  Yields:
+    (features, ready): the [T, D] array `speech_features` returns, filled window by window (the
+    same array every time), and how many of its first frames are final (later windows change
+    only frames from there on). The last block has ready = T.
+  """
   wave = _as_wave(wave_16k)
   if config.n_ctx * 2 != WINDOW_FRAMES:
     raise ValueError(f"speech_features needs n_ctx = {WINDOW_FRAMES // 2}, got {config.n_ctx}")
@@ -346,10 +360,12 @@ def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.nda
   num_video = -(-len(wave) // samples_per_frame)
   out = np.zeros((num_video, config.width), np.float32)
   if num_video == 0:
-    return out
+    yield out, 0
+    return
   starts = window_starts(num_video)
   mel = log_mel(wave, starts[-1] + WINDOW_FRAMES, config.n_mels)
   per_window = WINDOW_FRAMES // MEL_PER_VIDEO_FRAME  # 750 video frames.
+  hop = WINDOW_HOP_FRAMES // MEL_PER_VIDEO_FRAME
   for k, start in enumerate(starts):
     features = encode(mel[start:start + WINDOW_FRAMES], params, config)  # [1500, D]
     video = features.reshape(per_window, 2, config.width).mean(axis=1)
@@ -357,4 +373,6 @@ def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.nda
     length = min(per_window, num_video - first)
     weight = _window_weights(k, len(starts), length)
     out[first:first + length] += weight[:, None] * video[:length]
-  return out
+    # The next window weighs in from its fade's first frame on (see `_window_weights`).
+    last = k == len(starts) - 1
+    yield out, num_video if last else first + hop + int(FADE_CENTER_FRAMES - FADE_FRAMES / 2)
