@@ -10,6 +10,7 @@ import pytest
 
 from emotalk_jax import checkpoints
 from emotalk_jax.generate import finetune
+from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.models import texture_model
 from emotalk_jax import stages
 from emotalk_jax.train import texture as train_texture
@@ -25,10 +26,8 @@ def test_augmented_pairs_move_landmarks_with_the_image():
                                                         68)).at[30].set(jnp.asarray([0.3, -0.2]))
   px = np.rint(((np.asarray(points[30]) + 1) * SIZE - 1) / 2).astype(int)
   photo = photo.at[px[1] - 1:px[1] + 2, px[0] - 1:px[0] + 2].set(1.0)
-  # Jitted: one compile instead of one per op.
-  pairs = jax.jit(lambda key, image, pts: finetune.augmented_pairs(
-      key, image, pts, 8, colour=0.0, landmark_noise=0.0, max_rotation=10.0, max_shift=0.1))(
-          jax.random.PRNGKey(3), photo, points)
+  pairs = finetune.augmented_pairs(np.random.default_rng(3), photo, points, 8, colour=0.0,
+                                   landmark_noise=0.0, max_rotation=10.0, max_shift=0.1)
   for key, lm_key in (("neutral", "neutral_landmarks"), ("target", "target_landmarks")):
     for img, lm in zip(np.asarray(pairs[key]), np.asarray(pairs[lm_key])):
       # The flip may renumber points: find the moved dot's landmark among all 68.
@@ -36,6 +35,23 @@ def test_augmented_pairs_move_landmarks_with_the_image():
       pts = ((lm + 1) * SIZE - 1) / 2
       assert np.min(np.hypot(pts[:, 0] - brightest[1], pts[:, 1] - brightest[0])) < 1.5
   assert not np.allclose(pairs["neutral"], pairs["target"])  # Different affines per side.
+
+
+def test_a_flip_folded_into_the_sampling_map_mirrors_the_photo():
+  """With no motion or colour, a drawn flip returns the mirrored photo (pixel centres land on pixel
+  centres, up to float rounding) and the mirrored landmarks; no flip returns the photo."""
+  photo = jax.random.uniform(jax.random.PRNGKey(0), (SIZE, SIZE, 3), minval=-1.0, maxval=1.0)
+  points = jax.random.uniform(jax.random.PRNGKey(1), (68, 2), minval=-0.5, maxval=0.5)
+  still = dict(max_rotation=0.0, max_scale=0.0, max_shift=0.0, colour=0.0, landmark_noise=0.0)
+  for flip_prob, image, lm in ((1.0, photo[:, ::-1], landmarks_lib.mirror(np.asarray(points))),
+                               (0.0, photo, points)):
+    pairs = finetune.augmented_pairs(np.random.default_rng(0), photo, points, 2,
+                                     flip_prob=flip_prob, **still)
+    for side in ("neutral", "target"):
+      np.testing.assert_allclose(pairs[side], np.broadcast_to(image, (2, SIZE, SIZE, 3)),
+                                 atol=1e-5)
+      np.testing.assert_allclose(pairs[side + "_landmarks"], np.broadcast_to(lm, (2, 68, 2)),
+                                 atol=1e-6)
 
 
 @pytest.fixture(scope="module")

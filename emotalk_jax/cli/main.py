@@ -404,11 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out",
                  required=True,
                  help="output folder (adapted params, report.json, reconstruction.png)")
-  p.add_argument("--steps", type=int, default=150, help="fine-tuning steps (default 150)")
+  p.add_argument("--steps", type=int, default=50, help="fine-tuning steps (default 50)")
   p.add_argument("--learning-rate",
                  type=float,
-                 default=5e-5,
-                 help="Adam learning rate (default 5e-5)")
+                 default=4e-4,
+                 help="Adam learning rate (default 4e-4)")
   p.set_defaults(func=cmd_finetune)
 
   p = sub.add_parser("generate", help="photo + speech + emotion -> talking-face video with sound",
