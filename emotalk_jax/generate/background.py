@@ -8,6 +8,7 @@ dlib's models loading while the networks load.
 
 import queue
 import threading
+import time
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class Progressive:
 
   def __init__(self, blocks: Iterable[tuple]):
     self._value, self._ready, self._error, self._done = None, 0, None, False
+    self.waited_seconds = 0.0  # How long `wait` calls have blocked, in all.
     self._changed = threading.Condition()
     threading.Thread(target=self._run, args=(blocks,), daemon=True).start()
 
@@ -105,8 +107,10 @@ class Progressive:
       self._changed.notify_all()
 
   def wait(self, n: int):
+    start = time.perf_counter()
     with self._changed:
       self._changed.wait_for(lambda: self._ready >= n or self._done)
+      self.waited_seconds += time.perf_counter() - start
       if self._ready >= n:
         return self._value  # Final, even if the producer failed later on.
       if self._error is not None:

@@ -8,22 +8,25 @@ summary = generate.generate("me.jpg", "speech.wav", "happy:0.7", "out.mp4", mode
 
 Pipeline, per call:
 1. The photo's face is found and aligned to the template at the texture network's size S
-  (`face.align_face`).
-2. Speech -> log-mel -> one mel window per 25 fps frame; T = ceil(seconds x 25) frames.
+   (`face.align_face`); dlib's models load in a thread meanwhile.
+2. Speech -> Whisper features per 25 fps frame, one 30 s window at a time (`speech_blocks`, in a
+   thread from the moment the speech is read); T = ceil(seconds x 25) frames.
 3. The emotion (or an `--emotion-schedule`, see `driving.parse_schedule`) -> one emotion vector per
-  frame.
-4. Stage 1 predicts the landmarks of every frame, `LANDMARK_CHUNK` frames at a time with
-   `LANDMARK_MARGIN` frames of context on each side (more than the network's temporal reach), so the
-   result does not depend on the chunking and memory does not grow with the audio; then light
-   temporal smoothing and eye blinks.
+   frame.
+4. Stage 1 predicts the landmarks `LANDMARK_CHUNK` frames at a time with `LANDMARK_MARGIN` frames
+   of context on each side (more than the network's temporal reach), so the result does not
+   depend on the chunking and memory does not grow with the audio; then light temporal smoothing
+   and eye blinks (`drive_blocks`: each chunk as soon as its speech is encoded, in a thread).
 5. Optionally the texture network is fine-tuned on the photo (`finetune.finetune`).
-6. Stage 2 renders `RENDER_BATCH` frames at a time at S; its flow and what it paints are applied
-   to the photo at the photo's own resolution (`full_resolution.compose`: the face keeps
-   the photo's sharpness where nothing is painted), in the photo (feathered at the crop's edge) or
-   as an aligned crop of any size (`crop_only`), and streamed to the H.264 + AAC encoder.
+6. Stage 2 renders `RENDER_BATCH` frames at a time at S (in a thread, each batch once its
+   landmarks are final); its flow and what it paints are applied to the photo at the photo's own
+   resolution (`full_resolution.compose`: the face keeps the photo's sharpness where nothing is
+   painted), in the photo (feathered at the crop's edge) or as an aligned crop of any size
+   (`crop_only`), and streamed to the H.264 + AAC encoder.
 
-Peak memory holds the waveform, its log-mel and the landmarks (about 0.1 MB per second of speech)
-and never more than one batch of frames.
+The threads overlap the stages on a multi-core CPU (`background`); compiled code is kept on disk
+across runs (`cache`). Peak memory holds the waveform, its features and the landmarks (about
+0.1 MB per second of speech) and a few batches of frames.
 """
 
 import csv
@@ -488,8 +491,10 @@ def generate(image,
   streamed = time.perf_counter()
   video_io.write_video(out, clock.timed(frames, "frames"), fps=FPS, audio=wave, crf=VIDEO_CRF)
   bar.close()
-  # The encoder's own time: the streamed part's wall time less its waits for frames.
+  # The encoder's own time: the streamed part's wall time less its waits for frames; stage 2's,
+  # less its waits for stage 1.
   clock.add("encode", time.perf_counter() - streamed - clock.pop("frames"))
+  clock.add("render", -landmark_track.waited_seconds)
   clock.lap("streamed_wall")
   total = clock.total()
   summary = {
