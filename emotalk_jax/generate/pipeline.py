@@ -295,6 +295,10 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
   image = jnp.asarray(crop, jnp.float32)[None] / 127.5 - 1.0
   neutral_batch = jnp.asarray(neutral, jnp.float32)[None]
   num_frames = emotion_track.shape[0]
+  # Traced and compiled (or read from the compilation cache) before the first batch's landmarks
+  # are needed: while stage 1 may still be working on them.
+  fn = fn.lower(params, image, neutral_batch, jax.ShapeDtypeStruct((batch, 68, 2), jnp.float32),
+                jax.ShapeDtypeStruct((batch, emotion_track.shape[1]), jnp.float32)).compile()
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
     idx = np.minimum(np.arange(start, start + batch), num_frames - 1)

@@ -184,6 +184,10 @@ def _gelu(x: jax.Array) -> jax.Array:
   return nn.gelu(x, approximate=False)  # Whisper uses the exact (erf) GELU.
 
 
+# Queries per block of `SelfAttention`.
+ATTENTION_QUERY_BLOCK = 300
+
+
 class SelfAttention(nn.Module):
   """Multi-head self-attention with biases on query, value and output, none on key.
 
@@ -206,9 +210,15 @@ class SelfAttention(nn.Module):
     q = split(nn.Dense(self.width, name="query")(x))
     k = split(nn.Dense(self.width, use_bias=False, name="key")(x))
     v = split(nn.Dense(self.width, name="value")(x))
-    logits = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(head_size)
-    weights = jax.nn.softmax(logits, axis=-1)
-    y = jnp.einsum("bhqk,bkhc->bqhc", weights, v).reshape(batch, length, self.width)
+    # A block of queries at a time: the [B, H, T, T] logits and weights of the whole window
+    # (2 x 54 MB at T = 1500) made the encoder the largest memory peak of generation. Measured
+    # on one window (2 cores): 284 -> 142 MB of peak memory, 0.53 -> 0.42 s.
+    blocks = []
+    for block in jnp.array_split(q, max(1, length // ATTENTION_QUERY_BLOCK), axis=1):
+      logits = jnp.einsum("bqhc,bkhc->bhqk", block, k) / math.sqrt(head_size)
+      weights = jax.nn.softmax(logits, axis=-1)
+      blocks.append(jnp.einsum("bhqk,bkhc->bqhc", weights, v))
+    y = jnp.concatenate(blocks, axis=1).reshape(batch, length, self.width)
     return nn.Dense(self.width, name="out")(y)
 
 
