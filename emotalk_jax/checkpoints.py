@@ -28,8 +28,9 @@ CONFIG_FILE = "config.json"
 def _orbax():
   """orbax.checkpoint, imported on first use: exported `.npz` files (all that generation loads)
   need none of it, and importing it costs 0.3 s of start-up."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from orbax.checkpoint.checkpoint_managers import preservation_policy  # pylint: disable=g-import-not-at-top,unused-import
+  # pylint: disable=g-import-not-at-top,unused-import
+  import orbax.checkpoint as ocp
+  from orbax.checkpoint.checkpoint_managers import preservation_policy
   return ocp
 
 

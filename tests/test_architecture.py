@@ -1,11 +1,10 @@
 """The package's import layers, read from the source (every import statement, also those inside
 functions).
 
-Low to high: the base modules (errors, bundled, emotions, cache) <- media <- models <- checkpoints, stages
-  <-
-evaluate <- train, generate <- bench, cli. A module imports only its own layer or lower ones; train
-and generate never import each other; only train, bench and cli read datasets (`data_pipelines`,
-TensorFlow).
+Low to high: the base modules (errors, bundled, emotions, cache) <- media <- models <- checkpoints,
+stages <- evaluate <- train, generate <- bench, cli. A module imports only its own layer or lower
+ones; train and generate never import each other; only train, bench and cli read datasets
+(`data_pipelines`, TensorFlow).
 """
 
 import ast

@@ -20,15 +20,16 @@ def test_prefetch_keeps_the_order_and_runs_ahead_in_another_thread():
   assert produced_in and threading.get_ident() not in produced_in
 
 
+def _counted(n: int, made: list):
+  """Yields 0 .. n - 1, appending each to `made` as it is produced."""
+  for i in range(n):
+    made.append(i)
+    yield i
+
+
 def test_prefetch_holds_at_most_depth_items_ahead():
   made = []
-
-  def items():
-    for i in range(100):
-      made.append(i)
-      yield i
-
-  stream = background.prefetch(items(), depth=4)
+  stream = background.prefetch(_counted(100, made), depth=4)
   assert next(stream) == 0
   time.sleep(0.2)  # Time for the producer to run as far as it may.
   # Item 0 was taken, 4 wait in the queue, 1 more is made and waits for a free slot.
@@ -52,13 +53,7 @@ def test_an_error_in_the_producer_is_raised_at_its_place():
 
 def test_leaving_early_stops_the_producer():
   made = []
-
-  def items():
-    for i in range(10_000):
-      made.append(i)
-      yield i
-
-  stream = background.prefetch(items(), depth=2)
+  stream = background.prefetch(_counted(10_000, made), depth=2)
   for item in stream:
     if item == 5:
       break

@@ -109,7 +109,8 @@ def cmd_bench(args) -> dict:
     from emotalk_jax.bench import networks  # pylint: disable=g-import-not-at-top
     if args.what == "landmark":
       return networks.landmark_benchmark()
-    return networks.texture_benchmark(batch_sizes=(1, 8, 32) + ((args.batch,) if args.batch else ()))
+    extra = (args.batch,) if args.batch else ()
+    return networks.texture_benchmark(batch_sizes=(1, 8, 32) + extra)
   if args.what == "generate":
     from emotalk_jax.bench import generate as bench_generate  # pylint: disable=g-import-not-at-top
     sizes = _numbers("--sizes", args.sizes or "128,256", int)
