@@ -26,7 +26,7 @@ Pipeline, per call:
 
 The threads overlap the stages on a multi-core CPU (`background`); compiled code is kept on disk
 across runs (`cache`). Peak memory holds the waveform, its features and the landmarks (about
-0.1 MB per second of speech) and a few batches of frames.
+0.15 MB per second of speech) and a few batches of frames.
 """
 
 import csv
