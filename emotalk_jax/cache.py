@@ -1,13 +1,16 @@
 """What generation would otherwise redo in every run, kept in a user cache folder: JAX's compiled
-code (stage 1, stage 2, the speech encoder) and the param shapes the checkpoints are checked
-against (tracing a model's init for them costs 0.3-1.3 s per model on a CPU).
+code (stage 1, stage 2, the speech encoder), their traced programs (tracing a network costs 0.3-1
+s of Python per run, which the compilation cache does not save) and the param shapes the
+checkpoints are checked against (tracing a model's init for them costs 0.3-1.3 s per model on a
+CPU).
 
 The folder is `$EMOTALK_CACHE_DIR` if set (empty: no cache), else `$XDG_CACHE_HOME/emotalk_jax`
-(`~/.cache/emotalk_jax`), with `xla/` and `param_shapes/` in it. A folder that cannot be made or
+(`~/.cache/emotalk_jax`), with `xla/`, `traced/` and `param_shapes/` in it. A folder that cannot be made or
 written is skipped: the work is then done as before. A compilation cache the user (or a test
 session) already configured is left alone.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -17,13 +20,17 @@ from typing import Any, Callable, Optional
 
 import flax
 import jax
+import numpy as np
 
 # Compilations faster than this are not worth a file (JAX's default is 1 s, which would skip the
 # speech encoder's and stage 1's on a fast machine).
 MIN_COMPILE_SECONDS = 0.1
-# The code that decides the models' param shapes: a change to any of it is a new cache key.
-_MODEL_CODE = sorted((pathlib.Path(__file__).parent / "models").glob("*.py")) + [
-    pathlib.Path(__file__).parent / "emotions.py"]
+# The code an entry may depend on: all of the package's (a change anywhere is a new key).
+_CODE = sorted(pathlib.Path(__file__).parent.rglob("*.py"))
+# How `compiled` compiles for a CPU: convolutions through YNNPACK (one of XLA:CPU's library
+# fusions), which renders stage 2 about a quarter faster (docs/results.md#generation-speed-and-memory).
+CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"}
 
 
 def default_dir() -> Optional[pathlib.Path]:
@@ -64,10 +71,52 @@ def enable_compilation_cache(directory=None) -> Optional[pathlib.Path]:
   return path
 
 
+def _key(*parts: str) -> str:
+  """A hash of `parts`, the package's code and the JAX and Flax versions."""
+  key = hashlib.sha256("\0".join([*parts, jax.__version__, flax.__version__]).encode())
+  key.update(_code_digest())
+  return key.hexdigest()[:32]
+
+
+def _entry(kind: str, directory, name: str) -> Optional[pathlib.Path]:
+  """The file `name` in `directory` (default `default_dir()/kind`); None when there is no cache."""
+  root = default_dir()
+  folder = pathlib.Path(directory) if directory else root and root / kind
+  return folder / name if folder else None
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+  key = hashlib.sha256()
+  for path in _CODE:
+    key.update(path.read_bytes())
+  return key.digest()
+
+
+def _read(entry: Optional[pathlib.Path]) -> Optional[bytes]:
+  try:
+    return entry.read_bytes() if entry is not None else None
+  except OSError:
+    return None
+
+
+def _write(entry: Optional[pathlib.Path], data: bytes) -> None:
+  """Writes `entry` atomically (a concurrent run reads a whole entry or none), or nothing when its
+  folder cannot be written."""
+  if entry is None or _writable(entry.parent) is None:
+    return
+  partial = entry.with_name(f".{entry.name}.{secrets.token_hex(4)}")
+  try:
+    partial.write_bytes(data)
+    os.replace(partial, entry)
+  except OSError:
+    partial.unlink(missing_ok=True)
+
+
 def param_shapes(name: str, config_json: str, compute: Callable[[], Any], directory=None) -> Any:
   """`compute()`, a nested dict of `jax.ShapeDtypeStruct` (a model's params, e.g. `jax.eval_shape`
   of its init), read from the cache when an earlier run stored it for the same `name`,
-  `config_json`, model code (emotalk_jax/models, emotions.py) and JAX and Flax versions.
+  `config_json`, package code and JAX and Flax versions.
 
   Args:
     name: which model (e.g. its module).
@@ -75,26 +124,67 @@ def param_shapes(name: str, config_json: str, compute: Callable[[], Any], direct
     compute: what to run on a miss.
     directory: the cache folder (default `default_dir()/param_shapes`).
   """
-  root = default_dir()
-  folder = pathlib.Path(directory) if directory else root and root / "param_shapes"
-  key = hashlib.sha256("\0".join([name, config_json, jax.__version__, flax.__version__]).encode())
-  for path in _MODEL_CODE:
-    key.update(path.read_bytes())
-  entry = folder / f"{key.hexdigest()[:32]}.json" if folder else None
-  if entry is not None and entry.is_file():
+  entry = _entry("param_shapes", directory, _key(name, config_json) + ".json")
+  stored = _read(entry)
+  if stored is not None:
     try:
-      return _from_json(json.loads(entry.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+      return _from_json(json.loads(stored))
+    except (ValueError, KeyError, TypeError):
       pass  # A damaged entry: computed and written again.
   shapes = compute()
-  if entry is not None and _writable(folder):
-    partial = entry.with_name(f".{entry.name}.{secrets.token_hex(4)}")
-    try:
-      partial.write_text(json.dumps(_to_json(shapes)))
-      os.replace(partial, entry)  # Atomic: a concurrent run reads a whole entry or none.
-    except OSError:
-      partial.unlink(missing_ok=True)
+  _write(entry, json.dumps(_to_json(shapes)).encode())
   return shapes
+
+
+def compiled(name: str, fn: Callable, *args, directory=None) -> jax.stages.Compiled:
+  """`jax.jit(fn)` compiled for `args` (arrays or `jax.ShapeDtypeStruct`s, in any pytrees), with
+  its trace read from the cache when an earlier run stored it.
+
+  The traced program (`jax.export`, StableHLO) is stored under a key of `name`, the package's
+  code, the JAX and Flax versions, the platform and the args' shapes and dtypes; compiling it is
+  then a read of JAX's compilation cache (`enable_compilation_cache`). On a CPU it compiles with
+  `CPU_COMPILER_OPTIONS`.
+
+  Args:
+    name: what `fn` computes, everything it closes over included (e.g. the model's repr, which
+      lists its attributes).
+    fn: the function of `args`.
+    directory: the cache folder (default `default_dir()/traced`).
+
+  Returns:
+    The compiled function; it takes args of exactly these shapes and dtypes. A second call for
+    the same shapes returns the same function.
+  """
+  specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
+  platform = jax.default_backend()
+  key = _key(name, platform, str(jax.tree.structure(specs)),
+             *(f"{s.shape}{s.dtype}" for s in jax.tree.leaves(specs)))
+  if key not in _COMPILED:
+    _COMPILED[key] = _compile(fn, specs, platform, _entry("traced", directory, key + ".stablehlo"))
+  return _COMPILED[key]
+
+
+# What `compiled` has compiled in this process, by key.
+_COMPILED = {}
+
+
+def _compile(fn: Callable, specs, platform: str, entry: Optional[pathlib.Path]):
+  traced, stored = None, _read(entry)
+  if stored is not None:
+    try:
+      traced = jax.export.deserialize(bytearray(stored))
+    except Exception:  # pylint: disable=broad-except  (a damaged entry: traced and written again)
+      traced = None
+  if traced is None:
+    traced = jax.export.export(jax.jit(fn))(*specs)
+    _write(entry, bytes(traced.serialize()))
+  lowered = jax.jit(traced.call).lower(*specs)
+  if platform != "cpu":
+    return lowered.compile()
+  try:
+    return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
+  except jax.errors.JaxRuntimeError:  # A JAX that no longer has the option: its default.
+    return lowered.compile()
 
 
 def _to_json(tree):

@@ -77,13 +77,3 @@ def test_progressive_waits_for_what_is_ready_and_raises_the_error():
   with pytest.raises(ValueError, match="stage 1 failed"):
     stream.wait(6)
 
-
-def test_call_returns_the_value_or_raises_the_error():
-  assert background.Call(lambda: 6 * 7).result() == 42
-
-  def fail():
-    raise OSError("no such model file")
-
-  call = background.Call(fail)
-  with pytest.raises(OSError, match="no such model file"):
-    call.result()

@@ -97,8 +97,90 @@ def test_a_damaged_entry_is_computed_again(tmp_path):
   assert json.loads(entry.read_text())["dense"]["bias"]["shape"] == [4]
 
 
-def test_the_key_includes_the_model_code():
-  """A change to the models' code must miss the cache: the key hashes every file that shapes
-  params."""
-  names = {p.name for p in cache._MODEL_CODE}  # pylint: disable=protected-access
-  assert {"texture_model.py", "landmark_model.py", "whisper.py", "emotions.py"} <= names
+@pytest.fixture
+def fresh_code_digest():
+  """The package code's hash recomputed for one test (and again after it)."""
+  cache._code_digest.cache_clear()  # pylint: disable=protected-access
+  yield
+  cache._code_digest.cache_clear()  # pylint: disable=protected-access
+
+
+def test_the_key_covers_the_package_code():
+  names = {p.name for p in cache._CODE}  # pylint: disable=protected-access
+  assert {"texture_model.py", "landmark_model.py", "whisper.py", "emotions.py",
+          "pipeline.py"} <= names
+
+
+def test_a_change_to_the_code_misses_the_cache(fresh_code_digest, monkeypatch, tmp_path):
+  code = tmp_path / "model.py"
+  code.write_text("WIDTH = 4\n")
+  monkeypatch.setattr(cache, "_CODE", [code])
+  calls = []
+  compute = lambda: calls.append(1) or _shapes()
+  cache.param_shapes("model", "{}", compute, tmp_path / "cache")
+  cache.param_shapes("model", "{}", compute, tmp_path / "cache")
+  assert len(calls) == 1
+  code.write_text("WIDTH = 8\n")
+  cache._code_digest.cache_clear()  # pylint: disable=protected-access  (as a new process would)
+  cache.param_shapes("model", "{}", compute, tmp_path / "cache")
+  assert len(calls) == 2
+
+
+@pytest.fixture
+def new_process():
+  """Forgets what `compiled` compiled in this process, as a later run would start (and again
+  after the test)."""
+  cache._COMPILED.clear()  # pylint: disable=protected-access
+  yield cache._COMPILED.clear  # pylint: disable=protected-access
+  cache._COMPILED.clear()  # pylint: disable=protected-access
+
+
+def _conv_net():
+  """A small conv net, its params and an input; `traces` counts how often it is traced."""
+  traces = []
+  kernel = np.random.default_rng(0).normal(size=(3, 3, 3, 8)).astype(np.float32)
+
+  def net(params, x):
+    traces.append(1)
+    y = jax.lax.conv_general_dilated(x, params["kernel"], (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.nn.relu(y).sum(axis=(1, 2))
+
+  x = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)
+  return net, {"kernel": kernel}, x, traces
+
+
+def test_compiled_traces_once_then_reads_the_trace(new_process, tmp_path):
+  net, params, x, traces = _conv_net()
+  fn = cache.compiled("conv", net, params, x, directory=tmp_path)
+  assert len(traces) == 1 and len(list(tmp_path.glob("*.stablehlo"))) == 1
+  expected = np.asarray(jax.jit(lambda p, y: net(p, y))(params, x))
+  traces.clear()
+  # The CPU compiler options change the convolution's library, not its result.
+  np.testing.assert_allclose(fn(params, x), expected, rtol=1e-5, atol=1e-5)
+  assert cache.compiled("conv", net, params, x, directory=tmp_path) is fn  # Same process.
+  new_process()
+  again = cache.compiled("conv", net, params, x, directory=tmp_path)
+  assert not traces  # Read from the folder, not traced.
+  np.testing.assert_allclose(again(params, x), expected, rtol=1e-5, atol=1e-5)
+  # Other shapes: another entry.
+  cache.compiled("conv", net, params, x[:1], directory=tmp_path)
+  assert len(traces) == 1 and len(list(tmp_path.glob("*.stablehlo"))) == 2
+
+
+def test_a_damaged_trace_is_traced_again(new_process, tmp_path):
+  net, params, x, _ = _conv_net()
+  cache.compiled("conv", net, params, x, directory=tmp_path)
+  (entry,) = tmp_path.glob("*.stablehlo")
+  entry.write_bytes(entry.read_bytes()[:100])
+  new_process()
+  fn = cache.compiled("conv", net, params, x, directory=tmp_path)
+  np.testing.assert_allclose(fn(params, x), jax.jit(net)(params, x), rtol=1e-5, atol=1e-5)
+  assert len(entry.read_bytes()) > 100  # Written again, whole.
+
+
+def test_compiled_works_without_a_cache_folder(new_process, monkeypatch):
+  monkeypatch.setenv("EMOTALK_CACHE_DIR", "")
+  net, params, x, _ = _conv_net()
+  np.testing.assert_allclose(cache.compiled("conv", net, params, x)(params, x),
+                             jax.jit(net)(params, x), rtol=1e-5, atol=1e-5)

@@ -243,6 +243,8 @@ def cmd_generate(args) -> dict:
     raise errors.InputError("generate",
                             f"{' and '.join(missing)} required (or --manifest JOBS.csv)")
   options = _generate_options(args)
+  # dlib's second of loading starts now, in a process of its own, while JAX is imported.
+  search = None if args.manifest else _face_search(args.image, args.face_index)
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   if args.manifest:
     models = generate.load_models(args.checkpoint)
@@ -256,7 +258,13 @@ def cmd_generate(args) -> dict:
                            args.emotion,
                            args.out or "emotalk_out/generated.mp4",
                            checkpoint=args.checkpoint,
+                           face_search=search,
                            **options)
+
+
+def _face_search(image, face_index: int):
+  from emotalk_jax.media import face_process  # pylint: disable=g-import-not-at-top
+  return face_process.Search(image, face_index)
 
 
 def cmd_export(args) -> dict:
@@ -281,10 +289,11 @@ def cmd_demo(args) -> dict:
   voice (9 s), neutral, then happy, sad, angry and surprised in turn (each held over 1 s), with the
   shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
   status = _progress(args)
+  search = _face_search(bundled.DEMO_PHOTO, 0)
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   return generate.generate(bundled.DEMO_PHOTO, bundled.DEMO_SPEECH, out=args.out,
                            emotion_schedule=DEMO_SCHEDULE, finetune_steps=args.finetune_steps,
-                           progress=status)
+                           progress=status, face_search=search)
 
 
 def cmd_emotion_grid(args) -> dict:

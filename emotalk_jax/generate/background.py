@@ -1,9 +1,9 @@
 """Work in a background thread: the stages of generation overlap on a multi-core CPU.
 
-JAX (while its compiled code runs), OpenCV, dlib's model loading and the video encoder release the
-GIL, so a thread is enough to run stage 2 while the previous frames are pasted and encoded, the
-speech encoder and stage 1 on the rest of a long clip while its first frames are rendered, or
-dlib's models loading while the networks load.
+JAX (while its compiled code runs), OpenCV and the video encoder release the GIL, so a thread is
+enough to run stage 2 while the previous frames are pasted and encoded, or the speech encoder and
+stage 1 on the rest of a long clip while its first frames are rendered. (dlib does not release it:
+the face search runs in a process of its own, `media.face_process`.)
 """
 
 import queue
@@ -13,28 +13,6 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
-
-
-class Call:
-  """`fn()` started now in a daemon thread; `result()` waits for it and returns its value or
-  raises its exception."""
-
-  def __init__(self, fn: Callable[[], T]):
-    self._value, self._error = None, None
-    self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-    self._thread.start()
-
-  def _run(self, fn):
-    try:
-      self._value = fn()
-    except BaseException as e:  # pylint: disable=broad-except  (re-raised in the caller's thread)
-      self._error = e
-
-  def result(self):
-    self._thread.join()
-    if self._error is not None:
-      raise self._error
-    return self._value
 
 
 class prefetch(Iterator[T]):  # pylint: disable=invalid-name  (used like a function)

@@ -7,8 +7,8 @@ summary = generate.generate("me.jpg", "speech.wav", "happy:0.7", "out.mp4", mode
 ```
 
 Pipeline, per call:
-1. The photo's face is found and aligned to the template at the texture network's size S
-   (`face.align_face`); dlib's models load in a thread meanwhile.
+1. The photo's face is found (in a child process, `face_process`, while the networks load and the
+   speech is encoded) and aligned to the template at the texture network's size S.
 2. Speech -> Whisper features per 25 fps frame, one 30 s window at a time (`speech_blocks`, in a
    thread from the moment the speech is read); T = ceil(seconds x 25) frames.
 3. The emotion (or an `--emotion-schedule`, see `driving.parse_schedule`) -> one emotion vector per
@@ -31,6 +31,7 @@ across runs (`cache`). Peak memory holds the waveform, its features and the land
 
 import csv
 import dataclasses
+import functools
 import os
 import pathlib
 import threading
@@ -51,6 +52,7 @@ from emotalk_jax.generate import full_resolution
 from emotalk_jax.generate.progress import Progress
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
+from emotalk_jax.media import face_process
 from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.media import video_io
 from emotalk_jax.models import landmark_model
@@ -111,13 +113,15 @@ def load_models(checkpoint_dir=None) -> Models:
   return Models(*loaded["landmark"], *loaded["texture"], speech_encoder)
 
 
-def read_face(image, size: int, face_index: int = 0):
+def read_face(image, size: int, face_index: int = 0, landmarks_px=None):
   """The photo's face, aligned to the template at the networks' crop size.
 
   Args:
     image: photo path (or [H, W, 3] uint8 RGB).
     size: S, the side of the crop (`Models.size`).
     face_index: which face when the photo has several (0 = largest).
+    landmarks_px: the face's [68, 2] landmark pixels when they are known (`face_process`); else
+      the photo is searched.
 
   Returns:
     (photo [H, W, 3] uint8, `face.AlignedFace` with its [S, S, 3] crop, neutral landmarks [68, 2]
@@ -130,15 +134,18 @@ def read_face(image, size: int, face_index: int = 0):
   photo = video_io.read_image(image) if is_path else np.asarray(image)
   # Past the photo's edge the network sees the edge pixels repeated (as its warp and
   # `full_resolution` do), not a mirrored patch it would then animate.
-  aligned = face.align_face(photo, image if is_path else "<image>", size=size,
-                            face_index=face_index, border="replicate")
+  if landmarks_px is None:
+    aligned = face.align_face(photo, image if is_path else "<image>", size=size,
+                              face_index=face_index, border="replicate")
+  else:
+    aligned = face.align_points(photo, landmarks_px, size, border="replicate")
   return photo, aligned, landmarks_lib.normalize(aligned.landmarks, size)
 
 
 # Stage 1 ------------------------------------------------------------------------------------------
 
-def _landmark_fn(model):
-  return jax.jit(lambda params, inputs: landmark_model.apply(model, params, inputs)["landmarks"])
+def _landmarks(model, params, inputs):
+  return landmark_model.apply(model, params, inputs)["landmarks"]
 
 
 def speech_features(models: Models, wave) -> Optional[np.ndarray]:
@@ -241,7 +248,6 @@ def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int
   model = models.landmark_model
   if model.speech_input != "mel" and speech is None:
     raise ValueError(f"stage 1 reads {model.speech_input!r} speech features: pass `speech`")
-  fn = _landmark_fn(model)
   length = chunk + 2 * margin
 
   def shared(x):  # One copy of the speech or the face for every track.
@@ -256,6 +262,9 @@ def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int
       inputs["mel"] = shared(mel_at(first, length))
     if model.speech_input != "mel":
       inputs["speech"] = shared(np.asarray(speech, np.float32)[idx])
+    # Every chunk has the same shapes: one compilation.
+    fn = cache.compiled(f"landmarks {model!r}", functools.partial(_landmarks, model),
+                        models.landmark_params, inputs)
     pred = fn(models.landmark_params, inputs)
     keep = min(chunk, num_frames - start)
     yield start, np.asarray(pred[:, margin:margin + keep])
@@ -263,16 +272,12 @@ def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int
 
 # Stage 2 ------------------------------------------------------------------------------------------
 
-def _render_fn(model):
-
-  def render(params, image, neutral, target, emotion):
-    out = model.apply({"params": params}, image, neutral, target, emotion)
-    frames = jnp.clip(jnp.round((out["image"] + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-    # What the network adds to the warped neutral image: its frame is warped + paint.
-    paint = (1.0 - out["occlusion"]) * (out["rgb"].astype(jnp.float32) - out["warped"])
-    return {"image": frames, "flow": out["flow"], "paint": paint * 127.5}
-
-  return jax.jit(render)
+def _render(model, params, image, neutral, target, emotion):
+  out = model.apply({"params": params}, image, neutral, target, emotion)
+  frames = jnp.clip(jnp.round((out["image"] + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+  # What the network adds to the warped neutral image: its frame is warped + paint.
+  paint = (1.0 - out["occlusion"]) * (out["rgb"].astype(jnp.float32) - out["warped"])
+  return {"image": frames, "flow": out["flow"], "paint": paint * 127.5}
 
 
 def render_layers(models: Models, params, crop, neutral, landmark_track, emotion_track,
@@ -290,15 +295,16 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
       batch waits for its frames).
     emotion_track: [T, 9].
   """
-  fn = _render_fn(models.texture_model)
   # One face for the whole batch (the network computes its part once).
   image = jnp.asarray(crop, jnp.float32)[None] / 127.5 - 1.0
   neutral_batch = jnp.asarray(neutral, jnp.float32)[None]
   num_frames = emotion_track.shape[0]
   # Traced and compiled (or read from the compilation cache) before the first batch's landmarks
   # are needed: while stage 1 may still be working on them.
-  fn = fn.lower(params, image, neutral_batch, jax.ShapeDtypeStruct((batch, 68, 2), jnp.float32),
-                jax.ShapeDtypeStruct((batch, emotion_track.shape[1]), jnp.float32)).compile()
+  model = models.texture_model
+  fn = cache.compiled(f"render {model!r}", functools.partial(_render, model), params, image,
+                      neutral_batch, jax.ShapeDtypeStruct((batch, 68, 2), jnp.float32),
+                      jax.ShapeDtypeStruct((batch, emotion_track.shape[1]), jnp.float32))
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
     idx = np.minimum(np.arange(start, start + batch), num_frames - 1)
@@ -407,7 +413,8 @@ def generate(image,
              emotion_schedule: Optional[str] = None,
              face_index: int = 0,
              render_batch: int = RENDER_BATCH,
-             progress=True) -> dict:
+             progress=True,
+             face_search: Optional[face_process.Search] = None) -> dict:
   """Generates a talking-face video and writes it to `out` (H.264 + AAC, 25 fps, atomically).
 
   Args:
@@ -427,6 +434,9 @@ def generate(image,
     face_index: which face when the photo has several (0 = largest; a warning names the count).
     render_batch: frames per stage-2 call (more: higher throughput on an accelerator).
     progress: show what is being done and a frame bar on stderr (a `Progress`, or a bool).
+    face_search: the search of the photo `image` (a path) with `face_index`, already started
+      (the command line starts it before it imports JAX); generate closes it. Default: started
+      here.
 
   Returns:
     Summary: output, frames, seconds of speech, wall seconds, fps, size, and the fine-tune report.
@@ -439,28 +449,34 @@ def generate(image,
   status = progress if isinstance(progress, Progress) else Progress(bool(progress))
   keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
   _check_output(out)
-  # dlib's models load in a thread (outside the GIL) while the networks load here.
-  face_models = background.Call(face.default_detector().load)
-  if models is None:
-    status.step("loading the networks")
-    models = load_models(checkpoint)
-  if size is not None and int(size) != models.size:
-    raise InputError(
-        checkpoint or bundled.CHECKPOINTS_DIR,
-        f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
-        f"trained at {size} with --checkpoint")
-  status.step("reading the speech")
-  wave = audio.load_audio(speech)
-  num_frames = audio.num_video_frames(wave.size)
-  emotion_track = driving.emotion_track(keyframes, num_frames)
-  # From here the speech encoder, then stage 1, work through the clip in threads (compiled XLA,
-  # outside the GIL): first while dlib searches the photo, then while stage 2 renders the frames
-  # they have finished.
-  speech_work = background.prefetch(clock.timed(speech_blocks(models, wave), "speech_features"),
-                                    depth=1 + num_frames // 250)
-  status.step("finding the face")
-  face_models.result()
-  photo, aligned, neutral = read_face(image, models.size, face_index)
+  # dlib searches the photo in a process of its own while the networks load and the speech is
+  # encoded here.
+  search = face_search or (face_process.Search(image, face_index)
+                           if isinstance(image, (str, pathlib.Path)) else None)
+  try:
+    if models is None:
+      status.step("loading the networks")
+      models = load_models(checkpoint)
+    if size is not None and int(size) != models.size:
+      raise InputError(
+          checkpoint or bundled.CHECKPOINTS_DIR,
+          f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
+          f"trained at {size} with --checkpoint")
+    status.step("reading the speech")
+    wave = audio.load_audio(speech)
+    num_frames = audio.num_video_frames(wave.size)
+    emotion_track = driving.emotion_track(keyframes, num_frames)
+    # From here the speech encoder, then stage 1, work through the clip in threads (compiled XLA,
+    # outside the GIL): first while the face is searched, then while stage 2 renders the frames
+    # they have finished.
+    speech_work = background.prefetch(clock.timed(speech_blocks(models, wave), "speech_features"),
+                                      depth=1 + num_frames // 250)
+    status.step("finding the face")
+    landmarks_px = search and search.result()
+  finally:
+    if search:
+      search.close()
+  photo, aligned, neutral = read_face(image, models.size, face_index, landmarks_px)
   clock.lap("inputs")
   status.step("encoding the speech, predicting the landmarks")
   landmark_track = background.Progressive(

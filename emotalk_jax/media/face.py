@@ -13,7 +13,9 @@ crop pixels: `crop_xy = M[:, :2] @ image_xy + M[:, 2]`.
 """
 
 import functools
+import importlib.util
 import json
+import pathlib
 import threading
 import typing
 import warnings
@@ -118,21 +120,13 @@ class FaceDetector:
     self._detector = None
     self._predictor = None
 
-  def load(self) -> "FaceDetector":
-    """Loads dlib's models now (about a second, outside the GIL: e.g. in a thread while other work
-    goes on) instead of on first use."""
-    self._models()
-    return self
-
   def _models(self):
     with self._lock:
       if self._predictor is None:
         # Slow import; only when faces are needed.
         import dlib  # pylint: disable=g-import-not-at-top
-        import face_recognition_models  # pylint: disable=g-import-not-at-top
         self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(
-            face_recognition_models.pose_predictor_model_location())
+        self._predictor = dlib.shape_predictor(str(_shape_predictor_file()))
     return self._detector, self._predictor
 
   def detect(self, image, upsample=(0, 1), adjust_threshold: float = 0.0,
@@ -219,6 +213,13 @@ class FaceDetector:
                   (window, window), cv2.BORDER_REPLICATE)
     _, scores, _ = detector.run(patch, 0, -2.0)
     return float(max(scores)) if len(scores) else -3.0
+
+
+def _shape_predictor_file() -> pathlib.Path:
+  """dlib's 68-point model in the `face_recognition_models` package, found without importing it
+  (its import costs 0.1 s: it loads pkg_resources)."""
+  package = importlib.util.find_spec("face_recognition_models").submodule_search_locations[0]
+  return pathlib.Path(package) / "models" / "shape_predictor_68_face_landmarks.dat"
 
 
 @functools.lru_cache(maxsize=1)
@@ -568,7 +569,12 @@ def align_face(image, source="<image>", size: int = 256, face_index: int = 0,
                detector: FaceDetector | None = None, border: str = "reflect") -> AlignedFace:
   """Finds a face in a photo and crops it aligned to the template (see `face_landmarks` for
   errors; `border` as in `crop`)."""
-  points = face_landmarks(image, source, face_index, detector)
+  return align_points(image, face_landmarks(image, source, face_index, detector), size, border)
+
+
+def align_points(image, points, size: int = 256, border: str = "reflect") -> AlignedFace:
+  """The face at `points` ([68, 2] image px, e.g. `face_landmarks`) cropped aligned to the
+  template."""
   transform = align_transform(points, size)
   return AlignedFace(crop(image, transform, size, border), transform_points(points, transform),
                      transform)

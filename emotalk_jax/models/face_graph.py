@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
-import scipy.spatial
 
 NUM_NODES = 68
 
@@ -108,6 +107,8 @@ def delaunay_edges(template) -> np.ndarray:
   template = np.asarray(template, np.float64)
   if template.shape != (NUM_NODES, 2):
     raise ValueError(f"template must be [{NUM_NODES}, 2], got {template.shape}")
+  # Imported here: scipy.spatial takes 0.2 s to import, and generation never triangulates.
+  import scipy.spatial  # pylint: disable=g-import-not-at-top
   triangles = scipy.spatial.Delaunay(template).simplices  # [T, 3]
   pairs = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [0, 2]]])
   pairs = np.unique(np.sort(pairs, axis=1), axis=0)

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emotalk_jax import cache
+
 SAMPLE_RATE = 16000  # Hz.
 N_FFT = 400  # Samples (25 ms): Whisper's window and FFT size.
 HOP_LENGTH = 160  # Samples (10 ms): 100 mel frames per second.
@@ -272,11 +274,8 @@ class WhisperEncoder(nn.Module):
     return nn.LayerNorm(epsilon=1e-5, name="ln_post")(x)
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled_encoder(config: WhisperConfig):
-  """One jitted `(params, mel) -> features` per config; it compiles once per mel shape."""
-  model = WhisperEncoder(config)
-  return jax.jit(lambda params, mel: model.apply({"params": params}, mel))
+def _encode(config: WhisperConfig, params, mel):
+  return WhisperEncoder(config).apply({"params": params}, mel)
 
 
 def encode(mel, params, config: WhisperConfig = TINY_EN) -> np.ndarray:
@@ -292,7 +291,10 @@ def encode(mel, params, config: WhisperConfig = TINY_EN) -> np.ndarray:
   """
   mel = np.asarray(mel, np.float32)
   single = mel.ndim == 2
-  out = np.asarray(_compiled_encoder(config)(params, mel[None] if single else mel))
+  mel = mel[None] if single else mel
+  # Compiled once per config and mel shape (its trace kept in the user cache folder).
+  fn = cache.compiled(f"whisper {config}", functools.partial(_encode, config), params, mel)
+  out = np.asarray(fn(params, mel))
   return out[0] if single else out
 
 
