@@ -1,5 +1,8 @@
-"""generate.background: a thread that produces ahead, in order, with errors raised in place."""
+"""generate.background: a thread that produces ahead, in order, with errors raised in place; the
+process's malloc arenas capped."""
 
+import platform
+import sys
 import threading
 import time
 
@@ -77,3 +80,9 @@ def test_progressive_waits_for_what_is_ready_and_raises_the_error():
   with pytest.raises(ValueError, match="stage 1 failed"):
     stream.wait(6)
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_malloc_arenas_are_capped_on_glibc():
+  assert background.fewer_malloc_arenas(2)

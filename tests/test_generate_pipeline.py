@@ -318,3 +318,18 @@ def test_manifest_skips_failing_rows(models, tmp_path):
   bad.write_text("image,audio\nphoto.png,x.wav\n")
   with pytest.raises(InputError, match="missing column"):
     generate.generate_manifest(bad, tmp_path / "videos", models=models)
+
+
+def test_the_speech_encoder_runs_its_windows_holding_the_network_lock():
+  """One network at a time: each speech window is produced under the lock that stage 1 and stage
+  2 take around their calls."""
+  held = []
+
+  def windows():
+    for k in range(3):
+      held.append(generate._ONE_NETWORK.locked())  # pylint: disable=protected-access
+      yield k
+
+  assert list(generate._one_at_a_time(windows())) == [0, 1, 2]  # pylint: disable=protected-access
+  assert held == [True, True, True]
+  assert not generate._ONE_NETWORK.locked()  # pylint: disable=protected-access

@@ -33,9 +33,9 @@ import time
 start = time.perf_counter()  # Before any import: start-up counts.
 import json, pathlib, resource, sys
 from emotalk_jax import bundled
-from emotalk_jax.media import face_process
+from emotalk_jax.cli import main as cli
 # As `emotalk generate` does: dlib searches the photo in a process of its own from the start.
-search = face_process.Search(bundled.ASTRONAUT_PHOTO)
+search = cli.start_generating(bundled.ASTRONAUT_PHOTO, 0)
 import numpy as np, soundfile
 from emotalk_jax import checkpoints
 from emotalk_jax import stages

@@ -244,7 +244,7 @@ def cmd_generate(args) -> dict:
                             f"{' and '.join(missing)} required (or --manifest JOBS.csv)")
   options = _generate_options(args)
   # dlib's second of loading starts now, in a process of its own, while JAX is imported.
-  search = None if args.manifest else _face_search(args.image, args.face_index)
+  search = None if args.manifest else start_generating(args.image, args.face_index)
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   if args.manifest:
     models = generate.load_models(args.checkpoint)
@@ -262,8 +262,13 @@ def cmd_generate(args) -> dict:
                            **options)
 
 
-def _face_search(image, face_index: int):
+def start_generating(image, face_index: int):
+  """What `emotalk generate` and `emotalk demo` do before they import JAX: set up the process's
+  allocator (`background.fewer_malloc_arenas`) and start the photo's face search in a process of
+  its own (`face_process`), which `generate(face_search=)` takes over."""
+  from emotalk_jax.generate import background  # pylint: disable=g-import-not-at-top
   from emotalk_jax.media import face_process  # pylint: disable=g-import-not-at-top
+  background.fewer_malloc_arenas()
   return face_process.Search(image, face_index)
 
 
@@ -289,7 +294,7 @@ def cmd_demo(args) -> dict:
   voice (9 s), neutral, then happy, sad, angry and surprised in turn (each held over 1 s), with the
   shipped sample checkpoints: `emotalk demo [--out demo.mp4]`."""
   status = _progress(args)
-  search = _face_search(bundled.DEMO_PHOTO, 0)
+  search = start_generating(bundled.DEMO_PHOTO, 0)
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   return generate.generate(bundled.DEMO_PHOTO, bundled.DEMO_SPEECH, out=args.out,
                            emotion_schedule=DEMO_SCHEDULE, finetune_steps=args.finetune_steps,

@@ -322,17 +322,18 @@ class _AudioEncoder:
     self._stream = container.add_stream("aac", rate=rate, layout="mono")
     self._stream.bit_rate = 96_000
     self._container = container
-    self._wave = np.clip(wave, -1.0, 1.0)[None, :]  # AAC has no headroom above full scale.
+    self._wave = wave
     self._rate = rate
     self._pos = 0
 
   def encode_until(self, seconds: float):
-    stop = self._wave.shape[1]
+    stop = self._wave.shape[0]
     if seconds < stop / self._rate:
       stop = int(round(seconds * self._rate))
     size = self._stream.codec_context.frame_size or 1024
     while self._pos < stop:
-      chunk = np.ascontiguousarray(self._wave[:, self._pos : self._pos + size])
+      # Clipped a frame at a time (AAC has no headroom above full scale): no copy of the speech.
+      chunk = np.clip(self._wave[None, self._pos : self._pos + size], -1.0, 1.0)
       frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
       frame.sample_rate = self._rate
       frame.pts = self._pos
