@@ -27,9 +27,11 @@ import numpy as np
 MIN_COMPILE_SECONDS = 0.1
 # The code an entry may depend on: all of the package's (a change anywhere is a new key).
 _CODE = sorted(pathlib.Path(__file__).parent.rglob("*.py"))
-# How `compiled` compiles for a CPU: convolutions through YNNPACK (one of XLA:CPU's library
-# fusions), which renders stage 2 about a quarter faster (docs/results.md#generation-speed-and-memory).
-CPU_COMPILER_OPTIONS = {
+# XLA:CPU options for a convolutional network (`compiled(cpu_options=)`): its convolutions through
+# YNNPACK (one of XLA:CPU's library fusions). Stage 2 renders about a quarter faster with them
+# (docs/results.md#generation-speed-and-memory); the speech encoder was slower (0.35 -> 0.40 s a
+# window) and stage 1 the same, so they compile without.
+CONV_NET_CPU_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"}
 
 
@@ -136,19 +138,21 @@ def param_shapes(name: str, config_json: str, compute: Callable[[], Any], direct
   return shapes
 
 
-def compiled(name: str, fn: Callable, *args, directory=None) -> jax.stages.Compiled:
+def compiled(name: str, fn: Callable, *args, cpu_options: Optional[dict] = None,
+             directory=None) -> jax.stages.Compiled:
   """`jax.jit(fn)` compiled for `args` (arrays or `jax.ShapeDtypeStruct`s, in any pytrees), with
   its trace read from the cache when an earlier run stored it.
 
   The traced program (`jax.export`, StableHLO) is stored under a key of `name`, the package's
   code, the JAX and Flax versions, the platform and the args' shapes and dtypes; compiling it is
-  then a read of JAX's compilation cache (`enable_compilation_cache`). On a CPU it compiles with
-  `CPU_COMPILER_OPTIONS`.
+  then a read of JAX's compilation cache (`enable_compilation_cache`).
 
   Args:
     name: what `fn` computes, everything it closes over included (e.g. the model's repr, which
       lists its attributes).
     fn: the function of `args`.
+    cpu_options: XLA compiler options when compiling for a CPU (e.g. `CONV_NET_CPU_OPTIONS`);
+      ignored elsewhere, and by a JAX that does not know them.
     directory: the cache folder (default `default_dir()/traced`).
 
   Returns:
@@ -157,18 +161,20 @@ def compiled(name: str, fn: Callable, *args, directory=None) -> jax.stages.Compi
   """
   specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
   platform = jax.default_backend()
+  options = cpu_options if platform == "cpu" else None
   key = _key(name, platform, str(jax.tree.structure(specs)),
              *(f"{s.shape}{s.dtype}" for s in jax.tree.leaves(specs)))
-  if key not in _COMPILED:
-    _COMPILED[key] = _compile(fn, specs, platform, _entry("traced", directory, key + ".stablehlo"))
-  return _COMPILED[key]
+  if (key, str(options)) not in _COMPILED:
+    _COMPILED[key, str(options)] = _compile(fn, specs, options,
+                                            _entry("traced", directory, key + ".stablehlo"))
+  return _COMPILED[key, str(options)]
 
 
 # What `compiled` has compiled in this process, by key.
 _COMPILED = {}
 
 
-def _compile(fn: Callable, specs, platform: str, entry: Optional[pathlib.Path]):
+def _compile(fn: Callable, specs, options: Optional[dict], entry: Optional[pathlib.Path]):
   traced, stored = None, _read(entry)
   if stored is not None:
     try:
@@ -179,11 +185,11 @@ def _compile(fn: Callable, specs, platform: str, entry: Optional[pathlib.Path]):
     traced = jax.export.export(jax.jit(fn))(*specs)
     _write(entry, bytes(traced.serialize()))
   lowered = jax.jit(traced.call).lower(*specs)
-  if platform != "cpu":
+  if not options:
     return lowered.compile()
   try:
-    return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
-  except jax.errors.JaxRuntimeError:  # A JAX that no longer has the option: its default.
+    return lowered.compile(compiler_options=options)
+  except jax.errors.JaxRuntimeError:  # A JAX that no longer has the options: its defaults.
     return lowered.compile()
 
 

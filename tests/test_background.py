@@ -82,6 +82,35 @@ def test_progressive_waits_for_what_is_ready_and_raises_the_error():
 
 
 
+def test_the_fair_lock_goes_in_the_order_it_was_asked_for():
+  """A thread that releases the lock and asks again at once waits behind one already waiting
+  (with a plain lock it would most often win again: the speech encoder starved stage 2)."""
+  lock = background.FairLock()
+  order = []
+
+  def greedy():
+    for k in range(3):
+      with lock:
+        order.append(f"greedy {k}")
+        while k == 0 and len(lock._queue) < 2:  # pylint: disable=protected-access
+          time.sleep(0.001)  # Until the other thread has asked.
+
+  def other():
+    with lock:
+      order.append("other")
+
+  first = threading.Thread(target=greedy)
+  first.start()
+  while not lock.locked():
+    time.sleep(0.001)
+  second = threading.Thread(target=other)
+  second.start()
+  first.join()
+  second.join()
+  assert order == ["greedy 0", "other", "greedy 1", "greedy 2"]
+  assert not lock.locked()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                     reason="mallopt is glibc's")
 def test_malloc_arenas_are_capped_on_glibc():

@@ -152,13 +152,15 @@ def _conv_net():
 
 def test_compiled_traces_once_then_reads_the_trace(new_process, tmp_path):
   net, params, x, traces = _conv_net()
-  fn = cache.compiled("conv", net, params, x, directory=tmp_path)
+  fn = cache.compiled("conv", net, params, x, cpu_options=cache.CONV_NET_CPU_OPTIONS,
+                      directory=tmp_path)
   assert len(traces) == 1 and len(list(tmp_path.glob("*.stablehlo"))) == 1
   expected = np.asarray(jax.jit(lambda p, y: net(p, y))(params, x))
   traces.clear()
   # The CPU compiler options change the convolution's library, not its result.
   np.testing.assert_allclose(fn(params, x), expected, rtol=1e-5, atol=1e-5)
-  assert cache.compiled("conv", net, params, x, directory=tmp_path) is fn  # Same process.
+  assert cache.compiled("conv", net, params, x, cpu_options=cache.CONV_NET_CPU_OPTIONS,
+                        directory=tmp_path) is fn  # Same process.
   new_process()
   again = cache.compiled("conv", net, params, x, directory=tmp_path)
   assert not traces  # Read from the folder, not traced.

@@ -6,6 +6,7 @@ stage 1 on the rest of a long clip while its first frames are rendered. (dlib do
 the face search runs in a process of its own, `media.face_process`.)
 """
 
+import collections
 import ctypes
 import queue
 import threading
@@ -34,6 +35,30 @@ def fewer_malloc_arenas(count: int = 2) -> bool:
   except OSError:
     return False
   return bool(libc.mallopt(_M_ARENA_MAX, int(count)))
+
+
+class FairLock:
+  """A lock taken in the order it was asked for (`with lock:`): a thread that releases it and asks
+  again at once waits behind the others (a `threading.Lock` would most often go to it again)."""
+
+  def __init__(self):
+    self._turns = threading.Condition()
+    self._queue = collections.deque()
+
+  def __enter__(self):
+    me = object()
+    with self._turns:
+      self._queue.append(me)
+      self._turns.wait_for(lambda: self._queue[0] is me)
+
+  def __exit__(self, *exc_info):
+    with self._turns:
+      self._queue.popleft()
+      self._turns.notify_all()
+
+  def locked(self) -> bool:
+    with self._turns:
+      return bool(self._queue)
 
 
 class prefetch(Iterator[T]):  # pylint: disable=invalid-name  (used like a function)

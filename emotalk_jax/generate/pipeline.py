@@ -63,8 +63,10 @@ from emotalk_jax import stages
 FPS = audio.FPS
 # One network runs at a time (speech encoder window, stage-1 chunk, stage-2 batch): they share
 # the same cores (XLA's thread pool), so two at once gain little, and their temporary buffers (40,
-# 34 and 32 MB on a CPU) would add up: with them, a long clip's peak memory was 10 % higher.
-_ONE_NETWORK = threading.Lock()
+# 34 and 32 MB on a CPU) would add up: with them, a long clip's peak memory was 10 % higher. In
+# turn: with a plain lock the speech encoder went through all its windows before stage 2 rendered
+# a frame (4.8 s to the first frame for 300 s of speech).
+_ONE_NETWORK = background.FairLock()
 _DONE = object()
 LANDMARK_CHUNK = 250   # Frames per stage-1 call (10 s).
 # Context frames on each side; the temporal module reaches 4 frames, the mel window 8.
@@ -310,7 +312,8 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
   model = models.texture_model
   fn = cache.compiled(f"render {model!r}", functools.partial(_render, model), params, image,
                       neutral_batch, jax.ShapeDtypeStruct((batch, 68, 2), jnp.float32),
-                      jax.ShapeDtypeStruct((batch, emotion_track.shape[1]), jnp.float32))
+                      jax.ShapeDtypeStruct((batch, emotion_track.shape[1]), jnp.float32),
+                      cpu_options=cache.CONV_NET_CPU_OPTIONS)
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
     idx = np.minimum(np.arange(start, start + batch), num_frames - 1)
