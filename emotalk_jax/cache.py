@@ -5,8 +5,8 @@ checkpoints are checked against (tracing a model's init for them costs 0.3-1.3 s
 CPU).
 
 The folder is `$EMOTALK_CACHE_DIR` if set (empty: no cache), else `$XDG_CACHE_HOME/emotalk_jax`
-(`~/.cache/emotalk_jax`), with `xla/`, `traced/` and `param_shapes/` in it. A folder that cannot be made or
-written is skipped: the work is then done as before. A compilation cache the user (or a test
+(`~/.cache/emotalk_jax`), with `xla/`, `traced/` and `param_shapes/` in it. A folder that cannot be
+made or written is skipped: the work is then done as before. A compilation cache the user (or a test
 session) already configured is left alone.
 """
 

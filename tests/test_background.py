@@ -82,33 +82,53 @@ def test_progressive_waits_for_what_is_ready_and_raises_the_error():
 
 
 
-def test_the_fair_lock_goes_in_the_order_it_was_asked_for():
-  """A thread that releases the lock and asks again at once waits behind one already waiting
-  (with a plain lock it would most often win again: the speech encoder starved stage 2)."""
-  lock = background.FairLock()
+def _hold_then_release(lock, order, askers):
+  """Holds `lock` until `askers` threads wait for it, then releases it; `order` records the turns
+  (each asker appends its name once it has the lock)."""
+  threads = []
+  with lock.turn():
+    order.append("holder")
+    for name, priority in askers:
+
+      def ask(name=name, priority=priority):
+        with lock.turn(priority):
+          order.append(name)
+
+      threads.append(threading.Thread(target=ask))
+      threads[-1].start()
+      while lock.waiting() < len(threads):  # Each asks before the next one starts.
+        time.sleep(0.001)
+  for t in threads:
+    t.join()
+
+
+def test_the_turn_lock_goes_by_priority_then_in_the_order_asked():
+  lock = background.TurnLock()
   order = []
+  _hold_then_release(lock, order, [("speech", 2), ("stage 1", 1), ("first render", 0),
+                                   ("second render", 0), ("more speech", 2)])
+  assert order == ["holder", "first render", "second render", "stage 1", "speech", "more speech"]
+  assert not lock.locked() and not lock.waiting()
 
-  def greedy():
-    for k in range(3):
-      with lock:
-        order.append(f"greedy {k}")
-        while k == 0 and len(lock._queue) < 2:  # pylint: disable=protected-access
-          time.sleep(0.001)  # Until the other thread has asked.
 
-  def other():
-    with lock:
-      order.append("other")
+def test_the_turn_lock_is_held_by_one_thread_at_a_time():
+  lock = background.TurnLock()
+  inside, most = [0], [0]
 
-  first = threading.Thread(target=greedy)
-  first.start()
-  while not lock.locked():
-    time.sleep(0.001)
-  second = threading.Thread(target=other)
-  second.start()
-  first.join()
-  second.join()
-  assert order == ["greedy 0", "other", "greedy 1", "greedy 2"]
-  assert not lock.locked()
+  def work():
+    for _ in range(50):
+      with lock.turn():
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.0001)
+        inside[0] -= 1
+
+  threads = [threading.Thread(target=work) for _ in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert most == [1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",

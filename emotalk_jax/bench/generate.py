@@ -16,9 +16,10 @@ in a process of its own from the first line on, as `emotalk generate` does (that
 RSS is reported beside the generating process's); the speech is the bundled CMU ARCTIC sentence
 repeated. The networks are the shipped checkpoints: at their size (128), and at other sizes the
 same params run at that size (the texture network is convolutional; it was trained at 128, so this
-measures the speed a network of the shipped width would have at that size, not its quality). The compilation cache is a temporary folder of
-the benchmark's own (the user's is left alone). It runs unchanged on a GPU or TPU (install the
-`cuda` or `tpu` extra) and reports the device it ran on.
+measures the speed a network of the shipped width would have at that size, not its quality). The
+cache folder (compiled code, traced programs) is a temporary folder of the benchmark's own (the
+user's is left alone). It runs unchanged on a GPU or TPU (install the `cuda` or `tpu` extra) and
+reports the device it ran on.
 """
 
 import json

@@ -6,8 +6,10 @@ stage 1 on the rest of a long clip while its first frames are rendered. (dlib do
 the face search runs in a process of its own, `media.face_process`.)
 """
 
-import collections
+import contextlib
 import ctypes
+import heapq
+import itertools
 import queue
 import threading
 import time
@@ -37,28 +39,46 @@ def fewer_malloc_arenas(count: int = 2) -> bool:
   return bool(libc.mallopt(_M_ARENA_MAX, int(count)))
 
 
-class FairLock:
-  """A lock taken in the order it was asked for (`with lock:`): a thread that releases it and asks
-  again at once waits behind the others (a `threading.Lock` would most often go to it again)."""
+class TurnLock:
+  """A lock taken in turns: the lowest `priority` asking goes first, equal ones in the order they
+  asked (a `threading.Lock` most often goes again to the thread that just released it).
+
+  ```python
+  with lock.turn(priority=0):
+    ...
+  ```
+  """
 
   def __init__(self):
     self._turns = threading.Condition()
-    self._queue = collections.deque()
+    self._waiting = []  # Heap of (priority, ticket).
+    self._tickets = itertools.count()
+    self._held = False
 
-  def __enter__(self):
-    me = object()
+  @contextlib.contextmanager
+  def turn(self, priority: int = 0):
     with self._turns:
-      self._queue.append(me)
-      self._turns.wait_for(lambda: self._queue[0] is me)
-
-  def __exit__(self, *exc_info):
-    with self._turns:
-      self._queue.popleft()
-      self._turns.notify_all()
+      me = (priority, next(self._tickets))
+      heapq.heappush(self._waiting, me)
+      self._turns.wait_for(lambda: not self._held and self._waiting[0] == me)
+      heapq.heappop(self._waiting)
+      self._held = True
+    try:
+      yield
+    finally:
+      with self._turns:
+        self._held = False
+        self._turns.notify_all()
 
   def locked(self) -> bool:
+    """Whether a thread holds it now."""
     with self._turns:
-      return bool(self._queue)
+      return self._held
+
+  def waiting(self) -> int:
+    """How many threads wait for their turn."""
+    with self._turns:
+      return len(self._waiting)
 
 
 class prefetch(Iterator[T]):  # pylint: disable=invalid-name  (used like a function)
