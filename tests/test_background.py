@@ -111,6 +111,25 @@ def test_the_turn_lock_goes_by_priority_then_in_the_order_asked():
   assert not lock.locked() and not lock.waiting()
 
 
+def test_the_turn_lock_counts_each_threads_wait():
+  lock = background.TurnLock()
+  waited = []
+
+  def ask():
+    with lock.turn():
+      waited.append(lock.waited_seconds())
+
+  with lock.turn():
+    asker = threading.Thread(target=ask)
+    asker.start()
+    while not lock.waiting():
+      time.sleep(0.001)
+    time.sleep(0.05)
+  asker.join()
+  assert waited[0] >= 0.05  # The asker's own wait...
+  assert lock.waited_seconds() < waited[0]  # ...not this thread's, which found it free.
+
+
 def test_the_turn_lock_is_held_by_one_thread_at_a_time():
   lock = background.TurnLock()
   inside, most = [0], [0]

@@ -54,15 +54,18 @@ class TurnLock:
     self._waiting = []  # Heap of (priority, ticket).
     self._tickets = itertools.count()
     self._held = False
+    self._waited = threading.local()
 
   @contextlib.contextmanager
   def turn(self, priority: int = 0):
+    start = time.perf_counter()
     with self._turns:
       me = (priority, next(self._tickets))
       heapq.heappush(self._waiting, me)
       self._turns.wait_for(lambda: not self._held and self._waiting[0] == me)
       heapq.heappop(self._waiting)
       self._held = True
+    self._waited.seconds = self.waited_seconds() + time.perf_counter() - start
     try:
       yield
     finally:
@@ -74,6 +77,10 @@ class TurnLock:
     """Whether a thread holds it now."""
     with self._turns:
       return self._held
+
+  def waited_seconds(self) -> float:
+    """How long the calling thread has waited for its turns, in all."""
+    return getattr(self._waited, "seconds", 0.0)
 
   def waiting(self) -> int:
     """How many threads wait for their turn."""

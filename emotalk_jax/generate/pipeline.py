@@ -592,15 +592,16 @@ class _Clock:
     self._last = now
 
   def timed(self, items, name: str):
-    """Yields `items`, booking the time spent producing each to `name`."""
+    """Yields `items`, booking the time spent producing each to `name` (less any wait for a turn
+    of `_ONE_NETWORK`)."""
     iterator = iter(items)
     while True:
-      start = time.perf_counter()
+      start, waited = time.perf_counter(), _ONE_NETWORK.waited_seconds()
       try:
         item = next(iterator)
       except StopIteration:
         return
-      self.add(name, time.perf_counter() - start)
+      self.add(name, time.perf_counter() - start - (_ONE_NETWORK.waited_seconds() - waited))
       yield item
 
   def pop(self, name: str) -> float:
