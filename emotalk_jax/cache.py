@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import secrets
+import threading
 from typing import Any, Callable, Optional
 
 import flax
@@ -157,21 +158,28 @@ def compiled(name: str, fn: Callable, *args, cpu_options: Optional[dict] = None,
 
   Returns:
     The compiled function; it takes args of exactly these shapes and dtypes. A second call for
-    the same shapes returns the same function.
+    the same shapes returns the same function (from another thread, once the first call has it:
+    e.g. a thread that compiles ahead of time).
   """
   specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
   platform = jax.default_backend()
   options = cpu_options if platform == "cpu" else None
   key = _key(name, platform, str(jax.tree.structure(specs)),
              *(f"{s.shape}{s.dtype}" for s in jax.tree.leaves(specs)))
-  if (key, str(options)) not in _COMPILED:
-    _COMPILED[key, str(options)] = _compile(fn, specs, options,
-                                            _entry("traced", directory, key + ".stablehlo"))
-  return _COMPILED[key, str(options)]
+  memo = (key, str(options))
+  with _COMPILING:
+    one = _COMPILING_ONE.setdefault(memo, threading.Lock())
+  with one:  # A second thread asking for the same function waits for the first one's.
+    if memo not in _COMPILED:
+      _COMPILED[memo] = _compile(fn, specs, options,
+                                 _entry("traced", directory, key + ".stablehlo"))
+  return _COMPILED[memo]
 
 
-# What `compiled` has compiled in this process, by key.
+# What `compiled` has compiled in this process, by key and options, and a lock per key.
 _COMPILED = {}
+_COMPILING_ONE = {}
+_COMPILING = threading.Lock()
 
 
 def _compile(fn: Callable, specs, options: Optional[dict], entry: Optional[pathlib.Path]):

@@ -4,6 +4,7 @@ when it cannot be written, never overriding a compilation cache already configur
 import json
 import os
 import pathlib
+import threading
 
 import jax
 import numpy as np
@@ -186,3 +187,16 @@ def test_compiled_works_without_a_cache_folder(new_process, monkeypatch):
   net, params, x, _ = _conv_net()
   np.testing.assert_allclose(cache.compiled("conv", net, params, x)(params, x),
                              jax.jit(net)(params, x), rtol=1e-5, atol=1e-5)
+
+
+def test_threads_asking_at_once_share_one_compilation(new_process, tmp_path):
+  net, params, x, traces = _conv_net()
+  results = []
+  threads = [threading.Thread(target=lambda: results.append(
+      cache.compiled("conv", net, params, x, directory=tmp_path))) for _ in range(3)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert len(traces) == 1
+  assert results[0] is results[1] is results[2]

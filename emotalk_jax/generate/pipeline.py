@@ -157,6 +157,28 @@ def _landmarks(model, params, inputs):
   return landmark_model.apply(model, params, inputs)["landmarks"]
 
 
+def _stage1(models: Models, inputs: dict):
+  """Stage 1 compiled for inputs of these shapes (`_stage1_inputs`)."""
+  model = models.landmark_model
+  return cache.compiled(f"landmarks {model!r}", functools.partial(_landmarks, model),
+                        models.landmark_params, inputs)
+
+
+def _stage1_inputs(model, emotion, neutral, mel=None, speech=None) -> dict:
+  """Stage 1's inputs for B emotion tracks [B, L, 9] over one face ([68, 2] in [-1, 1]) and one
+  speech: [L, 16, 80] mel windows and/or [L, D] features, as the model reads them."""
+
+  def shared(x):  # One copy of the speech or the face for every track.
+    return np.broadcast_to(np.asarray(x, np.float32)[None], (emotion.shape[0],) + np.shape(x))
+
+  inputs = {"emotion": np.asarray(emotion, np.float32), "neutral_landmarks": shared(neutral)}
+  if model.speech_input != "whisper":
+    inputs["mel"] = shared(mel)
+  if model.speech_input != "mel":
+    inputs["speech"] = shared(speech)
+  return inputs
+
+
 def speech_features(models: Models, wave) -> Optional[np.ndarray]:
   """[T, D] Whisper features per video frame of `wave` [N] (16 kHz) when stage 1 reads them, else
   None."""
@@ -253,27 +275,20 @@ def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int
   """Yields (start, [B, keep, 68, 2] landmarks of frames start .. start + keep - 1) chunk by chunk
   for `tracks` [B, T, 9]. A chunk reads the speech of its frames and `margin` more on each side
   only when it runs (`drive_blocks` fills `speech` while earlier chunks run)."""
-  num_tracks, num_frames = tracks.shape[:2]
+  num_frames = tracks.shape[1]
   model = models.landmark_model
   if model.speech_input != "mel" and speech is None:
     raise ValueError(f"stage 1 reads {model.speech_input!r} speech features: pass `speech`")
   length = chunk + 2 * margin
-
-  def shared(x):  # One copy of the speech or the face for every track.
-    return np.broadcast_to(np.asarray(x, np.float32)[None], (num_tracks,) + np.shape(x))
-
   for start in range(0, num_frames, chunk):
     # Frames first .. first + length - 1; those outside the clip are silence.
     first = start - margin
     idx = np.clip(np.arange(first, first + length), 0, num_frames - 1)
-    inputs = {"emotion": tracks[:, idx], "neutral_landmarks": shared(neutral)}
-    if model.speech_input != "whisper":
-      inputs["mel"] = shared(mel_at(first, length))
-    if model.speech_input != "mel":
-      inputs["speech"] = shared(np.asarray(speech, np.float32)[idx])
-    # Every chunk has the same shapes: one compilation.
-    fn = cache.compiled(f"landmarks {model!r}", functools.partial(_landmarks, model),
-                        models.landmark_params, inputs)
+    inputs = _stage1_inputs(model, tracks[:, idx], neutral,
+                            mel=mel_at(first, length) if model.speech_input != "whisper" else None,
+                            speech=(np.asarray(speech, np.float32)[idx]
+                                    if model.speech_input != "mel" else None))
+    fn = _stage1(models, inputs)  # Every chunk has the same shapes: one compilation.
     keep = min(chunk, num_frames - start)
     with _ONE_NETWORK.turn(priority=1):
       pred = np.asarray(fn(models.landmark_params, inputs)[:, margin:margin + keep])
@@ -288,6 +303,15 @@ def _render(model, params, image, neutral, target, emotion):
   # What the network adds to the warped neutral image: its frame is warped + paint.
   paint = (1.0 - out["occlusion"]) * (out["rgb"].astype(jnp.float32) - out["warped"])
   return {"image": frames, "flow": out["flow"], "paint": paint * 127.5}
+
+
+def _stage2(models: Models, params, batch: int, emotion_dim: int):
+  """`_render` compiled for one face and `batch` targets (`render_layers`' calls)."""
+  model, size = models.texture_model, models.size
+  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  return cache.compiled(f"render {model!r}", functools.partial(_render, model), params,
+                        spec(1, size, size, 3), spec(1, 68, 2), spec(batch, 68, 2),
+                        spec(batch, emotion_dim), cpu_options=cache.CONV_NET_CPU_OPTIONS)
 
 
 def render_layers(models: Models, params, crop, neutral, landmark_track, emotion_track,
@@ -309,13 +333,8 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
   image = jnp.asarray(crop, jnp.float32)[None] / 127.5 - 1.0
   neutral_batch = jnp.asarray(neutral, jnp.float32)[None]
   num_frames = emotion_track.shape[0]
-  # Traced and compiled (or read from the compilation cache) before the first batch's landmarks
-  # are needed: while stage 1 may still be working on them.
-  model = models.texture_model
-  fn = cache.compiled(f"render {model!r}", functools.partial(_render, model), params, image,
-                      neutral_batch, jax.ShapeDtypeStruct((batch, 68, 2), jnp.float32),
-                      jax.ShapeDtypeStruct((batch, emotion_track.shape[1]), jnp.float32),
-                      cpu_options=cache.CONV_NET_CPU_OPTIONS)
+  # Compiled (or read from the cache) before the first batch's landmarks are needed, or already.
+  fn = _stage2(models, params, batch, emotion_track.shape[1])
   for start in range(0, num_frames, batch):
     # A fixed batch: one compilation.
     idx = np.minimum(np.arange(start, start + batch), num_frames - 1)
@@ -402,6 +421,12 @@ def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bo
   reach = driving.smoothing_reach()
   chunks, predicted, done = None, 0, 0
   speech = speech if speech is not None else timed(speech_blocks(models, wave), "speech_features")
+  if models.speech_encoder is not None and models.landmark_model.speech_input == "whisper":
+    # Compiled (or read from the cache) while the speech encoder works on the first window.
+    length = LANDMARK_CHUNK + 2 * LANDMARK_MARGIN
+    _stage1(models, _stage1_inputs(
+        models.landmark_model, np.zeros((1, length, track.shape[1]), np.float32), neutral,
+        speech=np.zeros((length, models.speech_encoder[1].width), np.float32)))
   for features, heard in speech:
     if chunks is None:
       chunks = timed(_landmark_chunks(models, _mel_at(speech_mel(models, wave)), features,
@@ -490,6 +515,9 @@ def generate(image,
     wave = audio.load_audio(speech)
     num_frames = audio.num_video_frames(wave.size)
     emotion_track = driving.emotion_track(keyframes, num_frames)
+    # Stage 2 compiles (or reads its cache) from now on, beside the face search and the speech.
+    threading.Thread(target=_stage2, args=(models, models.texture_params, render_batch,
+                                           emotion_track.shape[1]), daemon=True).start()
     # From here the speech encoder, then stage 1, work through the clip in threads (compiled XLA,
     # outside the GIL): first while the face is searched, then while stage 2 renders the frames
     # they have finished.
