@@ -26,6 +26,7 @@ from emotalk_jax.generate import driving
 from emotalk_jax.generate import pipeline as generate
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
+from emotalk_jax.media import face_process
 from emotalk_jax.media import landmarks
 from emotalk_jax.media import video_io
 from emotalk_jax.models import landmark_model
@@ -333,3 +334,12 @@ def test_the_speech_encoder_runs_its_windows_holding_the_network_lock():
   assert list(generate._one_at_a_time(windows())) == [0, 1, 2]  # pylint: disable=protected-access
   assert held == [True, True, True]
   assert not generate._ONE_NETWORK.locked()  # pylint: disable=protected-access
+
+
+def test_a_face_search_handed_over_is_closed_when_generation_fails(models, tmp_path):
+  search = face_process.Search(bundled.DEMO_PHOTO)
+  with pytest.raises(InputError, match="unknown"):
+    generate.generate(bundled.DEMO_PHOTO, bundled.ARCTIC_SPEECH, "hapy", tmp_path / "out.mp4",
+                      models=models, progress=False, face_search=search)
+  # Not left running.
+  assert search._child.returncode is not None  # pylint: disable=protected-access

@@ -1,4 +1,4 @@
-"""Work in a background thread: the stages of generation overlap on a multi-core CPU.
+"""Work in background threads: the stages of generation overlap on a multi-core CPU.
 
 JAX (while its compiled code runs), OpenCV and the video encoder release the GIL, so a thread is
 enough to run stage 2 while the previous frames are pasted and encoded, or the speech encoder and
@@ -13,7 +13,7 @@ import itertools
 import queue
 import threading
 import time
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 _DONE = object()

@@ -496,13 +496,14 @@ def generate(image,
   """
   clock = _Clock()
   status = progress if isinstance(progress, Progress) else Progress(bool(progress))
-  keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
-  _check_output(out)
-  # dlib searches the photo in a process of its own while the networks load and the speech is
-  # encoded here.
-  search = face_search or (face_process.Search(image, face_index)
-                           if isinstance(image, (str, pathlib.Path)) else None)
+  search = face_search
   try:
+    keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
+    _check_output(out)
+    # dlib searches the photo in a process of its own while the networks load and the speech is
+    # encoded here.
+    if search is None and isinstance(image, (str, pathlib.Path)):
+      search = face_process.Search(image, face_index)
     if models is None:
       status.step("loading the networks")
       models = load_models(checkpoint)
