@@ -112,6 +112,35 @@ def test_window_indices_match_the_formula(fps, num_frames):
       assert windows[i, r, 5] == (j if 0 <= j < num_mel else SILENCE)
 
 
+@pytest.mark.parametrize("path", [bundled.ARCTIC_SPEECH, bundled.GRID_CLIP])
+def test_spooled_speech_reads_as_loaded(path):
+  """`spool_audio` (kept in a file, decoded and resampled a chunk at a time) gives `load_audio`'s
+  samples to the bit: a 16 kHz wav, and 44.1 kHz MPEG audio in a video."""
+  loaded = audio.load_audio(path)
+  with audio.spool_audio(path) as wave:
+    assert len(wave) == wave.size == loaded.size and wave.shape == loaded.shape
+    assert wave.peak == np.abs(loaded).max()
+    np.testing.assert_array_equal(wave[:], loaded)
+    np.testing.assert_array_equal(wave[1000:5003], loaded[1000:5003])
+    assert wave[loaded.size - 10:loaded.size + 50].shape == (10,)  # Cut at the end, as arrays.
+    with pytest.raises(TypeError, match="read by spans"):
+      wave[3]  # pylint: disable=pointless-statement
+  with pytest.raises(ValueError, match="after its SpooledWave was closed"):
+    wave[0:10]  # pylint: disable=pointless-statement
+
+
+def test_spool_audio_errors(tmp_path):
+  """The same clear errors as `load_audio`, and no file left open."""
+  soundfile.write(tmp_path / "zeros.wav", np.zeros(16000, np.float32), 16000)
+  soundfile.write(tmp_path / "short.wav", 0.5 * np.ones(100, np.float32), 16000)
+  video_io.write_video(tmp_path / "mute.mp4", np.zeros((5, 16, 16, 3), np.uint8))
+  for name, problem in [("zeros.wav", "is silent"), ("short.wav", "too short"),
+                        ("mute.mp4", "has no audio stream"), ("missing.wav", "no such file")]:
+    with pytest.raises(InputError, match=problem) as info:
+      audio.spool_audio(tmp_path / name)
+    assert str(info.value).startswith(str(tmp_path / name) + ": ")
+
+
 def test_errors(tmp_path):
   soundfile.write(tmp_path / "zeros.wav", np.zeros(16000, np.float32), 16000)
   with pytest.raises(InputError, match=r"is silent \(peak level -inf dBFS"):

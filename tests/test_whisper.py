@@ -14,6 +14,7 @@ import scipy.signal
 import soundfile as sf
 
 from emotalk_jax.errors import InputError
+from emotalk_jax.media import audio
 from emotalk_jax.models import whisper
 from emotalk_jax.models import whisper_weights
 
@@ -87,6 +88,22 @@ def test_log_mel_pads_to_a_window():
   np.testing.assert_allclose(mel[:390], whisper.log_mel(wave)[:390], atol=1e-6)
   # Past the clip (and the STFT window's reach) every bin is clamped to (max - 8 + 4) / 4.
   np.testing.assert_allclose(mel[410:], (mel.max() - 2.0), atol=1e-6)
+
+
+def test_a_window_of_a_long_clip_is_its_30_s_on_their_own():
+  """`window_log_mel` reads only its window's samples: away from the three edge frames (whose STFT
+  reaches past the 30 s) it equals the log-mel of those 30 s cut out, clamp included."""
+  wave = _long_speech(75.0)
+  starts = whisper.window_starts(75 * 25)
+  total = starts[-1] + whisper.WINDOW_FRAMES
+  for start in starts:
+    ours = whisper.window_log_mel(wave, start, total)
+    alone = whisper.log_mel(wave[start * 160:(start + 3000) * 160], whisper.WINDOW_FRAMES)
+    assert ours.shape == (3000, 80) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours[2:-1], alone[2:-1], atol=1e-5)
+  # The clip's own start: the same as the whole clip's log-mel (reflect padding at sample 0).
+  np.testing.assert_allclose(whisper.window_log_mel(wave, 0, total)[:2000],
+                             whisper.log_mel(wave[:30 * 16000])[:2000], atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +183,19 @@ def test_long_audio_has_no_seam(tiny_en):
                    frame_err(second[1:], second[:-1])[60:190])
   assert np.all(step[560:690] <= own + 8e-2)
   assert step[560:690].max() <= step[np.r_[:560, 690:1124]].max()
+
+
+def test_speech_features_read_a_spooled_wave(monkeypatch):
+  """Speech kept in a file (`audio.SpooledWave`, as generation reads it) gives the same features
+  as the same samples in memory."""
+  monkeypatch.setattr(whisper, "encode",  # The mel of every second encoder frame, as features.
+                      lambda mel, params, config: mel[::2, :config.width])
+  config = whisper.WhisperConfig(width=8)
+  wave = _long_speech(52.0)
+  with audio.SpooledWave(np.array_split(wave, 7)) as spooled:
+    assert len(spooled) == wave.size and spooled.peak == np.abs(wave).max()
+    np.testing.assert_array_equal(whisper.speech_features(spooled, None, config),
+                                  whisper.speech_features(wave, None, config))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,9 +189,12 @@ def speech_features(models: Models, wave) -> Optional[np.ndarray]:
 
 
 def speech_mel(models: Models, wave) -> Optional[np.ndarray]:
-  """[F, 80] log-mel of `wave` when stage 1 reads it, else None (librosa's spectrogram costs about
-  2 s to import, a quarter of a short video's time)."""
-  return None if models.landmark_model.speech_input == "whisper" else audio.log_mel(wave)
+  """[F, 80] log-mel of `wave` ([N] or an `audio.SpooledWave`, read whole) when stage 1 reads it,
+  else None (librosa's spectrogram costs about 2 s to import, a quarter of a short video's
+  time)."""
+  if models.landmark_model.speech_input == "whisper":
+    return None
+  return audio.log_mel(wave[:])
 
 
 def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = LANDMARK_CHUNK,
@@ -384,6 +387,16 @@ def _one_at_a_time(items):
     yield item
 
 
+def _rest_after(blocks, started: threading.Event):
+  """Yields the speech encoder's first window, then the others once `started` is set (the first
+  frame rendered): on two cores the later windows of a long clip otherwise took turns before stage
+  2's first batch (the first frame of 300 s of speech came 1.4 s after 10 s's)."""
+  for k, block in enumerate(blocks):
+    yield block
+    if k == 0:
+      started.wait()
+
+
 def drive(models: Models, neutral, wave, keyframes, seed: int = 0,
           blinks: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1,
@@ -496,95 +509,101 @@ def generate(image,
   """
   clock = _Clock()
   status = progress if isinstance(progress, Progress) else Progress(bool(progress))
-  search = face_search
+  search, wave = face_search, None
   try:
-    keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
-    _check_output(out)
-    # dlib searches the photo in a process of its own while the networks load and the speech is
-    # encoded here.
-    if search is None and isinstance(image, (str, pathlib.Path)):
-      search = face_process.Search(image, face_index)
-    if models is None:
-      status.step("loading the networks")
-      models = load_models(checkpoint)
-    if size is not None and int(size) != models.size:
-      raise InputError(
-          checkpoint or bundled.CHECKPOINTS_DIR,
-          f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
-          f"trained at {size} with --checkpoint")
-    status.step("reading the speech")
-    wave = audio.load_audio(speech)
-    num_frames = audio.num_video_frames(wave.size)
-    emotion_track = driving.emotion_track(keyframes, num_frames)
-    # Stage 2 compiles (or reads its cache) from now on, beside the face search and the speech.
-    threading.Thread(target=_stage2, args=(models, models.texture_params, render_batch,
-                                           emotion_track.shape[1]), daemon=True).start()
-    # From here the speech encoder, then stage 1, work through the clip in threads (compiled XLA,
-    # outside the GIL): first while the face is searched, then while stage 2 renders the frames
-    # they have finished.
-    speech_work = background.prefetch(clock.timed(speech_blocks(models, wave), "speech_features"),
-                                      depth=1 + num_frames // 250)
-    status.step("finding the face")
-    landmarks_px = search and search.result()
+    try:
+      keyframes = _emotion_keyframes(emotion, emotion_schedule)  # Cheap checks first.
+      _check_output(out)
+      # dlib searches the photo in a process of its own while the networks load and the speech is
+      # encoded here.
+      if search is None and isinstance(image, (str, pathlib.Path)):
+        search = face_process.Search(image, face_index)
+      if models is None:
+        status.step("loading the networks")
+        models = load_models(checkpoint)
+      if size is not None and int(size) != models.size:
+        raise InputError(
+            checkpoint or bundled.CHECKPOINTS_DIR,
+            f"renders {models.size}x{models.size} crops, not {size}x{size}; give a checkpoint "
+            f"trained at {size} with --checkpoint")
+      status.step("reading the speech")
+      wave = audio.spool_audio(speech)  # In a file: memory does not grow with the speech.
+      num_frames = audio.num_video_frames(wave.size)
+      emotion_track = driving.emotion_track(keyframes, num_frames)
+      # Stage 2 compiles (or reads its cache) from now on, beside the face search and the speech.
+      threading.Thread(target=_stage2, args=(models, models.texture_params, render_batch,
+                                             emotion_track.shape[1]), daemon=True).start()
+      # From here the speech encoder, then stage 1, work through the clip in threads (compiled XLA,
+      # outside the GIL): first while the face is searched, then while stage 2 renders the frames
+      # they have finished.
+      speech_work = background.prefetch(
+          _rest_after(clock.timed(speech_blocks(models, wave), "speech_features"), clock.rendering),
+          depth=1 + num_frames // 250)
+      status.step("finding the face")
+      landmarks_px = search and search.result()
+    finally:
+      if search:
+        search.close()
+    photo, aligned, neutral = read_face(image, models.size, face_index, landmarks_px)
+    clock.lap("inputs")
+    status.step("encoding the speech, predicting the landmarks")
+    landmark_track = background.Progressive(
+        drive_blocks(models, neutral, wave, emotion_track, seed, speech=speech_work,
+                     timed=clock.timed))
+
+    params, finetune_report = models.texture_params, None
+    if finetune_steps > 0:
+      status.step(f"fine-tuning on the photo ({finetune_steps} steps)")
+      from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
+      params, report = finetune.finetune(params,
+                                         models.texture_config,
+                                         aligned.crop,
+                                         landmarks=neutral,
+                                         steps=finetune_steps,
+                                         seed=seed,
+                                         progress=status.enabled)
+      # "_": images for plots.
+      finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}
+      clock.lap("finetune")
+
+    status.step("rendering the first frames (compiled once, then cached on disk)")
+    canvas = (full_resolution.crop_canvas(models.size, crop_size or models.size) if crop_only else
+              full_resolution.paste_canvas(photo.shape, aligned.transform, models.size))
+    # Stage 2 renders the next batches in a thread while this one pastes and encodes.
+    layers = background.prefetch(
+        clock.timed(render_layers(models, params, aligned.crop, neutral, landmark_track,
+                                  emotion_track, render_batch), "render"), 2 * render_batch)
+    bar = status.frames(num_frames, render_batch)
+    source = full_resolution.photo_source(photo, aligned.transform, models.size)
+    frames = _composed(layers, photo, aligned.transform, canvas, source, clock, bar)
+    streamed = time.perf_counter()
+    video_io.write_video(out, clock.timed(frames, "frames"), fps=FPS, audio=wave, crf=VIDEO_CRF)
+    bar.close()
+    # The encoder's own time: the streamed part's wall time less its waits for frames; stage 2's,
+    # less its waits for stage 1.
+    clock.add("encode", time.perf_counter() - streamed - clock.pop("frames"))
+    clock.add("render", -landmark_track.waited_seconds)
+    clock.lap("streamed_wall")
+    total = clock.total()
+    summary = {
+        "output": str(out),
+        "frames": int(num_frames),
+        "seconds": round(wave.size / audio.SAMPLE_RATE, 3),
+        "size": models.size,
+        "wall_seconds": round(total, 2),
+        "fps": round(num_frames / total, 2),
+        "first_frame_seconds": clock.first_frame,
+        "crop_only": bool(crop_only),
+        "render_batch": int(render_batch),
+        "seconds_by_stage": clock.laps()
+    }
+    if finetune_report is not None:
+      summary["finetune"] = finetune_report
+    return summary
   finally:
-    if search:
-      search.close()
-  photo, aligned, neutral = read_face(image, models.size, face_index, landmarks_px)
-  clock.lap("inputs")
-  status.step("encoding the speech, predicting the landmarks")
-  landmark_track = background.Progressive(
-      drive_blocks(models, neutral, wave, emotion_track, seed, speech=speech_work,
-                   timed=clock.timed))
-
-  params, finetune_report = models.texture_params, None
-  if finetune_steps > 0:
-    status.step(f"fine-tuning on the photo ({finetune_steps} steps)")
-    from emotalk_jax.generate import finetune  # pylint: disable=g-import-not-at-top
-    params, report = finetune.finetune(params,
-                                       models.texture_config,
-                                       aligned.crop,
-                                       landmarks=neutral,
-                                       steps=finetune_steps,
-                                       seed=seed,
-                                       progress=status.enabled)
-    # "_": images for plots.
-    finetune_report = {k: v for k, v in report.items() if not k.startswith("_")}
-    clock.lap("finetune")
-
-  status.step("rendering the first frames (compiled once, then cached on disk)")
-  canvas = (full_resolution.crop_canvas(models.size, crop_size or models.size) if crop_only else
-            full_resolution.paste_canvas(photo.shape, aligned.transform, models.size))
-  # Stage 2 renders the next batches in a thread while this one pastes and encodes.
-  layers = background.prefetch(
-      clock.timed(render_layers(models, params, aligned.crop, neutral, landmark_track,
-                                emotion_track, render_batch), "render"), 2 * render_batch)
-  bar = status.frames(num_frames, render_batch)
-  source = full_resolution.photo_source(photo, aligned.transform, models.size)
-  frames = _composed(layers, photo, aligned.transform, canvas, source, clock, bar)
-  streamed = time.perf_counter()
-  video_io.write_video(out, clock.timed(frames, "frames"), fps=FPS, audio=wave, crf=VIDEO_CRF)
-  bar.close()
-  # The encoder's own time: the streamed part's wall time less its waits for frames; stage 2's,
-  # less its waits for stage 1.
-  clock.add("encode", time.perf_counter() - streamed - clock.pop("frames"))
-  clock.add("render", -landmark_track.waited_seconds)
-  clock.lap("streamed_wall")
-  total = clock.total()
-  summary = {
-      "output": str(out),
-      "frames": int(num_frames),
-      "seconds": round(wave.size / audio.SAMPLE_RATE, 3),
-      "size": models.size,
-      "wall_seconds": round(total, 2),
-      "fps": round(num_frames / total, 2),
-      "first_frame_seconds": clock.first_frame,
-      "crop_only": bool(crop_only),
-      "render_batch": int(render_batch),
-      "seconds_by_stage": clock.laps()
-  }
-  if finetune_report is not None:
-    summary["finetune"] = finetune_report
-  return summary
+    clock.rendering.set()  # A speech encoder waiting for the first frame goes on (and ends).
+    if wave is not None:
+      wave.close()
 
 
 def _composed(layers, photo, transform, canvas, source, clock: "_Clock",
@@ -593,6 +612,7 @@ def _composed(layers, photo, transform, canvas, source, clock: "_Clock",
   for x in layers:
     if clock.first_frame is None:
       clock.first_frame = round(clock.total(), 3)
+      clock.rendering.set()
     start = time.perf_counter()
     frame = full_resolution.compose(photo, transform, canvas, x["flow"], x["paint"], source)
     clock.add("paste", time.perf_counter() - start)
@@ -610,6 +630,7 @@ class _Clock:
     self._laps = {}
     self._lock = threading.Lock()
     self.first_frame = None  # Seconds from the start to the first rendered frame.
+    self.rendering = threading.Event()  # Set at the first rendered frame.
 
   def add(self, name: str, seconds: float) -> None:
     with self._lock:

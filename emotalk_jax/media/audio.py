@@ -26,11 +26,15 @@ and window 74 covers mel frames 288 .. 303 (rows 13..15 are padding).
 import math
 import os
 import pathlib
+import tempfile
+import threading
+from typing import Iterator
 
 import av
 import librosa
 import numpy as np
 import soundfile
+import soxr
 
 from emotalk_jax.errors import InputError
 
@@ -75,18 +79,35 @@ def check_file(path) -> pathlib.Path:
   return p
 
 
-def _read_with_soundfile(p: pathlib.Path):
-  """-> ([N] float32 mono, rate) or None when libsndfile does not know the format."""
+# Samples per block read from libsndfile (about 4 s at 16 kHz).
+_BLOCK = 65536
+
+
+def _soundfile_chunks(path, p: pathlib.Path):
+  """(rate, [n] float32 mono block) pairs, or None when libsndfile does not know the format."""
   try:
-    data, rate = soundfile.read(str(p), dtype="float32", always_2d=True)
+    file = soundfile.SoundFile(str(p))
   except _SOUNDFILE_ERRORS:
     return None
-  return data.mean(axis=1, dtype=np.float32), int(rate)
+
+  def blocks():
+    with file:
+      while True:
+        try:
+          block = file.read(_BLOCK, dtype="float32", always_2d=True)
+        except _SOUNDFILE_ERRORS as e:
+          raise InputError(path, f"cannot be read to the end (corrupt or truncated?): {e}"
+                          ) from None
+        if not block.shape[0]:
+          return
+        yield file.samplerate, block.mean(axis=1, dtype=np.float32)
+
+  return blocks()
 
 
-def _read_with_av(path, p: pathlib.Path):
-  """-> ([N] float32 mono, rate) from the first audio stream, or None when the file has no audio
-  stream."""
+def _av_chunks(path, p: pathlib.Path):
+  """(rate, [n] float32 mono chunk) pairs of the first audio stream, or None when the file has no
+  audio stream."""
   try:
     container = av.open(str(p))
   except (av.error.InvalidDataError, av.error.EOFError):
@@ -95,58 +116,145 @@ def _read_with_av(path, p: pathlib.Path):
     ) from None
   except (av.FFmpegError, OSError) as e:
     raise InputError(path, f"cannot be opened as media ({e.strerror or e})") from None
-  with container:
-    if not container.streams.audio:
-      return None
+  if not container.streams.audio:
+    container.close()
+    return None
+
+  def chunks():
     stream = container.streams.audio[0]
-    chunks = []
-    rate = stream.codec_context.sample_rate or None
     resampler = None
-    try:
-      for packet in container.demux(stream):
-        try:
-          frames = packet.decode()
-        except av.error.InvalidDataError:
-          continue  # A damaged packet: skip it, as the ffmpeg tool does.
-        for frame in frames:
-          if resampler is None:
-            # Planar float keeps the native rate and channels; mixing down and resampling are done
-            # below
-            # so every input goes through the same soxr path.
-            rate = frame.sample_rate
-            resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=rate)
-          for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray())
-      if resampler is not None:
-        for out in resampler.resample(None):
-          chunks.append(out.to_ndarray())
-    except av.FFmpegError as e:
-      problem = f"audio stream cannot be read (corrupt or truncated file?): {e.strerror or e}"
-      raise InputError(path, problem) from None
-  if not chunks:
-    return np.zeros([0], np.float32), int(rate or SAMPLE_RATE)
-  data = np.concatenate(chunks, axis=1)  # [channels, N]
-  return data.mean(axis=0, dtype=np.float32), int(rate)
+    with container:
+      try:
+        for packet in container.demux(stream):
+          try:
+            frames = packet.decode()
+          except av.error.InvalidDataError:
+            continue  # A damaged packet: skip it, as the ffmpeg tool does.
+          for frame in frames:
+            if resampler is None:
+              # Planar float at the native rate and channels: mixing down and resampling are
+              # done by `_resampled`, so every input goes through the same soxr path.
+              resampler = av.AudioResampler(format="fltp", layout=frame.layout.name,
+                                            rate=frame.sample_rate)
+            for out in resampler.resample(frame):
+              yield out.sample_rate, out.to_ndarray().mean(axis=0, dtype=np.float32)
+        for out in resampler.resample(None) if resampler is not None else ():
+          yield out.sample_rate, out.to_ndarray().mean(axis=0, dtype=np.float32)
+      except av.FFmpegError as e:
+        problem = f"audio stream cannot be read (corrupt or truncated file?): {e.strerror or e}"
+        raise InputError(path, problem) from None
+
+  return chunks()
+
+
+def _resampled(chunks) -> Iterator[np.ndarray]:
+  """(rate, [n] float32) chunks -> the same audio at SAMPLE_RATE, a chunk at a time: soxr's high
+  quality, equal to the bit to resampling the whole signal at once (librosa's `soxr_hq`, whose
+  length ceil(N * 16000 / rate) it keeps)."""
+  stream, rate, heard, written = None, SAMPLE_RATE, 0, 0
+  for rate, chunk in chunks:
+    if rate == SAMPLE_RATE:
+      yield chunk
+      continue
+    stream = stream or soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    heard += chunk.size
+    out = stream.resample_chunk(chunk)
+    written += out.size
+    yield out
+  if stream is not None:
+    tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+    missing = math.ceil(heard * SAMPLE_RATE / rate) - written
+    yield np.pad(tail[:max(0, missing)], (0, max(0, missing - tail.size)))
+
+
+def _decoded(path):
+  """The first audio track of `path` as [n] float32 mono chunks at 16 kHz, or None when the file
+  decodes but has no audio stream. wav/flac/ogg (recognised by content, whatever the extension) go
+  through libsndfile; everything else (mp3, m4a/aac, a video's audio track) through PyAV."""
+  p = check_file(path)
+  chunks = _soundfile_chunks(path, p) or _av_chunks(path, p)
+  return None if chunks is None else _resampled(chunks)
 
 
 def decode_audio(path) -> np.ndarray | None:
   """Decodes the first audio track of any media file to [N] float32 mono at 16 kHz, without content
-  checks.
-
-  wav/flac/ogg (recognised by content, whatever the extension) go through libsndfile; everything
-  else (mp3, m4a/aac, a video's audio track) through PyAV. Returns None when the file decodes but
-  has no audio stream (a silent video). Raises InputError for a missing, empty or undecodable file.
+  checks (see `_decoded`). Returns None when the file decodes but has no audio stream (a silent
+  video). Raises InputError for a missing, empty or undecodable file.
   """
-  p = check_file(path)
-  decoded = _read_with_soundfile(p)
-  if decoded is None:
-    decoded = _read_with_av(path, p)
-    if decoded is None:
-      return None
-  wave, rate = decoded
-  if rate != SAMPLE_RATE and wave.size:
-    wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
-  return np.ascontiguousarray(wave, dtype=np.float32)
+  chunks = _decoded(path)
+  if chunks is None:
+    return None
+  return np.concatenate([np.zeros(0, np.float32), *chunks])
+
+
+class SpooledWave:
+  """[N] float32 mono speech at 16 kHz kept in an unnamed temporary file instead of memory, read a
+  span at a time: `wave[a:b]` -> [b - a] float32 (from any thread), `len(wave)`, `wave.size`,
+  `wave.peak` (max |x|). Generation reads its speech this way, so its memory does not grow
+  with the length of the speech. Close it (or use it as a context manager) to free the file.
+  """
+
+  ndim = 1
+
+  def __init__(self, chunks):
+    self._file = tempfile.TemporaryFile()
+    self._lock = threading.Lock()  # A read never meets a closed (or reused) file descriptor.
+    self.size, self.peak = 0, 0.0
+    try:
+      for chunk in chunks:
+        chunk = np.asarray(chunk, np.float32)
+        self._file.write(chunk.tobytes())
+        self.size += chunk.size
+        self.peak = float(np.max(np.abs(chunk), initial=self.peak))  # NaN stays NaN.
+      self._file.flush()
+    except BaseException:
+      self.close()
+      raise
+
+  @property
+  def shape(self) -> tuple[int]:
+    return (self.size,)
+
+  def __len__(self) -> int:
+    return self.size
+
+  def __getitem__(self, span: slice) -> np.ndarray:
+    if not isinstance(span, slice) or span.step not in (None, 1):
+      raise TypeError(f"a SpooledWave is read by spans wave[a:b], not [{span!r}]")
+    start, stop, _ = span.indices(self.size)
+    with self._lock:
+      if self._file.closed:
+        raise ValueError("the speech was read after its SpooledWave was closed")
+      data = os.pread(self._file.fileno(), max(0, stop - start) * 4, start * 4)
+    return np.frombuffer(data, np.float32)
+
+  def close(self) -> None:
+    with self._lock:
+      self._file.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def _check_speech(path, size: int, peak: float, allow_silent: bool) -> None:
+  """Raises InputError unless `size` samples with peak |x| `peak` are speech (see `load_audio`)."""
+  if size < MIN_SAMPLES:
+    raise InputError(
+        path,
+        f"is too short: {size / SAMPLE_RATE * 1000:.1f} ms of audio, need at least "
+        f"{MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms (one video frame at {FPS} fps)",
+    )
+  if not allow_silent and not peak >= SILENCE_PEAK:  # Also catches NaN.
+    level = f"{20 * math.log10(peak):.1f} dBFS" if peak > 0 else "-inf dBFS (all zeros)"
+    threshold = 20 * math.log10(SILENCE_PEAK)
+    raise InputError(path, f"is silent (peak level {level}, below {threshold:.0f} dBFS); give a "
+                     "file with speech")
+
+
+_NO_AUDIO = "has no audio stream (a silent video?); give a file with speech"
 
 
 def load_audio(path, allow_silent: bool = False) -> np.ndarray:
@@ -162,21 +270,23 @@ def load_audio(path, allow_silent: bool = False) -> np.ndarray:
   """
   wave = decode_audio(path)
   if wave is None:
-    raise InputError(path, "has no audio stream (a silent video?); give a file with speech")
-  if wave.size < MIN_SAMPLES:
-    raise InputError(
-        path,
-        f"is too short: {wave.size / SAMPLE_RATE * 1000:.1f} ms of audio, need at least "
-        f"{MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms (one video frame at {FPS} fps)",
-    )
-  if not allow_silent:
-    peak = float(np.max(np.abs(wave)))
-    if not peak >= SILENCE_PEAK:  # Also catches NaN.
-      level = f"{20 * math.log10(peak):.1f} dBFS" if peak > 0 else "-inf dBFS (all zeros)"
-      threshold = 20 * math.log10(SILENCE_PEAK)
-      raise InputError(
-          path,
-          f"is silent (peak level {level}, below {threshold:.0f} dBFS); give a file with speech")
+    raise InputError(path, _NO_AUDIO)
+  _check_speech(path, wave.size, float(np.max(np.abs(wave), initial=0.0)), allow_silent)
+  return wave
+
+
+def spool_audio(path) -> SpooledWave:
+  """`load_audio` into a `SpooledWave`: the speech is decoded, resampled and checked a chunk at a
+  time, so memory stays the same for any length. Raises InputError as `load_audio` does."""
+  chunks = _decoded(path)
+  if chunks is None:
+    raise InputError(path, _NO_AUDIO)
+  wave = SpooledWave(chunks)
+  try:
+    _check_speech(path, wave.size, wave.peak, allow_silent=False)
+  except InputError:
+    wave.close()
+    raise
   return wave
 
 

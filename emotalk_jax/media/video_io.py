@@ -316,9 +316,10 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 
 class _AudioEncoder:
-  """Feeds [N] float32 mono to an AAC stream in 1024-sample frames, up to a given time."""
+  """Feeds [N] float32 mono (an array or an `audio.SpooledWave`) to an AAC stream in 1024-sample
+  frames, up to a given time."""
 
-  def __init__(self, container, wave: np.ndarray, rate: int):
+  def __init__(self, container, wave, rate: int):
     self._stream = container.add_stream("aac", rate=rate, layout="mono")
     self._stream.bit_rate = 96_000
     self._container = container
@@ -327,13 +328,13 @@ class _AudioEncoder:
     self._pos = 0
 
   def encode_until(self, seconds: float):
-    stop = self._wave.shape[0]
+    stop = len(self._wave)
     if seconds < stop / self._rate:
       stop = int(round(seconds * self._rate))
     size = self._stream.codec_context.frame_size or 1024
     while self._pos < stop:
       # Clipped a frame at a time (AAC has no headroom above full scale): no copy of the speech.
-      chunk = np.clip(self._wave[None, self._pos : self._pos + size], -1.0, 1.0)
+      chunk = np.clip(self._wave[self._pos:self._pos + size], -1.0, 1.0)[None]
       frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
       frame.sample_rate = self._rate
       frame.pts = self._pos
@@ -368,8 +369,8 @@ def write_video(
     frames: [T, H, W, 3] uint8 RGB, or any iterable of [H, W, 3] uint8 frames (streamed, never
       stacked). Odd H or W is padded by one repeated pixel row/column (yuv420p needs even sizes).
     fps: frames per second.
-    audio: [N] float32 mono in [-1, 1] at `audio_rate`, muxed as AAC exactly as given (no trim or
-      pad).
+    audio: [N] float32 mono in [-1, 1] at `audio_rate` (an array, or an `audio.SpooledWave` read
+      a frame at a time), muxed as AAC exactly as given (no trim or pad).
     audio_rate: samples per second of `audio`.
     crf: x264 constant rate factor (0 lossless .. 51 worst; 18 is visually lossless).
 
@@ -384,16 +385,17 @@ def write_video(
     raise InputError(path, f"cannot write H.264 video with extension {out.suffix!r}; use .mp4")
   if out.is_dir():
     raise InputError(path, "is a directory; give a file name such as out.mp4")
-  wave = None
-  if audio is not None:
+  wave = audio
+  if audio is not None and not isinstance(audio, audio_lib.SpooledWave):
     wave = np.asarray(audio, np.float32)
     if wave.ndim == 2 and 1 in wave.shape:
       wave = wave.reshape(-1)
     if wave.ndim != 1:
       raise InputError(path, f"audio must be mono [N] samples, got shape {wave.shape}")
-    if not (isinstance(audio_rate, (int, np.integer)) and 8000 <= audio_rate <= 96000):
-      raise InputError(
-          path, f"audio_rate must be an integer between 8000 and 96000 Hz, got {audio_rate}")
+  if audio is not None and not (isinstance(audio_rate, (int, np.integer)) and
+                                8000 <= audio_rate <= 96000):
+    raise InputError(
+        path, f"audio_rate must be an integer between 8000 and 96000 Hz, got {audio_rate}")
   try:
     out.parent.mkdir(parents=True, exist_ok=True)
   except OSError as e:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emotalk_jax import cache
+from emotalk_jax.media import audio
 
 SAMPLE_RATE = 16000  # Hz.
 N_FFT = 400  # Samples (25 ms): Whisper's window and FFT size.
@@ -42,7 +43,7 @@ MEL_PER_VIDEO_FRAME = SAMPLE_RATE // HOP_LENGTH // FPS  # 4 mel frames, 2 encode
 WINDOW_HOP_FRAMES = 2000  # Mel frames (20 s).
 FADE_FRAMES = 125  # Video frames (5 s) of the linear cross-fade.
 FADE_CENTER_FRAMES = 125  # Video frames (5 s) from the later window's start to the fade's centre.
-_STFT_CHUNK = 3000  # Frames per STFT block: bounds the complex spectrum's memory to ~10 MB.
+_STFT_CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +126,12 @@ def mel_power(wave, n_mels: int = N_MELS) -> np.ndarray:
     [N // 160, n_mels] float32 mel power (squared magnitude, Slaney filterbank).
   """
   wave = _as_wave(wave)
-  num_frames = len(wave) // HOP_LENGTH
-  padded = np.pad(wave, N_FFT // 2, mode="reflect")
+  return _padded_mel_power(np.pad(wave, N_FFT // 2, mode="reflect"), len(wave) // HOP_LENGTH,
+                           n_mels)
+
+
+def _padded_mel_power(padded, num_frames: int, n_mels: int) -> np.ndarray:
+  """[num_frames, n_mels] mel power of the frames starting every 160 samples of `padded`."""
   frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:num_frames]
   window = _hann_periodic(N_FFT)
   filters = mel_filters(n_mels)
@@ -136,6 +141,13 @@ def mel_power(wave, n_mels: int = N_MELS) -> np.ndarray:
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     out[start:start + _STFT_CHUNK] = power @ filters.T
   return out
+
+
+def _normalised(power) -> np.ndarray:
+  """Mel power -> Whisper's log-mel (see `log_mel`), clamped against the maximum of `power`."""
+  log_spec = np.log10(np.maximum(power, LOG_FLOOR))
+  log_spec = np.maximum(log_spec, log_spec.max(initial=-np.inf) - DYNAMIC_RANGE)
+  return ((log_spec + 4.0) / 4.0).astype(np.float32)
 
 
 def log_mel(wave, num_frames: int | None = None, n_mels: int = N_MELS) -> np.ndarray:
@@ -159,9 +171,32 @@ def log_mel(wave, num_frames: int | None = None, n_mels: int = N_MELS) -> np.nda
     wave = np.pad(wave[:samples], (0, max(0, samples - len(wave))))
   if len(wave) <= N_FFT // 2:  # The reflect padding needs more than N_FFT / 2 samples.
     wave = np.pad(wave, (0, N_FFT // 2 + 1 - len(wave)))
-  log_spec = np.log10(np.maximum(mel_power(wave, n_mels), LOG_FLOOR))
-  log_spec = np.maximum(log_spec, log_spec.max(initial=-np.inf) - DYNAMIC_RANGE)
-  return ((log_spec + 4.0) / 4.0).astype(np.float32)
+  return _normalised(mel_power(wave, n_mels))
+
+
+def window_log_mel(wave, start: int, total: int, n_mels: int = N_MELS) -> np.ndarray:
+  """`log_mel(wave, total)[start:start + 3000]` reading only the samples those frames need, clamped
+  against the window's own loudest bin: what the encoder sees of a 30 s clip on its own.
+
+  Args:
+    wave: [N] float32 mono audio at 16 kHz: an array or anything read by spans
+      (`media.audio.SpooledWave`).
+    start: first mel frame of the window.
+    total: mel frames of the whole clip (zero-padded to total * 160 samples, as `log_mel`
+      pads), start + 3000 <= total.
+
+  Returns:
+    [3000, n_mels] float32.
+  """
+  end, half = total * HOP_LENGTH, N_FFT // 2
+  lo, hi = start * HOP_LENGTH - half, (start + WINDOW_FRAMES) * HOP_LENGTH + half
+  a, b = max(lo, 0), min(hi, end)
+  core = np.asarray(wave[a:min(b, len(wave))], np.float32)
+  core = np.pad(core, (0, b - a - core.size))  # Past the audio: the zero padding.
+  # At the clip's two ends the STFT's padding reflects the samples next to the end.
+  padded = np.concatenate(
+      [core[1:1 + a - lo][::-1], core, core[len(core) - 1 - (hi - b):-1][::-1]])
+  return _normalised(_padded_mel_power(padded, WINDOW_FRAMES, n_mels))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,10 +369,10 @@ def _window_weights(k: int, num_windows: int, length: int) -> np.ndarray:
 def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.ndarray:
   """Whisper encoder features, one vector per 25 fps video frame, for audio of any length.
 
-  The log-mel of the whole clip is computed first (its -8 clamp relative to the clip's
-  loudest bin, as Whisper's transcription does; ~32 KB per second of audio). It is then cut
-  into 30 s windows that start every 20 s and encoded one window at a time (memory does not
-  grow with the clip's length beyond the mel and the output).
+  The audio is cut into 30 s windows that start every 20 s; each window's log-mel is computed
+  from its own samples (its -8 clamp relative to its own loudest bin, as for a 30 s clip on its
+  own) and encoded, one window at a time, so memory does not grow with the clip's length beyond
+  the output (and the speech, unless it is a `media.audio.SpooledWave`).
 
   Whisper's features depend on where in its window a sound falls (a few channels, e.g. 334 and
   381 of tiny.en, run from about +7 to -9 across every window), so two windows disagree on the
@@ -350,7 +385,7 @@ def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.nda
   40 i and 40 i + 20 ms). Audio past the last video frame is zero-padded.
 
   Args:
-    wave_16k: [N] float32 mono audio at 16 kHz.
+    wave_16k: [N] float32 mono audio at 16 kHz, or a `media.audio.SpooledWave`.
     params: encoder params (from `whisper_weights.load_encoder`).
     config: the matching dimensions (n_ctx must be 1500).
 
@@ -371,7 +406,7 @@ def speech_feature_blocks(wave_16k, params, config: WhisperConfig = TINY_EN):
     same array every time), and how many of its first frames are final (later windows change
     only frames from there on). The last block has ready = T.
   """
-  wave = _as_wave(wave_16k)
+  wave = wave_16k if isinstance(wave_16k, audio.SpooledWave) else _as_wave(wave_16k)
   if config.n_ctx * 2 != WINDOW_FRAMES:
     raise ValueError(f"speech_features needs n_ctx = {WINDOW_FRAMES // 2}, got {config.n_ctx}")
   samples_per_frame = SAMPLE_RATE // FPS
@@ -381,11 +416,11 @@ def speech_feature_blocks(wave_16k, params, config: WhisperConfig = TINY_EN):
     yield out, 0
     return
   starts = window_starts(num_video)
-  mel = log_mel(wave, starts[-1] + WINDOW_FRAMES, config.n_mels)
   per_window = WINDOW_FRAMES // MEL_PER_VIDEO_FRAME  # 750 video frames.
   hop = WINDOW_HOP_FRAMES // MEL_PER_VIDEO_FRAME
   for k, start in enumerate(starts):
-    features = encode(mel[start:start + WINDOW_FRAMES], params, config)  # [1500, D]
+    mel = window_log_mel(wave, start, starts[-1] + WINDOW_FRAMES, config.n_mels)
+    features = encode(mel, params, config)  # [1500, D]
     video = features.reshape(per_window, 2, config.width).mean(axis=1)
     first = start // MEL_PER_VIDEO_FRAME
     length = min(per_window, num_video - first)
