@@ -43,6 +43,8 @@ MEL_PER_VIDEO_FRAME = SAMPLE_RATE // HOP_LENGTH // FPS  # 4 mel frames, 2 encode
 WINDOW_HOP_FRAMES = 2000  # Mel frames (20 s).
 FADE_FRAMES = 125  # Video frames (5 s) of the linear cross-fade.
 FADE_CENTER_FRAMES = 125  # Video frames (5 s) from the later window's start to the fade's centre.
+# Frames per STFT block: the complex spectrum (1.6 MB) and its temporaries stay small, so the speech
+# encoder's windows do not leave holes in the heap that rendering then has to grow around.
 _STFT_CHUNK = 500
 
 
