@@ -135,7 +135,8 @@ def test_positional_table_matches_the_stored_one(tiny_en):
 
 
 def test_speech_features_length_and_weights(monkeypatch):
-  """Any length gives ceil(seconds * 25) frames; window weights sum to one on every frame."""
+  """Any length gives ceil(seconds * 25) frames, a window's block at a time; window weights sum to
+  one on every frame."""
   calls = []
 
   def fake_encode(mel, params, config):
@@ -154,6 +155,13 @@ def test_speech_features_length_and_weights(monkeypatch):
     seconds = samples / 16000
     assert len(calls) == (0 if not samples else 1 if seconds <= 30 else
                           1 + math.ceil((seconds - 30) / 20))
+    # A window at a time: blocks of newly final frames that follow each other up to T, none
+    # longer than a window (memory does not grow with the length).
+    blocks = list(whisper.speech_feature_blocks(np.zeros(samples, np.float32), None, config))
+    readies = [ready for _, ready in blocks]
+    assert readies[-1] == out.shape[0] and readies == sorted(readies)
+    assert [len(block) for block, _ in blocks] == list(np.diff([0] + readies))
+    assert max(len(block) for block, _ in blocks) <= 750
 
 
 def test_long_audio_has_no_seam(tiny_en):

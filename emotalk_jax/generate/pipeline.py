@@ -25,8 +25,9 @@ Pipeline, per call:
    (`crop_only`), and streamed to the H.264 + AAC encoder.
 
 The threads overlap the stages on a multi-core CPU (`background`); compiled code is kept on disk
-across runs (`cache`). Peak memory holds the waveform, its features and the landmarks (about
-0.15 MB per second of speech) and a few batches of frames.
+across runs (`cache`). The speech stays in a temporary file (`audio.SpooledWave`) and its features
+only as long as stage 1 needs them; what memory grows with is the two landmark tracks (27 KB per
+second of speech).
 """
 
 import csv
@@ -269,18 +270,20 @@ def _predict_chunks(models: Models, mel_at, speech, emotion_track, neutral, chun
   emotion_track = np.asarray(emotion_track, np.float32)
   tracks = emotion_track if emotion_track.ndim == 3 else emotion_track[None]
   out = np.empty(tracks.shape[:2] + (68, 2), np.float32)
-  for start, pred in _landmark_chunks(models, mel_at, speech, tracks, neutral, chunk, margin):
+  speech_at = None if speech is None else np.asarray(speech, np.float32).__getitem__
+  for start, pred in _landmark_chunks(models, mel_at, speech_at, tracks, neutral, chunk, margin):
     out[:, start:start + pred.shape[1]] = pred
   return out if emotion_track.ndim == 3 else out[0]
 
 
-def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int, margin: int):
+def _landmark_chunks(models: Models, mel_at, speech_at, tracks, neutral, chunk: int, margin: int):
   """Yields (start, [B, keep, 68, 2] landmarks of frames start .. start + keep - 1) chunk by chunk
   for `tracks` [B, T, 9]. A chunk reads the speech of its frames and `margin` more on each side
-  only when it runs (`drive_blocks` fills `speech` while earlier chunks run)."""
+  (`speech_at(frames)` -> [len(frames), D] Whisper features) only when it runs (`drive_blocks`
+  adds the speech encoder's frames while earlier chunks run)."""
   num_frames = tracks.shape[1]
   model = models.landmark_model
-  if model.speech_input != "mel" and speech is None:
+  if model.speech_input != "mel" and speech_at is None:
     raise ValueError(f"stage 1 reads {model.speech_input!r} speech features: pass `speech`")
   length = chunk + 2 * margin
   for start in range(0, num_frames, chunk):
@@ -289,8 +292,7 @@ def _landmark_chunks(models: Models, mel_at, speech, tracks, neutral, chunk: int
     idx = np.clip(np.arange(first, first + length), 0, num_frames - 1)
     inputs = _stage1_inputs(model, tracks[:, idx], neutral,
                             mel=mel_at(first, length) if model.speech_input != "whisper" else None,
-                            speech=(np.asarray(speech, np.float32)[idx]
-                                    if model.speech_input != "mel" else None))
+                            speech=speech_at(idx) if model.speech_input != "mel" else None)
     fn = _stage1(models, inputs)  # Every chunk has the same shapes: one compilation.
     keep = min(chunk, num_frames - start)
     with _ONE_NETWORK.turn(priority=1):
@@ -368,7 +370,8 @@ def _emotion_keyframes(emotion, emotion_schedule) -> list:
 
 def speech_blocks(models: Models, wave):
   """Stage 1's speech features of `wave` a window at a time (`whisper.speech_feature_blocks`):
-  (features [T, D] being filled, frames final); one block (None, T) when stage 1 reads none."""
+  ([n, D] features of the frames that became final, frames final); one block (None, T) when
+  stage 1 reads none."""
   if models.speech_encoder is None:
     return iter([(None, audio.num_video_frames(wave.size))])
   params, config = models.speech_encoder
@@ -407,6 +410,26 @@ def drive(models: Models, neutral, wave, keyframes, seed: int = 0,
   return landmarks, track  # pylint: disable=undefined-loop-variable  (one block at least)
 
 
+class _RecentFrames:
+  """Speech features of frames `first` on, as the speech encoder finishes them (`add`); frames no
+  chunk of stage 1 reads any more are let go (`drop_before`), so memory stays that of a window.
+  `recent(frames)` -> [len(frames), D]."""
+
+  def __init__(self):
+    self.first, self._rows = 0, None
+
+  def add(self, block: np.ndarray) -> None:
+    self._rows = block if self._rows is None else np.concatenate([self._rows, block])
+
+  def drop_before(self, frame: int) -> None:
+    if self._rows is not None and frame > self.first:
+      self._rows = self._rows[frame - self.first:].copy()
+      self.first = frame
+
+  def __call__(self, frames: np.ndarray) -> np.ndarray:
+    return self._rows[frames - self.first]
+
+
 def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bool = True,
                  speech=None, timed=None):
   """`drive` a block at a time: rendering can start while the speech encoder and stage 1 go
@@ -440,17 +463,21 @@ def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bo
     _stage1(models, _stage1_inputs(
         models.landmark_model, np.zeros((1, length, track.shape[1]), np.float32), neutral,
         speech=np.zeros((length, models.speech_encoder[1].width), np.float32)))
+  recent = _RecentFrames()
   for features, heard in speech:
+    if features is not None:
+      recent.add(features)
     if chunks is None:
-      chunks = timed(_landmark_chunks(models, _mel_at(speech_mel(models, wave)), features,
-                                      track[None], neutral, LANDMARK_CHUNK, LANDMARK_MARGIN),
-                     "landmarks")
+      chunks = timed(_landmark_chunks(models, _mel_at(speech_mel(models, wave)),
+                                      recent if features is not None else None, track[None],
+                                      neutral, LANDMARK_CHUNK, LANDMARK_MARGIN), "landmarks")
     # Every chunk whose frames and context the speech encoder has finished.
     while (predicted < num_frames and
            min(predicted + LANDMARK_CHUNK + LANDMARK_MARGIN, num_frames) <= heard):
       start, pred = next(chunks)
       raw[start:start + pred.shape[1]] = pred[0]
       predicted = start + pred.shape[1]
+      recent.drop_before(predicted - LANDMARK_MARGIN)  # The next chunk's first frame of context.
     final = num_frames if predicted == num_frames else max(done, predicted - reach)
     if final > done:  # Smoothed from `reach` frames of context on each side (or the clip's end).
       lo, hi = max(0, done - reach), min(num_frames, final + reach)

@@ -394,40 +394,43 @@ def speech_features(wave_16k, params, config: WhisperConfig = TINY_EN) -> np.nda
   Returns:
     [T, D] float32 with T = ceil(N / 640) = ceil(seconds * 25).
   """
-  for features, _ in speech_feature_blocks(wave_16k, params, config):
-    pass
-  return features  # pylint: disable=undefined-loop-variable  (there is always one block)
+  return np.concatenate([block for block, _ in speech_feature_blocks(wave_16k, params, config)])
 
 
 def speech_feature_blocks(wave_16k, params, config: WhisperConfig = TINY_EN):
   """`speech_features` one window at a time, for work that starts on the first frames while the
-  rest of a long clip is encoded.
+  rest of a long clip is encoded; only the frames still to be blended with the next window are
+  kept (memory does not grow with the clip's length).
 
   Yields:
-    (features, ready): the [T, D] array `speech_features` returns, filled window by window (the
-    same array every time), and how many of its first frames are final (later windows change
-    only frames from there on). The last block has ready = T.
+    (features, ready): [n, D] features of the frames that became final with this window, frames
+    ready - n .. ready - 1 (later windows change only frames from `ready` on). The blocks follow
+    each other; the last one ends at T.
   """
   wave = wave_16k if isinstance(wave_16k, audio.SpooledWave) else _as_wave(wave_16k)
   if config.n_ctx * 2 != WINDOW_FRAMES:
     raise ValueError(f"speech_features needs n_ctx = {WINDOW_FRAMES // 2}, got {config.n_ctx}")
   samples_per_frame = SAMPLE_RATE // FPS
   num_video = -(-len(wave) // samples_per_frame)
-  out = np.zeros((num_video, config.width), np.float32)
   if num_video == 0:
-    yield out, 0
+    yield np.zeros((0, config.width), np.float32), 0
     return
   starts = window_starts(num_video)
   per_window = WINDOW_FRAMES // MEL_PER_VIDEO_FRAME  # 750 video frames.
   hop = WINDOW_HOP_FRAMES // MEL_PER_VIDEO_FRAME
+  # Frames `ready` on that earlier windows have weighed in on, and how much.
+  ready, pending = 0, np.zeros((0, config.width), np.float32)
   for k, start in enumerate(starts):
     mel = window_log_mel(wave, start, starts[-1] + WINDOW_FRAMES, config.n_mels)
     features = encode(mel, params, config)  # [1500, D]
     video = features.reshape(per_window, 2, config.width).mean(axis=1)
     first = start // MEL_PER_VIDEO_FRAME
     length = min(per_window, num_video - first)
-    weight = _window_weights(k, len(starts), length)
-    out[first:first + length] += weight[:, None] * video[:length]
+    # Window k's weight is 0 before the frames earlier windows left pending: it starts there.
+    blended = (_window_weights(k, len(starts), length)[:, None] * video[:length])[ready - first:]
+    blended[:len(pending)] += pending
     # The next window weighs in from its fade's first frame on (see `_window_weights`).
     last = k == len(starts) - 1
-    yield out, num_video if last else first + hop + int(FADE_CENTER_FRAMES - FADE_FRAMES / 2)
+    final = num_video if last else first + hop + int(FADE_CENTER_FRAMES - FADE_FRAMES / 2)
+    yield blended[:final - ready], final
+    ready, pending = final, blended[final - ready:]
