@@ -53,11 +53,12 @@ BEAM = ["apache-beam>=2.60", "mlcroissant>=1.0"]
 
 EXTRAS_REQUIRE = {
     # Beam is in the test extra so the DirectRunner build is tested. scikit-image and cpbd are
-    # reference
-    # implementations the harness's SSIM and CPBD are checked against.
+    # reference implementations the harness's SSIM and CPBD are checked against. pytest-xdist
+    # runs test files in parallel (pyproject.toml): XLA compiles on one core, and most of the slow
+    # tests are compiling.
     "test": [
-        "pytest>=8.0", "ipykernel>=6.29", "matplotlib>=3.8", "nbformat>=5.10", "nbclient>=0.10",
-        "scikit-image>=0.22", "cpbd>=1.0.7"
+        "pytest>=8.0", "pytest-xdist>=3.5", "ipykernel>=6.29", "matplotlib>=3.8",
+        "nbformat>=5.10", "nbclient>=0.10", "scikit-image>=0.22", "cpbd>=1.0.7"
     ] + BEAM,
     "colab": ["ipykernel>=6.29", "matplotlib>=3.8"],
     "cuda": ["jax[cuda12]>=0.10.2"],
