@@ -393,7 +393,7 @@ def _one_at_a_time(items):
 def _rest_after(blocks, started: threading.Event):
   """Yields the speech encoder's first window, then the others once `started` is set (the first
   frame rendered): on two cores the later windows of a long clip otherwise took turns before stage
-  2's first batch (the first frame of 300 s of speech came 1.4 s after 10 s's)."""
+  2's first batch, and its first frame came seconds after a short clip's."""
   for k, block in enumerate(blocks):
     yield block
     if k == 0:
