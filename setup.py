@@ -30,6 +30,8 @@ INSTALL_REQUIRES = [
     # imported by TFDS 4.9 when it locates a builder, but not declared by it
     "importlib_resources>=6.0",
     "librosa>=0.11",
+    # Streaming resampling of speech (also librosa's own resampler).
+    "soxr>=0.3",
     "soundfile>=0.12",
     "opencv-python>=4.10",
     # dlib-bin is the prebuilt wheel of dlib (the `dlib` sdist compiles for a long time).
