@@ -46,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.landmark_l1_weight = 0.0
   # Std of that weight around each landmark, pixels of the image.
   config.landmark_l1_sigma_px = 3.0
+  # L1 again, over a box around the target's mouth (texture_losses.mouth_box): teeth and cavity.
+  config.mouth_l1_weight = 0.0
   # L1 of the decoder's own frame, before the occlusion blend.
   config.rgb_l1_weight = 0.0
   # L1 of output - warped neutral image: paint only where it pays.

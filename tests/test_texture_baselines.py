@@ -11,6 +11,7 @@ import pytest
 # Keeps TF off GPUs first.
 from data_pipelines import input_pipeline  # pylint: disable=unused-import
 from emotalk_jax import checkpoints
+from emotalk_jax.models import texture_losses
 from emotalk_jax.models import texture_model
 from emotalk_jax.train import texture as train_texture
 from emotalk_jax.train import texture_baselines
@@ -57,6 +58,7 @@ def test_compare_and_cli_on_a_tiny_dataset(dataset_dir, tmp_path, capsys):
   for method in texture_baselines.METHODS:
     assert 10 < result[method]["psnr"] < 60 and 0 < result[method]["ssim"] <= 1 and result[method][
         "f_lmd"] >= 0
+    assert 5 < result[method]["mouth_psnr"] < 60 and 0 < result[method]["mouth_ssim"] <= 1
   # The untrained net is the TPS warp plus a little synthesis (occlusion ~0.95): close to the TPS
   # baseline.
   assert abs(result["model"]["psnr"] - result["tps"]["psnr"]) < 3
@@ -95,3 +97,25 @@ def test_paired_difference_verdicts():
   tie = texture_baselines.paired_difference(mixed, baseline, higher_is_better=False)
   assert tie["verdict"] == "tie" and tie["ci95"][0] < 0 < tie["ci95"][1]
   assert tie["clips_better"] == 6
+
+
+def test_mouth_scores_read_only_the_box_around_the_true_mouth():
+  from emotalk_jax.media import face
+  from emotalk_jax.media import landmarks  # pylint: disable=g-import-not-at-top
+  size = 64
+  lm = landmarks.normalize(face.template(size), size)[None]
+  rng = np.random.default_rng(0)
+  truth = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+  x0, y0, x1, y1 = texture_losses.mouth_box(lm, size)[0]
+  away = truth.copy()
+  away[:, :int(y0) - 1] = 0  # Everything above the mouth box differs.
+  scores = texture_baselines.mouth_scores(away, truth, lm)
+  assert scores["mouth_psnr"][0] == 100.0 and scores["mouth_ssim"][0] == pytest.approx(1.0)
+  inside = truth.copy()
+  inside[:, int((y0 + y1) / 2), int((x0 + x1) / 2)] ^= 255  # One pixel at the mouth's centre.
+  scores = texture_baselines.mouth_scores(inside, truth, lm)
+  assert 30 < scores["mouth_psnr"][0] < 60 and scores["mouth_ssim"][0] < 1.0
+  # A 32-px frame's mouth is narrower than SSIM's 11-px window: its box grows to fit it.
+  small = landmarks.normalize(face.template(32), 32)[None]
+  assert texture_baselines.mouth_scores(truth[:, :32, :32], truth[:, :32, :32],
+                                        small)["mouth_ssim"][0] == pytest.approx(1.0)

@@ -60,3 +60,20 @@ def test_landmark_l1_weights_the_pixels_at_the_landmarks():
   assert float(tl.landmark_l1(at_landmark, target, landmarks)) == pytest.approx(1.0 / 56.5,
                                                                                 rel=0.02)
   assert float(tl.l1(at_landmark, target)) == float(tl.l1(far_away, target))
+
+
+def test_mouth_l1_reads_only_the_box_around_the_mouth():
+  size = 32
+  landmarks = np.zeros((1, 68, 2), np.float32)
+  # The mouth spans x 8..16 px and y 12..14 px: 8 px wide, so the box grows by 1.6 px each side.
+  landmarks[0, 48:68, 0] = np.linspace(8, 16, 20) / (size / 2) - 1
+  landmarks[0, 48:68, 1] = np.linspace(12, 14, 20) / (size / 2) - 1
+  box = tl.mouth_box(landmarks, size)
+  np.testing.assert_allclose(box, [[6.4, 10.4, 17.6, 15.6]], atol=1e-5)
+  target = jnp.zeros((1, size, size, 3))
+  # A uniform error is the plain L1 whatever the box.
+  assert float(tl.mouth_l1(target + 0.5, target, landmarks)) == pytest.approx(0.5)
+  # Pixel (row 13, col 12) is inside: 1 of the 12 x 6 pixels whose centres are in the box.
+  inside, outside = target.at[0, 13, 12].set(1.0), target.at[0, 2, 2].set(1.0)
+  assert float(tl.mouth_l1(inside, target, landmarks)) == pytest.approx(1.0 / 72)
+  assert float(tl.mouth_l1(outside, target, landmarks)) == 0.0

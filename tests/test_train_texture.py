@@ -152,15 +152,15 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
 def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   """init_from takes another run's params; with another emotion_dim only init_from_partial can, and
   then the reshaped emotion layers start fresh while everything else is the reference's. Learning
-  rates of 0 keep the params where the warm start put them; the landmark, decoder-frame, correction
-  and occlusion terms are
-  on, and the logged generator loss is their weighted sum with the others."""
+  rates of 0 keep the params where the warm start put them; the landmark, mouth, decoder-frame,
+  correction and occlusion terms are on, and the logged generator loss is their weighted sum with the others."""
   ref_dir, _ = reference_run
   changed = dict(init_from=str(ref_dir),
                  num_train_steps=2,
                  learning_rate=0.0,
                  disc_learning_rate=0.0,
                  landmark_l1_weight=1.0,
+                 mouth_l1_weight=1.0,
                  occlusion_weight=1.0,
                  rgb_l1_weight=0.5,
                  correction_weight=0.5)
@@ -171,6 +171,7 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   config.init_from_partial = True
   summary = train_texture.train_and_evaluate(config, tmp_path / "partial")
   assert np.isfinite(summary["train/landmark_l1"]) and summary["train/occlusion"] > 0
+  assert summary["train/mouth_l1"] > 0
   assert summary["train/correction"] > 0  # The reference run's texture branch paints.
   weights = train_texture.loss_weights(config, with_vgg=False)
   assert weights["rgb_l1"] == 0.5 and weights["perceptual"] == 0.0
@@ -204,16 +205,19 @@ def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path
     train_texture.train_and_evaluate(config, tmp_path / "run_missing")
 
 
-@pytest.mark.parametrize("name", ["texture", "texture_128", "texture_test", "texture_sample"])
+@pytest.mark.parametrize("name",
+                         ["texture", "texture_128", "texture_test", "texture_sample", "texture_av"])
 def test_configs_build_models_and_optimizers(name):
   import importlib  # pylint: disable=g-import-not-at-top
   config = importlib.import_module(f"configs.{name}").get_config()
   texture_model.create_model(config)
   texture_model.create_discriminator(config)
   train_texture.make_optimizer(config)
-  assert config.batch_size % 8 == 0 or name == "texture_sample"
+  assert config.batch_size % 8 == 0 or name in ("texture_sample", "texture_av")
   assert config.image_size == {"texture": 256, "texture_test": 32}.get(name, 128)
   assert len(config.vgg_layers) == len(config.vgg_layer_weights)
+  if config.init_from:  # A path relative to the repository, where the run command is given.
+    assert (REPO_ROOT / config.init_from).is_file()
 
 
 def one_step(dataset_dir, init_npz, out_npz):

@@ -8,10 +8,15 @@ resolution). The perceptual (VGG19) loss is `emotalk_jax.models.vgg.perceptual_l
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from emotalk_jax.models import face_graph
 from emotalk_jax.models import landmark_maps
 
 GAN_LOSSES = ("hinge", "lsgan")
+# The mouth box's margin on every side, a fraction of the mouth's width: a closed mouth's box still
+# holds the lips and the skin around them, an open one the whole cavity.
+MOUTH_BOX_MARGIN = 0.2
 
 
 def l1(pred, target) -> jax.Array:
@@ -34,6 +39,30 @@ def landmark_l1(pred, target, landmarks, sigma_px: float = 3.0) -> jax.Array:
                    keepdims=True)  # [B, H, W, 1]
   diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
   return jnp.sum(weight * diff) / (jnp.sum(weight) * diff.shape[-1])
+
+
+def mouth_box(landmarks, size: int, margin: float = MOUTH_BOX_MARGIN, xp=np):
+  """The box around the 20 mouth landmarks of [..., 68, 2] (in [-1, 1]) grown by `margin` x the
+  mouth's width on every side: [..., 4] (x0, y0, x1, y1) in pixels of a `size` image, not clipped.
+  The box the training's `mouth_l1` weights and the texture evaluation's mouth scores read."""
+  px = (landmarks[..., face_graph.MOUTH, :] + 1.0) * (size / 2.0)
+  low, high = px.min(-2), px.max(-2)
+  pad = margin * (high[..., :1] - low[..., :1])
+  return xp.concatenate([low - pad, high + pad], -1)
+
+
+def mouth_l1(pred, target, landmarks, margin: float = MOUTH_BOX_MARGIN) -> jax.Array:
+  """L1 over the mouth box of each target's landmarks [B, 68, 2] (`mouth_box`): the lips, teeth
+  and cavity that a warp of a closed-lipped photo cannot show, a small share of the whole frame's
+  L1."""
+  size = pred.shape[1]
+  box = mouth_box(landmarks.astype(jnp.float32), size, margin, xp=jnp)[:, None, None, :]
+  centres = jnp.arange(size, dtype=jnp.float32) + 0.5
+  inside_x = (centres[None, None, :] >= box[..., 0]) & (centres[None, None, :] <= box[..., 2])
+  inside_y = (centres[None, :, None] >= box[..., 1]) & (centres[None, :, None] <= box[..., 3])
+  weight = (inside_x & inside_y).astype(jnp.float32)[..., None]  # [B, H, W, 1]
+  diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
+  return jnp.sum(weight * diff) / (jnp.maximum(jnp.sum(weight), 1.0) * diff.shape[-1])
 
 
 def _check_gan(kind: str):

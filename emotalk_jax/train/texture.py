@@ -18,7 +18,8 @@ along 'data').
 
 Losses (a weight of 0 turns a term off; the log lists the terms that are on):
   generator  l1_weight |G - real| + landmark_l1_weight (the same, weighted towards the target
-             landmarks) + rgb_l1_weight (L1 of the decoder's frame before the occlusion blend) +
+             landmarks) + mouth_l1_weight (the same, over a box around the target's mouth) +
+             rgb_l1_weight (L1 of the decoder's frame before the occlusion blend) +
              correction_weight
              (L1 of the output minus the warped neutral image: what the texture branch paints) +
              perceptual_weight VGG19 (only with `config.vgg_weights`, see
@@ -156,13 +157,16 @@ def generate(model, params, pairs) -> dict:
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', 'occlusion',
-  ['landmark_l1'], ['rgb_l1'], ['correction'] (each only when weighted), ['perceptual']}
+  ['landmark_l1'], ['mouth_l1'], ['rgb_l1'], ['correction'] (each only when weighted), ['perceptual']}
   (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
   if config.get("landmark_l1_weight", 0.0) > 0:
     terms["landmark_l1"] = texture_losses.landmark_l1(out["image"], pairs["target"],
                                                       pairs["target_landmarks"],
                                                       config.landmark_l1_sigma_px)
+  if config.get("mouth_l1_weight", 0.0) > 0:
+    terms["mouth_l1"] = texture_losses.mouth_l1(out["image"], pairs["target"],
+                                                pairs["target_landmarks"])
   if config.get("rgb_l1_weight", 0.0) > 0:
     terms["rgb_l1"] = texture_losses.l1(out["rgb"], pairs["target"])
   if config.get("correction_weight", 0.0) > 0:
@@ -204,6 +208,7 @@ def loss_weights(config, with_vgg: bool) -> dict:
   return {
       "l1": config.l1_weight,
       "landmark_l1": config.get("landmark_l1_weight", 0.0),
+      "mouth_l1": config.get("mouth_l1_weight", 0.0),
       "rgb_l1": config.get("rgb_l1_weight", 0.0),
       "correction": config.get("correction_weight", 0.0),
       "flow_smoothness": config.flow_smoothness_weight,

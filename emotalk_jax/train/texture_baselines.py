@@ -1,11 +1,9 @@
 """Stage 2 evaluation: the texture network against two baselines on held-out clips.
 
 Protocol: every clip of the test split (speaker-disjoint in the sample and MEAD configs) is driven
-  from its
-own first frame: source = frame 0 with its landmarks, targets = frames `frame_stride`, 2
-  `frame_stride`, ...
-(at most `max_frames`), each generated from the source image, the source landmarks, the target's
-ground-truth landmarks and the clip's emotion. Methods:
+from its own first frame: source = frame 0 with its landmarks, targets = frames `frame_stride`,
+2 `frame_stride`, ... (at most `max_frames`), each generated from the source image, the source
+landmarks, the target's ground-truth landmarks and the clip's emotion. Methods:
 
 * `model`: the texture network (a checkpoint of a run).
 * `copy`: the first frame itself for every target (no motion at all).
@@ -18,9 +16,11 @@ Metrics, all against the ground-truth frames: PSNR and SSIM at the config's `ima
 frames of all clips), and F-LMD (`emotalk_jax.evaluate.lmd.f_lmd`, pixels of a 256 crop): dlib's 68
 landmarks of the generated frame (upsampled to 256) against dlib's landmarks of the true 256 frame,
 both predicted in the same box (the one tracking uses, `face.predictor_box` of the true landmarks),
-so detector framing is not part of the score. Whether the model beats a baseline is read from
-`paired`: the per-frame difference on the same frames with a 95 % interval from resampling clips
-(`paired_difference`); an interval that spans 0 is a tie, whatever the means say.
+so detector framing is not part of the score; PSNR and SSIM again over the box around the target's
+true mouth (`mouth_psnr`, `mouth_ssim`; `texture_losses.mouth_box`), where a closed-lipped source
+must open. Whether the model beats a baseline is read from `paired`: the per-frame difference on
+the same frames with a 95 % interval from resampling clips (`paired_difference`); an interval that
+spans 0 is a tie, whatever the means say.
 
   emotalk evaluate texture --config configs/texture_sample.py --workdir runs/texture_sample \
       [--checkpoint=best|latest|STEP] [--frame_stride=N] [--max_frames=N] [--config.x=y]
@@ -45,14 +45,16 @@ from emotalk_jax.evaluate import image_metrics
 from emotalk_jax.evaluate import lmd
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
+from emotalk_jax.models import texture_losses
 from emotalk_jax.models import texture_model
 from emotalk_jax.models import warp
 from emotalk_jax import stages
 from emotalk_jax.train import landmark as train_landmark
 
 METHODS = ("model", "copy", "tps")
-METRICS = ("psnr", "ssim", "f_lmd")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "f_lmd": False}
+METRICS = ("psnr", "ssim", "f_lmd", "mouth_psnr", "mouth_ssim")
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "f_lmd": False, "mouth_psnr": True,
+                    "mouth_ssim": True}
 LMD_SIZE = 256
 
 
@@ -150,13 +152,34 @@ def dlib_landmarks(frames_256, boxes) -> np.ndarray:
   ])
 
 
-def clip_scores(generated, truth_256, truth_dlib, boxes, size: int) -> dict:
-  """Per-frame {'psnr', 'ssim', 'f_lmd'} of generated frames [T, size, size, 3] vs the truth."""
-  scores = image_metrics.image_scores(generated, resize(truth_256, size))
+def mouth_scores(generated, truth, landmarks) -> dict:
+  """Per-frame {'mouth_psnr', 'mouth_ssim'} over the box around each target's true mouth
+  (`texture_losses.mouth_box` of `landmarks` [T, 68, 2], clipped to the frame) of generated frames
+  [T, s, s, 3] vs `truth` of the same size."""
+  size = generated.shape[1]
+  boxes = texture_losses.mouth_box(np.asarray(landmarks, np.float64), size)
+  # SSIM's window must fit: a box narrower than it (a small image) grows about its centre.
+  half = np.maximum(boxes[:, 2:] - boxes[:, :2], image_metrics.SSIM_WINDOW) / 2
+  centre = np.clip((boxes[:, :2] + boxes[:, 2:]) / 2, half, size - half)
+  low, high = np.floor(centre - half).astype(int), np.ceil(centre + half).astype(int)
+  psnr, ssim = [], []
+  for g, t, (x0, y0), (x1, y1) in zip(generated, truth, np.maximum(low, 0),
+                                      np.minimum(high, size)):
+    psnr.append(float(image_metrics.psnr(g[y0:y1, x0:x1], t[y0:y1, x0:x1])))
+    ssim.append(image_metrics.ssim_frame(g[y0:y1, x0:x1], t[y0:y1, x0:x1]))
+  return {"mouth_psnr": np.array(psnr), "mouth_ssim": np.array(ssim)}
+
+
+def clip_scores(generated, truth_256, truth_dlib, boxes, landmarks, size: int) -> dict:
+  """Per-frame {'psnr', 'ssim', 'f_lmd', 'mouth_psnr', 'mouth_ssim'} of generated frames
+  [T, size, size, 3] vs the truth (`landmarks` [T, 68, 2]: the targets' own)."""
+  truth = resize(truth_256, size)
+  scores = image_metrics.image_scores(generated, truth)
   pred = dlib_landmarks(resize(generated, LMD_SIZE), boxes)
   f_lmd = np.array(
       [float(lmd.f_lmd(p[None], t[None], size=LMD_SIZE)) for p, t in zip(pred, truth_dlib)])
-  return {"psnr": scores["psnr"], "ssim": scores["ssim"], "f_lmd": f_lmd}
+  return {"psnr": scores["psnr"], "ssim": scores["ssim"], "f_lmd": f_lmd,
+          **mouth_scores(generated, truth, landmarks)}
 
 
 def improvement(model: dict, baseline: dict) -> dict:
@@ -250,7 +273,7 @@ def compare(config,
              "copy": predict_copy(frames, size), "tps": predict_tps(frames, lms, size)}
     per_clip[clip["clip_id"]] = {}
     for method, generated in preds.items():
-      scores = clip_scores(generated, truth, truth_dlib, boxes, size)
+      scores = clip_scores(generated, truth, truth_dlib, boxes, lms[1:], size)
       per_clip[clip["clip_id"]][method] = {k: float(np.mean(v)) for k, v in scores.items()}
       for k, v in scores.items():
         all_scores[method][k].append(v)
