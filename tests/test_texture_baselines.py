@@ -63,6 +63,11 @@ def test_compare_and_cli_on_a_tiny_dataset(dataset_dir, tmp_path, capsys):
   # baseline.
   assert abs(result["model"]["psnr"] - result["tps"]["psnr"]) < 3
   assert set(result["improvement_pct"]) == {"copy", "tps"}
+  # The clip's mouth moves. The copied first frame shows none of it (dlib's reading still moves
+  # a little with the box); the warp follows the true landmarks.
+  motion = result["mouth_motion"]
+  assert all(motion[m]["num_clips"] == 1 for m in motion)
+  assert motion["copy"]["std_ratio"] < 0.5 * motion["tps"]["std_ratio"]
   for baseline in ("copy", "tps"):
     paired = result["paired"][baseline]["psnr"]
     assert paired["num_clips"] == 1 and paired["verdict"] == "unknown" and paired["ci95"] is None

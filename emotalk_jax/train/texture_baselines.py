@@ -18,9 +18,11 @@ landmarks of the generated frame (upsampled to 256) against dlib's landmarks of 
 both predicted in the same box (the one tracking uses, `face.predictor_box` of the true landmarks),
 so detector framing is not part of the score; PSNR and SSIM again over the box around the target's
 true mouth (`mouth_psnr`, `mouth_ssim`; `texture_losses.mouth_box`), where a closed-lipped source
-must open. Whether the model beats a baseline is read from `paired`: the per-frame difference on
-the same frames with a 95 % interval from resampling clips (`paired_difference`); an interval that
-spans 0 is a tie, whatever the means say.
+must open; and on clips whose mouth moves, how the inner-lip gap dlib reads in the generated frames
+follows the true one (`mouth_motion`: per-clip Pearson r and std ratio, `lipsync.lip_motion`): how
+much of the landmarks' mouth motion the renderer shows. Whether the model beats a baseline is read
+from `paired`: the per-frame difference on the same frames with a 95 % interval from resampling
+clips (`paired_difference`); an interval that spans 0 is a tie, whatever the means say.
 
   emotalk evaluate texture --config configs/texture_sample.py --workdir runs/texture_sample \
       [--checkpoint=best|latest|STEP] [--frame_stride=N] [--max_frames=N] [--config.x=y]
@@ -42,6 +44,7 @@ from data_pipelines import input_pipeline  # pylint: disable=unused-import
 from emotalk_jax import checkpoints
 from emotalk_jax import emotions
 from emotalk_jax.evaluate import image_metrics
+from emotalk_jax.evaluate import lipsync
 from emotalk_jax.evaluate import lmd
 from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
@@ -53,6 +56,9 @@ from emotalk_jax.train import landmark as train_landmark
 
 METHODS = ("model", "copy", "tps")
 METRICS = ("psnr", "ssim", "f_lmd", "mouth_psnr", "mouth_ssim")
+# A clip counts for `mouth_motion` when its true inner-lip gap varies this much (std, px of the
+# 256 crop): with a still mouth, r and the std ratio measure dlib's jitter.
+MIN_MOUTH_STD_PX = 1.0
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "f_lmd": False, "mouth_psnr": True,
                     "mouth_ssim": True}
 LMD_SIZE = 256
@@ -172,14 +178,15 @@ def mouth_scores(generated, truth, landmarks) -> dict:
 
 def clip_scores(generated, truth_256, truth_dlib, boxes, landmarks, size: int) -> dict:
   """Per-frame {'psnr', 'ssim', 'f_lmd', 'mouth_psnr', 'mouth_ssim'} of generated frames
-  [T, size, size, 3] vs the truth (`landmarks` [T, 68, 2]: the targets' own)."""
+  [T, size, size, 3] vs the truth (`landmarks` [T, 68, 2]: the targets' own), and 'opening': the
+  inner-lip gap dlib reads in them ([T], normalised units)."""
   truth = resize(truth_256, size)
   scores = image_metrics.image_scores(generated, truth)
   pred = dlib_landmarks(resize(generated, LMD_SIZE), boxes)
   f_lmd = np.array(
       [float(lmd.f_lmd(p[None], t[None], size=LMD_SIZE)) for p, t in zip(pred, truth_dlib)])
   return {"psnr": scores["psnr"], "ssim": scores["ssim"], "f_lmd": f_lmd,
-          **mouth_scores(generated, truth, landmarks)}
+          **mouth_scores(generated, truth, landmarks), "opening": lipsync.mouth_opening(pred)}
 
 
 def improvement(model: dict, baseline: dict) -> dict:
@@ -248,7 +255,8 @@ def compare(config,
   Returns:
     {'checkpoint_step', 'num_clips', 'num_frames', 'image_size', 'model' / 'copy' / 'tps': {'psnr',
      'ssim', 'f_lmd'}, 'improvement_pct': {'copy': {...}, 'tps': {...}}, 'paired': {'copy': {metric:
-     `paired_difference`}, 'tps': {...}}, 'per_clip': {clip_id: {method: {...}}}}.
+     `paired_difference`}, 'tps': {...}}, 'mouth_motion': {method: {'r', 'std_ratio',
+     'num_clips'}}, 'per_clip': {clip_id: {method: {...}}}}.
   """
   stage = stages.get("texture")
   model, params, _ = stage.load(workdir, config=config, checkpoint=checkpoint)
@@ -261,6 +269,7 @@ def compare(config,
     ckpt.close()
   size, apply = int(config.image_size), jax.jit(model.apply)
   all_scores = {m: {k: [] for k in METRICS} for m in METHODS}
+  motion = {m: [] for m in METHODS}
   per_clip, num_frames = {}, 0
   for clip in test_clips(config, frame_stride, max_frames, max_clips):
     frames, lms = clip["frames"], clip["landmarks"]
@@ -269,12 +278,19 @@ def compare(config,
     truth = frames[1:]
     boxes = [face.predictor_box(landmarks_lib.denormalize(lm, LMD_SIZE)) for lm in lms[1:]]
     truth_dlib = dlib_landmarks(truth, boxes)
+    true_opening = lipsync.mouth_opening(truth_dlib)
+    moves = np.std(true_opening) * LMD_SIZE / 2 >= MIN_MOUTH_STD_PX
     preds = {"model": predict_model(apply, params, frames, lms, clip["emotion"], size),
              "copy": predict_copy(frames, size), "tps": predict_tps(frames, lms, size)}
     per_clip[clip["clip_id"]] = {}
     for method, generated in preds.items():
       scores = clip_scores(generated, truth, truth_dlib, boxes, lms[1:], size)
+      opening = scores.pop("opening")
       per_clip[clip["clip_id"]][method] = {k: float(np.mean(v)) for k, v in scores.items()}
+      if moves:
+        lip = lipsync.lip_motion(opening, true_opening)
+        per_clip[clip["clip_id"]][method].update(mouth_r=lip["r"], mouth_std_ratio=lip["std_ratio"])
+        motion[method].append(lip)
       for k, v in scores.items():
         all_scores[method][k].append(v)
     num_frames += len(truth)
@@ -295,6 +311,11 @@ def compare(config,
           k: paired_difference(all_scores["model"][k], all_scores[b][k], HIGHER_IS_BETTER[k])
           for k in METRICS
       } for b in ("copy", "tps")
+  }
+  out["mouth_motion"] = {
+      m: {"r": float(np.nanmean([x["r"] for x in v])) if v else None,
+          "std_ratio": float(np.nanmean([x["std_ratio"] for x in v])) if v else None,
+          "num_clips": len(v)} for m, v in motion.items()
   }
   out["per_clip"] = per_clip
   return out
