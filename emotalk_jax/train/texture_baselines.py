@@ -289,7 +289,8 @@ def compare(config,
       per_clip[clip["clip_id"]][method] = {k: float(np.mean(v)) for k, v in scores.items()}
       if moves:
         lip = lipsync.lip_motion(opening, true_opening)
-        per_clip[clip["clip_id"]][method].update(mouth_r=lip["r"], mouth_std_ratio=lip["std_ratio"])
+        per_clip[clip["clip_id"]][method].update(
+            {f"mouth_{k}": v if np.isfinite(v) else None for k, v in lip.items()})
         motion[method].append(lip)
       for k, v in scores.items():
         all_scores[method][k].append(v)
@@ -312,9 +313,13 @@ def compare(config,
           for k in METRICS
       } for b in ("copy", "tps")
   }
+
+  def mean(values):  # Over the clips where the value is defined (see `lipsync.lip_motion`).
+    values = [x for x in values if np.isfinite(x)]
+    return float(np.mean(values)) if values else None
+
   out["mouth_motion"] = {
-      m: {"r": float(np.nanmean([x["r"] for x in v])) if v else None,
-          "std_ratio": float(np.nanmean([x["std_ratio"] for x in v])) if v else None,
+      m: {"r": mean([x["r"] for x in v]), "std_ratio": mean([x["std_ratio"] for x in v]),
           "num_clips": len(v)} for m, v in motion.items()
   }
   out["per_clip"] = per_clip
