@@ -153,7 +153,8 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   """init_from takes another run's params; with another emotion_dim only init_from_partial can, and
   then the reshaped emotion layers start fresh while everything else is the reference's. Learning
   rates of 0 keep the params where the warm start put them; the landmark, mouth, decoder-frame,
-  correction and occlusion terms are on, and the logged generator loss is their weighted sum with the others."""
+  correction and occlusion terms are on, and the logged generator loss is their weighted sum with
+  the others."""
   ref_dir, _ = reference_run
   changed = dict(init_from=str(ref_dir),
                  num_train_steps=2,

@@ -157,8 +157,8 @@ def generate(model, params, pairs) -> dict:
 
 def generator_reconstruction_losses(out, pairs, config, vgg) -> dict:
   """The generator's non-adversarial terms {'l1', 'flow_smoothness', 'flow_residual', 'occlusion',
-  ['landmark_l1'], ['mouth_l1'], ['rgb_l1'], ['correction'] (each only when weighted), ['perceptual']}
-  (unweighted)."""
+  ['landmark_l1'], ['mouth_l1'], ['rgb_l1'], ['correction'] (each only when weighted),
+  ['perceptual']} (unweighted)."""
   terms = {"l1": texture_losses.l1(out["image"], pairs["target"])}
   if config.get("landmark_l1_weight", 0.0) > 0:
     terms["landmark_l1"] = texture_losses.landmark_l1(out["image"], pairs["target"],
