@@ -30,7 +30,7 @@ def _drive(models, photo, wave, emotion):
   aligned = face.align_face(video_io.read_image(photo), str(photo), size=models.size)
   neutral = landmarks.normalize(aligned.landmarks, models.size)
   keys = [driving.Keyframe(0.0, emotions.parse_emotion(emotion))]
-  return generate.drive(models, neutral, wave, keys, blinks=False)[0]
+  return generate.drive(models, neutral, wave, keys)[0]
 
 
 def test_shipped_stage1_shows_each_emotion_at_real_strength(models):

@@ -61,24 +61,6 @@ def test_blinks_come_at_a_natural_rate():
   np.testing.assert_array_equal(starts, again)
 
 
-def _eye_opening(track):
-  return np.linalg.norm(track[:, driving.UPPER_LIDS] - track[:, driving.LOWER_LIDS],
-                        axis=-1).mean(axis=-1)
-
-
-def test_a_blink_closes_the_eyes_and_touches_nothing_else():
-  track = np.broadcast_to(face.template(), (30, 68, 2)).copy()
-  blinked = driving.add_blinks(track, [10])
-  opening = _eye_opening(blinked) / _eye_opening(track)
-  middle = 10 + driving.BLINK_FRAMES // 2
-  assert opening[middle] < 0.15
-  np.testing.assert_allclose(opening[:10], 1.0)
-  np.testing.assert_allclose(opening[10 + driving.BLINK_FRAMES:], 1.0)
-  assert np.all(opening[10:middle + 1][:-1] >= opening[10:middle + 1][1:])  # Closing monotonically.
-  others = np.setdiff1d(np.arange(68), np.concatenate([driving.UPPER_LIDS, driving.LOWER_LIDS]))
-  np.testing.assert_array_equal(blinked[:, others], track[:, others])
-
-
 def test_smoothing_removes_jitter_and_keeps_still_faces():
   rng = np.random.default_rng(0)
   still = np.broadcast_to(landmarks.normalize(face.template(), 256), (50, 68, 2)).astype(np.float32)

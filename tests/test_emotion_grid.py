@@ -173,8 +173,7 @@ def test_with_speech_every_cell_shows_one_moderately_open_frame(models):
   # Every cell is that frame of a video `generate` would make (smoothed, no blinks) ...
   _, _, neutral = pipeline.read_face(bundled.ASTRONAUT_PHOTO, models.size)
   happy = driving.emotion_track([driving.Keyframe(0.0, emotions.parse_emotion("happy"))], frames)
-  expected = pipeline.drive(models, neutral, wave, [driving.Keyframe(0.0, emotion_grid.NEUTRAL)],
-                            blinks=False)[0]
+  expected = pipeline.drive(models, neutral, wave, [driving.Keyframe(0.0, emotion_grid.NEUTRAL)])[0]
   np.testing.assert_allclose(grid.landmarks[0, 0], expected[grid.frame], atol=1e-4)
   np.testing.assert_array_equal(grid.vectors[1, 0], happy[grid.frame])
   # ... where the neutral mouth is nearest the quantile of its opening over the clip.

@@ -124,3 +124,15 @@ def test_past_the_photo_edge_it_repeats_the_edge_never_mirrors(photo):
   inside = aligned.crop[below]  # The network's input crop: also edge-repeated, not mirrored.
   assert np.abs(np.diff(out[below].astype(int), axis=0)).mean() < 3
   assert np.abs(np.diff(inside.astype(int), axis=0)).mean() < 3
+
+
+def test_pixels_of_holds_every_canvas_pixel_whose_point_is_in_the_box(photo, aligned):
+  canvas = fr.paste_canvas(photo.shape, aligned.transform, S)
+  box = (40.3, 38.0, 57.9, 51.2)
+  rows, cols = canvas.pixels_of(box)
+  x, y = canvas.points[..., 0], canvas.points[..., 1]
+  inside = (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+  picked = np.zeros_like(inside)
+  picked[rows, cols] = True
+  assert inside.any() and not (inside & ~picked).any()
+  assert picked.sum() < 2 * inside.sum()  # A tight box, not the whole canvas.

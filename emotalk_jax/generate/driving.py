@@ -15,22 +15,13 @@ from emotalk_jax.media import audio
 from emotalk_jax.models import face_graph
 
 # Seconds over which one scheduled emotion blends into the next (a raised-cosine ramp starting at
-# the
-# keyframe): fast enough to follow the speech, slow enough not to snap.
+# the keyframe): fast enough to follow the speech, slow enough not to snap.
 TRANSITION_S = 0.5
 
 # Blinks: people blink about 15-20 times a minute while talking; one closure lasts 100-400 ms.
 BLINK_MEAN_INTERVAL_S = 3.5
 BLINK_MIN_INTERVAL_S = 1.5
 BLINK_FRAMES = 7  # 280 ms at 25 fps: closing, closed, opening.
-# How far each lid travels, as a fraction of the open gap. The upper lid does most of a real blink.
-# They stop a tenth of the gap apart: lid points that met would ask stage 2's spline to bring two
-# source points to one place, and it answered with a stretched, wide-open eye mid-blink.
-BLINK_UPPER, BLINK_LOWER = 0.8, 0.1
-# Upper and lower eyelid points (iBUG 68), paired top-to-bottom: (37, 41), (38, 40), (43, 47), (44,
-# 46).
-UPPER_LIDS = np.array([37, 38, 43, 44])
-LOWER_LIDS = np.array([41, 40, 47, 46])
 
 # Landmark smoothing: Gaussian over frames, lighter on the mouth so fast closures (p, b, m) keep
 # depth.
@@ -110,23 +101,6 @@ def blink_amounts(starts, num_frames: int) -> np.ndarray:
     frames = amounts[int(start):int(start) + BLINK_FRAMES]
     np.maximum(frames, profile[:frames.size], out=frames)
   return amounts
-
-
-def close_lids(landmarks, amounts) -> np.ndarray:
-  """[T, 68, 2] landmarks with the eyelids closed by `amounts` [T] (`blink_amounts`): upper lids
-  move down `BLINK_UPPER` of the way to the lower lids, lower lids `BLINK_LOWER` up. Frame by frame,
-  so any run of frames can be done on its own."""
-  out = np.array(landmarks, np.float32, copy=True)
-  amount = np.asarray(amounts, np.float32)[:, None, None]
-  gap = out[:, LOWER_LIDS] - out[:, UPPER_LIDS]  # [T, 4, 2]
-  out[:, UPPER_LIDS] += BLINK_UPPER * amount * gap
-  out[:, LOWER_LIDS] -= BLINK_LOWER * amount * gap
-  return out
-
-
-def add_blinks(landmarks, starts) -> np.ndarray:
-  """Closes the eyelids of [T, 68, 2] landmarks over `BLINK_FRAMES` frames from each start."""
-  return close_lids(landmarks, blink_amounts(starts, np.shape(landmarks)[0]))
 
 
 def smooth(landmarks,

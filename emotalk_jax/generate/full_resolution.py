@@ -28,6 +28,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from emotalk_jax.generate import eyelids
 from emotalk_jax.media import face
 
 
@@ -44,6 +45,21 @@ class Canvas:
   points: np.ndarray
   weight: Optional[np.ndarray] = None
   box: Optional[tuple] = None
+
+  def pixels_of(self, crop_box) -> tuple:
+    """(rows, cols) slices of the canvas pixels whose points fall in `crop_box` (x0, y0, x1, y1) of
+    crop px (or near it: the bounding box of its corners' preimages, clipped to the canvas)."""
+    height, width = self.points.shape[:2]
+    origin = self.points[0, 0].astype(np.float64)
+    # Points are an affine function of the pixel grid (a similarity for paste-back).
+    step_x = self.points[0, min(1, width - 1)] - origin
+    step_y = self.points[min(1, height - 1), 0] - origin
+    x0, y0, x1, y1 = crop_box
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) - origin
+    cols, rows = np.linalg.solve(np.stack([step_x, step_y], axis=1), corners.T)
+    clip = lambda v, n: int(np.clip(v, 0, n))
+    return (slice(clip(np.floor(rows.min()), height), clip(np.ceil(rows.max()) + 1, height)),
+            slice(clip(np.floor(cols.min()), width), clip(np.ceil(cols.max()) + 1, width)))
 
 
 def _pixel_grid(height: int, width: int) -> np.ndarray:
@@ -126,7 +142,8 @@ def _footprint(photo_shape, transform, size: int, margin: float = 0.0) -> tuple:
 
 
 def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Source] = None,
-            interpolation: int = cv2.INTER_LANCZOS4) -> np.ndarray:
+            interpolation: int = cv2.INTER_LANCZOS4,
+            closing: Optional[eyelids.Closing] = None) -> np.ndarray:
   """One generated frame on `canvas`, the warp reading `photo` at its own resolution.
 
   Args:
@@ -141,16 +158,19 @@ def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Sour
       bilinear at fractional offsets is a low-pass filter that would halve the photo's fine detail
       wherever the flow is not a whole number of pixels (almost everywhere), and bicubic still
       loses a tenth of it (docs/results.md#sharpness); bilinear reproduces the network's own warp.
+    closing: the eyes closed in a blink (`eyelids.close`); None: open.
 
   Returns:
     [H, W, 3] uint8: the photo with the face region replaced (paste canvas), or the canvas alone.
   """
   size = flow.shape[0]
-  px, py = canvas.points[..., 0], canvas.points[..., 1]
+  # Where each output pixel reads the open-eyed frame (the lashes moved down in a blink).
+  points, lids = eyelids.close(canvas.points, closing, canvas.pixels_of)
+  px, py = points[..., 0], points[..., 1]
   sample = lambda layer: cv2.remap(np.ascontiguousarray(layer, np.float32), px, py,
                                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
   flow_px = sample(flow) * (size / 2.0)  # Normalised units -> crop px (2 units span S px).
-  at = canvas.points + flow_px.reshape(canvas.points.shape)  # Crop px the warp reads.
+  at = points + flow_px.reshape(points.shape)  # Crop px the warp reads.
   to_photo = face.invert(np.asarray(transform, np.float64))
   if source is not None:  # Photo px -> pixels of the 2x source.
     x0, y0 = source.origin
@@ -162,6 +182,9 @@ def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Sour
   warped = cv2.remap(image, map_x.astype(np.float32), map_y.astype(np.float32), how,
                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
   face_pixels = warped + sample(paint).reshape(warped.shape)
+  for rows, cols, weight, colour in lids:  # The closing lids, painted.
+    lid = face_pixels[rows, cols]
+    lid += weight * (colour - lid)
   if canvas.box is None:
     return np.clip(np.rint(face_pixels), 0, 255).astype(np.uint8)
   y0, y1, x0, x1 = canvas.box

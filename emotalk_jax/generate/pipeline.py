@@ -16,13 +16,14 @@ Pipeline, per call:
 4. Stage 1 predicts the landmarks `LANDMARK_CHUNK` frames at a time with `LANDMARK_MARGIN` frames
    of context on each side (more than the network's temporal reach), so the result does not
    depend on the chunking and memory does not grow with the audio; then light temporal smoothing
-   and eye blinks (`drive_blocks`: each chunk as soon as its speech is encoded, in a thread).
+   (`drive_blocks`: each chunk as soon as its speech is encoded, in a thread).
 5. Optionally the texture network is fine-tuned on the photo (`finetune.finetune`).
 6. Stage 2 renders `RENDER_BATCH` frames at a time at S (in a thread, each batch once its
    landmarks are final); its flow and what it paints are applied to the photo at the photo's own
    resolution (`full_resolution.compose`: the face keeps the photo's sharpness where nothing is
    painted), in the photo (feathered at the crop's edge) or as an aligned crop of any size
-   (`crop_only`), and streamed to the H.264 + AAC encoder.
+   (`crop_only`), with the eyes' blinks (`eyelids`: the upper lid slides down over the open eye
+   stage 2 renders), and streamed to the H.264 + AAC encoder.
 
 The threads overlap the stages on a multi-core CPU (`background`); compiled code is kept on disk
 across runs (`cache`). The speech stays in a temporary file (`audio.SpooledWave`) and its features
@@ -49,6 +50,7 @@ from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 from emotalk_jax.generate import background
 from emotalk_jax.generate import driving
+from emotalk_jax.generate import eyelids
 from emotalk_jax.generate import full_resolution
 from emotalk_jax.generate.progress import Progress
 from emotalk_jax.media import audio
@@ -323,7 +325,8 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
                   batch: int = RENDER_BATCH) -> Iterator[dict]:
   """Yields stage 2's outputs, one frame at a time, `batch` frames per network call: 'image' [S, S,
   3] uint8 (its frame), and what `full_resolution.compose` needs to redo that frame at any
-  resolution: 'flow' [S, S, 2] and 'paint' [S, S, 3] (grey levels; float32).
+  resolution: 'flow' [S, S, 2], 'paint' [S, S, 3] (grey levels; float32) and its target
+  'landmarks' [68, 2] in [-1, 1].
 
   Args:
     models: the networks (`texture_model` renders).
@@ -348,6 +351,7 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
     with _ONE_NETWORK.turn(priority=0):
       out = jax.device_get(fn(params, image, neutral_batch, jnp.asarray(track[idx]),
                               jnp.asarray(emotion_track[idx])))
+    out["landmarks"] = np.asarray(track[idx])
     for i in range(min(batch, num_frames - start)):
       yield {k: v[i] for k, v in out.items()}
 
@@ -400,12 +404,11 @@ def _rest_after(blocks, started: threading.Event):
       started.wait()
 
 
-def drive(models: Models, neutral, wave, keyframes, seed: int = 0,
-          blinks: bool = True) -> tuple[np.ndarray, np.ndarray]:
-  """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1,
-  smoothing, blinks."""
+def drive(models: Models, neutral, wave, keyframes) -> tuple[np.ndarray, np.ndarray]:
+  """(landmarks [T, 68, 2], emotion track [T, 9]) for speech `wave` [N] at 16 kHz: stage 1 and
+  smoothing (the eyes open: blinks are drawn on the frames, `eyelids`)."""
   track = driving.emotion_track(keyframes, audio.num_video_frames(wave.size))
-  for landmarks, _ in drive_blocks(models, neutral, wave, track, seed, blinks):
+  for landmarks, _ in drive_blocks(models, neutral, wave, track):
     pass
   return landmarks, track  # pylint: disable=undefined-loop-variable  (one block at least)
 
@@ -430,16 +433,15 @@ class _RecentFrames:
     return self._rows[frames - self.first]
 
 
-def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bool = True,
-                 speech=None, timed=None):
+def drive_blocks(models: Models, neutral, wave, track, speech=None, timed=None):
   """`drive` a block at a time: rendering can start while the speech encoder and stage 1 go
   through the rest of a long clip.
 
   Stage 1 runs each chunk as soon as the speech encoder has finished its frames and context; a
-  frame is final once the smoothing's reach past it is predicted, and then gets its blinks.
+  frame is final once the smoothing's reach past it is predicted.
 
   Args:
-    models, neutral, wave, seed, blinks: as in `drive`.
+    models, neutral, wave: as in `drive`.
     track: [T, 9] the emotion per frame.
     speech: the speech blocks (default `speech_blocks(models, wave)`; e.g. started earlier).
     timed: `timed(iterator, name)` wraps the speech encoder's and stage 1's work to time it.
@@ -450,8 +452,6 @@ def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bo
   """
   timed = timed or (lambda items, name: items)
   num_frames = track.shape[0]
-  starts = driving.blink_times(num_frames, np.random.default_rng(seed)) if blinks else []
-  closed = driving.blink_amounts(starts, num_frames)
   raw = np.empty((num_frames, 68, 2), np.float32)
   out = np.empty_like(raw)
   reach = driving.smoothing_reach()
@@ -481,8 +481,7 @@ def drive_blocks(models: Models, neutral, wave, track, seed: int = 0, blinks: bo
     final = num_frames if predicted == num_frames else max(done, predicted - reach)
     if final > done:  # Smoothed from `reach` frames of context on each side (or the clip's end).
       lo, hi = max(0, done - reach), min(num_frames, final + reach)
-      smoothed = driving.smooth(raw[lo:hi])[done - lo:final - lo]
-      out[done:final] = driving.close_lids(smoothed, closed[done:final])
+      out[done:final] = driving.smooth(raw[lo:hi])[done - lo:final - lo]
       done = final
     yield out, done
 
@@ -575,8 +574,9 @@ def generate(image,
     clock.lap("inputs")
     status.step("encoding the speech, predicting the landmarks")
     landmark_track = background.Progressive(
-        drive_blocks(models, neutral, wave, emotion_track, seed, speech=speech_work,
-                     timed=clock.timed))
+        drive_blocks(models, neutral, wave, emotion_track, speech=speech_work, timed=clock.timed))
+    closed = driving.blink_amounts(driving.blink_times(num_frames, np.random.default_rng(seed)),
+                                   num_frames)
 
     params, finetune_report = models.texture_params, None
     if finetune_steps > 0:
@@ -602,7 +602,9 @@ def generate(image,
                                   emotion_track, render_batch), "render"), 2 * render_batch)
     bar = status.frames(num_frames, render_batch)
     source = full_resolution.photo_source(photo, aligned.transform, models.size)
-    frames = _composed(layers, photo, aligned.transform, canvas, source, clock, bar)
+    lid_colours = eyelids.lid_colours(aligned.crop, aligned.landmarks)
+    frames = _composed(layers, closed, lid_colours, photo, aligned.transform, canvas, source, clock,
+                       bar)
     streamed = time.perf_counter()
     video_io.write_video(out, clock.timed(frames, "frames"), fps=FPS, audio=wave, crf=VIDEO_CRF)
     bar.close()
@@ -633,15 +635,19 @@ def generate(image,
       wave.close()
 
 
-def _composed(layers, photo, transform, canvas, source, clock: "_Clock",
+def _composed(layers, closed, lid_colours, photo, transform, canvas, source, clock: "_Clock",
               bar) -> Iterator[np.ndarray]:
-  """Stage 2's layers -> output frames (`full_resolution.compose`), counted on the frame bar."""
-  for x in layers:
+  """Stage 2's layers -> output frames (`full_resolution.compose`) with the eyes closed by `closed`
+  [T] (blinks; the photo's `eyelids.lid_colours`), counted on the frame bar."""
+  for x, amount in zip(layers, closed):
     if clock.first_frame is None:
       clock.first_frame = round(clock.total(), 3)
       clock.rendering.set()
     start = time.perf_counter()
-    frame = full_resolution.compose(photo, transform, canvas, x["flow"], x["paint"], source)
+    closing = eyelids.Closing(landmarks_lib.denormalize(x["landmarks"], x["flow"].shape[0]),
+                              float(amount), lid_colours)
+    frame = full_resolution.compose(photo, transform, canvas, x["flow"], x["paint"], source,
+                                    closing=closing)
     clock.add("paste", time.perf_counter() - start)
     bar.update(1)
     yield frame
