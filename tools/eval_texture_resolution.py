@@ -1,0 +1,132 @@
+"""Does stage 2 at 256 paint better than at 128? Both rendered as generation renders, scored at 256.
+
+Usage (from the repository root; the `av` dataset built, see docs/data.md):
+
+  python tools/eval_texture_resolution.py --workdir runs/texture_av256 [--checkpoint latest] \
+      [--data_dir /tmp/tfds_data] [--max-clips N] [--json OUT.json]
+
+On the held-out `av` clips (`emotalk evaluate texture`'s frames: every 4th frame, at most 20 per
+clip, driven from the clip's first frame by each target's true landmarks), every method's frame is
+made the way `emotalk generate` makes it for a 256-px output (`full_resolution.compose` on the
+first frame's 256 crop) and scored against the real 256 frame:
+
+* `shipped_128`: the shipped texture network at its own 128: flow and paint upsampled, the warp
+  reading the 256 crop's own pixels (today's generation);
+* `shipped_at_256`: the same params run at 256 (the network is convolutional), not trained there;
+* `trained_256`: the run's checkpoint (`configs/texture_av256.py`: the shipped params trained on at
+  256).
+
+Prints JSON: per method PSNR / SSIM over the frame and the mouth box (`texture_baselines`' scores),
+ms per frame for the network alone, and each 256 method's paired difference against `shipped_128`
+with a 95 % interval over clips.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import texture_av256
+from emotalk_jax import bundled
+from emotalk_jax import stages
+from emotalk_jax.evaluate import image_metrics
+from emotalk_jax.generate import full_resolution
+from emotalk_jax.models import texture_model
+from emotalk_jax.train import texture_baselines as tb
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+SIZE = tb.LMD_SIZE  # 256: the output and the truth.
+METRICS = ("psnr", "ssim", "mouth_psnr", "mouth_ssim")
+
+
+def _layers(apply, params, source, landmarks, emotion, size: int):
+  """(flow [T-1, s, s, 2], paint [T-1, s, s, 3] grey levels, seconds) of the network at `size` for
+  targets 1.. driven from frame 0 (as `pipeline._render`)."""
+  image = texture_model.to_float_image(jnp.asarray(tb.resize(source, size)))[None]
+  n = len(landmarks) - 1
+  start = time.perf_counter()
+  out = jax.device_get(apply({"params": params}, jnp.broadcast_to(image, (n,) + image.shape[1:]),
+                             jnp.broadcast_to(jnp.asarray(landmarks[0]), (n, 68, 2)),
+                             jnp.asarray(landmarks[1:]),
+                             jnp.broadcast_to(jnp.asarray(emotion), (n, emotion.shape[-1]))))
+  seconds = time.perf_counter() - start
+  paint = (1.0 - out["occlusion"]) * (out["rgb"].astype(np.float32) - out["warped"]) * 127.5
+  return out["flow"], paint, seconds
+
+
+def _composed(source, flow, paint) -> np.ndarray:
+  """[T, 256, 256, 3]: each frame as generation composes it on the 256 source crop."""
+  size = flow.shape[1]
+  # Photo (256) px -> crop px, pixel centres to pixel centres.
+  scale = size / SIZE
+  transform = np.array([[scale, 0.0, 0.5 * scale - 0.5], [0.0, scale, 0.5 * scale - 0.5]])
+  canvas = full_resolution.crop_canvas(size, SIZE)
+  return np.stack([full_resolution.compose(source, transform, canvas, f, p)
+                   for f, p in zip(flow, paint)])
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True, help="the 256 run (configs/texture_av256.py)")
+  parser.add_argument("--checkpoint", default="latest", help="best, latest or a step")
+  parser.add_argument("--data_dir", default="/tmp/tfds_data")
+  parser.add_argument("--max-clips", type=int, default=None)
+  parser.add_argument("--json", default=None, help="also write the JSON here")
+  args = parser.parse_args(argv)
+
+  config = texture_av256.get_config()
+  config.data_dir = args.data_dir
+  stage = stages.get("texture")
+  shipped_model, shipped, _ = stage.load(bundled.CHECKPOINTS_DIR / "texture.npz")
+  checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+  trained_model, trained, _ = stage.load(args.workdir, config=config, checkpoint=checkpoint)
+  methods = {"shipped_128": (shipped_model, shipped, 128),
+             "shipped_at_256": (shipped_model, shipped, SIZE),
+             "trained_256": (trained_model, trained, SIZE)}
+  applies = {name: jax.jit(model.apply) for name, (model, _, _) in methods.items()}
+  scores = {m: {k: [] for k in METRICS} for m in methods}
+  seconds = {m: 0.0 for m in methods}
+  num_frames = 0
+  for clip in tb.test_clips(config, max_clips=args.max_clips):
+    frames, landmarks = clip["frames"], clip["landmarks"]
+    if len(frames) < 2:
+      continue
+    truth = frames[1:]
+    for name, (_, params, size) in methods.items():
+      if not num_frames:  # Compile outside the timing.
+        _layers(applies[name], params, frames[0], landmarks, clip["emotion"], size)
+      flow, paint, spent = _layers(applies[name], params, frames[0], landmarks, clip["emotion"],
+                                   size)
+      seconds[name] += spent
+      generated = _composed(frames[0], flow, paint)
+      whole = image_metrics.image_scores(generated, truth)
+      mouth = tb.mouth_scores(generated, truth, landmarks[1:])
+      for k in METRICS:
+        scores[name][k].append(np.asarray({**whole, **mouth}[k]))
+    num_frames += len(truth)
+  out = {"num_clips": len(scores["shipped_128"]["psnr"]), "num_frames": num_frames,
+         "checkpoint": str(args.checkpoint)}
+  for name in methods:
+    out[name] = {k: round(float(np.mean(np.concatenate(v))), 4) for k, v in scores[name].items()}
+    out[name]["network_ms_per_frame"] = round(1000.0 * seconds[name] / num_frames, 2)
+  out["paired_vs_shipped_128"] = {
+      name: {k: tb.paired_difference(scores[name][k], scores["shipped_128"][k], True)
+             for k in METRICS} for name in ("shipped_at_256", "trained_256")}
+  text = json.dumps(out, indent=1)
+  print(text)
+  if args.json:
+    pathlib.Path(args.json).write_text(text)
+  return out
+
+
+if __name__ == "__main__":
+  main()
