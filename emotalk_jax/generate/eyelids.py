@@ -10,11 +10,13 @@ renders the eyes open, and at each output pixel (`full_resolution.compose`):
 * in each eye's frame (s along the line between its corners, 0 .. 1; t across it, in crop px, down
   positive) the upper lid's edge U(s) and the lower lid's D(s) are cubics through the corners and
   the two lid landmarks, widened a little (dlib's points sit inside the lash lines);
-* with the eye closed by `amount`, the lid's edge comes down to M(s) = U + amount (D - U): the
-  lashes (a strip of the open frame above U) move down with it, whole; between the lash strip's
-  old and new places the lid is painted, in the colour of the photo's lid skin just above the
-  lashes (`lid_colours`: the brighter half, so lashes, eyeliner and the crease's shadow do not
-  count), a little darker towards the lashes; below M the eye shows as it was.
+* with the eye closed by `amount`, the lid's edge comes down to M(s) = U + amount (D - U), and the
+  lid above it (its band: the edge and LID_BAND of the eye's height of skin, lashes and eyeliner
+  with it, short of the crease) comes down whole, as sharp as the photo; below M the eye shows as
+  it was;
+* the gap the band leaves under the crease (the lid's skin that the open eye hides in its fold) is
+  painted in the photo's skin colour there (`lid_colours`: per stretch of the eye, the brightest
+  third, so lashes, eyeliner and the crease's shadow do not count), faded into the skin around it.
 
 Nothing changes where `amount` is 0, or at the eye's corners (where U = D).
 """
