@@ -207,15 +207,17 @@ def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path
 
 
 @pytest.mark.parametrize("name",
-                         ["texture", "texture_128", "texture_test", "texture_sample", "texture_av"])
+                         ["texture", "texture_128", "texture_test", "texture_sample", "texture_av",
+                          "texture_av256"])
 def test_configs_build_models_and_optimizers(name):
   import importlib  # pylint: disable=g-import-not-at-top
   config = importlib.import_module(f"configs.{name}").get_config()
   texture_model.create_model(config)
   texture_model.create_discriminator(config)
   train_texture.make_optimizer(config)
-  assert config.batch_size % 8 == 0 or name in ("texture_sample", "texture_av")
-  assert config.image_size == {"texture": 256, "texture_test": 32}.get(name, 128)
+  assert config.batch_size % 8 == 0 or name in ("texture_sample", "texture_av", "texture_av256")
+  assert config.image_size == {"texture": 256, "texture_av256": 256, "texture_test": 32}.get(
+      name, 128)
   assert len(config.vgg_layers) == len(config.vgg_layer_weights)
   if config.init_from:  # A path relative to the repository, where the run command is given.
     assert (REPO_ROOT / config.init_from).is_file()
