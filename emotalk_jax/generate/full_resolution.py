@@ -164,7 +164,7 @@ def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Sour
     [H, W, 3] uint8: the photo with the face region replaced (paste canvas), or the canvas alone.
   """
   size = flow.shape[0]
-  # Where each output pixel reads the open-eyed frame (the lashes moved down in a blink).
+  # Where each output pixel reads the open-eyed frame (the lid moved down in a blink).
   points, lids = eyelids.close(canvas.points, closing, canvas.pixels_of)
   px, py = points[..., 0], points[..., 1]
   sample = lambda layer: cv2.remap(np.ascontiguousarray(layer, np.float32), px, py,
