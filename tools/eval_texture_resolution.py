@@ -3,7 +3,7 @@
 Usage (from the repository root; the `av` dataset built, see docs/data.md):
 
   python tools/eval_texture_resolution.py --workdir runs/texture_av256 [--checkpoint latest] \
-      [--data_dir /tmp/tfds_data] [--max-clips N] [--json OUT.json]
+      [--data_dir /tmp/tfds_data] [--max-clips N] [--json OUT.json] [--sheet MOUTHS.png]
 
 On the held-out `av` clips (`emotalk evaluate texture`'s frames: every 4th frame, at most 20 per
 clip, driven from the clip's first frame by each target's true landmarks), every method's frame is
@@ -18,7 +18,8 @@ first frame's 256 crop) and scored against the real 256 frame:
 
 Prints JSON: per method PSNR / SSIM over the frame and the mouth box (`texture_baselines`' scores),
 ms per frame for the network alone, and each 256 method's paired difference against `shipped_128`
-with a 95 % interval over clips.
+with a 95 % interval over clips. `--sheet` writes the mouths of the most open frames (one per clip)
+at 2x: the real frame, then each method, a row each.
 """
 
 import argparse
@@ -27,6 +28,7 @@ import pathlib
 import sys
 import time
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,12 +42,15 @@ from emotalk_jax import bundled
 from emotalk_jax import stages
 from emotalk_jax.evaluate import image_metrics
 from emotalk_jax.generate import full_resolution
+from emotalk_jax.models import face_graph
+from emotalk_jax.models import texture_losses
 from emotalk_jax.models import texture_model
 from emotalk_jax.train import texture_baselines as tb
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 SIZE = tb.LMD_SIZE  # 256: the output and the truth.
 METRICS = ("psnr", "ssim", "mouth_psnr", "mouth_ssim")
+SHEET_MOUTHS = 6
 
 
 def _layers(apply, params, source, landmarks, emotion, size: int):
@@ -74,6 +79,25 @@ def _composed(source, flow, paint) -> np.ndarray:
                    for f, p in zip(flow, paint)])
 
 
+def _mouth_sheet(picks, path) -> None:
+  """Writes the mouths of `picks` [(opening, landmarks [68, 2], {row: [256, 256, 3]})], the most
+  open first, side by side at 2x, one row per image kind."""
+  picks = sorted(picks, key=lambda p: -p[0])[:SHEET_MOUTHS]
+  rows = []
+  for kind in picks[0][2]:
+    cells = []
+    for _, landmarks, images in picks:
+      x0, y0, x1, y1 = np.round(texture_losses.mouth_box(landmarks, SIZE)).astype(int)
+      cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+      y, x = np.clip([cy - 32, cx - 48], 0, [SIZE - 64, SIZE - 96])
+      cells.append(cv2.resize(images[kind][y:y + 64, x:x + 96], (192, 128),
+                              interpolation=cv2.INTER_CUBIC))
+    row = np.concatenate(cells, axis=1)
+    cv2.putText(row, kind, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+    rows.append(row)
+  cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR))
+
+
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="the 256 run (configs/texture_av256.py)")
@@ -81,6 +105,7 @@ def main(argv=None) -> dict:
   parser.add_argument("--data_dir", default="/tmp/tfds_data")
   parser.add_argument("--max-clips", type=int, default=None)
   parser.add_argument("--json", default=None, help="also write the JSON here")
+  parser.add_argument("--sheet", default=None, help="write the most open mouths here (.png)")
   args = parser.parse_args(argv)
 
   config = texture_av256.get_config()
@@ -95,12 +120,14 @@ def main(argv=None) -> dict:
   applies = {name: jax.jit(model.apply) for name, (model, _, _) in methods.items()}
   scores = {m: {k: [] for k in METRICS} for m in methods}
   seconds = {m: 0.0 for m in methods}
-  num_frames = 0
+  num_frames, picks = 0, []
   for clip in tb.test_clips(config, max_clips=args.max_clips):
     frames, landmarks = clip["frames"], clip["landmarks"]
     if len(frames) < 2:
       continue
     truth = frames[1:]
+    widest = int(np.argmax(face_graph.mouth_opening(landmarks[1:], np)))
+    pick = {"real": truth[widest]}
     for name, (_, params, size) in methods.items():
       if not num_frames:  # Compile outside the timing.
         _layers(applies[name], params, frames[0], landmarks, clip["emotion"], size)
@@ -108,10 +135,13 @@ def main(argv=None) -> dict:
                                    size)
       seconds[name] += spent
       generated = _composed(frames[0], flow, paint)
+      pick[name] = generated[widest]
       whole = image_metrics.image_scores(generated, truth)
       mouth = tb.mouth_scores(generated, truth, landmarks[1:])
       for k in METRICS:
         scores[name][k].append(np.asarray({**whole, **mouth}[k]))
+    picks.append((float(face_graph.mouth_opening(landmarks[1 + widest], np)), landmarks[1 + widest],
+                  pick))
     num_frames += len(truth)
   out = {"num_clips": len(scores["shipped_128"]["psnr"]), "num_frames": num_frames,
          "checkpoint": str(args.checkpoint)}
@@ -121,6 +151,8 @@ def main(argv=None) -> dict:
   out["paired_vs_shipped_128"] = {
       name: {k: tb.paired_difference(scores[name][k], scores["shipped_128"][k], True)
              for k in METRICS} for name in ("shipped_at_256", "trained_256")}
+  if args.sheet:
+    _mouth_sheet(picks, args.sheet)
   text = json.dumps(out, indent=1)
   print(text)
   if args.json:
