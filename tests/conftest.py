@@ -23,6 +23,19 @@ SHARED_DATA = pathlib.Path(
     os.environ.get("EMOTALK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+# The test files that take longest (pytest --durations, 2 cores), run first: pytest-xdist hands
+# whole files to its workers in collection order (`--dist loadfile --no-loadscope-reorder` in
+# pyproject.toml), and one of these started last ran on alone while the other worker had finished.
+LONGEST_FIRST = ("test_train_texture.py", "test_train_landmark.py", "test_notebooks.py",
+                 "test_texture_model.py", "test_generate_pipeline.py", "test_landmark_baselines.py",
+                 "test_finetune.py", "test_demo.py")
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # Stable: the rest keep order.
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
   """Real media from ../shared/data (research-only licences, never copied into the repo)."""
