@@ -1,4 +1,5 @@
-"""Builds the demo's photo and speech from GRID speaker s4 (CC BY 4.0) in ../shared/data.
+"""Builds the demo's photo and speech, and the open mouth generation draws mouths from, from GRID
+speaker s4 (CC BY 4.0) in ../shared/data.
 
 Usage (from the repository root, with the real media at ../shared/data):
 
@@ -15,16 +16,24 @@ Writes:
     `LOUD_DB` of the clip's loudest frame; the search stops before the damaged packet near each
     clip's end), with 10 ms fades, back to back. 16 kHz mono, 16-bit FLAC (lossless, half the size
     of a wav).
+  mouth_interior.png, mouth_interior.json: the open mouth of `generate.mouth_interior`, frame
+    `MOUTH_FRAME` of `video/grid_s4_hq/MOUTH_CLIP.mp4` (the upper teeth and the dark of the mouth
+    between the lips, in neutral light), cut to `MOUTH_MARGIN` x the mouth's width around the mouth
+    (enough skin around it for `mouth_interior.skin_colour`), with its 20 mouth landmarks (48-67,
+    dlib) in the cut's pixels.
 """
 
 import argparse
 import pathlib
+
+import json
 
 import cv2
 import numpy as np
 import soundfile
 
 from emotalk_jax.media import audio
+from emotalk_jax.media import face
 from emotalk_jax.media import video_io
 
 PHOTO_CLIP, PHOTO_FRAME = "priv3p", 0
@@ -36,6 +45,9 @@ FRAME_S = 0.05
 LOUD_DB = 25.0
 SEARCH_END_S = 2.6  # GRID sentences end by ~2.4 s; the damaged mp2 packet is in the last 0.3 s.
 LEAD_S, TAIL_S, FADE_S = 0.15, 0.2, 0.01
+# "bin red with m eight soon", on "eight": the mouth's widest opening of that clip.
+MOUTH_CLIP, MOUTH_FRAME = "brwm8s", 39
+MOUTH_MARGIN = 0.9  # The cut reaches this far (x the mouth's width) from the mouth's centre.
 
 
 def spoken_part(wave: np.ndarray, rate: int = audio.SAMPLE_RATE) -> np.ndarray:
@@ -53,6 +65,20 @@ def spoken_part(wave: np.ndarray, rate: int = audio.SAMPLE_RATE) -> np.ndarray:
   return part
 
 
+def mouth_exemplar(frame: np.ndarray) -> tuple[np.ndarray, dict]:
+  """[H, W, 3] uint8 frame -> (the cut around its mouth, {'landmarks': [[x, y]] x 20 (48-67) in the
+  cut's pixels, 'source': ...})."""
+  mouth = face.face_landmarks(frame)[48:68].astype(np.float64)
+  centre, width = mouth.mean(0), float(np.ptp(mouth[:, 0]))
+  x0, y0 = np.maximum(np.floor(centre - MOUTH_MARGIN * width).astype(int), 0)
+  x1, y1 = np.ceil(centre + MOUTH_MARGIN * width).astype(int)
+  cut = np.ascontiguousarray(frame[y0:y1, x0:x1])
+  meta = {"landmarks": np.round(mouth - [x0, y0], 2).tolist(),
+          "source": f"GRID s4, video/grid_s4_hq/{MOUTH_CLIP}.mp4, frame {MOUTH_FRAME}, "
+                    f"x {x0}..{x1 - 1}, y {y0}..{y1 - 1}"}
+  return cut, meta
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default="../shared/data")
@@ -67,6 +93,12 @@ def main(argv=None) -> None:
   # PNG at the highest compression: lossless, about 180 KB.
   cv2.imwrite(str(out / "grid_s4_priv3p.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR),
               [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+  frame = video_io.read_video(clips / f"{MOUTH_CLIP}.mp4", fps=None).frames[MOUTH_FRAME]
+  cut, meta = mouth_exemplar(frame)
+  cv2.imwrite(str(out / "mouth_interior.png"), cv2.cvtColor(cut, cv2.COLOR_RGB2BGR),
+              [cv2.IMWRITE_PNG_COMPRESSION, 9])
+  (out / "mouth_interior.json").write_text(json.dumps(meta, indent=1) + "\n")
 
   parts = [spoken_part(audio.load_audio(clips / f"{name}.mp4")) for name in SENTENCES]
   speech = np.concatenate(parts)

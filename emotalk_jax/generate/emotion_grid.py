@@ -42,6 +42,7 @@ from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
 from emotalk_jax.generate import driving
 from emotalk_jax.generate import full_resolution
+from emotalk_jax.generate import mouth_interior
 from emotalk_jax.generate import pipeline
 from emotalk_jax.media import audio
 from emotalk_jax.media import landmarks as landmarks_lib
@@ -316,8 +317,12 @@ def emotion_grid(image,
   # Each cell as `generate --crop-only --crop-size CELL` renders it: from the photo's own pixels.
   canvas = full_resolution.crop_canvas(models.size, int(cell_size))
   source = full_resolution.photo_source(photo, aligned.transform, models.size)
+  interior = mouth_interior.interior(aligned.crop, aligned.landmarks)
   rendered = np.stack([
-      full_resolution.compose(photo, aligned.transform, canvas, x["flow"], x["paint"], source)
+      full_resolution.compose(
+          photo, aligned.transform, canvas, x["flow"], x["paint"], source,
+          opening=mouth_interior.Opening(
+              landmarks_lib.denormalize(x["landmarks"], models.size), interior))
       for x in pipeline.render_layers(models, models.texture_params, aligned.crop, neutral,
                                       predicted[:, frame], tracks[:, frame])
   ])

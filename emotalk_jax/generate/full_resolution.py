@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from emotalk_jax.generate import eyelids
+from emotalk_jax.generate import mouth_interior
 from emotalk_jax.media import face
 
 
@@ -143,7 +144,8 @@ def _footprint(photo_shape, transform, size: int, margin: float = 0.0) -> tuple:
 
 def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Source] = None,
             interpolation: int = cv2.INTER_LANCZOS4,
-            closing: Optional[eyelids.Closing] = None) -> np.ndarray:
+            closing: Optional[eyelids.Closing] = None,
+            opening: Optional[mouth_interior.Opening] = None) -> np.ndarray:
   """One generated frame on `canvas`, the warp reading `photo` at its own resolution.
 
   Args:
@@ -159,6 +161,8 @@ def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Sour
       wherever the flow is not a whole number of pixels (almost everywhere), and bicubic still
       loses a tenth of it (docs/results.md#sharpness); bilinear reproduces the network's own warp.
     closing: the eyes closed in a blink (`eyelids.close`); None: open.
+    opening: the frame's mouth, whose inside is drawn from a real one (`mouth_interior.draw`);
+      None: the inside as stage 2 paints it.
 
   Returns:
     [H, W, 3] uint8: the photo with the face region replaced (paste canvas), or the canvas alone.
@@ -182,9 +186,11 @@ def compose(photo, transform, canvas: Canvas, flow, paint, source: Optional[Sour
   warped = cv2.remap(image, map_x.astype(np.float32), map_y.astype(np.float32), how,
                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
   face_pixels = warped + sample(paint).reshape(warped.shape)
-  for rows, cols, weight, colour in lids:  # The closing lids, painted.
-    lid = face_pixels[rows, cols]
-    lid += weight * (colour - lid)
+  # The closing lids and the mouth's inside, painted.
+  for rows, cols, weight, colour in lids + mouth_interior.draw(canvas.points, opening,
+                                                               canvas.pixels_of):
+    part = face_pixels[rows, cols]
+    part += weight * (colour - part)
   if canvas.box is None:
     return np.clip(np.rint(face_pixels), 0, 255).astype(np.uint8)
   y0, y1, x0, x1 = canvas.box

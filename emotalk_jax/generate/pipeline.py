@@ -52,6 +52,7 @@ from emotalk_jax.generate import background
 from emotalk_jax.generate import driving
 from emotalk_jax.generate import eyelids
 from emotalk_jax.generate import full_resolution
+from emotalk_jax.generate import mouth_interior
 from emotalk_jax.generate.progress import Progress
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
@@ -603,8 +604,9 @@ def generate(image,
     bar = status.frames(num_frames, render_batch)
     source = full_resolution.photo_source(photo, aligned.transform, models.size)
     lid_colours = eyelids.lid_colours(aligned.crop, aligned.landmarks)
-    frames = _composed(layers, closed, lid_colours, photo, aligned.transform, canvas, source, clock,
-                       bar)
+    interior = mouth_interior.interior(aligned.crop, aligned.landmarks)
+    frames = _composed(layers, closed, lid_colours, interior, photo, aligned.transform, canvas,
+                       source, clock, bar)
     streamed = time.perf_counter()
     video_io.write_video(out, clock.timed(frames, "frames"), fps=FPS, audio=wave, crf=VIDEO_CRF)
     bar.close()
@@ -635,19 +637,21 @@ def generate(image,
       wave.close()
 
 
-def _composed(layers, closed, lid_colours, photo, transform, canvas, source, clock: "_Clock",
-              bar) -> Iterator[np.ndarray]:
+def _composed(layers, closed, lid_colours, interior, photo, transform, canvas, source,
+              clock: "_Clock", bar) -> Iterator[np.ndarray]:
   """Stage 2's layers -> output frames (`full_resolution.compose`) with the eyes closed by `closed`
-  [T] (blinks; the photo's `eyelids.lid_colours`), counted on the frame bar."""
+  [T] (blinks; the photo's `eyelids.lid_colours`) and the mouth's inside drawn from the photo's
+  `mouth_interior.Interior`, counted on the frame bar."""
   for x, amount in zip(layers, closed):
     if clock.first_frame is None:
       clock.first_frame = round(clock.total(), 3)
       clock.rendering.set()
     start = time.perf_counter()
-    closing = eyelids.Closing(landmarks_lib.denormalize(x["landmarks"], x["flow"].shape[0]),
-                              float(amount), lid_colours)
-    frame = full_resolution.compose(photo, transform, canvas, x["flow"], x["paint"], source,
-                                    closing=closing)
+    landmarks_px = landmarks_lib.denormalize(x["landmarks"], x["flow"].shape[0])
+    frame = full_resolution.compose(
+        photo, transform, canvas, x["flow"], x["paint"], source,
+        closing=eyelids.Closing(landmarks_px, float(amount), lid_colours),
+        opening=mouth_interior.Opening(landmarks_px, interior))
     clock.add("paste", time.perf_counter() - start)
     bar.update(1)
     yield frame
