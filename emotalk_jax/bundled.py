@@ -18,7 +18,7 @@ DEMO_PHOTO = ASSETS_DIR / "grid_s4_priv3p.png"
 # The same speaker saying four GRID sentences, 16 kHz mono FLAC, 8.95 s. CC BY 4.0.
 DEMO_SPEECH = ASSETS_DIR / "grid_s4_sentences.flac"
 # The open mouth that generation draws mouths' insides from (`generate.mouth_interior`): GRID s4,
-# clip brwm8s, frame 39, her upper teeth showing; 112x112 RGB and its 20 mouth landmarks. CC BY 4.0.
+# clip bgim8s, frame 27, her upper teeth showing; 148x148 RGB and its 20 mouth landmarks. CC BY 4.0.
 MOUTH_EXEMPLAR = ASSETS_DIR / "mouth_interior.png"
 MOUTH_EXEMPLAR_LANDMARKS = ASSETS_DIR / "mouth_interior.json"
 

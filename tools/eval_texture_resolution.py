@@ -1,4 +1,5 @@
-"""Does stage 2 at 256 paint better than at 128? Both rendered as generation renders, scored at 256.
+"""Does stage 2 at 256 paint better than at 128, and does drawing the mouth's inside from a real
+mouth? Each rendered as generation renders, scored at 256.
 
 Usage (from the repository root; the `av` dataset built, see docs/data.md):
 
@@ -11,7 +12,9 @@ made the way `emotalk generate` makes it for a 256-px output (`full_resolution.c
 first frame's 256 crop) and scored against the real 256 frame:
 
 * `shipped_128`: the shipped texture network at its own 128: flow and paint upsampled, the warp
-  reading the 256 crop's own pixels (today's generation);
+  reading the 256 crop's own pixels, the mouth's inside as the network paints it;
+* `shipped_128_drawn_mouth`: the same with the mouth's inside drawn from a real open mouth
+  (`generate.mouth_interior`; today's generation);
 * `shipped_at_256`: the same params run at 256 (the network is convolutional), not trained there;
 * `trained_256`: the run's checkpoint (`configs/texture_av256.py`: the shipped params trained on at
   256).
@@ -43,7 +46,9 @@ from emotalk_jax import bundled
 from emotalk_jax import stages
 from emotalk_jax.evaluate import image_metrics
 from emotalk_jax.generate import full_resolution
+from emotalk_jax.generate import mouth_interior
 from emotalk_jax.generate import pipeline
+from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.models import face_graph
 from emotalk_jax.models import texture_losses
 from emotalk_jax.models import texture_model
@@ -69,15 +74,23 @@ def _layers(render, params, source, landmarks, emotion, size: int):
   return out["flow"][:n], out["paint"][:n], time.perf_counter() - start
 
 
-def _composed(source, flow, paint) -> np.ndarray:
-  """[T, 256, 256, 3]: each frame as generation composes it on the 256 source crop."""
+def _composed(source, flow, paint, landmarks=None) -> np.ndarray:
+  """[T, 256, 256, 3]: each frame as generation composes it on the 256 source crop; with
+  `landmarks` [T + 1, 68, 2] (the source's, then the targets', in [-1, 1]) the mouth's inside is
+  drawn (`mouth_interior`)."""
   size = flow.shape[1]
   # Photo (256) px -> crop px, pixel centres to pixel centres.
   scale = size / SIZE
   transform = np.array([[scale, 0.0, 0.5 * scale - 0.5], [0.0, scale, 0.5 * scale - 0.5]])
   canvas = full_resolution.crop_canvas(size, SIZE)
-  return np.stack([full_resolution.compose(source, transform, canvas, f, p)
-                   for f, p in zip(flow, paint)])
+  if landmarks is None:
+    openings = [None] * len(flow)
+  else:
+    inside = mouth_interior.interior(source, landmarks_lib.denormalize(landmarks[0], SIZE))
+    openings = [mouth_interior.Opening(landmarks_lib.denormalize(t, size), inside)
+                for t in landmarks[1:]]
+  return np.stack([full_resolution.compose(source, transform, canvas, f, p, opening=o)
+                   for f, p, o in zip(flow, paint, openings)])
 
 
 def _mouth_sheet(picks, path) -> None:
@@ -122,7 +135,8 @@ def main(argv=None) -> dict:
   render = pipeline._render  # pylint: disable=protected-access
   renders = {name: jax.jit(functools.partial(render, model))
              for name, (model, _, _) in methods.items()}
-  scores = {m: {k: [] for k in METRICS} for m in methods}
+  drawn = "shipped_128_drawn_mouth"  # shipped_128's layers, the mouth's inside drawn.
+  scores = {m: {k: [] for k in METRICS} for m in [*methods, drawn]}
   seconds = {m: 0.0 for m in methods}
   num_frames, num_calls, picks = 0, 0, []
   for clip in tb.test_clips(config, max_clips=args.max_clips):
@@ -138,24 +152,26 @@ def main(argv=None) -> dict:
       flow, paint, spent = _layers(renders[name], params, frames[0], landmarks, clip["emotion"],
                                    size)
       seconds[name] += spent
-      generated = _composed(frames[0], flow, paint)
-      pick[name] = generated[widest]
-      whole = image_metrics.image_scores(generated, truth)
-      mouth = tb.mouth_scores(generated, truth, landmarks[1:])
-      for k in METRICS:
-        scores[name][k].append(np.asarray({**whole, **mouth}[k]))
+      kinds = {name: None, drawn: landmarks} if name == "shipped_128" else {name: None}
+      for kind, drawn_from in kinds.items():
+        generated = _composed(frames[0], flow, paint, drawn_from)
+        pick[kind] = generated[widest]
+        whole = image_metrics.image_scores(generated, truth)
+        mouth = tb.mouth_scores(generated, truth, landmarks[1:])
+        for k in METRICS:
+          scores[kind][k].append(np.asarray({**whole, **mouth}[k]))
     picks.append((float(face_graph.mouth_opening(landmarks[1 + widest], np)), landmarks[1 + widest],
                   pick))
     num_frames, num_calls = num_frames + len(truth), num_calls + 1
   out = {"num_clips": len(scores["shipped_128"]["psnr"]), "num_frames": num_frames,
          "checkpoint": str(args.checkpoint)}
-  for name in methods:
+  for name in scores:
     out[name] = {k: round(float(np.mean(np.concatenate(v))), 4) for k, v in scores[name].items()}
-    per_frame = seconds[name] / (num_calls * MAX_TARGETS)
+    per_frame = seconds[name if name in methods else "shipped_128"] / (num_calls * MAX_TARGETS)
     out[name]["network_ms_per_frame"] = round(1000.0 * per_frame, 2)
   out["paired_vs_shipped_128"] = {
       name: {k: tb.paired_difference(scores[name][k], scores["shipped_128"][k], True)
-             for k in METRICS} for name in ("shipped_at_256", "trained_256")}
+             for k in METRICS} for name in ("shipped_at_256", "trained_256", drawn)}
   if args.sheet:
     _mouth_sheet(picks, args.sheet)
   text = json.dumps(out, indent=1)

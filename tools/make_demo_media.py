@@ -45,8 +45,9 @@ FRAME_S = 0.05
 LOUD_DB = 25.0
 SEARCH_END_S = 2.6  # GRID sentences end by ~2.4 s; the damaged mp2 packet is in the last 0.3 s.
 LEAD_S, TAIL_S, FADE_S = 0.15, 0.2, 0.01
-# "bin red with m eight soon", on "eight": the mouth's widest opening of that clip.
-MOUTH_CLIP, MOUTH_FRAME = "brwm8s", 39
+# "bin green in m eight soon", on "eight": the widest opening of the first 8 clips, its teeth the
+# brightest against the skin.
+MOUTH_CLIP, MOUTH_FRAME = "bgim8s", 27
 MOUTH_MARGIN = 0.9  # The cut reaches this far (x the mouth's width) from the mouth's centre.
 
 

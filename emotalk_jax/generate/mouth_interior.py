@@ -15,8 +15,9 @@ inner lips (`full_resolution.compose`):
   below U in the upper half of the gap reads the exemplar d x k below its upper lip (k: the ratio
   of the two mouths' widths), at most down to the middle of the exemplar's gap, and the lower half
   likewise up from the lower lip. A mouth open less than the exemplar hides the middle of the
-  exemplar's (the teeth's edges go behind the lips); in one open wider, what lies beyond the
-  exemplar's middle is the dark of the mouth (`Interior.cavity`);
+  exemplar's (the teeth's edges go behind the lips); in one open wider, the drawing stops at the
+  exemplar's middle and stage 2's own paint shows between the rows of teeth (the dark of the
+  mouth and the tongue, which it paints well: it is the teeth that it blurs);
 * it is blended in by how much further the mouth is open than the photo's (`RAMP`), so a frame
   whose mouth is as closed as the photo's keeps stage 2's lips, and faded over `FEATHER_PX` inside
   the lips' edges.
@@ -43,6 +44,7 @@ OUTER_LIPS = tuple(range(48, 60))
 # from the photo's to this much more.
 RAMP = 0.08
 FEATHER_PX = 0.75  # Crop px inside the lips' edges over which the drawn inside fades in.
+MIDDLE_FADE = 2.0  # Exemplar px past its middle over which the drawing fades out.
 # The skin whose colour is matched: a ring around the outer lips, this far out (x their distance
 # from the mouth's centre).
 SKIN_RING = (1.25, 1.6)
@@ -182,13 +184,10 @@ class Interior:
   Attributes:
     image: [h, w, 3] float32, the exemplar's pixels in the photo's colours (`_recoloured`: its
       skin takes the photo's skin colour).
-    cavity: [3] float32, the colour of the dark inside the mouth: the darkest tenth of the
-      exemplar between its lips (the gaps between and behind its teeth), in the photo's colours.
     mouth: the exemplar's `_Mouth`.
     photo_opening: the photo's own mouth opening (largest D - U, x the mouth's width).
   """
   image: np.ndarray
-  cavity: np.ndarray
   mouth: _Mouth
   photo_opening: float
 
@@ -204,16 +203,8 @@ def interior(crop, landmarks_px, exemplar: Optional[Exemplar] = None) -> Interio
   exemplar = exemplar or default_exemplar()
   image = _recoloured(exemplar.image, skin_colour(exemplar.image, exemplar.landmarks_px),
                       skin_colour(crop, landmarks_px))
-  ex = _mouth(exemplar.landmarks_px)
-  height, width = image.shape[:2]
-  xs, ys = np.meshgrid(np.arange(width), np.arange(height))
-  s, t = ex.local(np.stack([xs, ys], axis=-1))
-  upper, lower = ex.lips(s)
-  between = image[(s > 0.0) & (s < 1.0) & (t > upper) & (t < lower)]
-  luma = between @ np.array([0.299, 0.587, 0.114], np.float32)
-  cavity = np.median(between[luma <= np.quantile(luma, 0.1)], axis=0)
   photo = _mouth(landmarks_px)
-  return Interior(image, cavity.astype(np.float32), ex,
+  return Interior(image, _mouth(exemplar.landmarks_px),
                   0.0 if photo is None else max(photo.opening(), 0.0))
 
 
@@ -270,9 +261,8 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   at = ex.point(s, ex_t).astype(np.float32)
   colour = cv2.remap(inside.image, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
-  # Past the exemplar's middle (over one exemplar px), the dark of the mouth.
-  dark = np.clip(depth - half, 0.0, 1.0)[..., None]
-  colour += dark * (inside.cavity - colour)
   weight = np.clip(np.minimum(below_upper, above_lower) / FEATHER_PX, 0.0, 1.0)
+  # Past the exemplar's middle, stage 2's paint (faded over MIDDLE_FADE exemplar px).
+  weight *= np.clip(1.0 - (depth - half) / MIDDLE_FADE, 0.0, 1.0)
   weight = np.where((s > 0.0) & (s < 1.0), weight * amount, 0.0)
   return [(rows, cols, weight[..., None].astype(np.float32), colour)]

@@ -1,0 +1,132 @@
+"""Tests for the inside of an opening mouth drawn from a real one (generate/mouth_interior.py)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from emotalk_jax import bundled
+from emotalk_jax.errors import InputError
+from emotalk_jax.generate import full_resolution as fr
+from emotalk_jax.generate import mouth_interior as mi
+from emotalk_jax.media import face
+from emotalk_jax.media import video_io
+
+S = 128
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@pytest.fixture(scope="module")
+def demo():
+  """(photo, aligned face, its landmarks in crop px): the demo photo, lips closed."""
+  photo = video_io.read_image(bundled.DEMO_PHOTO)
+  aligned = face.align_face(photo, "demo", size=S, border="replicate")
+  return photo, aligned, aligned.landmarks.astype(np.float64)
+
+
+def _opened(landmarks, gap_ratio):
+  """The landmarks with the lower lip and jaw moved down by `gap_ratio` x the mouth's width."""
+  out = np.array(landmarks, copy=True)
+  width = np.linalg.norm(out[64] - out[60])
+  out[list(range(55, 60)) + list(range(65, 68)) + list(range(5, 12))] += [0.0, gap_ratio * width]
+  return out
+
+
+def _overlay(points, overlays):
+  """([H, W] weight, [H, W, 3] colour) of `draw`'s overlay on `points`."""
+  weight = np.zeros(points.shape[:2], np.float32)
+  colour = np.zeros(points.shape[:2] + (3,), np.float32)
+  for rows, cols, w, c in overlays:
+    weight[rows, cols], colour[rows, cols] = w[..., 0], c
+  return weight, colour
+
+
+def test_the_bundled_exemplar_is_an_open_mouth():
+  exemplar = mi.default_exemplar()
+  assert 0.15 < mi._mouth(exemplar.landmarks_px).opening() < 0.4
+
+
+def test_recolouring_takes_skin_to_skin_and_keeps_greys_grey():
+  exemplar = mi.default_exemplar()
+  skin = mi.skin_colour(exemplar.image, exemplar.landmarks_px)
+  tanned = np.array([150.0, 100.0, 70.0], np.float32)
+  np.testing.assert_allclose(mi._recoloured(skin[None, None].astype(np.uint8), skin, tanned)[0, 0],
+                             tanned * (np.round(skin) @ LUMA) / (skin @ LUMA), atol=2.0)
+  grey = mi._recoloured(exemplar.image, skin, np.array([140.0, 140.0, 140.0], np.float32))
+  assert np.ptp(grey, axis=-1).max() < 0.5  # A black-and-white photo gets grey teeth, not blue.
+  same = mi._recoloured(exemplar.image, skin, skin)
+  np.testing.assert_allclose(same, exemplar.image, atol=0.5)
+
+
+def test_a_mouth_as_closed_as_the_photos_draws_nothing(demo):
+  _, aligned, landmarks = demo
+  inside = mi.interior(aligned.crop, landmarks)
+  points = fr.crop_canvas(S, 4 * S).points
+  assert mi.draw(points, None) == []
+  assert mi.draw(points, mi.Opening(landmarks, inside)) == []
+
+
+def test_an_opening_mouth_shows_teeth_under_the_upper_lip(demo):
+  """At 4x the crop: only pixels between the lips' parabolas are painted; the band under the
+  upper lip is the exemplar's teeth (single teeth: bright, with dark gaps between them, the
+  brightest brighter than the lips), and in a mouth open twice as wide as the exemplar's the
+  middle is left to stage 2's paint."""
+  _, aligned, landmarks = demo
+  inside = mi.interior(aligned.crop, landmarks)
+  canvas = fr.crop_canvas(S, 4 * S)
+  for gap in (0.15, 0.5):
+    target = _opened(landmarks, gap)
+    weight, colour = _overlay(canvas.points, mi.draw(canvas.points, mi.Opening(target, inside),
+                                                      canvas.pixels_of))
+    mouth = mi._mouth(target)
+    s, t = mouth.local(canvas.points)
+    upper, lower = mouth.lips(s)
+    between = (s > 0) & (s < 1) & (t > upper) & (t < lower)
+    assert weight.max() == pytest.approx(1.0)
+    assert not weight[~between].any()
+    depth = (t - upper) / np.maximum(lower - upper, 1e-6)
+    middle = (s > 0.35) & (s < 0.65)
+    teeth = colour[middle & (depth > 0.2) & (depth < 0.4) & (weight > 0.99)] @ LUMA
+    lips = aligned.crop[np.round(landmarks[[51, 57], 1]).astype(int),
+                        np.round(landmarks[[51, 57], 0]).astype(int)] @ LUMA
+    bright, gaps = np.percentile(teeth, [90, 10])
+    assert bright > lips.mean() + 5 and bright - gaps > 20, (bright, gaps, lips)
+    centre = middle & (depth > 0.45) & (depth < 0.55)
+    assert (weight[centre] > 0.99).all() if gap == 0.15 else not weight[centre].any()
+
+
+def test_compose_draws_the_inside_and_leaves_the_rest_of_the_frame(demo):
+  photo, aligned, landmarks = demo
+  canvas = fr.paste_canvas(photo.shape, aligned.transform, S)
+  flow, paint = np.zeros((S, S, 2), np.float32), np.zeros((S, S, 3), np.float32)
+  target = _opened(landmarks, 0.2)
+  plain = fr.compose(photo, aligned.transform, canvas, flow, paint)
+  drawn = fr.compose(photo, aligned.transform, canvas, flow, paint,
+                     opening=mi.Opening(target, mi.interior(aligned.crop, landmarks)))
+  changed = np.any(drawn != plain, axis=-1)
+  assert changed.sum() > 50
+  mouth_box = face.transform_points(target[[48, 54, 57, 51]], face.invert(aligned.transform))
+  ys, xs = np.nonzero(changed)
+  assert xs.min() >= mouth_box[:, 0].min() - 1 and xs.max() <= mouth_box[:, 0].max() + 1
+  assert ys.min() >= mouth_box[:, 1].min() - 1 and ys.max() <= mouth_box[:, 1].max() + 1
+
+
+def test_bad_exemplar_files_name_the_file(tmp_path):
+  image = tmp_path / "mouth.png"
+  video_io.write_image(image, video_io.read_image(bundled.MOUTH_EXEMPLAR))
+  points = json.loads(bundled.MOUTH_EXEMPLAR_LANDMARKS.read_text())["landmarks"]
+  cases = {
+      "missing.json": None,
+      "garbled.json": "{not json",
+      "short.json": json.dumps({"landmarks": points[:12]}),
+      "outside.json": json.dumps({"landmarks": [[x + 500, y] for x, y in points]}),
+      "closed.json": json.dumps({"landmarks": points[:12] + [points[12]] * 8}),
+  }
+  for name, text in cases.items():
+    path = tmp_path / name
+    if text is not None:
+      path.write_text(text)
+    with pytest.raises(InputError, match=name):
+      mi.load_exemplar(image, path)
+  with pytest.raises(InputError, match="nothing.png"):
+    mi.load_exemplar(tmp_path / "nothing.png", bundled.MOUTH_EXEMPLAR_LANDMARKS)
