@@ -58,12 +58,20 @@ def test_recolouring_takes_skin_to_skin_and_keeps_greys_grey():
   np.testing.assert_allclose(same, exemplar.image, atol=0.5)
 
 
-def test_a_mouth_as_closed_as_the_photos_draws_nothing(demo):
+def test_nothing_is_drawn_in_a_mouth_as_closed_as_the_photos_or_over_a_photos_own_teeth(demo):
   _, aligned, landmarks = demo
   inside = mi.interior(aligned.crop, landmarks)
   points = fr.crop_canvas(S, 4 * S).points
   assert mi.draw(points, None) == []
   assert mi.draw(points, mi.Opening(landmarks, inside)) == []
+  assert mi.draw(points, mi.Opening(_opened(landmarks, 0.2), inside)) != []
+  # The astronaut smiles with her teeth showing: the warp shows them.
+  photo = video_io.read_image(bundled.ASTRONAUT_PHOTO)
+  smiling = face.align_face(photo, "astronaut", size=S, border="replicate")
+  own = smiling.landmarks.astype(np.float64)
+  inside = mi.interior(smiling.crop, own)
+  assert inside.photo_opening > mi.PHOTO_OPEN
+  assert mi.draw(points, mi.Opening(_opened(own, 0.2), inside)) == []
 
 
 def test_an_opening_mouth_shows_teeth_under_the_upper_lip(demo):

@@ -20,7 +20,8 @@ inner lips (`full_resolution.compose`):
   mouth and the tongue, which it paints well: it is the teeth that it blurs);
 * it is blended in by how much further the mouth is open than the photo's (`RAMP`), so a frame
   whose mouth is as closed as the photo's keeps stage 2's lips, and faded over `FEATHER_PX` inside
-  the lips' edges.
+  the lips' edges. A photo whose own mouth is open (`PHOTO_OPEN`: its teeth show, e.g. a smile)
+  gets nothing drawn: the warp shows its own teeth, better than another person's.
 """
 
 import dataclasses
@@ -43,6 +44,10 @@ OUTER_LIPS = tuple(range(48, 60))
 # The drawn inside fades in as the mouth's opening (the largest D - U, x the mouth's width) grows
 # from the photo's to this much more.
 RAMP = 0.08
+# Photos whose mouth is open this much (x its width) or more keep their own inside. Closed lips
+# measure 0.00-0.02 (8 photos of ../shared/data/faces), parted dark lips 0.06, smiles with
+# teeth 0.18-0.24.
+PHOTO_OPEN = 0.1
 FEATHER_PX = 0.75  # Crop px inside the lips' edges over which the drawn inside fades in.
 MIDDLE_FADE = 2.0  # Exemplar px past its middle over which the drawing fades out.
 # The skin whose colour is matched: a ring around the outer lips, this far out (x their distance
@@ -238,7 +243,7 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
     return []
   inside = opening.interior
   amount = np.clip((mouth.opening() - inside.photo_opening) / RAMP, 0.0, 1.0)
-  if amount <= 0.0:
+  if amount <= 0.0 or inside.photo_opening >= PHOTO_OPEN:
     return []
   top, bottom = min(mouth.upper, 0.0) / 4.0, max(mouth.lower, 0.0) / 4.0
   corners = mouth.point(np.array([0.0, 1.0, 0.0, 1.0]), np.array([top, top, bottom, bottom]))
