@@ -263,8 +263,16 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   from_upper = below_upper <= above_lower
   depth = np.maximum(np.where(from_upper, below_upper, above_lower), 0.0) * k  # Exemplar px.
   ex_t = np.where(from_upper, ex_upper + np.minimum(depth, half), ex_lower - np.minimum(depth, half))
-  at = ex.point(s, ex_t).astype(np.float32)
-  colour = cv2.remap(inside.image, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
+  at = ex.point(s, ex_t)
+  image = inside.image
+  # Exemplar px per output px: above 1 the exemplar is read from a copy shrunk to match (an
+  # exemplar read sparsely aliases its teeth and their gaps into dots).
+  shrink = k * float(np.linalg.norm(region[0, min(1, region.shape[1] - 1)] - region[0, 0]))
+  if shrink > 1.0:
+    image = cv2.resize(image, None, fx=1.0 / shrink, fy=1.0 / shrink, interpolation=cv2.INTER_AREA)
+    at = (at + 0.5) * (image.shape[1] / inside.image.shape[1]) - 0.5
+  at = at.astype(np.float32)
+  colour = cv2.remap(image, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
   weight = np.clip(np.minimum(below_upper, above_lower) / FEATHER_PX, 0.0, 1.0)
   # Past the exemplar's middle, stage 2's paint (faded over MIDDLE_FADE exemplar px).
