@@ -27,6 +27,8 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from emotalk_jax.generate import feature_frame
+
 # iBUG 68 points of each eye: corners, then the upper lid's and the lower lid's two points, each
 # pair in the order the corners run.
 EYES = ((36, 39, (37, 38), (41, 40)), (42, 45, (43, 44), (47, 46)))
@@ -42,33 +44,11 @@ COLOUR_BINS = 12  # Lid colours along each eye.
 
 
 @dataclasses.dataclass(frozen=True)
-class _Eye:
-  """One eye's frame and lid edges (see the module docstring)."""
-  start: np.ndarray  # [2] crop px at s = 0, t = 0.
-  along: np.ndarray  # [2] unit vector from corner to corner.
-  width: float  # Crop px from s = 0 to s = 1.
+class _Eye(feature_frame.FeatureFrame):
+  """One eye's frame (crop px) and lid edges (see the module docstring)."""
   upper: tuple  # (c0, c1) of U(s) = s (1 - s) (c0 + c1 s).
   lower: tuple  # The same for D(s).
   height: float  # The open eye's largest D - U, crop px.
-
-  @property
-  def across(self) -> np.ndarray:
-    return np.array([-self.along[1], self.along[0]])  # Down the face for an upright eye.
-
-  def local(self, xy):
-    """(s, t) of crop points `xy` [..., 2]."""
-    rel = np.asarray(xy, np.float64) - self.start
-    return rel @ self.along / self.width, rel @ self.across
-
-  def point(self, s, t) -> np.ndarray:
-    """[..., 2] crop px of eye coordinates (s, t)."""
-    return (self.start + np.asarray(s)[..., None] * self.width * self.along +
-            np.asarray(t)[..., None] * self.across)
-
-  def box(self, top: float, bottom: float) -> tuple:
-    """(x0, y0, x1, y1) crop px holding the eye's frame from t = top to t = bottom."""
-    corners = self.point(np.array([0.0, 1.0, 0.0, 1.0]), np.array([top, top, bottom, bottom]))
-    return (*np.floor(corners.min(0)), *(np.ceil(corners.max(0)) + 1))
 
 
 def _lid_curve(s_points, t_points) -> tuple:

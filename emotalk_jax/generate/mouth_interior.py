@@ -4,8 +4,9 @@ Most photos have closed lips, so nothing in them shows what an opening mouth rev
 paints it at its own 128 px from what its L1 training averages to: a soft light blob where teeth
 might be, on a pink smear. Here the inside comes from a real mouth instead (`Exemplar`: by default
 a frame of GRID speaker s4 with her upper teeth showing, `assets/mouth_interior.png`, CC BY 4.0),
-its colours taken to the photo's by its skin's colour (`skin_colour`), and at each output pixel between a frame's
-inner lips (`full_resolution.compose`):
+its colours taken to the photo's through the colour of the skin around each mouth
+(`skin_colour`, `_recoloured`), and at each output pixel between a frame's inner lips
+(`full_resolution.compose`):
 
 * in the mouth's frame (s along the line between the inner lips' corners, landmarks 60 and 64, 0 ..
   1; t across it in crop px, down positive) the upper and lower inner lips U(s) and D(s) are
@@ -35,6 +36,7 @@ import numpy as np
 
 from emotalk_jax import bundled
 from emotalk_jax.errors import InputError
+from emotalk_jax.generate import feature_frame
 from emotalk_jax.media import video_io
 
 INNER_CORNERS = (60, 64)
@@ -56,24 +58,10 @@ SKIN_RING = (1.25, 1.6)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Mouth:
-  """A mouth's frame and inner lips (see the module docstring)."""
-  start: np.ndarray  # [2] px of the corner at s = 0.
-  along: np.ndarray  # [2] unit vector from corner to corner.
-  width: float  # px from s = 0 to s = 1.
+class _Mouth(feature_frame.FeatureFrame):
+  """A mouth's frame (from inner corner 60 to 64) and inner lips (see the module docstring)."""
   upper: float  # c of U(s) = c s (1 - s), px.
   lower: float  # The same for D.
-
-  def local(self, xy):
-    """(s, t) of points `xy` [..., 2]."""
-    rel = np.asarray(xy, np.float64) - self.start
-    return rel @ self.along / self.width, rel @ np.array([-self.along[1], self.along[0]])
-
-  def point(self, s, t) -> np.ndarray:
-    """[..., 2] px of mouth coordinates (s, t)."""
-    across = np.array([-self.along[1], self.along[0]])
-    return (self.start + np.asarray(s)[..., None] * self.width * self.along +
-            np.asarray(t)[..., None] * across)
 
   def lips(self, s) -> tuple:
     """(U(s), D(s)) in px."""
@@ -152,7 +140,8 @@ def load_exemplar(image_path, landmarks_path) -> Exemplar:
                      f"{width}x{height} image, got shape {points.shape}")
   landmarks = np.zeros((68, 2), np.float64)
   landmarks[48:68] = points
-  if _mouth(landmarks) is None or _mouth(landmarks).opening() <= 0.0:
+  mouth = _mouth(landmarks)
+  if mouth is None or mouth.opening() <= 0.0:
     raise InputError(landmarks_path, "the exemplar's mouth is not open")
   return Exemplar(image, landmarks)
 
@@ -164,8 +153,8 @@ def default_exemplar() -> Exemplar:
 
 
 # RGB -> (Y, Cb, Cr), BT.601.
-_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
-                   np.float32)
+_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                    [0.5, -0.418688, -0.081312]], np.float32)
 
 
 def _recoloured(image, skin_from, skin_to) -> np.ndarray:
@@ -245,9 +234,7 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   amount = np.clip((mouth.opening() - inside.photo_opening) / RAMP, 0.0, 1.0)
   if amount <= 0.0 or inside.photo_opening >= PHOTO_OPEN:
     return []
-  top, bottom = min(mouth.upper, 0.0) / 4.0, max(mouth.lower, 0.0) / 4.0
-  corners = mouth.point(np.array([0.0, 1.0, 0.0, 1.0]), np.array([top, top, bottom, bottom]))
-  box = (*np.floor(corners.min(0)), *(np.ceil(corners.max(0)) + 1))
+  box = mouth.box(min(mouth.upper, 0.0) / 4.0, max(mouth.lower, 0.0) / 4.0)
   rows, cols = to_points(box) if to_points else (slice(None), slice(None))
   region = np.asarray(points)[rows, cols]
   if region.size == 0:
@@ -262,7 +249,8 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   k = ex.width / mouth.width
   from_upper = below_upper <= above_lower
   depth = np.maximum(np.where(from_upper, below_upper, above_lower), 0.0) * k  # Exemplar px.
-  ex_t = np.where(from_upper, ex_upper + np.minimum(depth, half), ex_lower - np.minimum(depth, half))
+  reach = np.minimum(depth, half)
+  ex_t = np.where(from_upper, ex_upper + reach, ex_lower - reach)
   at = ex.point(s, ex_t)
   image = inside.image
   # Exemplar px per output px: above 1 the exemplar is read from a copy shrunk to match (an
