@@ -17,11 +17,13 @@ first frame's 256 crop) and scored against the real 256 frame:
   (`generate.mouth_interior`; today's generation);
 * `shipped_at_256`: the same params run at 256 (the network is convolutional), not trained there;
 * `trained_256`: the run's checkpoint (`configs/texture_av256.py`: the shipped params trained on at
-  256).
+  256);
+* `tps`: the thin-plate-spline warp of the 256 first frame that stage 2 starts from (no network).
 
 Prints JSON: per method PSNR / SSIM over the frame and the mouth box (`texture_baselines`' scores),
-ms per frame for the network alone (20 targets a call), and each 256 method's paired difference
-against `shipped_128` with a 95 % interval over clips. `--sheet` writes the mouths of the most
+ms per frame for the network alone (20 targets a call), each 256 method's and the drawn mouth's
+paired difference against `shipped_128`, and generation's two mouths' against `tps`, with 95 %
+intervals over clips. `--sheet` writes the mouths of the most
 open frames (one per clip) at 2x: the real frame, then each method, a row each.
 """
 
@@ -136,7 +138,7 @@ def main(argv=None) -> dict:
   renders = {name: jax.jit(functools.partial(render, model))
              for name, (model, _, _) in methods.items()}
   drawn = "shipped_128_drawn_mouth"  # shipped_128's layers, the mouth's inside drawn.
-  scores = {m: {k: [] for k in METRICS} for m in [*methods, drawn]}
+  scores = {m: {k: [] for k in METRICS} for m in [*methods, drawn, "tps"]}
   seconds = {m: 0.0 for m in methods}
   num_frames, num_calls, picks = 0, 0, []
   for clip in tb.test_clips(config, max_clips=args.max_clips):
@@ -160,6 +162,12 @@ def main(argv=None) -> dict:
         mouth = tb.mouth_scores(generated, truth, landmarks[1:])
         for k in METRICS:
           scores[kind][k].append(np.asarray({**whole, **mouth}[k]))
+    spline = np.stack([tb.tps_warp(frames[0], landmarks[0], lm) for lm in landmarks[1:]])
+    pick["tps"] = spline[widest]
+    whole = image_metrics.image_scores(spline, truth)
+    mouth = tb.mouth_scores(spline, truth, landmarks[1:])
+    for k in METRICS:
+      scores["tps"][k].append(np.asarray({**whole, **mouth}[k]))
     picks.append((float(face_graph.mouth_opening(landmarks[1 + widest], np)), landmarks[1 + widest],
                   pick))
     num_frames, num_calls = num_frames + len(truth), num_calls + 1
@@ -167,11 +175,15 @@ def main(argv=None) -> dict:
          "checkpoint": str(args.checkpoint)}
   for name in scores:
     out[name] = {k: round(float(np.mean(np.concatenate(v))), 4) for k, v in scores[name].items()}
-    per_frame = seconds[name if name in methods else "shipped_128"] / (num_calls * MAX_TARGETS)
-    out[name]["network_ms_per_frame"] = round(1000.0 * per_frame, 2)
+    if name != "tps":
+      per_frame = seconds[name if name in methods else "shipped_128"] / (num_calls * MAX_TARGETS)
+      out[name]["network_ms_per_frame"] = round(1000.0 * per_frame, 2)
   out["paired_vs_shipped_128"] = {
       name: {k: tb.paired_difference(scores[name][k], scores["shipped_128"][k], True)
              for k in METRICS} for name in ("shipped_at_256", "trained_256", drawn)}
+  out["paired_vs_tps"] = {
+      name: {k: tb.paired_difference(scores[name][k], scores["tps"][k], True) for k in METRICS}
+      for name in ("shipped_128", drawn)}
   if args.sheet:
     _mouth_sheet(picks, args.sheet)
   text = json.dumps(out, indent=1)
