@@ -17,16 +17,14 @@ Writes:
     clip's end), with 10 ms fades, back to back. 16 kHz mono, 16-bit FLAC (lossless, half the size
     of a wav).
   mouth_interior.png, mouth_interior.json: the open mouth of `generate.mouth_interior`, frame
-    `MOUTH_FRAME` of `video/grid_s4_hq/MOUTH_CLIP.mp4` (the upper teeth and the dark of the mouth
-    between the lips, in neutral light), cut to `MOUTH_MARGIN` x the mouth's width around the mouth
-    (enough skin around it for `mouth_interior.skin_colour`), with its 20 mouth landmarks (48-67,
-    dlib) in the cut's pixels.
+    `MOUTH_FRAME` of `video/grid_s4_hq/MOUTH_CLIP.mp4` (her upper teeth between the lips), cut to
+    `MOUTH_MARGIN` x the mouth's width around the mouth (enough skin around it for
+    `mouth_interior.skin_colour`), with its 20 mouth landmarks (48-67, dlib) in the cut's pixels.
 """
 
 import argparse
-import pathlib
-
 import json
+import pathlib
 
 import cv2
 import numpy as np
@@ -45,8 +43,8 @@ FRAME_S = 0.05
 LOUD_DB = 25.0
 SEARCH_END_S = 2.6  # GRID sentences end by ~2.4 s; the damaged mp2 packet is in the last 0.3 s.
 LEAD_S, TAIL_S, FADE_S = 0.15, 0.2, 0.01
-# "bin green in m eight soon", on "eight": the widest opening of the first 8 clips, its teeth the
-# brightest against the skin.
+# "bin green in m eight soon", on "eight": among the widest openings of the first 8 clips (every 3rd
+# frame searched), the one whose teeth are brightest against the skin.
 MOUTH_CLIP, MOUTH_FRAME = "bgim8s", 27
 MOUTH_MARGIN = 0.9  # The cut reaches this far (x the mouth's width) from the mouth's centre.
 
@@ -87,6 +85,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   clips = pathlib.Path(args.data) / "video" / "grid_s4_hq"
   out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
 
   frame = video_io.read_video(clips / f"{PHOTO_CLIP}.mp4", fps=None).frames[PHOTO_FRAME]
   y0, y1, x0, x1 = PHOTO_CROP

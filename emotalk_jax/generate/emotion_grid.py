@@ -20,8 +20,8 @@ only by the emotion:
   over time as in a video (`driving.smooth`), without blinks.
 4. Stage 2 renders that frame of every cell (`pipeline.render_layers`), applied to the photo at
   the cell's size (`full_resolution`, as `emotalk generate --crop-only --crop-size` would write
-  it: real output pixels, not pasted back into the photo), each labelled with its emotion and
-  intensity.
+  it: real output pixels, not pasted back into the photo, the teeth of an opening mouth drawn from
+  a real one, `mouth_interior`), each labelled with its emotion and intensity.
 
 The neutral row needs one cell (neutral has no intensity to vary); its second cell shows the input
 photo's aligned crop for comparison. An emotion at intensity 0 is the neutral face: such cells are
