@@ -12,13 +12,13 @@ its colours taken to the photo's through the colour of the skin around each mout
   1; t across it in crop px, down positive) the upper and lower inner lips U(s) and D(s) are
   parabolas through the corners, fitted to the three inner-lip landmarks of each side, for the
   frame and the exemplar alike;
-* the upper teeth hang from the upper lip: in a mouth open no wider than the exemplar (k x the
-  gap; k: the ratio of the two mouths' widths), a pixel d below U reads the exemplar d x k below
-  its upper lip, and the lower lip hides the rest, as it hides the teeth's edges in speech. In a
-  mouth open wider, the upper half of the gap reads the exemplar that way down to the middle of
-  the exemplar's gap, the lower half likewise up from the lower lip (the lower teeth stand on it),
-  and stage 2's own paint shows between the rows (the dark of the mouth and the tongue, which it
-  paints well: it is the teeth that it blurs);
+* the upper teeth hang from the upper lip and the lower ones stand on the lower lip: a pixel d
+  below U in the upper half of the gap reads the exemplar d x k below its upper lip (k: the ratio
+  of the two mouths' widths), at most down to the middle of the exemplar's gap, and the lower half
+  likewise up from the lower lip. A mouth open less than the exemplar hides the middle of the
+  exemplar's (the teeth's edges go behind the lips); in one open wider, the drawing stops at the
+  exemplar's middle and stage 2's own paint shows between the rows of teeth (the dark of the
+  mouth and the tongue, which it paints well: it is the teeth that it blurs);
 * it is blended in by how much further the mouth is open than the photo's (`RAMP`), so a frame
   whose mouth is as closed as the photo's keeps stage 2's lips, and faded over `FEATHER_PX` inside
   the lips' edges. A photo whose own mouth is open (`PHOTO_OPEN`: its teeth show, e.g. a smile)
@@ -245,13 +245,11 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   # The same place in the exemplar, from its nearer lip (see the module docstring).
   ex = inside.mouth
   ex_upper, ex_lower = ex.lips(s)
-  ex_gap = np.maximum(ex_lower - ex_upper, 0.0)
-  half = ex_gap / 2.0
+  half = np.maximum(ex_lower - ex_upper, 0.0) / 2.0
   k = ex.width / mouth.width
-  narrow = (lower - upper) * k <= ex_gap
-  from_upper = narrow | (below_upper <= above_lower)
+  from_upper = below_upper <= above_lower
   depth = np.maximum(np.where(from_upper, below_upper, above_lower), 0.0) * k  # Exemplar px.
-  reach = np.where(narrow, depth, np.minimum(depth, half))
+  reach = np.minimum(depth, half)
   ex_t = np.where(from_upper, ex_upper + reach, ex_lower - reach)
   at = ex.point(s, ex_t)
   image = inside.image
@@ -265,7 +263,7 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   colour = cv2.remap(image, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
   weight = np.clip(np.minimum(below_upper, above_lower) / FEATHER_PX, 0.0, 1.0)
-  # Wider than the exemplar: past its middle, stage 2's paint (faded over MIDDLE_FADE exemplar px).
-  weight *= np.where(narrow, 1.0, np.clip(1.0 - (depth - half) / MIDDLE_FADE, 0.0, 1.0))
+  # Past the exemplar's middle, stage 2's paint (faded over MIDDLE_FADE exemplar px).
+  weight *= np.clip(1.0 - (depth - half) / MIDDLE_FADE, 0.0, 1.0)
   weight = np.where((s > 0.0) & (s < 1.0), weight * amount, 0.0)
   return [(rows, cols, weight[..., None].astype(np.float32), colour)]
