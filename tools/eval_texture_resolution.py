@@ -23,8 +23,8 @@ first frame's 256 crop) and scored against the real 256 frame:
 Prints JSON: per method PSNR / SSIM over the frame and the mouth box (`texture_baselines`' scores),
 ms per frame for the network alone (20 targets a call), each 256 method's and the drawn mouth's
 paired difference against `shipped_128`, and generation's two mouths' against `tps`, with 95 %
-intervals over clips. `--sheet` writes the mouths of the most
-open frames (one per clip) at 2x: the real frame, then each method, a row each.
+intervals over clips. `--sheet` writes the mouths of the most open frames (one per clip) at 2x:
+the real frame, then each method, a row each.
 """
 
 import argparse
@@ -95,6 +95,15 @@ def _composed(source, flow, paint, landmarks=None) -> np.ndarray:
                    for f, p, o in zip(flow, paint, openings)])
 
 
+def _score(into: dict, generated, truth, landmarks) -> None:
+  """Appends one clip's METRICS of `generated` against `truth` [T, 256, 256, 3] (mouth box from
+  the targets' `landmarks` [T, 68, 2]) to the lists of `into`."""
+  scores = {**image_metrics.image_scores(generated, truth),
+            **tb.mouth_scores(generated, truth, landmarks)}
+  for k in METRICS:
+    into[k].append(np.asarray(scores[k]))
+
+
 def _mouth_sheet(picks, path) -> None:
   """Writes the mouths of `picks` [(opening, landmarks [68, 2], {row: [256, 256, 3]})], the most
   open first, side by side at 2x, one row per image kind."""
@@ -158,16 +167,10 @@ def main(argv=None) -> dict:
       for kind, drawn_from in kinds.items():
         generated = _composed(frames[0], flow, paint, drawn_from)
         pick[kind] = generated[widest]
-        whole = image_metrics.image_scores(generated, truth)
-        mouth = tb.mouth_scores(generated, truth, landmarks[1:])
-        for k in METRICS:
-          scores[kind][k].append(np.asarray({**whole, **mouth}[k]))
+        _score(scores[kind], generated, truth, landmarks[1:])
     spline = np.stack([tb.tps_warp(frames[0], landmarks[0], lm) for lm in landmarks[1:]])
     pick["tps"] = spline[widest]
-    whole = image_metrics.image_scores(spline, truth)
-    mouth = tb.mouth_scores(spline, truth, landmarks[1:])
-    for k in METRICS:
-      scores["tps"][k].append(np.asarray({**whole, **mouth}[k]))
+    _score(scores["tps"], spline, truth, landmarks[1:])
     picks.append((float(face_graph.mouth_opening(landmarks[1 + widest], np)), landmarks[1 + widest],
                   pick))
     num_frames, num_calls = num_frames + len(truth), num_calls + 1
