@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -50,12 +51,43 @@ def test_recolouring_takes_skin_to_skin_and_keeps_greys_grey():
   exemplar = mi.default_exemplar()
   skin = mi.skin_colour(exemplar.image, exemplar.landmarks_px)
   tanned = np.array([150.0, 100.0, 70.0], np.float32)
-  np.testing.assert_allclose(mi._recoloured(skin[None, None].astype(np.uint8), skin, tanned)[0, 0],
-                             tanned * (np.round(skin) @ LUMA) / (skin @ LUMA), atol=2.0)
-  grey = mi._recoloured(exemplar.image, skin, np.array([140.0, 140.0, 140.0], np.float32))
+  to_tanned = mi._luma_ratio(skin, tanned)
+  np.testing.assert_allclose(
+      mi._recoloured(skin[None, None].astype(np.uint8), skin, tanned, to_tanned)[0, 0],
+      tanned * (np.round(skin) @ LUMA) / (skin @ LUMA), atol=2.0)
+  grey_skin = np.array([140.0, 140.0, 140.0], np.float32)
+  grey = mi._recoloured(exemplar.image, skin, grey_skin, mi._luma_ratio(skin, grey_skin))
   assert np.ptp(grey, axis=-1).max() < 0.5  # A black-and-white photo gets grey teeth, not blue.
-  same = mi._recoloured(exemplar.image, skin, skin)
+  same = mi._recoloured(exemplar.image, skin, skin, mi._luma_ratio(skin, skin))
   np.testing.assert_allclose(same, exemplar.image, atol=0.5)
+
+
+def test_teeth_follow_the_light_of_the_photo_but_only_half_its_skin_tone(demo):
+  """Darker light darkens skin, eye whites and teeth alike; darker skin does not darken teeth."""
+  _, aligned, landmarks = demo
+  crop = aligned.crop.astype(np.float32)
+  eyes = np.zeros(crop.shape[:2], np.uint8)
+  for eye in mi.EYE_LANDMARKS:
+    cv2.fillPoly(eyes, [np.round(landmarks[list(eye)]).astype(np.int32)], 1)
+  eyes = cv2.dilate(eyes, np.ones((3, 3), np.uint8))[..., None] > 0
+  dim_light = (0.6 * crop).astype(np.uint8)
+  dark_skin = np.where(eyes, crop, 0.6 * crop).astype(np.uint8)
+
+  def teeth(image):  # The luma of the brightest tenth of the drawn exemplar (its teeth).
+    return np.percentile(mi.interior(image, landmarks).image @ LUMA, 90)
+
+  own = teeth(aligned.crop)
+  assert mi.eye_white_luma(dim_light, landmarks) == pytest.approx(
+      0.6 * mi.eye_white_luma(aligned.crop, landmarks), rel=0.03)
+  assert teeth(dim_light) / own == pytest.approx(0.6, abs=0.03)
+  # The skin 0.6 as bright under the same light: the teeth sqrt(0.6) as bright, not 0.6.
+  assert teeth(dark_skin) / own == pytest.approx(np.sqrt(0.6), abs=0.03)
+
+
+def test_eyes_too_small_to_see_have_no_white():
+  landmarks = np.zeros((68, 2))
+  landmarks[36:48] = [30.0, 30.0]  # Closed to a point.
+  assert mi.eye_white_luma(np.full((64, 64, 3), 200, np.uint8), landmarks) is None
 
 
 def test_nothing_is_drawn_in_a_mouth_as_closed_as_the_photos_or_over_a_photos_own_teeth(demo):
@@ -129,6 +161,7 @@ def test_bad_exemplar_files_name_the_file(tmp_path):
       "short.json": json.dumps({"landmarks": points[:12]}),
       "outside.json": json.dumps({"landmarks": [[x + 500, y] for x, y in points]}),
       "closed.json": json.dumps({"landmarks": points[:12] + [points[12]] * 8}),
+      "whites.json": json.dumps({"landmarks": points, "eye_white_luma": -3}),
   }
   for name, text in cases.items():
     path = tmp_path / name

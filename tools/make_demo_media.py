@@ -19,7 +19,8 @@ Writes:
   mouth_interior.png, mouth_interior.json: the open mouth of `generate.mouth_interior`, frame
     `MOUTH_FRAME` of `video/grid_s4_hq/MOUTH_CLIP.mp4` (her upper teeth between the lips), cut to
     `MOUTH_MARGIN` x the mouth's width around the mouth (enough skin around it for
-    `mouth_interior.skin_colour`), with its 20 mouth landmarks (48-67, dlib) in the cut's pixels.
+    `mouth_interior.skin_colour`), with its 20 mouth landmarks (48-67, dlib) in the cut's pixels
+    and the luma of the frame's eye whites (`mouth_interior.eye_white_luma`).
 """
 
 import argparse
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 import soundfile
 
+from emotalk_jax.generate import mouth_interior
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
 from emotalk_jax.media import video_io
@@ -46,6 +48,7 @@ LEAD_S, TAIL_S, FADE_S = 0.15, 0.2, 0.01
 # "bin green in m eight soon", on "eight": among the widest openings of the first 8 clips (every 3rd
 # frame searched), the one whose teeth are brightest against the skin.
 MOUTH_CLIP, MOUTH_FRAME = "bgim8s", 27
+EYE_WHITE_CROP = 128  # px
 MOUTH_MARGIN = 0.9  # The cut reaches this far (x the mouth's width) from the mouth's centre.
 
 
@@ -66,13 +69,17 @@ def spoken_part(wave: np.ndarray, rate: int = audio.SAMPLE_RATE) -> np.ndarray:
 
 def mouth_exemplar(frame: np.ndarray) -> tuple[np.ndarray, dict]:
   """[H, W, 3] uint8 frame -> (the cut around its mouth, {'landmarks': [[x, y]] x 20 (48-67) in the
-  cut's pixels, 'source': ...})."""
-  mouth = face.face_landmarks(frame)[48:68].astype(np.float64)
+  cut's pixels, 'eye_white_luma': its eye whites' luma, 'source': ...})."""
+  landmarks = face.face_landmarks(frame)
+  mouth = landmarks[48:68].astype(np.float64)
+  # Measured as generation measures a photo's: on the face aligned at the networks' 128 px.
+  aligned = face.align_points(frame, landmarks, EYE_WHITE_CROP, border="replicate")
   centre, width = mouth.mean(0), float(np.ptp(mouth[:, 0]))
   x0, y0 = np.maximum(np.floor(centre - MOUTH_MARGIN * width).astype(int), 0)
   x1, y1 = np.ceil(centre + MOUTH_MARGIN * width).astype(int)
   cut = np.ascontiguousarray(frame[y0:y1, x0:x1])
   meta = {"landmarks": np.round(mouth - [x0, y0], 2).tolist(),
+          "eye_white_luma": round(mouth_interior.eye_white_luma(aligned.crop, aligned.landmarks), 2),
           "source": f"GRID s4, video/grid_s4_hq/{MOUTH_CLIP}.mp4, frame {MOUTH_FRAME}, "
                     f"x {x0}..{x1 - 1}, y {y0}..{y1 - 1}"}
   return cut, meta

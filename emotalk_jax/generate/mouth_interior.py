@@ -4,9 +4,9 @@ Most photos have closed lips, so nothing in them shows what an opening mouth rev
 paints it at its own 128 px from what its L1 training averages to: a soft light blob where teeth
 might be, on a pink smear. Here the inside comes from a real mouth instead (`Exemplar`: by default
 a frame of GRID speaker s4 with her upper teeth showing, `assets/mouth_interior.png`, CC BY 4.0),
-its colours taken to the photo's through the colour of the skin around each mouth
-(`skin_colour`, `_recoloured`), and at each output pixel between a frame's inner lips
-(`full_resolution.compose`):
+its colours taken to the photo's (`_recoloured`: hue from the colour of the skin around each
+mouth, `skin_colour`; brightness from the skin and the whites of the eyes, `eye_white_luma`), and
+at each output pixel between a frame's inner lips (`full_resolution.compose`):
 
 * in the mouth's frame (s along the line between the inner lips' corners, landmarks 60 and 64, 0 ..
   1; t across it in crop px, down positive) the upper and lower inner lips U(s) and D(s) are
@@ -55,6 +55,13 @@ MIDDLE_FADE = 2.0  # Exemplar px past its middle over which the drawing fades ou
 # The skin whose colour is matched: a ring around the outer lips, this far out (x their distance
 # from the mouth's centre).
 SKIN_RING = (1.25, 1.6)
+# The whites of the eyes: this percentile of the luma inside the eye's six landmarks (the iris, the
+# lids' edges and the lashes are darker).
+EYE_WHITE_PERCENTILE = 85
+EYE_LANDMARKS = (tuple(range(36, 42)), tuple(range(42, 48)))
+# RGB -> (Y, Cb, Cr), BT.601.
+_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                    [0.5, -0.418688, -0.081312]], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +114,17 @@ def skin_colour(image, landmarks_px) -> np.ndarray:
   return np.median(samples[luma >= np.median(luma)], axis=0).astype(np.float32)
 
 
+def eye_white_luma(image, landmarks_px) -> Optional[float]:
+  """The luma of the whites of the eyes of `image` [H, W, 3] uint8 (landmarks [68, 2] px): the
+  `EYE_WHITE_PERCENTILE` of both eyes' pixels, or None when the eyes cover fewer than 8 pixels
+  (closed, or too small to tell)."""
+  mask = np.zeros(np.shape(image)[:2], np.uint8)
+  for eye in EYE_LANDMARKS:
+    cv2.fillPoly(mask, [np.round(np.asarray(landmarks_px)[list(eye)]).astype(np.int32)], 1)
+  luma = np.asarray(image, np.float32)[mask > 0] @ _TO_YCC[0]
+  return float(np.percentile(luma, EYE_WHITE_PERCENTILE)) if luma.size >= 8 else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Exemplar:
   """A real open mouth.
@@ -114,25 +132,32 @@ class Exemplar:
   Attributes:
     image: [h, w, 3] uint8, the mouth and skin around it.
     landmarks_px: [68, 2] float64 px of `image` (only the mouth's, 48-67, are used).
+    eye_white_luma: the luma of the same face's eye whites (`eye_white_luma`), or None (unknown:
+      the teeth's brightness then follows the skin's alone).
   """
   image: np.ndarray
   landmarks_px: np.ndarray
+  eye_white_luma: Optional[float] = None
 
 
 def load_exemplar(image_path, landmarks_path) -> Exemplar:
   """An `Exemplar` from a photo of an open mouth and a JSON {'landmarks': [[x, y]] x 20, the mouth's
-  landmarks 48-67 in its px}.
+  landmarks 48-67 in its px, optionally 'eye_white_luma': the luma of that face's eye whites}.
 
   Raises:
-    InputError: a file is missing or unreadable, or the landmarks are not 20 points inside the
-      image.
+    InputError: a file is missing or unreadable, the landmarks are not 20 points inside the
+      image, or 'eye_white_luma' is not a positive number.
   """
   image = video_io.read_image(image_path)
   try:
-    points = np.asarray(json.loads(pathlib.Path(landmarks_path).read_text())["landmarks"],
-                        np.float64)
-  except (OSError, ValueError, KeyError, TypeError) as e:
+    meta = json.loads(pathlib.Path(landmarks_path).read_text())
+    points = np.asarray(meta["landmarks"], np.float64)
+    white = meta.get("eye_white_luma")
+    white = None if white is None else float(white)
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     raise InputError(landmarks_path, f"not a mouth landmarks file ({e})") from e
+  if white is not None and not 0.0 < white <= 255.0:
+    raise InputError(landmarks_path, f"'eye_white_luma' must be in (0, 255], got {white}")
   height, width = image.shape[:2]
   if (points.shape != (20, 2) or not np.isfinite(points).all() or points.min() < 0 or
       (points[:, 0] > width - 1).any() or (points[:, 1] > height - 1).any()):
@@ -143,7 +168,7 @@ def load_exemplar(image_path, landmarks_path) -> Exemplar:
   mouth = _mouth(landmarks)
   if mouth is None or mouth.opening() <= 0.0:
     raise InputError(landmarks_path, "the exemplar's mouth is not open")
-  return Exemplar(image, landmarks)
+  return Exemplar(image, landmarks, white)
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,22 +177,32 @@ def default_exemplar() -> Exemplar:
   return load_exemplar(bundled.MOUTH_EXEMPLAR, bundled.MOUTH_EXEMPLAR_LANDMARKS)
 
 
-# RGB -> (Y, Cb, Cr), BT.601.
-_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
-                    [0.5, -0.418688, -0.081312]], np.float32)
+def _luma_ratio(skin_from, skin_to, white_from=None, white_to=None) -> float:
+  """How much brighter the teeth of the face with skin `skin_to` [3] (eye whites' luma `white_to`)
+  are than those of the face with `skin_from` (`white_from`).
+
+  The skins' luma ratio carries the light but also the skin's own tone, which teeth do not share;
+  the eye whites, white like teeth, carry the light alone but are a few pixels of a small face.
+  Where both are known, the geometric mean of the two ratios, which of the three follows real
+  teeth best (docs/results.md#the-mouths-inside-drawn-from-a-real-mouth).
+  """
+  ratio = float(skin_to @ _TO_YCC[0]) / max(float(skin_from @ _TO_YCC[0]), 1.0)
+  if white_from and white_to:
+    ratio = float(np.sqrt(ratio * white_to / white_from))
+  return ratio
 
 
-def _recoloured(image, skin_from, skin_to) -> np.ndarray:
-  """[h, w, 3] float32: `image` [h, w, 3] uint8 with the colour `skin_from` [3] taken to `skin_to`
-  and everything else with it, but greys kept grey: luma is scaled by the skins' luma ratio, and
-  the chroma plane (Cb + i Cr) multiplied by the complex ratio of the skins' chromas (a rotation and
-  a scale; a black-and-white photo's skin makes the teeth grey, not blue)."""
+def _recoloured(image, skin_from, skin_to, luma_ratio: float) -> np.ndarray:
+  """[h, w, 3] float32: `image` [h, w, 3] uint8 with the hue of skin `skin_from` [3] taken to that
+  of `skin_to`, and everything else with it, but greys kept grey: the chroma plane (Cb + i Cr) is
+  multiplied by the complex ratio of the skins' chromas (a rotation and a scale; a black-and-white
+  photo's skin makes the teeth grey, not blue), and luma by `luma_ratio` (`_luma_ratio`)."""
   ycc = np.asarray(image, np.float32) @ _TO_YCC.T
-  y_from, *c_from = skin_from @ _TO_YCC.T
-  y_to, *c_to = skin_to @ _TO_YCC.T
+  c_from = (skin_from @ _TO_YCC.T)[1:]
+  c_to = (skin_to @ _TO_YCC.T)[1:]
   ratio = complex(*c_to) / complex(*c_from) if abs(complex(*c_from)) > 1.0 else 0.0
   chroma = (ycc[..., 1] + 1j * ycc[..., 2]) * ratio
-  ycc = np.stack([ycc[..., 0] * y_to / max(y_from, 1.0), chroma.real, chroma.imag], axis=-1)
+  ycc = np.stack([ycc[..., 0] * luma_ratio, chroma.real, chroma.imag], axis=-1)
   return np.clip(ycc @ np.linalg.inv(_TO_YCC).T, 0.0, 255.0).astype(np.float32)
 
 
@@ -176,8 +211,7 @@ class Interior:
   """A photo's mouth interior: the exemplar in the photo's colours.
 
   Attributes:
-    image: [h, w, 3] float32, the exemplar's pixels in the photo's colours (`_recoloured`: its
-      skin takes the photo's skin colour).
+    image: [h, w, 3] float32, the exemplar's pixels in the photo's colours (`_recoloured`).
     mouth: the exemplar's `_Mouth`.
     photo_opening: the photo's own mouth opening (largest D - U, x the mouth's width).
   """
@@ -195,8 +229,11 @@ def interior(crop, landmarks_px, exemplar: Optional[Exemplar] = None) -> Interio
     exemplar: the open mouth drawn from (default: `default_exemplar()`).
   """
   exemplar = exemplar or default_exemplar()
-  image = _recoloured(exemplar.image, skin_colour(exemplar.image, exemplar.landmarks_px),
-                      skin_colour(crop, landmarks_px))
+  skin_from = skin_colour(exemplar.image, exemplar.landmarks_px)
+  skin_to = skin_colour(crop, landmarks_px)
+  luma_ratio = _luma_ratio(skin_from, skin_to, exemplar.eye_white_luma,
+                           eye_white_luma(crop, landmarks_px))
+  image = _recoloured(exemplar.image, skin_from, skin_to, luma_ratio)
   photo = _mouth(landmarks_px)
   return Interior(image, _mouth(exemplar.landmarks_px),
                   0.0 if photo is None else max(photo.opening(), 0.0))
