@@ -15,8 +15,9 @@ at each output pixel between a frame's inner lips (`full_resolution.compose`):
 * the upper teeth hang from the upper lip and the lower ones stand on the lower lip: a pixel d
   below U in the upper half of the gap reads the exemplar d x k below its upper lip (k: the ratio
   of the two mouths' widths), at most down to the middle of the exemplar's gap, and the lower half
-  likewise up from the lower lip. A mouth open less than the exemplar hides the middle of the
-  exemplar's (the teeth's edges go behind the lips); in one open wider, the drawing stops at the
+  likewise up from the lower lip, the two cross-fading over the middle `SEAM_BLEND` of the gap. A
+  mouth open less than the exemplar hides the middle of the exemplar's (the teeth's edges go
+  behind the lips); in one open wider, the drawing stops at the
   exemplar's middle and stage 2's own paint shows between the rows of teeth (the dark of the
   mouth and the tongue, which it paints well: it is the teeth that it blurs);
 * it is blended in by how much further the mouth is open than the photo's (`RAMP`), so a frame
@@ -52,6 +53,7 @@ RAMP = 0.08
 PHOTO_OPEN = 0.1
 FEATHER_PX = 0.75  # Crop px inside the lips' edges over which the drawn inside fades in.
 MIDDLE_FADE = 2.0  # Exemplar px past its middle over which the drawing fades out.
+SEAM_BLEND = 0.5  # The share of the gap, around its middle, over which the two halves cross-fade.
 # The skin whose colour is matched: a ring around the outer lips, this far out (x their distance
 # from the mouth's centre).
 SKIN_RING = (1.25, 1.6)
@@ -279,26 +281,36 @@ def draw(points, opening: Optional[Opening], to_points: Optional[Callable] = Non
   s, t = mouth.local(region)
   upper, lower = mouth.lips(s)
   below_upper, above_lower = t - upper, lower - t
-  # The same place in the exemplar, from its nearer lip (see the module docstring).
+  # The same place in the exemplar, from each lip (see the module docstring).
   ex = inside.mouth
   ex_upper, ex_lower = ex.lips(s)
   half = np.maximum(ex_lower - ex_upper, 0.0) / 2.0
   k = ex.width / mouth.width
-  from_upper = below_upper <= above_lower
-  depth = np.maximum(np.where(from_upper, below_upper, above_lower), 0.0) * k  # Exemplar px.
-  reach = np.minimum(depth, half)
-  ex_t = np.where(from_upper, ex_upper + reach, ex_lower - reach)
-  at = ex.point(s, ex_t)
+  from_upper = np.maximum(below_upper, 0.0) * k  # Exemplar px from each lip.
+  from_lower = np.maximum(above_lower, 0.0) * k
+  at_upper = ex.point(s, ex_upper + np.minimum(from_upper, half))
+  at_lower = ex.point(s, ex_lower - np.minimum(from_lower, half))
   image = inside.image
   # Exemplar px per output px: above 1 the exemplar is read from a copy shrunk to match (an
   # exemplar read sparsely aliases its teeth and their gaps into dots).
   shrink = k * float(np.linalg.norm(region[0, min(1, region.shape[1] - 1)] - region[0, 0]))
+  scale = 1.0
   if shrink > 1.0:
     image = cv2.resize(image, None, fx=1.0 / shrink, fy=1.0 / shrink, interpolation=cv2.INTER_AREA)
-    at = (at + 0.5) * (image.shape[1] / inside.image.shape[1]) - 0.5
-  at = at.astype(np.float32)
-  colour = cv2.remap(image, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
+    scale = image.shape[1] / inside.image.shape[1]
+
+  def read(at):
+    at = ((at + 0.5) * scale - 0.5).astype(np.float32)
+    return cv2.remap(image, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
+
+  # The two halves cross-fade over SEAM_BLEND of the gap around its middle: where they met in a
+  # line, a large face showed the seam (the exemplar's shadowed tooth tops above its bright edges).
+  gap = np.maximum(below_upper + above_lower, 1e-6)
+  lower_share = np.clip((below_upper - above_lower) / (SEAM_BLEND * gap) + 0.5, 0.0, 1.0)
+  colour = read(at_upper)
+  colour += lower_share[..., None] * (read(at_lower) - colour)
+  depth = np.minimum(from_upper, from_lower)  # From the nearer lip.
   weight = np.clip(np.minimum(below_upper, above_lower) / FEATHER_PX, 0.0, 1.0)
   # Past the exemplar's middle, stage 2's paint (faded over MIDDLE_FADE exemplar px).
   weight *= np.clip(1.0 - (depth - half) / MIDDLE_FADE, 0.0, 1.0)
