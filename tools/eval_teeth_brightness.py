@@ -2,7 +2,7 @@
 
 Usage (from the repository root; ../shared/data beside it):
 
-  python tools/eval_teeth_brightness.py [--clips-per-folder 6] [--json OUT.json]
+  python tools/eval_teeth_brightness.py [--clips-per-folder 6] > teeth.json
 
 The drawn mouth (`generate.mouth_interior`) scales the exemplar's teeth by how much brighter the
 photo is than the exemplar's face. For clips of real speech (GRID s1, s4, s26, s31 and LRS crops):
@@ -65,7 +65,6 @@ def measure(clip: pathlib.Path):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--clips-per-folder", type=int, default=6)
-  parser.add_argument("--json", default=None)
   args = parser.parse_args()
   rows = {}
   for folder in FOLDERS:
@@ -84,10 +83,7 @@ def main():
       },
       "per_clip (opening, teeth, skin, eye whites)": rows,
   }
-  text = json.dumps(result, indent=1)
-  if args.json:
-    pathlib.Path(args.json).write_text(text)
-  print(text)
+  print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
