@@ -78,8 +78,9 @@ def mouth_exemplar(frame: np.ndarray) -> tuple[np.ndarray, dict]:
   x0, y0 = np.maximum(np.floor(centre - MOUTH_MARGIN * width).astype(int), 0)
   x1, y1 = np.ceil(centre + MOUTH_MARGIN * width).astype(int)
   cut = np.ascontiguousarray(frame[y0:y1, x0:x1])
+  white = mouth_interior.eye_white_luma(aligned.crop, aligned.landmarks)
   meta = {"landmarks": np.round(mouth - [x0, y0], 2).tolist(),
-          "eye_white_luma": round(mouth_interior.eye_white_luma(aligned.crop, aligned.landmarks), 2),
+          "eye_white_luma": round(white, 2),
           "source": f"GRID s4, video/grid_s4_hq/{MOUTH_CLIP}.mp4, frame {MOUTH_FRAME}, "
                     f"x {x0}..{x1 - 1}, y {y0}..{y1 - 1}"}
   return cut, meta
