@@ -9,7 +9,8 @@ run: seconds to the first rendered frame, frames/s end to end, peak RSS and the 
 * `first_frame`: 10 s of speech at the smallest size, with an empty compilation cache (cold, a
   first run on a new machine) and again with the cache that run filled (warm, every later run).
 * `speed`: each size and length of speech, warm (a 2 s run per size fills the cache first).
-* `memory`: peak RSS against the length of speech at the smallest size (from `speed`).
+* `memory`: peak RSS against the length of speech at the smallest size (from `speed`; the median
+  over `repeats` runs).
 
 The photo is the bundled 512x512 astronaut, pasted back at its own resolution, its face searched
 in a process of its own from the first line on, as `emotalk generate` does (that process's peak
@@ -100,7 +101,7 @@ def _run(size: int, seconds: float, batch: int, work: str, cache_dir: str) -> di
 
 
 def generate_benchmark(sizes=(128, 256), lengths=(10.0, 60.0, 300.0), batch: int = 8,
-                       lengths_by_size=None, progress: bool = True) -> dict:
+                       lengths_by_size=None, repeats: int = 1, progress: bool = True) -> dict:
   """Runs the benchmark (module docstring) and returns its figures.
 
   Args:
@@ -110,6 +111,9 @@ def generate_benchmark(sizes=(128, 256), lengths=(10.0, 60.0, 300.0), batch: int
       accelerator).
     lengths_by_size: {size: lengths} overriding `lengths` for some sizes (e.g. fewer at 256 on a
       CPU).
+    repeats: runs per size and length (the warm 10 s run is the first at the smallest size); each
+      reports its run of median fps, and the median peak memory, with every run's figures beside
+      them (peak memory varies from run to run with how glibc's heap fragments).
     progress: a line on stderr per run.
   """
   lengths_by_size = lengths_by_size or {}
@@ -132,24 +136,35 @@ def generate_benchmark(sizes=(128, 256), lengths=(10.0, 60.0, 300.0), batch: int
         _run(size, PRIMING_SECONDS, batch, work, cache)
       runs = {}
       for seconds in lengths_by_size.get(size, lengths):
-        if size == smallest and seconds == 10.0:
-          runs["10s"] = warm
-          continue
-        log(f"{size} px, {seconds:g} s of speech")
-        runs[f"{seconds:g}s"] = _run(size, seconds, batch, work, cache)
+        done = [warm] if size == smallest and seconds == 10.0 else []
+        for k in range(len(done), repeats):
+          log(f"{size} px, {seconds:g} s of speech" + (f", run {k + 1}" if repeats > 1 else ""))
+          done.append(_run(size, seconds, batch, work, cache))
+        runs[f"{seconds:g}s"] = done
       speed[str(size)] = runs
   by_length = speed[str(smallest)]
   return {
       "render_batch": batch,
+      "repeats": repeats,
       "first_frame": {"cold_cache": _brief(cold), "warm_cache": _brief(warm)},
-      "speed": {size: {length: _brief(run) | {"seconds_by_stage": run["seconds_by_stage"]}
-                       for length, run in runs.items()} for size, runs in speed.items()},
-      "memory": {length: {"peak_rss_mb": run["peak_rss_mb"], "frames": run["frames"],
-                          "face_search_peak_rss_mb": run["face_search_peak_rss_mb"]}
-                 for length, run in by_length.items()},
+      "speed": {size: {length: _median_run(done) for length, done in runs.items()}
+                for size, runs in speed.items()},
+      "memory": {length: {"peak_rss_mb": float(np.median([r["peak_rss_mb"] for r in done])),
+                          "peak_rss_mb_runs": [r["peak_rss_mb"] for r in done],
+                          "frames": done[0]["frames"],
+                          "face_search_peak_rss_mb": max(r["face_search_peak_rss_mb"]
+                                                         for r in done)}
+                 for length, done in by_length.items()},
       "machine": {"device": warm["device"], "cpus": len(os.sched_getaffinity(0)),
                   "processor": platform.processor() or platform.machine()},
   }
+
+
+def _median_run(runs: list) -> dict:
+  """The run of median fps (the lower middle one of an even count), with every run's fps."""
+  run = sorted(runs, key=lambda r: r["fps"])[(len(runs) - 1) // 2]
+  return _brief(run) | {"seconds_by_stage": run["seconds_by_stage"],
+                        "fps_runs": [r["fps"] for r in runs]}
 
 
 def _brief(run: dict) -> dict:

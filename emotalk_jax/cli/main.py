@@ -81,7 +81,7 @@ def cmd_bench(args) -> dict:
   (stage-1 training steps/s and examples/s, and frames/s of the network alone on 60 s), `texture`
   (stage-2 steps/s and frames/s), `generate` (each run a fresh process: seconds to the first frame
   with a cold and a warm compilation cache, end-to-end frames/s at 128 and 256 for 10/60/300 s of
-  speech, peak memory, seconds by stage; --sizes, --lengths, --batch; see
+  speech, peak memory, seconds by stage; --sizes, --lengths, --batch, --repeats; see
   emotalk_jax/bench/generate.py),
   `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech),
   `sharpness` (generated face vs photo: variance of the Laplacian and CPBD over the face, 8 photos;
@@ -116,8 +116,10 @@ def cmd_bench(args) -> dict:
     sizes = _numbers("--sizes", args.sizes or "128,256", int)
     lengths = _numbers("--lengths", args.lengths or "10,60,300", float)
     # On a CPU a 256 network renders a few frames/s: 300 s of speech would take most of an hour.
+    if args.repeats < 1:
+      raise errors.InputError("--repeats", f"must be at least 1 run, got {args.repeats}")
     return bench_generate.generate_benchmark(
-        sizes, lengths, batch=args.batch or 8, progress=not args.quiet,
+        sizes, lengths, batch=args.batch or 8, progress=not args.quiet, repeats=args.repeats,
         lengths_by_size=None if args.lengths else {256: (10.0, 60.0)})
   if args.what == "speech":
     from emotalk_jax.bench import speech  # pylint: disable=g-import-not-at-top
@@ -377,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
   speed.add_argument("--batch", type=int,
                      help="generate: frames per stage-2 call (default 8; more for throughput on "
                      "an accelerator); texture: one more inference batch size")
+  speed.add_argument("--repeats", type=int, default=1,
+                     help="generate: runs per size and length, reported by their median (default "
+                     "1)")
   judge = p.add_argument_group("emotion-judge")
   judge.add_argument("--photos", nargs="+",
                      help="face photos (default: the 8 of emotion_judge.DEFAULT_PHOTOS in "
