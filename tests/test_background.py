@@ -1,5 +1,5 @@
 """generate.background: a thread that produces ahead, in order, with errors raised in place; the
-process's malloc arenas capped."""
+process's malloc arenas capped; glibc's heap measured."""
 
 import platform
 import sys
@@ -150,7 +150,25 @@ def test_the_turn_lock_is_held_by_one_thread_at_a_time():
   assert most == [1]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt is glibc's")
+_GLIBC = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="mallopt and mallinfo2 are glibc's")
+
+
+@_GLIBC
+def test_the_heap_counts_what_is_allocated_and_the_holes_freeing_leaves():
+  before = background.heap_mb()
+  # 64 MB in 48 KB blocks: below glibc's mmap threshold, so from the heap.
+  blocks = [bytearray(48 << 10) for _ in range(1365)]
+  held = background.heap_mb()
+  del blocks[::2]  # Holes: the heap cannot shrink around them.
+  holed = background.heap_mb()
+  assert held["in_use"] - before["in_use"] > 60
+  assert held["in_use"] - holed["in_use"] > 28 and holed["free"] - held["free"] > 28
+  assert holed["mapped"] == held["mapped"]
+  del blocks
+
+
+@_GLIBC
 def test_malloc_arenas_are_capped_on_glibc():
   assert background.fewer_malloc_arenas(2)

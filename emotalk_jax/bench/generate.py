@@ -10,7 +10,8 @@ run: seconds to the first rendered frame, frames/s end to end, peak RSS and the 
   first run on a new machine) and again with the cache that run filled (warm, every later run).
 * `speed`: each size and length of speech, warm (a 2 s run per size fills the cache first).
 * `memory`: peak RSS against the length of speech at the smallest size (from `speed`; the median
-  over `repeats` runs).
+  over `repeats` runs), and each run's glibc heap at its end (`background.heap_mb`: in use, free
+  inside the heap, mapped; None elsewhere).
 
 The photo is the bundled 512x512 astronaut, pasted back at its own resolution, its face searched
 in a process of its own from the first line on, as `emotalk generate` does (that process's peak
@@ -65,6 +66,7 @@ summary = generate.generate(bundled.ASTRONAUT_PHOTO, wav, "happy:0.8", work / "o
                             checkpoint=ckpt, render_batch=batch, progress=False,
                             face_search=search)
 done = time.perf_counter()
+from emotalk_jax.generate import background
 import jax
 device = jax.devices()[0]
 print("RESULT " + json.dumps({
@@ -77,6 +79,7 @@ print("RESULT " + json.dumps({
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     "face_search_peak_rss_mb": round(
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    "heap_mb_at_end": background.heap_mb(),
     "seconds_by_stage": summary["seconds_by_stage"],
     "device": f"{device.platform}: {device.device_kind}"}))
 """
@@ -151,6 +154,7 @@ def generate_benchmark(sizes=(128, 256), lengths=(10.0, 60.0, 300.0), batch: int
                 for size, runs in speed.items()},
       "memory": {length: {"peak_rss_mb": float(np.median([r["peak_rss_mb"] for r in done])),
                           "peak_rss_mb_runs": [r["peak_rss_mb"] for r in done],
+                          "heap_mb_at_end_runs": [r["heap_mb_at_end"] for r in done],
                           "frames": done[0]["frames"],
                           "face_search_peak_rss_mb": max(r["face_search_peak_rss_mb"]
                                                          for r in done)}

@@ -13,7 +13,7 @@ import itertools
 import queue
 import threading
 import time
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -37,6 +37,31 @@ def fewer_malloc_arenas(count: int = 2) -> bool:
   except OSError:
     return False
   return bool(libc.mallopt(_M_ARENA_MAX, int(count)))
+
+
+class _MallInfo2(ctypes.Structure):
+  """glibc's `struct mallinfo2` (malloc.h, glibc >= 2.33), in its order; sizes in bytes."""
+  _fields_ = [(name, ctypes.c_size_t) for name in (
+      "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+      "keepcost")]
+
+
+def heap_mb() -> Optional[dict]:
+  """glibc's heap now, in MB, all arenas: 'in_use' (allocated), 'free' (free space inside the
+  heap: resident where it was touched, until reused or trimmed) and 'mapped' (blocks mapped on
+  their own, above the mmap threshold). None without glibc's `mallinfo2`.
+
+  Free space is how fragmentation shows: generation's peak memory differs between short and long
+  clips by it, not by what is in use (docs/results.md#generation-speed-and-memory).
+  """
+  try:
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+  except (OSError, AttributeError):
+    return None
+  mallinfo2.restype = _MallInfo2
+  info = mallinfo2()
+  return {"in_use": round(info.uordblks / 2**20, 1), "free": round(info.fordblks / 2**20, 1),
+          "mapped": round(info.hblkhd / 2**20, 1)}
 
 
 class TurnLock:
