@@ -165,7 +165,6 @@ def test_the_heap_counts_what_is_allocated_and_the_holes_freeing_leaves():
   holed = background.heap_mb()
   assert held["in_use"] - before["in_use"] > 60
   assert held["in_use"] - holed["in_use"] > 28 and holed["free"] - held["free"] > 28
-  assert holed["mapped"] == held["mapped"]
   del blocks
 
 
