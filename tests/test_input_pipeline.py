@@ -304,7 +304,8 @@ _EIGHT_DEVICES = textwrap.dedent("""
 @pytest.mark.slow
 def test_global_batch_sharded_over_eight_simulated_devices(pipeline_dataset):
   builder, _ = pipeline_dataset
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
+  devices = "--xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} {devices}", JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
   proc = subprocess.run([sys.executable, "-c", _EIGHT_DEVICES, builder.data_dir, str(K)], env=env,
                         capture_output=True, text=True, timeout=300, check=False)
@@ -365,7 +366,8 @@ def test_two_processes_of_four_devices(pipeline_dataset):
   """Real multi-process JAX on CPU (gloo): per-process splits -> one global batch over 8 devices,
   one state for both processes, exact resumption on each."""
   builder, _ = pipeline_dataset
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+  devices = "--xla_force_host_platform_device_count=4"
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} {devices}", JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
   port = str(_free_port())
   procs = [

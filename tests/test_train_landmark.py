@@ -206,7 +206,8 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
                                     jax.random.PRNGKey(0),
                                     num_frames=config.window)
   checkpoints.save_params_npz(init, tmp_path / "init.npz")  # Initialised once, here.
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  devices = "--xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} {devices}", JAX_PLATFORMS="cpu")
   proc = subprocess.Popen([sys.executable, "-c", script],
                           env=env,
                           cwd=REPO_ROOT,

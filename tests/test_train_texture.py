@@ -149,13 +149,18 @@ def test_cli_train_texture_and_load_generator(dataset_dir, reference_run, tmp_pa
 
 
 @pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
-def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
-  """init_from takes another run's params; with another emotion_dim only init_from_partial can, and
-  then the reshaped emotion layers start fresh while everything else is the reference's. Learning
-  rates of 0 keep the params where the warm start put them; the landmark, mouth, decoder-frame,
-  correction and occlusion terms are on, and the logged generator loss is their weighted sum with
-  the others."""
+def test_warm_start_strict_partial_and_from_an_exported_generator(dataset_dir, reference_run,
+                                                                  tmp_path):
+  """init_from takes another run's workdir or its exported generator .npz (the shipped sample
+  checkpoint's form); with another emotion_dim only init_from_partial can, and then the reshaped
+  emotion layers start fresh while everything else is the reference's; a missing file is named.
+  Learning rates of 0 keep the params where the warm start put them; the landmark, mouth,
+  decoder-frame, correction and occlusion terms are on, and the logged generator loss is their
+  weighted sum with the others."""
   ref_dir, _ = reference_run
+  npz = pathlib.Path(
+      stages.get("texture").export_run(ref_dir, tmp_path / "generator.npz",
+                                       checkpoint="latest")["output"])
   changed = dict(init_from=str(ref_dir),
                  num_train_steps=2,
                  learning_rate=0.0,
@@ -167,9 +172,14 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
                  correction_weight=0.5)
   config = _config(dataset_dir, **changed)
   config.model.emotion_dim = 6
-  with pytest.raises(ValueError, match=r"init_from params of .* do not fit the model .*emotion"):
-    train_texture.train_and_evaluate(config, tmp_path / "strict")
-  config.init_from_partial = True
+  for source in (ref_dir, npz):
+    config.init_from = str(source)
+    with pytest.raises(ValueError, match=r"init_from params of .* do not fit the model .*emotion"):
+      train_texture.train_and_evaluate(config, tmp_path / "strict" / source.name)
+  config.init_from = str(tmp_path / "missing.npz")
+  with pytest.raises(FileNotFoundError, match="missing.npz"):
+    train_texture.train_and_evaluate(config, tmp_path / "run_missing")
+  config.init_from, config.init_from_partial = str(npz), True
   summary = train_texture.train_and_evaluate(config, tmp_path / "partial")
   assert np.isfinite(summary["train/landmark_l1"]) and summary["train/occlusion"] > 0
   assert summary["train/mouth_l1"] > 0
@@ -178,32 +188,11 @@ def test_warm_start_strict_and_partial(dataset_dir, reference_run, tmp_path):
   assert weights["rgb_l1"] == 0.5 and weights["perceptual"] == 0.0
   assert summary["train/generator_loss"] == pytest.approx(
       sum(float(w * summary[f"train/{name}"]) for name, w in weights.items() if w > 0), rel=1e-4)
-  ref, new = _params(ref_dir, 4)["generator"], _params(tmp_path / "partial", 2)["generator"]
+  ref, new = checkpoints.load_params_npz(npz), _params(tmp_path / "partial", 2)["generator"]
   _assert_trees_close(new["motion"], ref["motion"])
   _assert_trees_close(new["decoder"], ref["decoder"])
   assert new["emotion"]["Dense_1"]["kernel"].shape == (
       6, 6) != ref["emotion"]["Dense_1"]["kernel"].shape
-
-
-@pytest.mark.slow  # Compiles another texture model variant: minutes on 2 CPU cores.
-def test_warm_start_from_exported_generator(dataset_dir, reference_run, tmp_path):
-  """init_from also takes an exported generator .npz (the shipped sample checkpoint's form): the
-  generator
-  starts from it, the discriminator fresh; a missing file is named."""
-  ref_dir, _ = reference_run
-  npz = pathlib.Path(
-      stages.get("texture").export_run(ref_dir, tmp_path / "generator.npz",
-                                       checkpoint="latest")["output"])
-  config = _config(dataset_dir,
-                   init_from=str(npz),
-                   num_train_steps=2,
-                   learning_rate=0.0,
-                   disc_learning_rate=0.0)
-  train_texture.train_and_evaluate(config, tmp_path / "run")
-  _assert_trees_close(_params(tmp_path / "run", 2)["generator"], checkpoints.load_params_npz(npz))
-  config.init_from = str(tmp_path / "missing.npz")
-  with pytest.raises(FileNotFoundError, match="missing.npz"):
-    train_texture.train_and_evaluate(config, tmp_path / "run_missing")
 
 
 @pytest.mark.parametrize("name",
@@ -280,7 +269,8 @@ def test_one_step_same_on_1_and_8_devices(dataset_dir, tmp_path):
     init["generator"]["motion"][f"head{level}"]["bias"] += np.array([0.013, -0.011, 0.0],
                                                                     np.float32)
   checkpoints.save_params_npz(init, tmp_path / "init.npz")
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  devices = "--xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} {devices}", JAX_PLATFORMS="cpu")
   proc = subprocess.Popen([sys.executable, "-c", script],
                           env=env,
                           cwd=REPO_ROOT,
