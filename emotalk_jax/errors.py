@@ -1,4 +1,4 @@
-"""The one exception type for bad user input.
+"""The exception type for bad user input (and its one special case).
 
 Every check on a user-supplied file raises `InputError(path, problem)`; the CLI prints
 `emotalk: error: <path>: <problem>` and exits with status 2, without a traceback.
@@ -17,3 +17,8 @@ class InputError(ValueError):
     self.path = str(path)
     self.problem = problem
     super().__init__(f"{self.path}: {problem}")
+
+
+class NoFaceError(InputError):
+  """An image or video in which no face was found: bad input for most commands, a result for
+  those that judge generated videos (a face the generator distorted past recognition)."""

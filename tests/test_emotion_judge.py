@@ -1,11 +1,14 @@
 """The emotion judge: its confusion-matrix arithmetic (also on the classifier's real readings), a
-small real end-to-end run, and `emotalk bench emotion-judge`'s arguments."""
+small real end-to-end run, a video in which no face is found (counted wrong, the run goes on), and
+`emotalk bench emotion-judge`'s arguments."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from emotalk_jax import bundled
 from emotalk_jax.bench import emotion_judge
 from emotalk_jax import emotions
 from emotalk_jax.cli import main as cli
@@ -109,6 +112,30 @@ def test_end_to_end_one_photo_two_emotions(shared_data, tmp_path, capsys):
   assert json.loads((tmp_path / "emotion_judge.json").read_text()) == result
   err = capsys.readouterr().err
   assert "video 1 of 2" in err and "video 2 of 2" in err
+
+
+@pytest.mark.slow  # Over 10 s on 2 CPU cores: a video generated and judged.
+def test_a_video_without_a_face_counts_as_wrong_and_the_run_goes_on(shared_data, tmp_path):
+  """Emotion geometry at 10x its real strength distorts the face past dlib's detector: the judge
+  records that video as 'no face' (wrong), not as an error that loses the other videos."""
+  _need_fer()
+  shipped = bundled.CHECKPOINTS_DIR
+  checkpoint = tmp_path / "ten_times"
+  checkpoint.mkdir()
+  with np.load(shipped / "landmark.npz") as npz:
+    params = dict(npz)
+  params["emotion_basis"] = params["emotion_basis"] * 10
+  np.savez(checkpoint / "landmark.npz", **params)
+  for name in ("landmark.json", "texture.npz", "texture.json"):
+    shutil.copy(shipped / name, checkpoint / name)
+  photo = shared_data / emotion_judge.DEFAULT_PHOTOS[0]
+  result = emotion_judge.judge([photo], None, ("happy",), out_dir=tmp_path / "out",
+                               checkpoint=checkpoint, progress=False)
+  [video] = result["videos"]
+  assert video["judged"] is None and not video["correct"] and video["frames_without_face"] == 83
+  assert result["confusion"]["columns"][-1] == emotion_judge.NO_FACE
+  assert result["confusion"]["matrix"][0][-1] == 1 and result["accuracy"] == 0.0
+  assert (tmp_path / "out" / "contact_sheet.png").is_file()
 
 
 def test_cli_arguments(tmp_path, monkeypatch, capsys):

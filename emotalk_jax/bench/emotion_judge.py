@@ -31,6 +31,7 @@ import numpy as np
 from emotalk_jax import bundled
 from emotalk_jax import emotions
 from emotalk_jax.errors import InputError
+from emotalk_jax.errors import NoFaceError
 from emotalk_jax.evaluate import expression
 from emotalk_jax.evaluate import harness
 from emotalk_jax.generate import pipeline
@@ -205,7 +206,8 @@ def judge(photos=None,
     progress: one line per video on stderr.
 
   Returns:
-    {'videos': per video {'photo', 'asked' (text), 'asked_label', 'judged', 'correct',
+    {'videos': per video {'photo', 'asked' (text), 'asked_label', 'judged' (None: no face in any
+    frame, counted wrong), 'correct',
     'probabilities', 'frames', 'frames_without_face', 'frame_accuracy', 'video'}, 'confusion'
     (`confusion_matrix`), 'accuracy', 'recall', 'photos', 'speech', 'emotions', 'intensity',
     'checkpoint', 'finetune_steps', 'classifier', 'harness_version', 'outputs' (the PNG and JSON
@@ -251,7 +253,12 @@ def judge(photos=None,
                                 seed=seed, progress=False)
     t1 = time.perf_counter()
     video = video_io.read_video(job.out, fps=harness.FPS, with_audio=False)
-    reading, crop = judge_frames(video.frames, job.emotion, str(job.out), emotion_model)
+    try:
+      reading, crop = judge_frames(video.frames, job.emotion, str(job.out), emotion_model)
+    except NoFaceError:  # The generator distorted the face past recognition: a wrong answer.
+      reading = {"predicted": None, "probabilities": None, "frames_without_face": len(video.frames),
+                 "frame_accuracy": 0.0}
+      crop = video.frames[len(video.frames) // 2]
     crops[(_display_name(job.photo), job.label)] = crop
     row = {
         "photo": _display_name(job.photo),
@@ -269,7 +276,7 @@ def judge(photos=None,
     }
     rows.append(row)
     _log(f"video {i} of {len(jobs)}: {row['photo']} asked {job.label} -> judged "
-         f"{row['judged']} ({row['generate_seconds']:.0f} s generating, "
+         f"{row['judged'] or NO_FACE} ({row['generate_seconds']:.0f} s generating, "
          f"{row['judge_seconds']:.0f} s judging)", progress)
 
   classifier = expression.load_classifier(
@@ -397,7 +404,7 @@ def contact_sheet(path, photos, labels, crops: dict, rows: list, tile: int = 192
       if crop is None:
         continue
       ax.imshow(crop)
-      got = judged[(photo, label)]
+      got = judged[(photo, label)] or NO_FACE
       ax.set_title(f"{label}->{got}", fontsize=9, color="green" if got == label else "red")
       if e == 0:
         ax.set_ylabel(pathlib.PurePath(photo).stem, fontsize=9)

@@ -265,10 +265,10 @@ def search_faces(image,
 
 
 def find_faces(image, source="<image>", detector: FaceDetector | None = None) -> list[Box]:
-  """`search_faces`, raising InputError (naming `source`) when there is no face."""
+  """`search_faces`, raising NoFaceError (an InputError naming `source`) when there is no face."""
   boxes = search_faces(image, detector)
   if not boxes:
-    raise errors.InputError(
+    raise errors.NoFaceError(
         source, "no face found (faces must be roughly frontal and at least ~1/16 of the "
         "image's longest side)")
   return boxes

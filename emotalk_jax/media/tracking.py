@@ -201,7 +201,7 @@ def track_landmarks(frames,
     found.append(result is not None)
   found = np.array(found, bool)
   if not found.any():
-    raise errors.InputError(source, f"no face found in any of its {len(found)} frames")
+    raise errors.NoFaceError(source, f"no face found in any of its {len(found)} frames")
   landmarks = _fill(np.stack(shapes).astype(np.float32), found)
   return Track(landmarks=landmarks, detected=found, num_filled=int((~found).sum()),
                num_detections=num_detections, source=str(source))
