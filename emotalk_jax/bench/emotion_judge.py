@@ -208,9 +208,9 @@ def judge(photos=None,
   Returns:
     {'videos': per video {'photo', 'asked' (text), 'asked_label', 'judged' (None: no face in any
     frame, counted wrong), 'correct', 'probabilities', 'frames', 'frames_without_face',
-    'frame_accuracy', 'video'}, 'confusion' (`confusion_matrix`), 'accuracy', 'recall', 'photos', 'speech', 'emotions', 'intensity',
-    'checkpoint', 'finetune_steps', 'classifier', 'harness_version', 'outputs' (the PNG and JSON
-    paths), 'wall_seconds'}.
+    'frame_accuracy', 'video'}, 'confusion' (`confusion_matrix`), 'accuracy', 'recall', 'photos',
+    'speech', 'emotions', 'intensity', 'checkpoint', 'finetune_steps', 'classifier',
+    'harness_version', 'outputs' (the PNG and JSON paths), 'wall_seconds'}.
 
   Raises:
     InputError: a missing photo or speech file (or missing shared data for the defaults), an
