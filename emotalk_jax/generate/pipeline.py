@@ -31,6 +31,7 @@ only as long as stage 1 needs them; what memory grows with is the two landmark t
 second of speech).
 """
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -83,6 +84,16 @@ RENDER_BATCH = 8       # Frames per stage-2 call.
 # the bit rate.
 VIDEO_CRF = 14
 DEFAULT_FINETUNE_STEPS = 0
+
+
+@contextlib.contextmanager
+def _side_turn(priority: int):
+  """A turn of `_ONE_NETWORK` for the speech encoder or stage 1, then the heap's free pages given
+  back (`background.release_free_memory`): what these networks free between stage 2's batches
+  would otherwise stay resident around stage 2's temporaries."""
+  with _ONE_NETWORK.turn(priority):
+    yield
+  background.release_free_memory()
 
 
 @dataclasses.dataclass
@@ -298,7 +309,7 @@ def _landmark_chunks(models: Models, mel_at, speech_at, tracks, neutral, chunk: 
                             speech=speech_at(idx) if model.speech_input != "mel" else None)
     fn = _stage1(models, inputs)  # Every chunk has the same shapes: one compilation.
     keep = min(chunk, num_frames - start)
-    with _ONE_NETWORK.turn(priority=1):
+    with _side_turn(priority=1):
       pred = np.asarray(fn(models.landmark_params, inputs)[:, margin:margin + keep])
     yield start, pred
 
@@ -388,7 +399,7 @@ def _one_at_a_time(items):
   """Yields `items` (the speech encoder's windows), each produced in a turn of `_ONE_NETWORK`."""
   items = iter(items)
   while True:
-    with _ONE_NETWORK.turn(priority=2):
+    with _side_turn(priority=2):
       item = next(items, _DONE)
     if item is _DONE:
       return
