@@ -1,5 +1,6 @@
 """TextureNet and the discriminator: shapes at 128 and 256, the identity start, bf16, gradients."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +23,25 @@ def test_generator_and_discriminator_shapes(size):
   assert [logits.shape for _, logits in d_out] == [(3, size // 8, size // 8, 1),
                                                    (3, size // 16, size // 16, 1)]
   assert all(len(feats) == 4 for feats, _ in d_out)
+
+
+@pytest.mark.parametrize("in_channels,features,stride", [(19, 8, 1), (15, 16, 2), (8, 3, 1),
+                                                          (16, 16, 2)])
+def test_channel_padded_conv_is_nn_conv(in_channels, features, stride):
+  # The odd channel counts of TextureNet (19 and 15 in, 3 out), each padded to a multiple of 8
+  # inside `Conv`: the same params as nn.Conv's (names, shapes, initial values) and its result.
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, in_channels)), jnp.float32)
+  ours = tm.Conv(features, stride=stride)
+  theirs = nn.Conv(features, (3, 3), (stride, stride))
+  params = ours.init(jax.random.PRNGKey(1), x)
+  reference = theirs.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.structure(params) == jax.tree.structure(reference)
+  jax.tree.map(np.testing.assert_array_equal, params, reference)
+  params = {"params": {"kernel": params["params"]["kernel"],
+                       "bias": jnp.linspace(-1, 1, features)}}
+  got, want = ours.apply(params, x), theirs.apply(params, x)
+  assert got.shape == want.shape == (2, 16 // stride, 16 // stride, features)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def _inputs(b=2, size=32, seed=0):

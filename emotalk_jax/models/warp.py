@@ -116,6 +116,15 @@ BORDER_ANCHORS = ((-1.0, -1.0), (-1.0, 0.0), (-1.0, 1.0), (0.0, -1.0), (0.0, 1.0
                   (1.0, 0.0), (1.0, 1.0))
 
 
+def _squared_distances(p, q):
+  """[B, P, 2] x [B, Q, 2] -> [B, P, Q] squared distances, from x and y apart: XLA:CPU sums a
+  [B, P, Q, 2] difference over its trailing axis of 2 slowly, and at 64 x 64 that sum was most of
+  the spline's cost (docs/results.md#generation-speed-and-memory)."""
+  dx = p[:, :, None, 0] - q[:, None, :, 0]
+  dy = p[:, :, None, 1] - q[:, None, :, 1]
+  return dx * dx + dy * dy
+
+
 def _tps_kernel(d2):
   """U = r^2 log r^2 from squared distances (0 at r = 0, with a finite gradient)."""
   safe = jnp.maximum(d2, 1e-12)
@@ -144,8 +153,7 @@ def tps_flow(source_points, target_points, size: int, regularization: float = 1e
   dst = jnp.concatenate([target_points, fixed], 1)  # [B, N, 2]: where the spline is evaluated from.
   src = jnp.concatenate([source_points, fixed], 1)
   n = dst.shape[1]
-  kernel = _tps_kernel(jnp.sum(jnp.square(dst[:, :, None] - dst[:, None]),
-                               -1)) + regularization * jnp.eye(n)
+  kernel = _tps_kernel(_squared_distances(dst, dst)) + regularization * jnp.eye(n)
   affine = jnp.concatenate([jnp.ones((b, n, 1)), dst], -1)  # [B, N, 3]
   system = jnp.concatenate([
       jnp.concatenate([kernel, affine], -1),
@@ -154,7 +162,7 @@ def tps_flow(source_points, target_points, size: int, regularization: float = 1e
   rhs = jnp.concatenate([src, jnp.zeros((b, 3, 2))], 1)
   coef = jnp.linalg.solve(system, rhs)  # [B, N + 3, 2]
   grid = identity_grid(size, size).reshape(1, -1, 2)
-  u = _tps_kernel(jnp.sum(jnp.square(grid[:, :, None] - dst[:, None]), -1))  # [B, Q, N]
+  u = _tps_kernel(_squared_distances(grid, dst))  # [B, Q, N]
   mapped = u @ coef[:, :n] + jnp.concatenate([jnp.ones(
       (1, size * size, 1)), grid], -1) @ coef[:, n:]
   return (mapped - grid).reshape(b, size, size, 2)
