@@ -2,6 +2,7 @@
 
 import os
 import platform
+import statistics
 import time
 
 
@@ -34,14 +35,18 @@ def _synthetic_texture_batch(config, rng) -> dict:
   }
 
 
-def _steps_per_second(fn, args_fn, num_steps: int) -> float:
-  out = fn(*args_fn())  # Compile + one step.
-  jax_block(out)
-  start = time.perf_counter()
-  for _ in range(num_steps):
-    out = fn(*args_fn())
-  jax_block(out)
-  return num_steps / (time.perf_counter() - start)
+def _steps_per_second(fn, args_fn, num_steps: int, rounds: int = 1) -> float:
+  """Calls of `fn` per second after one untimed call (the compilation): the median over `rounds`
+  rounds of `num_steps` calls (one round can meet a busy moment of a shared machine)."""
+  jax_block(fn(*args_fn()))
+  rates = []
+  for _ in range(rounds):
+    start = time.perf_counter()
+    for _ in range(num_steps):
+      out = fn(*args_fn())
+    jax_block(out)
+    rates.append(num_steps / (time.perf_counter() - start))
+  return statistics.median(rates)
 
 
 def jax_block(tree) -> None:
@@ -139,10 +144,11 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
 def texture_benchmark(sizes=(128, 256),
                       batch_sizes=(1, 8, 32),
                       train_steps: int = 5,
-                      infer_repeats: int = 3) -> dict:
+                      infer_rounds: int = 3,
+                      infer_frames: int = 32) -> dict:
   """Stage 2 speed: GAN training steps/s (generator + discriminator, L1 + adversarial + feature
-  matching +
-  flow smoothness; no VGG) and generator inference frames/s per batch size, at each size."""
+  matching + flow smoothness; no VGG) and generator inference frames/s per batch size, at each
+  size: the median of `infer_rounds` rounds of at least `infer_frames` frames each."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from data_pipelines import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -183,8 +189,7 @@ def texture_benchmark(sizes=(128, 256),
                              g, *inputs, cpu_options=cache.CONV_NET_CPU_OPTIONS)
       fps[str(b)] = round(
           b * _steps_per_second(lambda g=g, inputs=inputs, apply=apply: apply(g, *inputs),
-                                tuple,
-                                infer_repeats), 1)
+                                tuple, -(-infer_frames // b), infer_rounds), 1)
     results.append({
         "size": size,
         "width": config.model.width,
