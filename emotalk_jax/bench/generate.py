@@ -3,8 +3,10 @@
 Every run is a fresh process timed from its first line, so importing, loading the networks,
 compiling (or reading the compilation cache), finding the face, the speech encoder, both stages,
 the full-resolution paste-back and the H.264 / AAC encoding all count, as a user sees them. Per
-run: seconds to the first rendered frame, frames/s end to end, peak RSS and the seconds by stage
-(rendering, pasting and encoding overlap, so those add up to more than the wall time).
+run: seconds to the first rendered frame, frames/s end to end, CPU seconds (user + system, all
+threads: on a machine whose speed drifts, a steadier figure of the work done than the wall time),
+peak RSS and the seconds by stage (rendering, pasting and encoding overlap, so those add up to more
+than the wall time).
 
 * `first_frame`: 10 s of speech at the smallest size, with an empty compilation cache (cold, a
   first run on a new machine) and again with the cache that run filled (warm, every later run).
@@ -66,6 +68,7 @@ summary = generate.generate(bundled.ASTRONAUT_PHOTO, wav, "happy:0.8", work / "o
                             checkpoint=ckpt, render_batch=batch, progress=False,
                             face_search=search)
 done = time.perf_counter()
+usage = resource.getrusage(resource.RUSAGE_SELF)
 from emotalk_jax.generate import background
 import jax
 device = jax.devices()[0]
@@ -76,7 +79,8 @@ print("RESULT " + json.dumps({
     "wall_seconds": round(done - start, 2),
     "fps": round(summary["frames"] / (done - start), 2),
     "startup_seconds": round(called - start, 2),
-    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+    "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     "face_search_peak_rss_mb": round(
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     "heap_mb_at_end": background.heap_mb(),
@@ -172,8 +176,8 @@ def _median_run(runs: list) -> dict:
 
 
 def _brief(run: dict) -> dict:
-  keys = ("frames", "first_frame_seconds", "startup_seconds", "wall_seconds", "fps", "peak_rss_mb",
-          "face_search_peak_rss_mb")
+  keys = ("frames", "first_frame_seconds", "startup_seconds", "wall_seconds", "cpu_seconds", "fps",
+          "peak_rss_mb", "face_search_peak_rss_mb")
   return {k: run[k] for k in keys}
 
 
