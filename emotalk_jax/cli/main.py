@@ -81,7 +81,7 @@ def cmd_bench(args) -> dict:
   (stage-1 training steps/s and examples/s, and frames/s of the network alone on 60 s), `texture`
   (stage-2 steps/s and frames/s), `generate` (each run a fresh process: seconds to the first frame
   with a cold and a warm compilation cache, end-to-end frames/s at 128 and 256 for 10/60/300 s of
-  speech, peak memory, seconds by stage; --sizes, --lengths, --batch, --repeats; see
+  speech, peak memory, CPU seconds, seconds by stage; --sizes, --lengths, --batch, --repeats; see
   emotalk_jax/bench/generate.py),
   `speech` (the Whisper encoder's speech features: x real time for 10 s and 60 s of speech),
   `sharpness` (generated face vs photo: variance of the Laplacian and CPBD over the face, 8 photos;
