@@ -16,7 +16,9 @@ Everything else is here:
 * a silent audio track (the clip's own or a wav beside it, peak below `audio.SILENCE_PEAK`, e.g.
   the all-zero tracks of some MEAD driving clips) counts as no audio (`has_audio=False`);
 * with `speech=True` in the config, the optional `speech` feature: Whisper tiny.en encoder features
-  per frame [T, 384] float16 (zeros without audio), the encoder loaded once per process;
+  per frame [T, 384] float16 (zeros without audio), the encoder loaded once per process; with
+  `speech_offset_max`, each clip encoded at its own seeded position in the encoder's window
+  (`speech_offset`);
 * the neutral reference: when the dataset has neutral clips (`label.emotion == 'neutral'` with
   `label.exact`), the speaker's first neutral clip (by clip id) gives it, computed once per speaker
   from its first second of video (`neutral_source='speaker_neutral'`); otherwise this clip's own
@@ -79,6 +81,10 @@ def layout_error(path, problem: str, expected: str) -> LayoutError:
 # ----------------------------------------------------------------------------------------------
 # Config.
 
+# Seconds: the largest `speech_offset_max` (a 5 s clip then still ends by 27.5 s into the window,
+# the last position `whisper.speech_features` reads a frame of a long speech from).
+SPEECH_OFFSET_LIMIT = 22.5
+
 
 @dataclasses.dataclass(eq=False)
 class EmotalkConfig(tfds.core.BuilderConfig):
@@ -97,6 +103,12 @@ class EmotalkConfig(tfds.core.BuilderConfig):
     speech: also store the `speech` feature: Whisper tiny.en encoder features per frame, [T, 384]
       float16 (zeros without audio). Costs about 1.3 s of CPU per clip of up to 22 s (one 30 s
       encoder window) on top of preprocessing; the encoder is loaded once per build process.
+    speech_offset_max: seconds; with `speech`, each clip's audio is encoded as if it began up to
+      this far into a longer recording (after silence; `speech_offset`), instead of at the start of
+      the encoder's 30 s window. Whisper's features depend on where in its window a sound falls,
+      and generation reads a long speech's frames from anywhere in the first 27.5 s of a window:
+      a network trained only on short clips at the window's start follows the mouth less well
+      further in (docs/results.md#lip-sync).
   """
   frame_size: int = features_lib.FRAME_SIZE
   max_frames: int | None = None
@@ -107,12 +119,16 @@ class EmotalkConfig(tfds.core.BuilderConfig):
   validation_fraction: float = 0.0
   single_split: str = ""
   speech: bool = False
+  speech_offset_max: float = 0.0
 
   def __post_init__(self):
     if self.frame_size not in (128, 256):
       raise ValueError(f"frame_size must be 128 or 256, got {self.frame_size}")
     if self.max_frames is not None and int(self.max_frames) < 1:
       raise ValueError(f"max_frames must be at least 1 or None, got {self.max_frames}")
+    if not 0.0 <= float(self.speech_offset_max) <= SPEECH_OFFSET_LIMIT:
+      raise ValueError(f"speech_offset_max must be in [0, {SPEECH_OFFSET_LIMIT}] seconds, got "
+                       f"{self.speech_offset_max}")
     # JSON configs (`tfds build --config '{...}'`) give lists.
     self.test_speakers = tuple(self.test_speakers)
     self.validation_speakers = tuple(self.validation_speakers)
@@ -125,6 +141,7 @@ class ProcessOptions:
   max_frames: int | None = None
   face_index: int = 0
   speech: bool = False
+  speech_offset_max: float = 0.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,11 +215,22 @@ def speech_encoder():
   return whisper_weights.load_encoder()
 
 
-def speech_track(clip: preprocess.Clip) -> np.ndarray:
+def speech_offset(clip_id: str, offset_max: float) -> int:
+  """Video frames (40 ms) of silence before clip `clip_id`'s audio when it is encoded: uniform in
+  [0, offset_max) seconds, the same in every build (seeded by the clip id)."""
+  frames = int(round(float(offset_max) * audio.FPS))
+  if frames <= 0:
+    return 0
+  seed = int.from_bytes(hashlib.sha256(clip_id.encode()).digest()[:8], "little")
+  return int(np.random.default_rng(seed).integers(frames))
+
+
+def speech_track(clip: preprocess.Clip, offset_frames: int = 0) -> np.ndarray:
   """The `speech` feature of a preprocessed clip: [T, 384] float16, zeros when it has no audio.
 
-  Whisper features of the clip's 16 kHz wave cut to its T frames (T * 40 ms); frames past the end of
-  the audio are zero.
+  Whisper features of the clip's 16 kHz wave cut to its T frames (T * 40 ms), encoded after
+  `offset_frames` frames of silence (`speech_offset`: where in the encoder's window the clip falls)
+  and read from there; frames past the end of the audio are zero.
   """
   from emotalk_jax.models import whisper  # pylint: disable=import-outside-toplevel
   t = len(clip.frames)
@@ -210,8 +238,10 @@ def speech_track(clip: preprocess.Clip) -> np.ndarray:
   if clip.mel is None or clip.audio is None:
     return out
   params, config = speech_encoder()
-  wave = np.asarray(clip.audio, np.float32)[:t * (whisper.SAMPLE_RATE // whisper.FPS)]
-  feats = whisper.speech_features(wave, params, config)[:t]
+  samples_per_frame = whisper.SAMPLE_RATE // whisper.FPS
+  wave = np.asarray(clip.audio, np.float32)[:t * samples_per_frame]
+  wave = np.concatenate([np.zeros(offset_frames * samples_per_frame, np.float32), wave])
+  feats = whisper.speech_features(wave, params, config)[offset_frames:offset_frames + t]
   out[:len(feats)] = feats.astype(np.float16)
   return out
 
@@ -297,7 +327,8 @@ def skip_record(spec: ClipSpec, split: str, e: BaseException) -> dict:
 
 def process_spec(spec: ClipSpec, opts: ProcessOptions, ref: NeutralRef | None) -> tuple[str, dict]:
   clip = preprocess_clip(spec, opts)
-  speech = speech_track(clip) if opts.speech else None
+  speech = (speech_track(clip, speech_offset(spec.clip_id, opts.speech_offset_max))
+            if opts.speech else None)
   return spec.clip_id, make_example(spec, clip, ref, speech)
 
 
@@ -568,7 +599,7 @@ class EmotalkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _process_options(self) -> ProcessOptions:
     c = self.builder_config
     return ProcessOptions(frame_size=c.frame_size, max_frames=c.max_frames, face_index=c.face_index,
-                          speech=bool(c.speech))
+                          speech=bool(c.speech), speech_offset_max=float(c.speech_offset_max))
 
   def _manual_root(self, dl_manager) -> pathlib.Path:
     try:

@@ -23,7 +23,9 @@ One example = one preprocessed clip (`emotalk_jax.media.preprocess`) at 25 fps:
 | `speech` | [T, 384] float16 | optional (`speech=True` configs): Whisper tiny.en features |
 
 `speech` (only in configs that ask for it): `emotalk_jax.models.whisper.speech_features` of the
-clip's audio, one vector per frame; zeros when `has_audio` is False.
+clip's audio, one vector per frame, encoded at the start of the encoder's window or, in configs with
+`speech_offset_max` (e.g. `av`), after the clip's own seeded stretch of silence
+(`common.speech_offset`); zeros when `has_audio` is False.
 """
 
 import dataclasses

@@ -552,6 +552,34 @@ def test_speech_feature_on_bundled_clip(tmp_path):
   assert "speech" not in folder.Builder(config="sample", data_dir=str(tmp_path)).info.features
 
 
+def test_speech_offset_puts_each_clip_at_its_own_seeded_place_in_the_window(tmp_path):
+  """speech_offset_max: the clip encoded after its seeded silence (where a long speech's frames fall
+  in the encoder's window), which Whisper reads differently from the window's start."""
+  from emotalk_jax.models import whisper  # pylint: disable=import-outside-toplevel
+  offsets = [common.speech_offset(f"grid/s1/clip{i}", 22.5) for i in range(200)]
+  assert offsets == [common.speech_offset(f"grid/s1/clip{i}", 22.5) for i in range(200)]
+  assert 0 <= min(offsets) < 50 and 500 < max(offsets) < 563  # Frames: 0-2 s ... 20-22.5 s.
+  assert common.speech_offset("grid/s1/clip0", 0.0) == 0
+  with pytest.raises(ValueError, match="speech_offset_max"):
+    folder.FolderConfig(name="x", folder=str(tmp_path), speech=True, speech_offset_max=30.0)
+  root = tmp_path / "clips"
+  root.mkdir()
+  shutil.copy(bundled.GRID_CLIP, root / "spk1_neutral_1.mpg")
+  config = folder.FolderConfig(name="offset_test", folder=str(root), pattern=GRID_PATTERN,
+                               speech=True, speech_offset_max=22.5, frame_size=SIZE,
+                               max_frames=12)
+  stored = _examples(_build(folder.Builder, config, tmp_path))["train"]["spk1_neutral_1"]["speech"]
+  offset = common.speech_offset("spk1_neutral_1", 22.5)
+  assert offset > 25  # This clip's seeded place is more than a second in.
+  wave = video_io.read_video(bundled.GRID_CLIP, max_frames=12).audio[:12 * 640]
+  params, cfg = common.speech_encoder()
+  at_start = whisper.speech_features(wave, params, cfg)
+  expected = whisper.speech_features(np.concatenate([np.zeros(offset * 640, np.float32), wave]),
+                                     params, cfg)[offset:]
+  np.testing.assert_allclose(stored.astype(np.float32), expected, atol=0.05, rtol=0.01)
+  assert np.abs(expected - at_start).max() > 1.0
+
+
 def test_source_stride_takes_every_nth_clip(tmp_path):
   for i in range(7):
     (tmp_path / f"c{i}.mp4").write_bytes(b"")

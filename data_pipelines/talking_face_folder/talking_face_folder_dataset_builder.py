@@ -404,6 +404,9 @@ AV_GRID_S1_STRIDE = 4
 # KristiNoem, FeiFeiLi, happyenglish and sad_emotion) and two GRID speakers no train clip has.
 AV_TEST_SPEAKERS = SAMPLE_TEST_SPEAKERS + ("grid/s26", "grid/s31")
 AV_FRAME_SIZE = 128
+# Each clip's speech is encoded as if it began up to this far into a long recording (seconds;
+# `common.speech_offset`), where generation reads most of a long speech's frames from.
+AV_SPEECH_OFFSET_MAX = 22.5
 
 
 def _av_sources() -> tuple:
@@ -430,11 +433,15 @@ def av_config(name: str = "av", **overrides) -> FolderConfig:
   description = (
       "Audio-visual speech for lip sync from ../shared/data: the sample config's clips, every "
       f"{AV_GRID_S1_STRIDE}th GRID s1 clip, GRID s4/s26/s31, CREMA-D 1001 video, LRS crops; "
-      "Whisper tiny.en speech features per frame; 128 px; speaker-disjoint, test = the sample's "
-      "test speakers + GRID s26, s31.")
+      "Whisper tiny.en speech features per frame, each clip at a seeded position in the encoder's "
+      "window; 128 px; speaker-disjoint, test = the sample's test speakers + GRID s26, s31.")
   kwargs = dict(name=name, folder=SHARED_DATA, sources=_av_sources(), dataset="av",
                 test_speakers=AV_TEST_SPEAKERS, frame_size=AV_FRAME_SIZE, speech=True,
-                description=description)
+                speech_offset_max=AV_SPEECH_OFFSET_MAX, description=description,
+                version="1.1.0",
+                release_notes={"1.0.0": "Initial release.",
+                               "1.1.0": "`speech` of each clip encoded at a seeded position "
+                                        f"0-{AV_SPEECH_OFFSET_MAX} s into the encoder's window."})
   kwargs.update(overrides)
   return FolderConfig(**kwargs)
 
