@@ -108,7 +108,7 @@ class EmotalkConfig(tfds.core.BuilderConfig):
       the encoder's 30 s window. Whisper's features depend on where in its window a sound falls,
       and generation reads a long speech's frames from anywhere in the first 27.5 s of a window:
       a network trained only on short clips at the window's start follows the mouth less well
-      further in (docs/results.md#lip-sync).
+      further in (docs/results.md#where-the-speech-falls-in-whispers-window).
   """
   frame_size: int = features_lib.FRAME_SIZE
   max_frames: int | None = None

