@@ -3,7 +3,7 @@
 Usage (from the repository root; ../shared/data beside it):
 
   nice python tools/eval_lipsync_end_to_end.py [--checkpoint DIR] [--out-dir /tmp/e2e_lipsync] \
-      [--max-clips N] [--json OUT.json]
+      [--max-clips N] [--long-speech] [--json OUT.json]
 
 For every held-out clip with speech (the test speakers of the `av` dataset config that have audio:
 GRID s26 and s31, never trained on, and the in-the-wild FeiFeiLi and KristiNoem clips), `emotalk
@@ -12,6 +12,10 @@ where there is one) (neutral emotion, the photo pasted back at its own resolutio
 evaluation harness reads the generated video back with dlib and compares its mouth opening with the
 real clip's (`mouth_r`, `mouth_std_ratio`; M-LMD too). Prints JSON: the means over clips and every
 clip's figures. `emotalk demo`'s own mouth is measured by ../shared/tools/contact_sheet.py.
+
+With `--long-speech`, each GRID speaker's 10 clips are spoken in a row instead (30 s, as one speech
+puts them in the speech encoder's window), from the first clip's first frame, and each clip's
+stretch of the one generated video is compared with the real clip.
 """
 
 import argparse
@@ -27,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from emotalk_jax.evaluate import harness
+from emotalk_jax.evaluate import lipsync
 from emotalk_jax.generate import pipeline
 from emotalk_jax.media import video_io
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -42,6 +47,38 @@ def held_out_clips(max_clips=None) -> list:
   return clips[:max_clips] if max_clips else clips
 
 
+def _mouth(frames, source) -> tuple:
+  """(inner-lip gap [T] of the 256 crop, detected [T]) that the harness reads from a video."""
+  video = harness.analyse_video(frames, source)
+  return lipsync.mouth_opening(video.crop_landmarks), video.detected
+
+
+def long_speech_scores(models, out_dir: pathlib.Path) -> dict:
+  """Per clip of GRID s26 and s31: its stretch of one video of all its speaker's clips in a row."""
+  import soundfile  # pylint: disable=g-import-not-at-top
+  per_clip = {}
+  for pattern in CLIP_GLOBS[:2]:
+    clips = [video_io.read_video(p) for p in sorted(SHARED.glob(pattern))]
+    names = [p.name for p in sorted(SHARED.glob(pattern))]
+    lengths = [len(c.frames) for c in clips]
+    wave = np.concatenate([np.pad(c.audio, (0, max(0, n * 640 - len(c.audio))))[:n * 640]
+                           for c, n in zip(clips, lengths)])
+    speaker = pattern.split("/")[1]
+    speech, out = out_dir / f"{speaker}_long.wav", out_dir / f"{speaker}_long.mp4"
+    soundfile.write(speech, wave, 16000)
+    pipeline.generate(clips[0].frames[0], speech, "neutral", out, models=models, progress=False)
+    generated, found = _mouth(video_io.read_video(out, with_audio=False).frames, out)
+    start = 0
+    for name, clip, n in zip(names, clips, lengths):
+      real, real_found = _mouth(clip.frames, name)
+      both = found[start:start + n] & real_found
+      per_clip[name] = lipsync.lip_motion(generated[start:start + n][both], real[both])
+      print(name, per_clip[name], file=sys.stderr)
+      start += n
+  return {name: {"mouth_r": v["r"], "mouth_std_ratio": v["std_ratio"]}
+          for name, v in per_clip.items()}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--checkpoint",
@@ -49,13 +86,17 @@ def main():
                       help="checkpoint folder (default: the shipped ones)")
   parser.add_argument("--out-dir", default="/tmp/e2e_lipsync")
   parser.add_argument("--max-clips", type=int, default=None)
+  parser.add_argument("--long-speech", action="store_true",
+                      help="each GRID speaker's clips spoken in a row (see the module docstring)")
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
   models = pipeline.load_models(args.checkpoint)
   out_dir = pathlib.Path(args.out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   per_clip, start = {}, time.time()
-  for clip in held_out_clips(args.max_clips):
+  if args.long_speech:
+    per_clip = long_speech_scores(models, out_dir)
+  for clip in [] if args.long_speech else held_out_clips(args.max_clips):
     photo = video_io.read_video(clip, max_frames=1, with_audio=False).frames[0]
     out = out_dir / f"{clip.stem}.mp4"
     speech = clip.with_suffix(".wav") if clip.with_suffix(".wav").exists() else clip
@@ -65,8 +106,9 @@ def main():
         k: scores.get(k) for k in ("mouth_r", "mouth_std_ratio", "m_lmd", "lmd_frames")
     }
     print(clip.name, per_clip[clip.name], file=sys.stderr)
+  keys = ("mouth_r", "mouth_std_ratio") + (() if args.long_speech else ("m_lmd",))
   summary = {k: float(np.nanmean([np.nan if v[k] is None else v[k] for v in per_clip.values()]))
-             for k in ("mouth_r", "mouth_std_ratio", "m_lmd")}
+             for k in keys}
   result = {
       "clips": len(per_clip),
       "mean": summary,
