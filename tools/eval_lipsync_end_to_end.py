@@ -47,6 +47,22 @@ def held_out_clips(max_clips=None) -> list:
   return clips[:max_clips] if max_clips else clips
 
 
+def alone_scores(models, out_dir: pathlib.Path, max_clips=None) -> dict:
+  """Per held-out clip: a video of its own speech from its first frame, against the real clip."""
+  per_clip = {}
+  for clip in held_out_clips(max_clips):
+    photo = video_io.read_video(clip, max_frames=1, with_audio=False).frames[0]
+    out = out_dir / f"{clip.stem}.mp4"
+    speech = clip.with_suffix(".wav") if clip.with_suffix(".wav").exists() else clip
+    pipeline.generate(photo, speech, "neutral", out, models=models, progress=False)
+    scores = harness.evaluate_files(out, reference=clip, metrics=("lmd",))
+    per_clip[clip.name] = {
+        k: scores.get(k) for k in ("mouth_r", "mouth_std_ratio", "m_lmd", "lmd_frames")
+    }
+    print(clip.name, per_clip[clip.name], file=sys.stderr)
+  return per_clip
+
+
 def _mouth(frames, source) -> tuple:
   """(inner-lip gap [T] of the 256 crop, detected [T]) that the harness reads from a video."""
   video = harness.analyse_video(frames, source)
@@ -58,8 +74,8 @@ def long_speech_scores(models, out_dir: pathlib.Path) -> dict:
   import soundfile  # pylint: disable=g-import-not-at-top
   per_clip = {}
   for pattern in CLIP_GLOBS[:2]:
-    clips = [video_io.read_video(p) for p in sorted(SHARED.glob(pattern))]
-    names = [p.name for p in sorted(SHARED.glob(pattern))]
+    paths = sorted(SHARED.glob(pattern))
+    clips = [video_io.read_video(p) for p in paths]
     lengths = [len(c.frames) for c in clips]
     wave = np.concatenate([np.pad(c.audio, (0, max(0, n * 640 - len(c.audio))))[:n * 640]
                            for c, n in zip(clips, lengths)])
@@ -69,14 +85,14 @@ def long_speech_scores(models, out_dir: pathlib.Path) -> dict:
     pipeline.generate(clips[0].frames[0], speech, "neutral", out, models=models, progress=False)
     generated, found = _mouth(video_io.read_video(out, with_audio=False).frames, out)
     start = 0
-    for name, clip, n in zip(names, clips, lengths):
-      real, real_found = _mouth(clip.frames, name)
+    for path, clip, n in zip(paths, clips, lengths):
+      real, real_found = _mouth(clip.frames, path)
       both = found[start:start + n] & real_found
-      per_clip[name] = lipsync.lip_motion(generated[start:start + n][both], real[both])
-      print(name, per_clip[name], file=sys.stderr)
+      motion = lipsync.lip_motion(generated[start:start + n][both], real[both])
+      per_clip[path.name] = {"mouth_r": motion["r"], "mouth_std_ratio": motion["std_ratio"]}
+      print(path.name, per_clip[path.name], file=sys.stderr)
       start += n
-  return {name: {"mouth_r": v["r"], "mouth_std_ratio": v["std_ratio"]}
-          for name, v in per_clip.items()}
+  return per_clip
 
 
 def main():
@@ -93,19 +109,9 @@ def main():
   models = pipeline.load_models(args.checkpoint)
   out_dir = pathlib.Path(args.out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  per_clip, start = {}, time.time()
-  if args.long_speech:
-    per_clip = long_speech_scores(models, out_dir)
-  for clip in [] if args.long_speech else held_out_clips(args.max_clips):
-    photo = video_io.read_video(clip, max_frames=1, with_audio=False).frames[0]
-    out = out_dir / f"{clip.stem}.mp4"
-    speech = clip.with_suffix(".wav") if clip.with_suffix(".wav").exists() else clip
-    pipeline.generate(photo, speech, "neutral", out, models=models, progress=False)
-    scores = harness.evaluate_files(out, reference=clip, metrics=("lmd",))
-    per_clip[clip.name] = {
-        k: scores.get(k) for k in ("mouth_r", "mouth_std_ratio", "m_lmd", "lmd_frames")
-    }
-    print(clip.name, per_clip[clip.name], file=sys.stderr)
+  start = time.time()
+  per_clip = (long_speech_scores(models, out_dir) if args.long_speech else
+              alone_scores(models, out_dir, args.max_clips))
   keys = ("mouth_r", "mouth_std_ratio") + (() if args.long_speech else ("m_lmd",))
   summary = {k: float(np.nanmean([np.nan if v[k] is None else v[k] for v in per_clip.values()]))
              for k in keys}
