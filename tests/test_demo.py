@@ -57,8 +57,9 @@ def test_shipped_stage1_mouth_opens_with_speech_and_closes_in_silence(models):
   """Stage 1 of the shipped checkpoints on real speech (the bundled sentence between 1 s of digital
   silence) and the neutral demo photo: the inner-lip gap moves by pixels while the sentence is
   spoken (std >= 1.5 px of a 256 crop, a real speaker's is about 3) and rests, nearly still and
-  less open, in the silences. (A face at rest looks like its photo: with the astronaut, who smiles
-  with her teeth 10 px apart, the mouth drifts open in the silence before the sentence.)"""
+  less open, in the silences. (A neutral photo: a face at rest drifts toward its photo, and the
+  astronaut smiles with her teeth apart; docs/results.md#where-the-speech-falls-in-whispers-window.)
+  """
   from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   silence = np.zeros(audio.SAMPLE_RATE, np.float32)
   wave = np.concatenate([silence, audio.load_audio(bundled.ARCTIC_SPEECH), silence])
