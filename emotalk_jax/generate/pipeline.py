@@ -67,7 +67,7 @@ from emotalk_jax import stages
 
 FPS = audio.FPS
 # One network runs at a time (speech encoder window, stage-1 chunk, stage-2 batch): they share
-# the same cores (XLA's thread pool), so two at once gain little, and their temporary buffers (40,
+# the same cores (XLA's thread pool), so two at once gain little, and their temporary buffers (28,
 # 34 and 32 MB on a CPU) would add up: with them, a long clip's peak memory was 10 % higher. The
 # stage nearest the video goes first (priority 0 stage 2, 1 stage 1, 2 the speech encoder): with a
 # plain lock the speech encoder went through all its windows before stage 2 rendered a frame (4.8

@@ -254,7 +254,7 @@ class SelfAttention(nn.Module):
     # A block of queries at a time (`lax.map`: one after the other): the [B, H, T, T] logits and
     # weights of the whole window (2 x 54 MB at T = 1500) made the encoder the largest memory peak
     # of generation. XLA's temporary memory for one window: 164 MB whole, 78 MB in blocks of 300
-    # written as a Python loop (XLA held several at once), 40 MB with `lax.map`; 0.47 -> 0.34 s.
+    # written as a Python loop (XLA held several at once), 40 MB with `lax.map` (28 MB heads first).
     num_blocks = max(1, length // ATTENTION_QUERY_BLOCK)
     if length % num_blocks:
       num_blocks = 1
