@@ -67,6 +67,24 @@ def test_basis_is_per_unit_intensity_symmetric_and_zero_for_neutral(grid_clip):
   np.testing.assert_allclose(one_sided[contempt], lopsided, atol=1e-7)
 
 
+def test_basis_jaw_keeps_the_chin_drop_not_the_outline_widening():
+  """A measured jaw outline that widens by 0.03 on each side (a turned or bowed head) with the chin
+  down 0.04: the basis keeps the drop, fading to 0 at the outline's ends, and no sideways move."""
+  moved = _smile(1)
+  moved[:8, 0], moved[9:17, 0] = -0.03, 0.03
+  moved[:17, 1] += 0.02  # The whole outline lower...
+  moved[8] = (0.0, 0.04)  # ...and the chin lower still.
+  basis = eg.estimate_basis([eg.Displacement("a", "surprised", 1.0, moved, 1)])
+  jaw = basis[emotions.EMOTIONS.index("surprised"), :17]
+  assert not jaw[:, 0].any()
+  assert jaw[8, 1] == pytest.approx(0.04) and jaw[0, 1] == jaw[16, 1] == 0.0
+  assert np.all(np.diff(jaw[:9, 1]) >= 0) and np.all(np.diff(jaw[8:, 1]) <= 0)
+  np.testing.assert_allclose(jaw[:, 1], jaw[::-1, 1], atol=0.004)  # As symmetric as the template.
+  # The expression nodes are the measured ones.
+  np.testing.assert_allclose(basis[emotions.EMOTIONS.index("surprised"), 17:], moved[17:],
+                             atol=1e-7)
+
+
 def test_compare_reads_direction_and_size_on_the_expression_nodes():
   smile = _smile(1)
   assert eg.compare(smile, smile) == {"cosine": pytest.approx(1.0), "magnitude_ratio": 1.0}

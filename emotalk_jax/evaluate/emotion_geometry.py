@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from emotalk_jax import emotions
+from emotalk_jax.media import face
 from emotalk_jax.media import landmarks as landmarks_lib
 
 PX_256 = 128.0  # [-1, 1] crop units -> pixels of a 256 crop.
@@ -36,6 +37,7 @@ GROUPS = collections.OrderedDict([
     ("lips", np.r_[49:54, 55:68]),
     ("jaw", np.arange(0, 17)),
 ])
+CHIN = 8
 NEUTRAL = emotions.EMOTIONS.index("neutral")
 
 
@@ -126,7 +128,7 @@ def group_magnitudes(vector) -> dict:
 
 def estimate_basis(measured: Sequence[Displacement], symmetric: bool = True) -> np.ndarray:
   """The per-class displacement at intensity 1: for each class the mean over speakers of
-  displacement / intensity.
+  displacement / intensity, its jaw outline reduced to the chin's drop (`hinged_jaw`).
 
   Args:
     measured: `displacements` of the training speakers.
@@ -144,7 +146,25 @@ def estimate_basis(measured: Sequence[Displacement], symmetric: bool = True) -> 
   if symmetric:
     # Mirroring a displacement: renumber the points and negate x (the crop is centred on x = 0).
     basis = 0.5 * (basis + landmarks_lib.mirror(basis))
-  return basis.astype(np.float32)
+  return hinged_jaw(basis).astype(np.float32)
+
+
+def hinged_jaw(displacement) -> np.ndarray:
+  """[..., 68, 2] displacements with the jaw outline (points 0-16) replaced by the chin's vertical
+  move, passed on along the jaw as a jaw hinged at the outline's ends (0 at points 0 and 16, the
+  whole of it at the chin, in between by height in the template).
+
+  The measured outline mostly carries head pitch and yaw (see `EXPRESSION_NODES`): in a basis it
+  widened the rendered face by 2-4 px for contempt and disgust and dropped the outline's ends by 5
+  px. The chin's drop is kept: surprise and a broad smile open the jaw.
+  """
+  out = np.array(displacement, np.float64)
+  jaw = face.template()[:17, 1].astype(np.float64)
+  ends = 0.5 * (jaw[0] + jaw[16])
+  share = np.clip((jaw - ends) / (jaw[CHIN] - ends), 0.0, 1.0)  # [17]
+  out[..., :17, 0] = 0.0
+  out[..., :17, 1] = share * out[..., CHIN:CHIN + 1, 1]
+  return out
 
 
 def compare(predicted, real, nodes=EXPRESSION_NODES) -> dict:
