@@ -136,3 +136,21 @@ def test_pixels_of_holds_every_canvas_pixel_whose_point_is_in_the_box(photo, ali
   picked[rows, cols] = True
   assert inside.any() and not (inside & ~picked).any()
   assert picked.sum() < 2 * inside.sum()  # A tight box, not the whole canvas.
+
+
+def test_paint_is_kept_around_the_mouth_only(aligned):
+  """On the demo face's real landmarks: all of the paint on the lips, none on the eyes, the brows,
+  the forehead or the neck, and a soft edge between."""
+  paint = np.full((S, S, 3), 40.0, np.float32)
+  kept = fr.near_mouth(paint, aligned.landmarks)
+  at = lambda points: kept[tuple(np.round(points[:, ::-1]).astype(int).T)][:, 0]
+  lips = aligned.landmarks[48:68]
+  np.testing.assert_allclose(at(lips), 40.0, atol=0.5)
+  assert np.all(at(aligned.landmarks[np.r_[17:27, 36:48]]) < 0.01)  # Brows and eyes.
+  width = np.linalg.norm(lips[6] - lips[0])
+  centre = lips.mean(axis=0)
+  assert np.all(at(np.array([[centre[0], centre[1] + 1.5 * width],  # Neck.
+                             [centre[0], aligned.landmarks[19, 1] - 10]])) < 0.01)  # Forehead.
+  halfway = at(np.array([[centre[0], aligned.landmarks[57, 1] + 0.75 * width]]))[0]
+  assert 2.0 < halfway < 38.0
+  assert np.all((kept >= 0) & (kept <= 40.0))

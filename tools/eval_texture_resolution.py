@@ -65,15 +65,19 @@ MAX_TARGETS = 20  # Targets per clip (`texture_baselines.test_clips`' default ma
 
 def _layers(render, params, source, landmarks, emotion, size: int):
   """(flow [T-1, s, s, 2], paint [T-1, s, s, 3] grey levels, seconds) of the network at `size` for
-  targets 1.. driven from frame 0 (`render`: `pipeline._render` of the network, jitted). Every call
-  renders MAX_TARGETS targets (the last repeated), so the network compiles once."""
+  targets 1.. driven from frame 0 (`render`: `pipeline._render` of the network, jitted), the paint
+  kept near the mouth as generation keeps it (`full_resolution.near_mouth`). Every call renders
+  MAX_TARGETS targets (the last repeated), so the network compiles once."""
   image = texture_model.to_float_image(jnp.asarray(tb.resize(source, size)))[None]
   n = len(landmarks) - 1
   targets = landmarks[1 + np.minimum(np.arange(MAX_TARGETS), n - 1)]
   start = time.perf_counter()
   out = jax.device_get(render(params, image, jnp.asarray(landmarks[:1]), jnp.asarray(targets),
                               jnp.broadcast_to(jnp.asarray(emotion), (MAX_TARGETS, emotion.size))))
-  return out["flow"][:n], out["paint"][:n], time.perf_counter() - start
+  seconds = time.perf_counter() - start
+  paint = np.stack([full_resolution.near_mouth(p, landmarks_lib.denormalize(t, size))
+                    for p, t in zip(out["paint"][:n], landmarks[1:])])
+  return out["flow"][:n], paint, seconds
 
 
 def _composed(source, flow, paint, landmarks=None) -> np.ndarray:

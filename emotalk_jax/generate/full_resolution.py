@@ -10,9 +10,9 @@ warped + paint with paint = (1 - occlusion) * (rgb - warped) and warped = warp(c
 2. the flow and the paint are sampled there (bilinear: both are smooth at S);
 3. the warp reads the *photo* at the point the flow names, mapped back through the alignment, so
    the face keeps the photo's own pores, lashes and highlights, and the paint adds what is new (an
-   opening mouth, a closing lid) and the network's colour corrections. Blending the painted RGB in
-   by the occlusion instead would put its S-pixel softness back wherever occlusion < 1 (most of the
-   face, at 0.9-0.95);
+   opening mouth) and the network's colour corrections, around the mouth only (`near_mouth`).
+   Blending the painted RGB in by the occlusion instead would put its S-pixel softness back
+   wherever occlusion < 1 (most of the face, at 0.9-0.95);
 4. outside the photo the warp clamps to the photo's edge, like the network's own warp (`border`
    padding); nothing is mirrored.
 
@@ -31,6 +31,33 @@ import numpy as np
 from emotalk_jax.generate import eyelids
 from emotalk_jax.generate import mouth_interior
 from emotalk_jax.media import face
+
+
+# How far stage 2's paint reaches from the outer lips, in mouth widths (`near_mouth`).
+MOUTH_PAINT_REACH = 0.5
+
+
+def near_mouth(paint, landmarks_px, reach: float = MOUTH_PAINT_REACH) -> np.ndarray:
+  """Stage 2's `paint` [S, S, 3] kept around the mouth: all of it on the lips of `landmarks_px`
+  [68, 2] (crop px), half of it `reach` mouth widths out from the outer lips, none from twice that
+  on.
+
+  The network learned its paint on speech, where it paints the lips and an opening mouth, and its
+  paint elsewhere is worth next to nothing on real frames. Under expressions it rarely saw (a
+  smile's raised cheeks and narrowed eyes) it paints blurred blobs there instead: smears over the
+  eyes, a light haze on the shoulders (docs/results.md#stage-2s-paint-kept-to-the-mouth).
+  """
+  lips = np.asarray(landmarks_px, np.float64)[48:60]
+  width = float(np.linalg.norm(lips[6] - lips[0]))  # Corner to corner (points 48, 54).
+  mask = np.zeros(paint.shape[:2], np.float32)
+  # Sub-pixel corners (shift=2: coordinates in quarter pixels).
+  cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lips * 4).astype(np.int32)), 1.0,
+                     lineType=cv2.LINE_AA, shift=2)
+  radius = max(1, int(round(reach * width)))
+  mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                    (2 * radius + 1, 2 * radius + 1)))
+  mask = cv2.GaussianBlur(mask, (0, 0), radius / 3.0)  # 3 sigma: 0.999 on the lips.
+  return paint * mask[..., None]
 
 
 @dataclasses.dataclass(frozen=True)

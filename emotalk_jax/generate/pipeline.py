@@ -337,8 +337,8 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
                   batch: int = RENDER_BATCH) -> Iterator[dict]:
   """Yields stage 2's outputs, one frame at a time, `batch` frames per network call: 'image' [S, S,
   3] uint8 (its frame), and what `full_resolution.compose` needs to redo that frame at any
-  resolution: 'flow' [S, S, 2], 'paint' [S, S, 3] (grey levels; float32) and its target
-  'landmarks' [68, 2] in [-1, 1].
+  resolution: 'flow' [S, S, 2], 'paint' [S, S, 3] (grey levels; float32; around the mouth only,
+  `full_resolution.near_mouth`) and its target 'landmarks' [68, 2] in [-1, 1].
 
   Args:
     models: the networks (`texture_model` renders).
@@ -365,7 +365,10 @@ def render_layers(models: Models, params, crop, neutral, landmark_track, emotion
                               jnp.asarray(emotion_track[idx])))
     out["landmarks"] = np.asarray(track[idx])
     for i in range(min(batch, num_frames - start)):
-      yield {k: v[i] for k, v in out.items()}
+      layers = {k: v[i] for k, v in out.items()}
+      layers["paint"] = full_resolution.near_mouth(
+          layers["paint"], landmarks_lib.denormalize(layers["landmarks"], models.size))
+      yield layers
 
 
 def render_frames(models: Models, params, crop, neutral, landmark_track, emotion_track,
