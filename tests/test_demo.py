@@ -10,6 +10,7 @@ from emotalk_jax import bundled
 from emotalk_jax.cli import main as cli
 from emotalk_jax import emotions
 from emotalk_jax.generate import driving
+from emotalk_jax.generate import full_resolution
 from emotalk_jax.generate import pipeline as generate
 from emotalk_jax.media import audio
 from emotalk_jax.media import face
@@ -51,6 +52,30 @@ def test_shipped_stage1_shows_each_emotion_at_real_strength(models):
   assert emotion_geometry.compare(moved["happy"], moved["sad"])["cosine"] < 0.5
   np.testing.assert_allclose(moved["happy:0.5"], 0.5 * moved["happy"], atol=0.1 / 128)
   np.testing.assert_allclose(moved["sad:0"], 0.0, atol=1e-6)
+
+
+def test_a_smile_is_painted_around_the_mouth_only(models, monkeypatch):
+  """Driven happy, the shipped texture network paints the eyes and the forehead of the demo photo
+  (grey blobs in the video); generation keeps its paint near the mouth: none that shows on the eyes,
+  the brows or the forehead, all of it on the lips."""
+  aligned = face.align_face(video_io.read_image(bundled.DEMO_PHOTO), "demo", size=models.size)
+  neutral = landmarks.normalize(aligned.landmarks, models.size)
+  happy = np.tile(emotions.parse_emotion("happy").vector(), (8, 1))
+  track = generate.predict_landmarks(models, None, happy, neutral,
+                                     speech=np.zeros((8, models.speech_encoder[1].width)))
+  paint = lambda: next(iter(generate.render_layers(models, models.texture_params, aligned.crop,
+                                                    neutral, track, happy)))["paint"]
+  kept = paint()
+  monkeypatch.setattr(full_resolution, "near_mouth", lambda p, _: p)
+  raw = paint()  # All that the network paints.
+  points = landmarks.denormalize(track[0], models.size)
+  y0, y1 = int(points[17:27, 1].min()) - 12, int(points[36:48, 1].max()) + 2
+  upper = np.s_[max(y0, 0):y1, int(points[17, 0]):int(points[26, 0])]  # Forehead, brows, eyes.
+  assert np.abs(raw[upper]).max() > 10.0  # What the network paints there (grey levels).
+  assert np.abs(kept[upper]).max() < 0.5  # Under half a grey level: nothing shows.
+  lips = np.round(points[48:60]).astype(int)
+  np.testing.assert_allclose(kept[lips[:, 1], lips[:, 0]], raw[lips[:, 1], lips[:, 0]],
+                             atol=0.05 * np.abs(raw).max())
 
 
 def test_shipped_stage1_mouth_opens_with_speech_and_closes_in_silence(models):
