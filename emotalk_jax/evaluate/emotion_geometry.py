@@ -155,8 +155,9 @@ def hinged_jaw(displacement) -> np.ndarray:
   whole of it at the chin, in between by height in the template).
 
   The measured outline mostly carries head pitch and yaw (see `EXPRESSION_NODES`): in a basis it
-  widened the rendered face by 2-4 px for contempt and disgust and dropped the outline's ends by 5
-  px. The chin's drop is kept: surprise and a broad smile open the jaw.
+  widened the rendered face for contempt, disgust and sadness
+  (docs/results.md#stage-1-the-emotion-basis). The chin's drop is kept: surprise and a broad smile
+  open the jaw.
   """
   out = np.array(displacement, np.float64)
   jaw = face.template()[:17, 1].astype(np.float64)
