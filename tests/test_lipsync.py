@@ -58,6 +58,17 @@ def test_mouth_opening_is_the_inner_lip_gap():
   assert np.isnan(lipsync.mouth_opening(np.full((1, 68, 2), np.nan)))[0]
 
 
+def test_crossed_lips_are_not_an_open_mouth():
+  """One side's lower inner-lip point moved 6 px above its upper one (what stage 1 learned when
+  the opening was a distance between the points): the mean gap shrinks by a third of that move."""
+  points = face.template(256).astype(np.float64)
+  crossed = points.copy()
+  crossed[65, 1] = points[63, 1] - 6.0
+  before, after = lipsync.mouth_opening(np.stack([points, crossed]))
+  assert after == pytest.approx(before - (points[65, 1] - crossed[65, 1]) / 3.0)
+  assert after < before - 2.0
+
+
 def test_real_speech_correlates_better_than_other_speech():
   video = video_io.read_video(bundled.GRID_CLIP)
   faces = evaluate.analyse_video(video.frames, "bbaf2n")

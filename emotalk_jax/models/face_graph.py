@@ -275,13 +275,12 @@ def schematic_face() -> np.ndarray:
 
 
 def mouth_opening(landmarks, xp=jnp):
-  """[..., 68, 2] landmarks -> [...] the mouth opening: the mean distance of the `INNER_LIP_PAIRS`,
-  in the
-  landmarks' units (NaN where they are NaN). `xp`: jax.numpy (differentiable: the square root gets
-  an
-  epsilon of 1e-12, so a closed mouth has a finite gradient) or numpy (exact)."""
+  """[..., 68, 2] landmarks (y down, an upright face) -> [...] the mouth opening: the mean of the
+  `INNER_LIP_PAIRS`' vertical gaps, lower lip's y minus upper lip's, in the landmarks' units (NaN
+  where they are NaN). Negative where the lips cross: a distance between the points would read
+  crossed lips as an open mouth, and stage 1, trained on it, learned to cross one side pair to
+  open its mouth (docs/results.md#the-mouth-opening-is-a-signed-gap). `xp`: jax.numpy or numpy."""
   landmarks = xp.asarray(landmarks)
-  upper = landmarks[..., [a for a, _ in INNER_LIP_PAIRS], :]
-  lower = landmarks[..., [b for _, b in INNER_LIP_PAIRS], :]
-  squared = xp.sum(xp.square(upper - lower), -1)
-  return xp.mean(xp.sqrt(squared + 1e-12) if xp is jnp else xp.sqrt(squared), -1)
+  upper = landmarks[..., [a for a, _ in INNER_LIP_PAIRS], 1]
+  lower = landmarks[..., [b for _, b in INNER_LIP_PAIRS], 1]
+  return xp.mean(lower - upper, -1)
