@@ -150,6 +150,34 @@ def test_all_masked_is_zero_without_nan():
   assert np.all(grad == 0)
 
 
+def _speaking(gaps):
+  """[B, T] inner-lip gaps (landmark units) -> [B, T, 68, 2]: the schematic face, its lower inner
+  lip that far below the upper."""
+  face = np.broadcast_to(face_graph.schematic_face(), gaps.shape + (68, 2)).copy()
+  for upper, lower in face_graph.INNER_LIP_PAIRS:
+    face[..., lower, 1] = face[..., upper, 1] + gaps
+  return face.astype(np.float32)
+
+
+def test_opening_terms_measure_the_amount_of_motion_of_voiced_clips():
+  true_gaps = 0.1 * (1 + np.sin(np.linspace(0, 4 * np.pi, 16)))[None]  # Two open-close cycles.
+  target = _speaking(true_gaps)
+  half_as_wide = landmark_losses.opening_loss(_speaking(0.5 * true_gaps), target)
+  np.testing.assert_allclose(half_as_wide["opening"], 0.5 * true_gaps.mean(), rtol=1e-4)
+  np.testing.assert_allclose(half_as_wide["opening_std"], 0.5 * true_gaps.std(), rtol=1e-3)
+  np.testing.assert_allclose(half_as_wide["opening_velocity"],
+                             0.5 * np.abs(np.diff(true_gaps)).mean(), rtol=1e-3)
+  # Opening as the true mouth closes: the same amount of motion, all of it at the wrong time.
+  backwards = landmark_losses.opening_loss(_speaking(0.2 - true_gaps), target)
+  np.testing.assert_allclose(backwards["opening_std"], 0.0, atol=1e-6)
+  assert backwards["opening_velocity"] > 2 * half_as_wide["opening_velocity"]
+  # Only voiced examples count.
+  both = landmark_losses.opening_loss(np.concatenate([_speaking(0.5 * true_gaps), target]),
+                                      np.concatenate([target, target]),
+                                      audio_mask=np.array([False, True]))
+  assert all(float(v) < 1e-6 for v in both.values())
+
+
 def test_emotion_loss_one_hot_and_mixture():
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(3, 8)).astype(np.float32)
