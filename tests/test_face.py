@@ -284,6 +284,25 @@ def test_hard_photos_have_a_face(shared_data):
     assert np.all((points > -0.1 * w) & (points < 1.1 * max(h, w))), name
 
 
+def test_closed_lips_are_found_on_the_line_between_them(shared_data):
+  # Glasses, blur and a beard, where the landmark-derived box frames the face too low: its points
+  # fell 10-18 px under the lips (`face.refined_landmarks`).
+  for name in ("makeittalk/harry.jpg", "makeittalk/kalo.jpg", "makeittalk/morgan.jpg"):
+    image = video_io.read_image(shared_data / "faces" / name)
+    points = face.face_landmarks(image, source=name)
+    eyes = np.linalg.norm(points[face.RIGHT_EYE].mean(0) - points[face.LEFT_EYE].mean(0))
+    # The middle of the mouth, halfway between the inner lips, and the same line moved up and down.
+    line = (points[[60, 61, 62, 63, 64]] + points[[60, 67, 66, 65, 64]]) / 2
+    xs = np.linspace(line[1, 0], line[3, 0], 20)
+    ys = np.interp(xs, line[:, 0], line[:, 1])
+    grey = image.astype(np.float32).mean(-1)
+    darkness = [
+        cv2.remap(grey, xs[None].astype(np.float32), (ys + dy)[None].astype(np.float32),
+                  cv2.INTER_LINEAR).mean() for dy in (-0.15 * eyes, 0.0, 0.15 * eyes)
+    ]
+    assert darkness[1] < min(darkness[0], darkness[2]), (name, darkness)
+
+
 def test_full_hd_frame(shared_data):
   frame = video_io.read_video(shared_data / "video" / "mead_eamm" / "M030_sad_3_001.mp4",
                               max_frames=1,

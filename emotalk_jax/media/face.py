@@ -56,6 +56,11 @@ DETECT_SIZE = 320
 PHOTO_DETECT_SIZE = 640
 # A face whose `FaceDetector.score` is below this is rejected (see there for measurements).
 MIN_FACE_SCORE = -0.3
+# The most (mean over the 68 points, x the eyes' distance) the landmark-derived box may move a
+# photo's landmarks from the detector box's (`refined_landmarks`). On the 57 faces of the photos in
+# shared/data/faces it moves them 0.007-0.048. Above that (0.057-0.18, five faces) three had their
+# mouth points moved down off the lips (seen in crops); a grimace and a profile are unclear.
+MAX_REFRAMING_SHIFT = 0.05
 # The shape predictor returns integer pixels. It runs on a region resampled so that the face box is
 # this
 # wide, which gives sub-pixel landmarks for faces smaller than this and a fixed relative precision
@@ -300,10 +305,24 @@ def face_landmarks(image, source="<image>", face_index: int = 0,
         f"({'the largest' if face_index == 0 else 'by decreasing size'}); "
         f"pick another with face_index (0..{len(boxes) - 1}, --face-index on the command line)",
         stacklevel=2)
-  rough = detector.landmarks(image, boxes[face_index])
-  # Final pass in the landmark-derived box, the framing video tracking uses, so photos and videos
-  # agree.
-  return detector.landmarks(image, predictor_box(rough))
+  return refined_landmarks(detector, image, boxes[face_index])
+
+
+def refined_landmarks(detector: FaceDetector, image, box: Box) -> np.ndarray:
+  """[68, 2] landmarks of the face in the detector's `box`, found again in the landmark-derived box
+  (`predictor_box`) that video tracking uses, so that photos and videos are framed alike.
+
+  Where that second pass moves the points by more than `MAX_REFRAMING_SHIFT` its box was framed
+  wrongly, and the detector box's points are returned: the framing comes from the brows, eyes and
+  nose, and glasses, blur or a grimace there can frame the face too large or too low, which the
+  predictor follows (harry.jpg of ../shared/data/faces: the mouth 18 px under the lips, the chin
+  on the collar).
+  """
+  rough = detector.landmarks(image, box)
+  refined = detector.landmarks(image, predictor_box(rough))
+  eyes = np.linalg.norm(rough[RIGHT_EYE].mean(0) - rough[LEFT_EYE].mean(0))
+  shift = np.linalg.norm(refined - rough, axis=-1).mean()
+  return refined if shift <= MAX_REFRAMING_SHIFT * eyes else rough
 
 
 #  -------------------------------------------------------------------------------------------------

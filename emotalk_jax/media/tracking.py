@@ -99,12 +99,6 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
                     interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def _refined(detector, frame, box) -> np.ndarray:
-  """Landmarks from a detector box, re-run in the landmark-derived box that tracking uses (same
-  framing)."""
-  return detector.landmarks(frame, face.predictor_box(detector.landmarks(frame, box)))
-
-
 def track_landmarks(frames,
                     source="<video>",
                     detect_every: int = DETECT_EVERY,
@@ -184,11 +178,11 @@ def track_landmarks(frames,
           # The detector confirms the tracked face. Keep the tracked shape (no jump at detection
           # frames)
           # unless it has drifted from what a fresh start gives.
-          fresh = _refined(detector, frame, boxes[best])
+          fresh = face.refined_landmarks(detector, frame, boxes[best])
           if np.linalg.norm(fresh - result, axis=-1).mean() > _MAX_DRIFT * here.width:
             result = fresh
       if chosen is not None:
-        result = _refined(detector, frame, chosen)
+        result = face.refined_landmarks(detector, frame, chosen)
     if result is not None:
       last_box = face.predictor_box(result)
       # Re-detect on a copy just large enough to find this face without upsampling, where possible.
