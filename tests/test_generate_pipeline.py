@@ -31,6 +31,7 @@ from emotalk_jax.media import landmarks
 from emotalk_jax.media import video_io
 from emotalk_jax.models import landmark_model
 from emotalk_jax.models import texture_model
+from emotalk_jax.models import whisper_weights
 
 SIZE = 32  # texture_test's crop: generation runs in seconds.
 
@@ -115,7 +116,8 @@ def test_landmarks_in_blocks_equal_one_pass(models):
   model = landmark_model.create_model(config)
   params = landmark_model.init_params(model, jax.random.PRNGKey(2), num_frames=config.window)
   whisper_models = generate.Models(model, params, config, models.texture_model,
-                                   models.texture_params, models.texture_config)
+                                   models.texture_params, models.texture_config,
+                                   whisper_weights.load_encoder())
   num_frames = 700  # Three stage-1 chunks.
   wave = np.zeros(num_frames * audio.SAMPLE_RATE // audio.FPS, np.float32)
   features = np.random.default_rng(0).normal(size=(num_frames, 384)).astype(np.float32)

@@ -70,6 +70,7 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   from emotalk_jax.generate import pipeline as generate  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import face_graph  # pylint: disable=g-import-not-at-top
   from emotalk_jax.models import landmark_model  # pylint: disable=g-import-not-at-top
+  from emotalk_jax.models import whisper_weights  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import landmark as train_landmark  # pylint: disable=g-import-not-at-top
   from emotalk_jax.train import loop as train_lib  # pylint: disable=g-import-not-at-top
   config = importlib.import_module(f"configs.{config_name}").get_config()
@@ -115,7 +116,8 @@ def landmark_benchmark(train_steps: int = 20, clip_seconds: float = 60.0, infer_
   inputs = {"mel": mel, "speech": features[None], "emotion": emo, "neutral_landmarks": neutral}
   apply = jax.jit(lambda p, x: landmark_model.apply(model, p, x)["landmarks"])
   one_call = frames * _steps_per_second(lambda: apply(params, inputs), tuple, infer_repeats)
-  models = generate.Models(model, jax.device_get(params), config, None, None, None)
+  models = generate.Models(model, jax.device_get(params), config, None, None, None,
+                           None if model.speech_input == "mel" else whisper_weights.load_encoder())
   log_mel = rng.normal(-4, 3, (int(clip_seconds * 100), landmark_model.N_MELS)).astype(np.float32)
   track = np.repeat(emotion[:1], frames, axis=0)
   streamed = frames * _steps_per_second(

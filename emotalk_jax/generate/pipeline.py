@@ -60,6 +60,7 @@ from emotalk_jax.media import face
 from emotalk_jax.media import face_process
 from emotalk_jax.media import landmarks as landmarks_lib
 from emotalk_jax.media import video_io
+from emotalk_jax.models import face_graph
 from emotalk_jax.models import landmark_model
 from emotalk_jax.models import whisper
 from emotalk_jax.models import whisper_weights
@@ -112,6 +113,12 @@ class Models:
   def size(self) -> int:
     """S: the side of the crops the texture network renders."""
     return int(self.texture_config.image_size)
+
+  @functools.cached_property
+  def silent_speech(self) -> Optional[np.ndarray]:
+    """[750, D] the speech encoder's features of one window of silence (30 s), when stage 1 reads
+    them (`_still_offset`); else None."""
+    return speech_features(self, np.zeros(whisper.WINDOW_FRAMES * whisper.HOP_LENGTH, np.float32))
 
 
 def load_models(checkpoint_dir=None) -> Models:
@@ -300,6 +307,7 @@ def _landmark_chunks(models: Models, mel_at, speech_at, tracks, neutral, chunk: 
   if model.speech_input != "mel" and speech_at is None:
     raise ValueError(f"stage 1 reads {model.speech_input!r} speech features: pass `speech`")
   length = chunk + 2 * margin
+  offset = None
   for start in range(0, num_frames, chunk):
     # Frames first .. first + length - 1; those outside the clip are silence.
     first = start - margin
@@ -308,10 +316,47 @@ def _landmark_chunks(models: Models, mel_at, speech_at, tracks, neutral, chunk: 
                             mel=mel_at(first, length) if model.speech_input != "whisper" else None,
                             speech=speech_at(idx) if model.speech_input != "mel" else None)
     fn = _stage1(models, inputs)  # Every chunk has the same shapes: one compilation.
+    if offset is None:
+      offset = _still_offset(models, neutral)
     keep = min(chunk, num_frames - start)
     with _side_turn(priority=1):
       pred = np.asarray(fn(models.landmark_params, inputs)[:, margin:margin + keep])
-    yield start, pred
+    yield start, pred - offset
+
+
+def _still_offset(models: Models, neutral) -> np.ndarray:
+  """[68, 2] how far stage 1 moves the photo's jaw, brows, nose and eyes in silence with no
+  emotion (zero on the mouth): stage 1's predictions are given less this, so that speech and
+  emotion move the photo's own face.
+
+  Trained on about 25 people, stage 1 also moves a new face towards theirs: in silence it moved the
+  eyes of 17 photos by 0.7-4 px and the jaw by 1.7-11 px (256 crop; medians over the frames), which
+  makes another person of some (a narrower face, the eyes higher). On the held-out clips, taking it
+  off changes M-LMD and F-LMD by under 0.01 px. The mouth keeps it: the lips at rest in speech sit
+  otherwise than in a neutral photo, and taking the mouth's off raised M-LMD by 0.5 px
+  (docs/results.md#the-photos-own-face).
+
+  Args:
+    models: the networks; with the speech encoder when stage 1 reads Whisper features.
+    neutral: [68, 2] the photo's landmarks in [-1, 1].
+  """
+  model = models.landmark_model
+  length = LANDMARK_CHUNK + 2 * LANDMARK_MARGIN  # The shapes generation compiles stage 1 for.
+  if model.speech_input != "mel" and models.speech_encoder is None:
+    raise ValueError("stage 1 reads Whisper features: its silence needs the speech encoder "
+                     "(Models.speech_encoder)")
+  still = emotions.parse_emotion("neutral").vector()[None, None]
+  silence = _stage1_inputs(
+      model, np.broadcast_to(still, (1, length, still.shape[-1])), neutral,
+      mel=(np.full((length, audio.MEL_WINDOW, audio.N_MELS), audio.LOG_MEL_FLOOR, np.float32)
+           if model.speech_input != "whisper" else None),
+      speech=models.silent_speech[:length] if model.speech_input != "mel" else None)
+  fn = _stage1(models, silence)
+  with _side_turn(priority=1):
+    landmarks = np.asarray(fn(models.landmark_params, silence)[0])
+  offset = (landmarks - np.asarray(neutral, np.float32)).mean(0)
+  offset[face_graph.MOUTH] = 0.0
+  return offset
 
 
 # Stage 2 ------------------------------------------------------------------------------------------
