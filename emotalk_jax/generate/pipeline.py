@@ -238,7 +238,8 @@ def predict_landmarks(models: Models, mel, emotion_track, neutral, chunk: int = 
 
   Returns:
     [T, 68, 2] float32 landmarks in [-1, 1] ([B, T, 68, 2] for [B, T, 9] tracks); equal (to float
-    rounding) to one call on the whole clip with `margin` frames of silence on each side.
+    rounding) to one call on the whole clip with `margin` frames of silence on each side, less
+    stage 1's move of the face in silence (`_still_offset`).
   """
   return _predict_chunks(models, _mel_at(mel), speech, emotion_track, neutral, chunk, margin)
 
@@ -329,12 +330,10 @@ def _still_offset(models: Models, neutral) -> np.ndarray:
   emotion (zero on the mouth): stage 1's predictions are given less this, so that speech and
   emotion move the photo's own face.
 
-  Trained on about 25 people, stage 1 also moves a new face towards theirs: in silence it moved the
-  eyes of 17 photos by 0.7-4 px and the jaw by 1.7-11 px (256 crop; medians over the frames), which
-  makes another person of some (a narrower face, the eyes higher). On the held-out clips, taking it
-  off changes M-LMD and F-LMD by under 0.01 px. The mouth keeps it: the lips at rest in speech sit
-  otherwise than in a neutral photo, and taking the mouth's off raised M-LMD by 0.5 px
-  (docs/results.md#the-photos-own-face).
+  Trained on about 25 people, stage 1 also moves a new face towards theirs, enough to make
+  another person of some photos (a narrower face, the eyes higher). The mouth keeps its part: the
+  lips at rest in speech sit otherwise than in a neutral photo, and the lip-sync figures lose with
+  it taken off (docs/results.md#the-photos-own-face).
 
   Args:
     models: the networks; with the speech encoder when stage 1 reads Whisper features.
