@@ -5,13 +5,14 @@ checkpoints are checked against (tracing a model's init for them costs 0.3-1.3 s
 CPU).
 
 The folder is `$EMOTALK_CACHE_DIR` if set (empty: no cache), else `$XDG_CACHE_HOME/emotalk_jax`
-(`~/.cache/emotalk_jax`), with `xla/`, `traced/` and `param_shapes/` in it. A folder that cannot be
+(`~/.cache/emotalk_jax`), with `xla/`, `traced/`, `param_shapes/` and `arrays/` in it. A folder that cannot be
 made or written is skipped: the work is then done as before. A compilation cache the user (or a test
 session) already configured is left alone.
 """
 
 import functools
 import hashlib
+import io
 import json
 import os
 import pathlib
@@ -137,6 +138,30 @@ def param_shapes(name: str, config_json: str, compute: Callable[[], Any], direct
   shapes = compute()
   _write(entry, json.dumps(_to_json(shapes)).encode())
   return shapes
+
+
+def array(name: str, key: str, compute: Callable[[], np.ndarray], directory=None) -> np.ndarray:
+  """`compute()`, a numeric array, read from the cache when an earlier run stored it for the same
+  `name`, `key`, package code and JAX and Flax versions.
+
+  Args:
+    name: what the array is.
+    key: what it depends on besides the code (e.g. a digest of the params that compute it).
+    compute: what to run on a miss.
+    directory: the cache folder (default `default_dir()/arrays`).
+  """
+  entry = _entry("arrays", directory, _key(name, key) + ".npy")
+  stored = _read(entry)
+  if stored is not None:
+    try:
+      return np.load(io.BytesIO(stored), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+      pass  # A damaged entry: computed and written again.
+  value = np.asarray(compute())
+  data = io.BytesIO()
+  np.save(data, value, allow_pickle=False)
+  _write(entry, data.getvalue())
+  return value
 
 
 def compiled(name: str, fn: Callable, *args, cpu_options: Optional[dict] = None,

@@ -98,6 +98,24 @@ def test_a_damaged_entry_is_computed_again(tmp_path):
   assert json.loads(entry.read_text())["dense"]["bias"]["shape"] == [4]
 
 
+def test_arrays_are_computed_once_then_read_and_a_damaged_one_again(tmp_path):
+  calls = []
+  values = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+  compute = lambda: calls.append(1) or values
+  np.testing.assert_array_equal(cache.array("features", "params-a", compute, tmp_path), values)
+  again = cache.array("features", "params-a", compute, tmp_path)
+  assert len(calls) == 1 and again.dtype == np.float32
+  np.testing.assert_array_equal(again, values)
+  cache.array("features", "params-b", compute, tmp_path)  # Other params: another key.
+  assert len(calls) == 2
+  for entry in tmp_path.glob("*.npy"):
+    entry.write_bytes(entry.read_bytes()[:40])
+  np.testing.assert_array_equal(cache.array("features", "params-a", compute, tmp_path), values)
+  assert len(calls) == 3
+  np.testing.assert_array_equal(cache.array("features", "params-a", compute, tmp_path), values)
+  assert len(calls) == 3  # Written again whole.
+
+
 @pytest.fixture
 def fresh_code_digest():
   """The package code's hash recomputed for one test (and again after it)."""
