@@ -4,10 +4,12 @@ s of Python per run, which the compilation cache does not save) and the param sh
 checkpoints are checked against (tracing a model's init for them costs 0.3-1.3 s per model on a
 CPU).
 
+Also arrays a run would otherwise compute (`array`: the speech encoder's features of silence).
+
 The folder is `$EMOTALK_CACHE_DIR` if set (empty: no cache), else `$XDG_CACHE_HOME/emotalk_jax`
-(`~/.cache/emotalk_jax`), with `xla/`, `traced/`, `param_shapes/` and `arrays/` in it. A folder that cannot be
-made or written is skipped: the work is then done as before. A compilation cache the user (or a test
-session) already configured is left alone.
+(`~/.cache/emotalk_jax`), with `xla/`, `traced/`, `param_shapes/` and `arrays/` in it. A folder
+that cannot be made or written is skipped: the work is then done as before. A compilation cache the
+user (or a test session) already configured is left alone.
 """
 
 import functools

@@ -286,7 +286,7 @@ def test_hard_photos_have_a_face(shared_data):
 
 def test_closed_lips_are_found_on_the_line_between_them(shared_data):
   # Glasses, blur and a beard, where the landmark-derived box frames the face too low: its points
-  # fell 10-18 px under the lips (`face.refined_landmarks`).
+  # fell 5-18 px under the lips (`face.refined_landmarks`).
   for name in ("makeittalk/harry.jpg", "makeittalk/kalo.jpg", "makeittalk/morgan.jpg"):
     image = video_io.read_image(shared_data / "faces" / name)
     points = face.face_landmarks(image, source=name)

@@ -119,7 +119,7 @@ class Models:
   def silent_speech(self) -> Optional[np.ndarray]:
     """[750, D] the speech encoder's features of one window of silence (30 s), when stage 1 reads
     them (`_still_offset`); else None. Kept in the cache folder under a digest of the encoder's
-    params (17 ms to take, against 0.2-0.3 s to encode the window)."""
+    params, which is far cheaper to take than the window is to encode."""
     if self.speech_encoder is None:
       return None
     digest = hashlib.sha256()
