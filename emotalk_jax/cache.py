@@ -130,16 +130,9 @@ def param_shapes(name: str, config_json: str, compute: Callable[[], Any], direct
     compute: what to run on a miss.
     directory: the cache folder (default `default_dir()/param_shapes`).
   """
-  entry = _entry("param_shapes", directory, _key(name, config_json) + ".json")
-  stored = _read(entry)
-  if stored is not None:
-    try:
-      return _from_json(json.loads(stored))
-    except (ValueError, KeyError, TypeError):
-      pass  # A damaged entry: computed and written again.
-  shapes = compute()
-  _write(entry, json.dumps(_to_json(shapes)).encode())
-  return shapes
+  return _stored_or_computed(_entry("param_shapes", directory, _key(name, config_json) + ".json"),
+                             compute, lambda shapes: json.dumps(_to_json(shapes)).encode(),
+                             lambda data: _from_json(json.loads(data)))
 
 
 def array(name: str, key: str, compute: Callable[[], np.ndarray], directory=None) -> np.ndarray:
@@ -152,17 +145,28 @@ def array(name: str, key: str, compute: Callable[[], np.ndarray], directory=None
     compute: what to run on a miss.
     directory: the cache folder (default `default_dir()/arrays`).
   """
-  entry = _entry("arrays", directory, _key(name, key) + ".npy")
+
+  def encode(value) -> bytes:
+    data = io.BytesIO()
+    np.save(data, value, allow_pickle=False)
+    return data.getvalue()
+
+  return _stored_or_computed(_entry("arrays", directory, _key(name, key) + ".npy"),
+                             lambda: np.asarray(compute()), encode,
+                             lambda data: np.load(io.BytesIO(data), allow_pickle=False))
+
+
+def _stored_or_computed(entry: Optional[pathlib.Path], compute: Callable[[], Any],
+                        encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]) -> Any:
+  """`decode` of `entry`'s bytes; else (no entry, or a damaged one) `compute()`, written to it."""
   stored = _read(entry)
   if stored is not None:
     try:
-      return np.load(io.BytesIO(stored), allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+      return decode(stored)
+    except (ValueError, KeyError, TypeError, OSError, EOFError):
       pass  # A damaged entry: computed and written again.
-  value = np.asarray(compute())
-  data = io.BytesIO()
-  np.save(data, value, allow_pickle=False)
-  _write(entry, data.getvalue())
+  value = compute()
+  _write(entry, encode(value))
   return value
 
 
