@@ -336,13 +336,15 @@ def _landmark_chunks(models: Models, mel_at, speech_at, tracks, neutral, chunk: 
 
 def _still_offset(models: Models, neutral) -> np.ndarray:
   """[68, 2] how far stage 1 moves the photo's jaw, brows, nose and eyes in silence with no
-  emotion (zero on the mouth): stage 1's predictions are given less this, so that speech and
-  emotion move the photo's own face.
+  emotion, beyond the training set's mean motion (its `mean_displacement` param); zero on the
+  mouth. Stage 1's predictions are given less this, so that speech and emotion move the photo's own
+  face.
 
   Trained on about 25 people, stage 1 also moves a new face towards theirs, enough to make
-  another person of some photos (a narrower face, the eyes higher). The mouth keeps its part: the
-  lips at rest in speech sit otherwise than in a neutral photo, and the lip-sync figures lose with
-  it taken off (docs/results.md#the-photos-own-face).
+  another person of some photos (a narrower face, the eyes higher). The mean motion (at most about
+  a pixel) is what faces do while speaking, not that pull, and it stays. So does the mouth's part:
+  the lips at rest in speech sit otherwise than in a neutral photo, and the lip-sync figures lose
+  with it taken off (docs/results.md#the-photos-own-face).
 
   Args:
     models: the networks; with the speech encoder when stage 1 reads Whisper features.
@@ -362,7 +364,8 @@ def _still_offset(models: Models, neutral) -> np.ndarray:
   fn = _stage1(models, silence)
   with _side_turn(priority=1):
     landmarks = np.asarray(fn(models.landmark_params, silence)[0])
-  offset = (landmarks - np.asarray(neutral, np.float32)).mean(0)
+  offset = (landmarks - np.asarray(neutral, np.float32)).mean(0) - np.asarray(
+      models.landmark_params["mean_displacement"], np.float32)
   offset[face_graph.MOUTH] = 0.0
   return offset
 
