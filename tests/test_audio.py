@@ -169,3 +169,21 @@ def test_errors(tmp_path):
   assert str(info.value).startswith(str(tmp_path / "junk.mp3") + ": ")
   with pytest.raises(InputError, match="no such file"):
     audio.audio_features(tmp_path / "missing.wav")
+
+
+def test_a_wav_cut_short_is_an_error_naming_what_it_holds(tmp_path):
+  """libsndfile reads a truncated WAV's remaining samples without a word (a 4 s sentence cut to
+  its first 0.15 s became a 0.15 s video); its header says how much there should be."""
+  whole = bundled.ARCTIC_SPEECH.read_bytes()
+  cut = tmp_path / "cut.wav"
+  cut.write_bytes(whole[:5000])
+  with pytest.raises(InputError, match=r"is truncated: it holds 0\.15 s of the 4\.00 s") as info:
+    audio.load_audio(cut)
+  assert str(info.value).startswith(str(cut) + ": ")
+  with pytest.raises(InputError, match="is truncated"):
+    audio.spool_audio(cut)
+  # A length left unknown by a recorder (0xFFFFFFFF) is read as far as the file goes.
+  data = whole.index(b"data") + 4
+  unknown = tmp_path / "unknown_length.wav"
+  unknown.write_bytes(whole[:data] + b"\xff\xff\xff\xff" + whole[data + 4:])
+  assert audio.load_audio(unknown).shape == audio.load_audio(bundled.ARCTIC_SPEECH).shape

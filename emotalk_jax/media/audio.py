@@ -26,6 +26,7 @@ and window 74 covers mel frames 288 .. 303 (rows 13..15 are padding).
 import math
 import os
 import pathlib
+import struct
 import tempfile
 import threading
 from typing import Iterator
@@ -83,12 +84,50 @@ def check_file(path) -> pathlib.Path:
 _BLOCK = 65536
 
 
+def _check_wav_length(path, p: pathlib.Path) -> None:
+  """Raises InputError when a RIFF WAV file holds less audio than its header declares (a copy or
+  recording cut short): libsndfile then reads what is there without a word.
+
+  A declared length of 0 or 0xFFFFFFFF (what recorders write while the length is unknown) is
+  not checked.
+  """
+  with open(p, "rb") as f:
+    if f.read(4) != b"RIFF" or not f.read(4) or f.read(4) != b"WAVE":
+      return
+    bytes_per_second = None
+    while True:
+      header = f.read(8)
+      if len(header) < 8:
+        return
+      name, size = header[:4], struct.unpack("<I", header[4:])[0]
+      if name == b"fmt " and size >= 12:
+        bytes_per_second = struct.unpack("<I", f.read(12)[8:12])[0]
+        size -= 12
+      elif name == b"data":
+        break
+      f.seek(size + size % 2, os.SEEK_CUR)  # Chunks are padded to an even size.
+    present = os.fstat(f.fileno()).st_size - f.tell()
+  if size in (0, 0xFFFFFFFF) or present >= size:
+    return
+  if bytes_per_second:
+    held = f"{present / bytes_per_second:.2f} s of the {size / bytes_per_second:.2f} s"
+  else:
+    held = f"{present} of the {size} bytes"
+  raise InputError(path, f"is truncated: it holds {held} of audio its header declares")
+
+
 def _soundfile_chunks(path, p: pathlib.Path):
   """(rate, [n] float32 mono block) pairs, or None when libsndfile does not know the format."""
   try:
     file = soundfile.SoundFile(str(p))
   except _SOUNDFILE_ERRORS:
     return None
+  if file.format in ("WAV", "WAVEX"):
+    try:
+      _check_wav_length(path, p)
+    except InputError:
+      file.close()
+      raise
 
   def blocks():
     with file:
