@@ -127,8 +127,14 @@ def group_magnitudes(vector) -> dict:
 
 
 def estimate_basis(measured: Sequence[Displacement], symmetric: bool = True) -> np.ndarray:
-  """The per-class displacement at intensity 1: for each class the mean over speakers of
-  displacement / intensity, its jaw outline reduced to the chin's drop (`hinged_jaw`).
+  """The per-class displacement at intensity 1: for each class the direction of the mean over
+  speakers of displacement / intensity, as long as the speakers measured at the class's strongest
+  intensity move their faces (over `EXPRESSION_NODES`), its jaw outline reduced to the chin's drop
+  (`hinged_jaw`).
+
+  Intensity 1 is the data's strongest level (MEAD's level 3). Clips of an unspecified level count
+  as 2/3 (`emotions.UNSPECIFIED_INTENSITY`), a guess, so they give direction, not size: divided by
+  it, CREMA-D's weak angry halved the basis's (docs/results.md#stage-1-the-emotion-basis).
 
   Args:
     measured: `displacements` of the training speakers.
@@ -139,14 +145,26 @@ def estimate_basis(measured: Sequence[Displacement], symmetric: bool = True) -> 
     [8, 68, 2] float32 in `emotions.EMOTIONS` order; neutral, and classes no speaker shows, are 0.
   """
   basis = np.zeros((emotions.NUM_EMOTIONS, 68, 2), np.float64)
+  size = np.zeros(emotions.NUM_EMOTIONS)
   for index, name in enumerate(emotions.EMOTIONS):
-    rows = [d.vector / d.intensity for d in measured if d.emotion == name and d.intensity > 0]
+    rows = [d for d in measured if d.emotion == name and d.intensity > 0]
     if rows and index != NEUTRAL:
-      basis[index] = np.mean(rows, axis=0)
+      basis[index] = np.mean([d.vector / d.intensity for d in rows], axis=0)
+      strongest = max(d.intensity for d in rows)
+      size[index] = np.mean([expression_length(d.vector / d.intensity) for d in rows
+                             if d.intensity == strongest])
   if symmetric:
     # Mirroring a displacement: renumber the points and negate x (the crop is centred on x = 0).
     basis = 0.5 * (basis + landmarks_lib.mirror(basis))
-  return hinged_jaw(basis).astype(np.float32)
+  basis = hinged_jaw(basis)
+  for index in np.flatnonzero(size):
+    basis[index] *= size[index] / max(expression_length(basis[index]), 1e-12)
+  return basis.astype(np.float32)
+
+
+def expression_length(displacement) -> float:
+  """The length of a [68, 2] displacement over `EXPRESSION_NODES`, as `compare` measures it."""
+  return float(np.linalg.norm(np.asarray(displacement, np.float64)[EXPRESSION_NODES]))
 
 
 def hinged_jaw(displacement) -> np.ndarray:
