@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
   report = {"length_px": {name: {"before": px(old[i]), "after": px(new[i])}
                           for i, name in enumerate(emotions.EMOTIONS)
                           if old[i].any() or new[i].any()}}
-  if "mean_displacement" in params:
+  if config.get("init_mean_displacement", False):  # Else the param is not the measured one.
     mean = train_landmark.mean_displacement(config, builder, basis=new)
     report["mean_motion_change_px"] = round(float(
         np.abs(mean - np.asarray(params["mean_displacement"])).max() * emotion_geometry.PX_256), 3)
